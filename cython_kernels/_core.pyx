@@ -1,0 +1,339 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Thin Cython layer over the C core (hdnnp_core.c).
+
+It converts numpy arrays, owns the C objects and releases the GIL around
+every computation.  No physics lives here.
+"""
+
+import numpy as np
+cimport numpy as cnp
+from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc
+
+cnp.import_array()
+
+cdef extern from "hdnnp_core.h":
+    ctypedef struct hdnnp_element:
+        int nsf
+        int nweights
+        int nlayers
+    ctypedef struct hdnnp_model:
+        int nelements
+        double rc_max
+        int maxsf
+        int ncut
+        hdnnp_element el[16]
+        char err[512]
+    ctypedef struct hdnnp_nlist:
+        int natoms
+        int nelements
+        int *start
+        int *estart
+        int *idx
+        double *d
+        double *r
+        size_t n
+    ctypedef struct hdnnp_ew:
+        int atom
+        int sf
+        double value, gmin, gmax
+
+    hdnnp_model *hdnnp_model_new(int, int, double, int) nogil
+    void hdnnp_model_free(hdnnp_model *) nogil
+    int hdnnp_model_set_sf(hdnnp_model *, int, int, const int *, const int *, const int *,
+                           const double *, const double *, const double *, const double *,
+                           const double *) nogil
+    int hdnnp_model_set_scaling(hdnnp_model *, int, int, double, double, const double *) nogil
+    int hdnnp_model_set_network(hdnnp_model *, int, int, const int *, const int *,
+                                const double *, double, double) nogil
+    int hdnnp_model_set_weights(hdnnp_model *, int, const double *) nogil
+    void hdnnp_nlist_init(hdnnp_nlist *) nogil
+    void hdnnp_nlist_free(hdnnp_nlist *) nogil
+    int hdnnp_nlist_build(hdnnp_nlist *, int, const double *, const double *, int,
+                          const int *, int, double, double, char *) nogil
+    int hdnnp_nlist_from_pairs(hdnnp_nlist *, int, const int *, const int *, const double *,
+                               const int *, int, double, double, char *) nogil
+    int hdnnp_symmetry_functions(const hdnnp_model *, const hdnnp_nlist *, const int *,
+                                 double *, int, double *, int64_t *) nogil
+    int64_t hdnnp_dgdr_size(const hdnnp_model *, const hdnnp_nlist *, const int *) nogil
+    int64_t hdnnp_scale(const hdnnp_model *, int, const int *, double *, int, hdnnp_ew *,
+                        int64_t) nogil
+    double hdnnp_network(const hdnnp_model *, int, const double *, double *, double *) nogil
+    int hdnnp_energy_forces_full(const hdnnp_model *, const hdnnp_nlist *, const int *,
+                                 double *, double *, double *, hdnnp_ew *, int64_t, int64_t *,
+                                 double *, double *, double *, double *, int) nogil
+
+#: numpy dtype of one extrapolation warning record
+EW_DTYPE = np.dtype([("atom", np.int32), ("sf", np.int32), ("value", np.float64),
+                     ("min", np.float64), ("max", np.float64)], align=True)
+
+
+class CoreError(RuntimeError):
+    """An error reported by the C core (message from the core)."""
+
+
+cdef _i32(a):
+    return np.ascontiguousarray(a, dtype=np.int32)
+
+
+cdef _f64(a):
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+cdef class Model:
+    """A potential in the C core: SF groups, scaling and networks per element.
+
+    Parameters
+    ----------
+    n_elements : int
+    cutoff_type : int
+        n2p2 cutoff type 0..8.
+    cutoff_alpha : float
+        Inner cutoff as a fraction of r_c (0 <= alpha < 1).
+    normalize_nodes : bool
+    """
+    cdef hdnnp_model *m
+
+    def __cinit__(self, int n_elements, int cutoff_type, double cutoff_alpha=0.0,
+                  bint normalize_nodes=False):
+        self.m = hdnnp_model_new(n_elements, cutoff_type, cutoff_alpha, normalize_nodes)
+        if self.m == NULL:
+            raise CoreError(f"cannot create a model with {n_elements} elements (1..16 supported)")
+
+    def __dealloc__(self):
+        if self.m != NULL:
+            hdnnp_model_free(self.m)
+            self.m = NULL
+
+    cdef _check(self, int rc):
+        if rc != 0:
+            raise CoreError(self.m.err.decode("utf-8", "replace"))
+
+    def set_symmetry_functions(self, int element, sftype, e1, e2, eta, rs, rc, lam, zeta):
+        """Define the SFs of one element (arrays in n2p2's sorted order)."""
+        cdef int[::1] t = _i32(sftype), a = _i32(e1), b = _i32(e2)
+        cdef double[::1] et = _f64(eta), r_s = _f64(rs), r_c = _f64(rc)
+        cdef double[::1] la = _f64(lam), ze = _f64(zeta)
+        cdef int n = t.shape[0]
+        if n == 0:
+            raise CoreError(f"element {element} has no symmetry functions")
+        self._check(hdnnp_model_set_sf(self.m, element, n, &t[0], &a[0], &b[0], &et[0],
+                                       &r_s[0], &r_c[0], &la[0], &ze[0]))
+
+    def set_scaling(self, int element, int scaling_type, double smin, double smax, stats=None):
+        """Scaling (0 none, 1 scale, 2 center, 3 scalecenter, 4 scalesigma); stats (nsf, 4)."""
+        cdef double[:, ::1] st
+        if stats is None:
+            self._check(hdnnp_model_set_scaling(self.m, element, scaling_type, smin, smax, NULL))
+        else:
+            st = _f64(stats).reshape(-1, 4)
+            if st.shape[0] != self.m.el[element].nsf:
+                raise CoreError("scaling statistics do not match the number of SFs")
+            self._check(hdnnp_model_set_scaling(self.m, element, scaling_type, smin, smax,
+                                                &st[0, 0]))
+
+    def set_network(self, int element, sizes, activations, weights=None,
+                    double energy_scale=1.0, double energy_shift=0.0):
+        """Network of one element; activations per layer (index 0 ignored)."""
+        cdef int[::1] sz = _i32(sizes), ac = _i32(activations)
+        cdef double[::1] w
+        if weights is None:
+            self._check(hdnnp_model_set_network(self.m, element, sz.shape[0], &sz[0], &ac[0],
+                                                NULL, energy_scale, energy_shift))
+        else:
+            w = _f64(weights)
+            self._check(hdnnp_model_set_network(self.m, element, sz.shape[0], &sz[0], &ac[0],
+                                                NULL, energy_scale, energy_shift))
+            if w.shape[0] != self.m.el[element].nweights:
+                raise CoreError(f"expected {self.m.el[element].nweights} weights, got {w.shape[0]}")
+            self._check(hdnnp_model_set_weights(self.m, element, &w[0]))
+
+    def set_weights(self, int element, weights):
+        cdef double[::1] w = _f64(weights)
+        if w.shape[0] != self.m.el[element].nweights:
+            raise CoreError(f"expected {self.m.el[element].nweights} weights, got {w.shape[0]}")
+        self._check(hdnnp_model_set_weights(self.m, element, &w[0]))
+
+    @property
+    def rc_max(self):
+        return self.m.rc_max
+
+    @property
+    def n_elements(self):
+        return self.m.nelements
+
+    @property
+    def max_sf(self):
+        return self.m.maxsf
+
+    def n_sf(self, int element):
+        return self.m.el[element].nsf
+
+    def n_weights(self, int element):
+        return self.m.el[element].nweights
+
+    def network(self, int element, gs):
+        """Raw network output and dOut/dGs for one scaled SF vector."""
+        cdef double[::1] g = _f64(gs)
+        cdef int nsf = self.m.el[element].nsf
+        if g.shape[0] != nsf:
+            raise CoreError(f"expected {nsf} inputs")
+        cdef double[::1] d = np.zeros(nsf)
+        cdef double[::1] work = np.zeros(4096 + 4 * 1024)
+        cdef double out
+        with nogil:
+            out = hdnnp_network(self.m, element, &g[0], &d[0], &work[0])
+        return out, np.asarray(d)
+
+
+cdef class NeighborList:
+    """Neighbour list (all periodic images within r_c, sorted by element)."""
+    cdef hdnnp_nlist nl
+
+    def __cinit__(self):
+        hdnnp_nlist_init(&self.nl)
+
+    def __dealloc__(self):
+        hdnnp_nlist_free(&self.nl)
+
+    def build(self, positions, cell, bint periodic, elements, int n_elements, double cutoff,
+              double rmin=0.0):
+        """Cell-list build.  positions (n, 3), cell rows = lattice vectors."""
+        cdef double[:, ::1] x = _f64(positions).reshape(-1, 3)
+        cdef double[:, ::1] h = _f64(cell).reshape(3, 3)
+        cdef int[::1] el = _i32(elements)
+        cdef int n = x.shape[0], rc
+        cdef char err[512]
+        err[0] = 0
+        if el.shape[0] != n:
+            raise CoreError("one element index per atom is needed")
+        if n == 0:
+            rc = hdnnp_nlist_build(&self.nl, 0, NULL, &h[0, 0], periodic, NULL, n_elements,
+                                   cutoff, rmin, err)
+        else:
+            with nogil:
+                rc = hdnnp_nlist_build(&self.nl, n, &x[0, 0], &h[0, 0], periodic, &el[0],
+                                       n_elements, cutoff, rmin, err)
+        if rc != 0:
+            raise CoreError(err.decode("utf-8", "replace"))
+        return self
+
+    def from_pairs(self, int natoms, cstart, cidx, xall, eall, int n_elements, double cutoff,
+                   double rmin=0.0):
+        """Build from candidate pairs (central atoms 0..natoms-1 of xall)."""
+        cdef int[::1] cs = _i32(cstart), ci = _i32(cidx), ea = _i32(eall)
+        cdef double[:, ::1] x = _f64(xall).reshape(-1, 3)
+        cdef int rc
+        cdef char err[512]
+        if ci.shape[0] == 0:
+            ci = np.zeros(1, dtype=np.int32)
+        with nogil:
+            rc = hdnnp_nlist_from_pairs(&self.nl, natoms, &cs[0], &ci[0], &x[0, 0], &ea[0],
+                                        n_elements, cutoff, rmin, err)
+        if rc != 0:
+            raise CoreError(err.decode("utf-8", "replace"))
+        return self
+
+    @property
+    def n_atoms(self):
+        return self.nl.natoms
+
+    @property
+    def n_pairs(self):
+        return self.nl.n
+
+    def arrays(self):
+        """Copies of (start, index, d, r) for inspection."""
+        n = self.nl.n
+        start = np.array(<int[:self.nl.natoms + 1]> self.nl.start) if self.nl.natoms else np.zeros(1, np.int32)
+        if n == 0:
+            return start, np.zeros(0, np.int32), np.zeros((0, 3)), np.zeros(0)
+        idx = np.array(<int[:n]> self.nl.idx)
+        d = np.array(<double[:n, :3]> self.nl.d)
+        r = np.array(<double[:n]> self.nl.r)
+        return start, idx, d, r
+
+    def counts(self):
+        """Number of neighbours per atom."""
+        start = self.arrays()[0]
+        return np.diff(start)
+
+
+def symmetry_functions(Model model, NeighborList nl, elements, bint derivatives=False):
+    """Raw SF values (n_atoms, max_sf) and optionally derivatives.
+
+    Returns ``G`` or ``(G, dgdr, offsets)``; for atom i, ``dgdr[offsets[i]:offsets[i+1]]``
+    reshaped to (n_neighbours_i + 1, n_sf_i, 3) holds dG/dr of the atom itself
+    (slot 0) and of each neighbour in list order.
+    """
+    cdef int[::1] el = _i32(elements)
+    cdef int n = nl.nl.natoms, ldg = max(model.m.maxsf, 1), rc
+    cdef double[:, ::1] G = np.zeros((max(n, 1), ldg))
+    cdef double[::1] dg
+    cdef int64_t[::1] off
+    cdef int64_t size
+    if n == 0:
+        return np.zeros((0, ldg))
+    if not derivatives:
+        with nogil:
+            rc = hdnnp_symmetry_functions(model.m, &nl.nl, &el[0], &G[0, 0], ldg, NULL, NULL)
+        if rc != 0:
+            raise MemoryError("out of memory in the SF kernel")
+        return np.asarray(G)
+    size = hdnnp_dgdr_size(model.m, &nl.nl, &el[0])
+    dg = np.empty(max(size, 1))
+    off = np.zeros(n + 1, dtype=np.int64)
+    with nogil:
+        rc = hdnnp_symmetry_functions(model.m, &nl.nl, &el[0], &G[0, 0], ldg, &dg[0], &off[0])
+    if rc != 0:
+        raise MemoryError("out of memory in the SF kernel")
+    return np.asarray(G), np.asarray(dg)[:size], np.asarray(off)
+
+
+def energy_forces(Model model, NeighborList nl, elements, int n_all=-1, bint forces=True,
+                  bint full=False, int ew_capacity=10000):
+    """Atomic energies, forces on all atoms, dE/d(strain) and extrapolation warnings.
+
+    Returns a dict with ``energies`` (n_atoms), ``forces`` (n_all, 3),
+    ``dEde`` (3, 3), ``n_warnings`` and ``warnings`` (structured array, at most
+    ``ew_capacity`` records); with ``full`` also ``G``, ``Gs``, ``dEdGs`` and
+    ``output`` (raw network output).
+    """
+    cdef int[::1] el = _i32(elements)
+    cdef int n = nl.nl.natoms, ldg = max(model.m.maxsf, 1), rc
+    if n_all < 0:
+        n_all = n
+    if el.shape[0] < n_all:
+        raise CoreError("one element index per atom (including ghosts) is needed")
+    cdef double[::1] e = np.zeros(max(n, 1))
+    cdef double[:, ::1] f = np.zeros((max(n_all, 1), 3))
+    cdef double[::1] v = np.zeros(9)
+    cdef int64_t nw = 0
+    ew = np.zeros(max(ew_capacity, 1), dtype=EW_DTYPE)
+    cdef char[::1] ewbuf = ew.view(np.int8)
+    cdef double *pG = NULL
+    cdef double *pGs = NULL
+    cdef double *pD = NULL
+    cdef double *pO = NULL
+    cdef double[:, ::1] G, Gs, D
+    cdef double[::1] O
+    cdef double *pf = &f[0, 0] if forces else NULL
+    cdef double *pv = &v[0] if forces else NULL
+    if n == 0:
+        return {"energies": np.zeros(0), "forces": np.zeros((max(n_all, 0), 3)),
+                "dEde": np.zeros((3, 3)), "n_warnings": 0, "warnings": ew[:0]}
+    if full:
+        G = np.zeros((n, ldg)); Gs = np.zeros((n, ldg)); D = np.zeros((n, ldg)); O = np.zeros(n)
+        pG = &G[0, 0]; pGs = &Gs[0, 0]; pD = &D[0, 0]; pO = &O[0]
+    with nogil:
+        rc = hdnnp_energy_forces_full(model.m, &nl.nl, &el[0], &e[0], pf, pv,
+                                      <hdnnp_ew *> &ewbuf[0], ew_capacity, &nw,
+                                      pG, pGs, pD, pO, ldg)
+    if rc != 0:
+        raise MemoryError("out of memory in the energy/force kernel")
+    res = {"energies": np.asarray(e)[:n], "forces": np.asarray(f)[:n_all],
+           "dEde": np.asarray(v).reshape(3, 3), "n_warnings": int(nw),
+           "warnings": ew[:min(nw, ew_capacity)]}
+    if full:
+        res.update(G=np.asarray(G), Gs=np.asarray(Gs), dEdGs=np.asarray(D), output=np.asarray(O))
+    return res

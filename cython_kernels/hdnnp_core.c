@@ -1,0 +1,1196 @@
+/*
+ * hdnnp_core.c — cutoff functions, symmetry-function groups, networks,
+ * neighbour lists, energies and forces.  See hdnnp_core.h for conventions.
+ */
+#include "hdnnp_core.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
+/* ======================================================================= */
+/* cutoff functions (n2p2 cutoff_type 0..8)                                 */
+/* ======================================================================= */
+
+void hdnnp_cutoff_init(hdnnp_cutoff *c, int type, double rc, double alpha)
+{
+    c->type = type;
+    c->rc = rc;
+    /* HARD, TANHU and TANH have no inner cutoff (n2p2 ignores alpha there) */
+    if (type == HDNNP_CUT_HARD || type == HDNNP_CUT_TANHU || type == HDNNP_CUT_TANH)
+        alpha = 0.0;
+    c->rci = alpha * rc;
+    c->iw = 1.0 / (rc - c->rci);
+}
+
+void hdnnp_cutoff_eval(const hdnnp_cutoff *c, double r, double *fc, double *dfc)
+{
+    if (r >= c->rc) { *fc = 0.0; *dfc = 0.0; return; }
+    switch (c->type) {
+    case HDNNP_CUT_HARD:
+        *fc = 1.0; *dfc = 0.0; return;
+    case HDNNP_CUT_TANHU: {
+        double t = tanh(1.0 - r / c->rc);
+        *fc = t * t * t;
+        *dfc = 3.0 * t * t * (t * t - 1.0) / c->rc;
+        return;
+    }
+    case HDNNP_CUT_TANH: {
+        /* c = (1/tanh(1))^3 so that f_c(0) = 1 */
+        const double e = exp(1.0), ie = 1.0 / e;
+        double k = (e + ie) / (e - ie);
+        double t = tanh(1.0 - r / c->rc);
+        k = k * k * k;
+        *fc = k * t * t * t;
+        *dfc = k * 3.0 * t * t * (t * t - 1.0) / c->rc;
+        return;
+    }
+    default:
+        break;
+    }
+    if (r < c->rci) { *fc = 1.0; *dfc = 0.0; return; }
+    double x = (r - c->rci) * c->iw, f, df;
+    switch (c->type) {
+    case HDNNP_CUT_COS:
+        f = 0.5 * (cos(M_PI * x) + 1.0);
+        df = -0.5 * M_PI * sin(M_PI * x);
+        break;
+    case HDNNP_CUT_EXP: {
+        double y = 1.0 - x * x;
+        f = exp(1.0 - 1.0 / y);
+        df = -2.0 * x * f / (y * y);
+        break;
+    }
+    case HDNNP_CUT_POLY1:
+        f = (2.0 * x - 3.0) * x * x + 1.0;
+        df = 6.0 * x * (x - 1.0);
+        break;
+    case HDNNP_CUT_POLY2:
+        f = ((15.0 - 6.0 * x) * x - 10.0) * x * x * x + 1.0;
+        df = x * x * ((60.0 - 30.0 * x) * x - 30.0);
+        break;
+    case HDNNP_CUT_POLY3: {
+        double x2 = x * x, xm = x - 1.0;
+        f = (x * (x * (20.0 * x - 70.0) + 84.0) - 35.0) * x2 * x2 + 1.0;
+        df = 140.0 * x2 * x * xm * xm * xm;
+        break;
+    }
+    case HDNNP_CUT_POLY4: {
+        double x2 = x * x, xm = x - 1.0, xm2 = xm * xm;
+        f = (x * (x * ((315.0 - 70.0 * x) * x - 540.0) + 420.0) - 126.0) * x2 * x2 * x + 1.0;
+        df = -630.0 * x2 * x2 * xm2 * xm2;
+        break;
+    }
+    default:
+        f = 0.0; df = 0.0;
+    }
+    *fc = f;
+    *dfc = df * c->iw;
+}
+
+/* ======================================================================= */
+/* model construction                                                       */
+/* ======================================================================= */
+
+static void *xcalloc(size_t n, size_t s) { return calloc(n ? n : 1, s); }
+
+hdnnp_model *hdnnp_model_new(int nelements, int cutoff_type, double cutoff_alpha,
+                             int normalize_nodes)
+{
+    hdnnp_model *m;
+    if (nelements < 1 || nelements > HDNNP_MAX_ELEMENTS) return NULL;
+    m = (hdnnp_model *)calloc(1, sizeof(hdnnp_model));
+    if (!m) return NULL;
+    m->nelements = nelements;
+    m->cutoff_type = cutoff_type;
+    m->cutoff_alpha = cutoff_alpha;
+    m->normalize_nodes = normalize_nodes;
+    for (int e = 0; e < nelements; ++e) m->el[e].escale = 1.0;
+    return m;
+}
+
+static void free_element(hdnnp_element *el)
+{
+    for (int g = 0; g < el->nrg; ++g) {
+        hdnnp_radial_group *r = &el->rg[g];
+        free(r->sf); free(r->eta); free(r->rs);
+    }
+    for (int g = 0; g < el->nag; ++g) {
+        hdnnp_angular_group *a = &el->ag[g];
+        free(a->sf); free(a->mrad); free(a->mang); free(a->eta); free(a->rs);
+        free(a->lam); free(a->zeta); free(a->izeta); free(a->pref);
+    }
+    free(el->rg); free(el->ag);
+    free(el->sf_type); free(el->sf_e1); free(el->sf_e2); free(el->sf_eta);
+    free(el->sf_rs); free(el->sf_rc); free(el->sf_lam); free(el->sf_zeta);
+    free(el->sa); free(el->sb); free(el->sc); free(el->gmin); free(el->gmax);
+    free(el->size); free(el->act); free(el->w); free(el->woff);
+    memset(el, 0, sizeof(*el));
+}
+
+void hdnnp_model_free(hdnnp_model *m)
+{
+    if (!m) return;
+    for (int e = 0; e < m->nelements; ++e) free_element(&m->el[e]);
+    free(m);
+}
+
+static int cutoff_index(hdnnp_model *m, double rc)
+{
+    for (int i = 0; i < m->ncut; ++i)
+        if (m->cut_rc[i] == rc) return i;
+    if (m->ncut >= 64) return -1;
+    m->cut_rc[m->ncut] = rc;
+    hdnnp_cutoff_init(&m->cut[m->ncut], m->cutoff_type, rc, m->cutoff_alpha);
+    if (rc > m->rc_max) m->rc_max = rc;
+    return m->ncut++;
+}
+
+int hdnnp_model_set_sf(hdnnp_model *m, int e, int nsf, const int *type,
+                       const int *e1, const int *e2, const double *eta,
+                       const double *rs, const double *rc, const double *lam,
+                       const double *zeta)
+{
+    hdnnp_element *el;
+    if (e < 0 || e >= m->nelements) {
+        snprintf(m->err, HDNNP_ERRLEN, "element index %d out of range", e);
+        return -1;
+    }
+    el = &m->el[e];
+    /* SFs are set once; free a previous definition */
+    {
+        hdnnp_element keep = *el;
+        int *size = keep.size, *act = keep.act, *woff = keep.woff;
+        double *w = keep.w;
+        el->size = NULL; el->act = NULL; el->woff = NULL; el->w = NULL;
+        free_element(el);
+        el->size = size; el->act = act; el->woff = woff; el->w = w;
+        el->nlayers = keep.nlayers; el->nweights = keep.nweights;
+        el->maxsize = keep.maxsize; el->escale = keep.escale; el->eshift = keep.eshift;
+    }
+    el->nsf = nsf;
+    el->sf_type = (int *)xcalloc(nsf, sizeof(int));
+    el->sf_e1 = (int *)xcalloc(nsf, sizeof(int));
+    el->sf_e2 = (int *)xcalloc(nsf, sizeof(int));
+    el->sf_eta = (double *)xcalloc(nsf, sizeof(double));
+    el->sf_rs = (double *)xcalloc(nsf, sizeof(double));
+    el->sf_rc = (double *)xcalloc(nsf, sizeof(double));
+    el->sf_lam = (double *)xcalloc(nsf, sizeof(double));
+    el->sf_zeta = (double *)xcalloc(nsf, sizeof(double));
+    el->rg = (hdnnp_radial_group *)xcalloc(nsf, sizeof(hdnnp_radial_group));
+    el->ag = (hdnnp_angular_group *)xcalloc(nsf, sizeof(hdnnp_angular_group));
+    el->sa = (double *)xcalloc(nsf, sizeof(double));
+    el->sb = (double *)xcalloc(nsf, sizeof(double));
+    el->sc = (double *)xcalloc(nsf, sizeof(double));
+    el->gmin = (double *)xcalloc(nsf, sizeof(double));
+    el->gmax = (double *)xcalloc(nsf, sizeof(double));
+    for (int s = 0; s < nsf; ++s) { el->sb[s] = 1.0; el->gmin[s] = -HUGE_VAL; el->gmax[s] = HUGE_VAL; }
+    el->has_scaling = 0;
+    if (nsf > m->maxsf) m->maxsf = nsf;
+
+    for (int s = 0; s < nsf; ++s) {
+        int t = type[s], a = e1[s], b = (t == 2) ? -1 : e2[s];
+        el->sf_type[s] = t; el->sf_eta[s] = eta[s]; el->sf_rs[s] = rs[s];
+        el->sf_rc[s] = rc[s];
+        if (t != 2 && t != 3 && t != 9) {
+            snprintf(m->err, HDNNP_ERRLEN,
+                     "symmetry function type %d is not supported (hpcnnp evaluates types 2, 3, 9)", t);
+            return -1;
+        }
+        if (a < 0 || a >= m->nelements || (t != 2 && (b < 0 || b >= m->nelements))) {
+            snprintf(m->err, HDNNP_ERRLEN, "symmetry function %d: neighbour element out of range", s + 1);
+            return -1;
+        }
+        if (!(rc[s] > 0.0)) {
+            snprintf(m->err, HDNNP_ERRLEN, "symmetry function %d: cutoff radius must be > 0", s + 1);
+            return -1;
+        }
+        if (t != 2 && a > b) { int tmp = a; a = b; b = tmp; }
+        el->sf_e1[s] = a; el->sf_e2[s] = b;
+        el->sf_lam[s] = (t == 2) ? 0.0 : lam[s];
+        el->sf_zeta[s] = (t == 2) ? 0.0 : zeta[s];
+        int ic = cutoff_index(m, rc[s]);
+        if (ic < 0) {
+            snprintf(m->err, HDNNP_ERRLEN, "more than 64 distinct cutoff radii");
+            return -1;
+        }
+        if (t == 2) {
+            int g;
+            for (g = 0; g < el->nrg; ++g)
+                if (el->rg[g].e1 == a && el->rg[g].icut == ic) break;
+            hdnnp_radial_group *r = &el->rg[g];
+            if (g == el->nrg) {
+                el->nrg++;
+                r->e1 = a; r->icut = ic; r->rc = rc[s]; r->n = 0;
+                r->sf = (int *)xcalloc(nsf, sizeof(int));
+                r->eta = (double *)xcalloc(nsf, sizeof(double));
+                r->rs = (double *)xcalloc(nsf, sizeof(double));
+            }
+            r->sf[r->n] = s; r->eta[r->n] = eta[s]; r->rs[r->n] = rs[s]; r->n++;
+        } else {
+            int g;
+            for (g = 0; g < el->nag; ++g)
+                if (el->ag[g].type == t && el->ag[g].e1 == a && el->ag[g].e2 == b &&
+                    el->ag[g].icut == ic) break;
+            hdnnp_angular_group *q = &el->ag[g];
+            if (g == el->nag) {
+                el->nag++;
+                q->type = t; q->e1 = a; q->e2 = b; q->icut = ic; q->rc = rc[s];
+                q->sf = (int *)xcalloc(nsf, sizeof(int));
+                q->mrad = (int *)xcalloc(nsf, sizeof(int));
+                q->mang = (int *)xcalloc(nsf, sizeof(int));
+                q->eta = (double *)xcalloc(nsf, sizeof(double));
+                q->rs = (double *)xcalloc(nsf, sizeof(double));
+                q->lam = (double *)xcalloc(nsf, sizeof(double));
+                q->zeta = (double *)xcalloc(nsf, sizeof(double));
+                q->izeta = (int *)xcalloc(nsf, sizeof(int));
+                q->pref = (double *)xcalloc(nsf, sizeof(double));
+            }
+            int ir, ia;
+            for (ir = 0; ir < q->nrad; ++ir)
+                if (q->eta[ir] == eta[s] && q->rs[ir] == rs[s]) break;
+            if (ir == q->nrad) { q->eta[ir] = eta[s]; q->rs[ir] = rs[s]; q->nrad++; }
+            for (ia = 0; ia < q->nang; ++ia)
+                if (q->lam[ia] == lam[s] && q->zeta[ia] == zeta[s]) break;
+            if (ia == q->nang) {
+                double z = zeta[s];
+                q->lam[ia] = lam[s]; q->zeta[ia] = z;
+                q->izeta[ia] = (z == floor(z) && z >= 1.0 && z < 1000.0) ? (int)z : -1;
+                q->pref[ia] = pow(2.0, 1.0 - z);
+                q->nang++;
+            }
+            if (q->nrad > 64 || q->nang > 64) {
+                snprintf(m->err, HDNNP_ERRLEN,
+                         "more than 64 distinct (eta, r_s) or (lambda, zeta) in one angular group");
+                return -1;
+            }
+            q->sf[q->n] = s; q->mrad[q->n] = ir; q->mang[q->n] = ia; q->n++;
+        }
+    }
+    return 0;
+}
+
+int hdnnp_model_set_scaling(hdnnp_model *m, int e, int scaling_type,
+                            double smin, double smax, const double *stats)
+{
+    hdnnp_element *el = &m->el[e];
+    if (e < 0 || e >= m->nelements || !el->sa) {
+        snprintf(m->err, HDNNP_ERRLEN, "scaling set before symmetry functions (element %d)", e);
+        return -1;
+    }
+    for (int s = 0; s < el->nsf; ++s) {
+        double gmin = stats ? stats[4 * s] : 0.0, gmax = stats ? stats[4 * s + 1] : 0.0;
+        double gmean = stats ? stats[4 * s + 2] : 0.0, gsig = stats ? stats[4 * s + 3] : 0.0;
+        double a = 0.0, b = 1.0, c = 0.0;
+        switch (scaling_type) {
+        case HDNNP_SCALE_NONE: break;
+        case HDNNP_SCALE_SCALE: a = smin; b = (smax - smin) / (gmax - gmin); c = gmin; break;
+        case HDNNP_SCALE_CENTER: c = gmean; break;
+        case HDNNP_SCALE_SCALECENTER: a = smin; b = (smax - smin) / (gmax - gmin); c = gmean; break;
+        case HDNNP_SCALE_SCALESIGMA: a = smin; b = (smax - smin) / gsig; c = gmean; break;
+        default:
+            snprintf(m->err, HDNNP_ERRLEN, "unknown scaling type %d", scaling_type);
+            return -1;
+        }
+        el->sa[s] = a; el->sb[s] = b; el->sc[s] = c;
+        el->gmin[s] = stats ? gmin : -HUGE_VAL;
+        el->gmax[s] = stats ? gmax : HUGE_VAL;
+    }
+    el->has_scaling = stats != NULL;
+    return 0;
+}
+
+int hdnnp_model_set_network(hdnnp_model *m, int e, int nlayers, const int *sizes,
+                            const int *acts, const double *weights,
+                            double escale, double eshift)
+{
+    hdnnp_element *el;
+    if (e < 0 || e >= m->nelements) {
+        snprintf(m->err, HDNNP_ERRLEN, "element index %d out of range", e);
+        return -1;
+    }
+    el = &m->el[e];
+    if (nlayers < 2 || sizes[nlayers - 1] != 1) {
+        snprintf(m->err, HDNNP_ERRLEN, "a network needs >= 2 layers and one output neuron");
+        return -1;
+    }
+    free(el->size); free(el->act); free(el->w); free(el->woff);
+    el->nlayers = nlayers;
+    el->size = (int *)xcalloc(nlayers, sizeof(int));
+    el->act = (int *)xcalloc(nlayers, sizeof(int));
+    el->woff = (int *)xcalloc(nlayers + 1, sizeof(int));
+    el->maxsize = 0;
+    int nw = 0;
+    for (int k = 0; k < nlayers; ++k) {
+        el->size[k] = sizes[k];
+        el->act[k] = (k == 0) ? 0 : acts[k];
+        if (sizes[k] > el->maxsize) el->maxsize = sizes[k];
+        if (k > 0) { el->woff[k] = nw; nw += sizes[k - 1] * sizes[k] + sizes[k]; }
+    }
+    el->woff[nlayers] = nw;
+    el->nweights = nw;
+    el->w = (double *)xcalloc(nw, sizeof(double));
+    if (weights) memcpy(el->w, weights, (size_t)nw * sizeof(double));
+    el->escale = escale;
+    el->eshift = eshift;
+    return 0;
+}
+
+int hdnnp_model_set_weights(hdnnp_model *m, int e, const double *weights)
+{
+    if (e < 0 || e >= m->nelements || !m->el[e].w) {
+        snprintf(m->err, HDNNP_ERRLEN, "network of element %d not defined", e);
+        return -1;
+    }
+    memcpy(m->el[e].w, weights, (size_t)m->el[e].nweights * sizeof(double));
+    return 0;
+}
+
+/* ======================================================================= */
+/* neural network                                                            */
+/* ======================================================================= */
+
+static inline void activate(int act, double x, double *f, double *df)
+{
+    switch (act) {
+    case HDNNP_ACT_LINEAR: *f = x; *df = 1.0; return;
+    case HDNNP_ACT_TANH: { double t = tanh(x); *f = t; *df = 1.0 - t * t; return; }
+    case HDNNP_ACT_LOGISTIC:
+        if (x > 35.0) { *f = 1.0; *df = 0.0; }
+        else if (x < -35.0) { *f = 0.0; *df = 0.0; }
+        else { double s = 1.0 / (1.0 + exp(-x)); *f = s; *df = s * (1.0 - s); }
+        return;
+    case HDNNP_ACT_SOFTPLUS:
+        if (x > 35.0) { *f = x; *df = 1.0; }
+        else if (x < -35.0) { *f = 0.0; *df = 0.0; }
+        else { double ex = exp(x); *f = log(1.0 + ex); *df = 1.0 / (1.0 + 1.0 / ex); }
+        return;
+    case HDNNP_ACT_RELU: if (x > 0.0) { *f = x; *df = 1.0; } else { *f = 0.0; *df = 0.0; } return;
+    case HDNNP_ACT_GAUSSIAN: { double g = exp(-0.5 * x * x); *f = g; *df = -x * g; return; }
+    case HDNNP_ACT_COS: *f = cos(x); *df = -sin(x); return;
+    case HDNNP_ACT_REVLOGISTIC:
+        if (x > 35.0) { *f = 0.0; *df = 0.0; }
+        else if (x < -35.0) { *f = 1.0; *df = 0.0; }
+        else { double s = 1.0 / (1.0 + exp(-x)); *f = 1.0 - s; *df = s * (s - 1.0); }
+        return;
+    case HDNNP_ACT_EXP: { double ex = exp(-x); *f = ex; *df = -ex; return; }
+    case HDNNP_ACT_HARMONIC: *f = x * x; *df = 2.0 * x; return;
+    default: *f = 0.0; *df = 0.0;
+    }
+}
+
+/* work needs 2 * (sum of layer sizes) doubles */
+double hdnnp_network(const hdnnp_model *m, int e, const double *gs,
+                     double *dEdG, double *work)
+{
+    const hdnnp_element *el = &m->el[e];
+    const int L = el->nlayers;
+    /* y[k] and f'[k] for k >= 1 are stored consecutively in work */
+    double *y = work, *dy;
+    int off[64];
+    int tot = 0;
+    for (int k = 1; k < L; ++k) { off[k] = tot; tot += el->size[k]; }
+    dy = work + tot;
+    const double *yprev = gs;
+    for (int k = 1; k < L; ++k) {
+        const int nin = el->size[k - 1], nout = el->size[k];
+        const double *W = el->w + el->woff[k];
+        const double *b = W + (size_t)nin * nout;
+        double *x = y + off[k];
+        for (int n = 0; n < nout; ++n) x[n] = 0.0;
+        for (int mm = 0; mm < nin; ++mm) {
+            const double ym = yprev[mm];
+            const double *Wm = W + (size_t)mm * nout;
+            for (int n = 0; n < nout; ++n) x[n] += Wm[n] * ym;
+        }
+        const double inv = m->normalize_nodes ? 1.0 / nin : 1.0;
+        for (int n = 0; n < nout; ++n) {
+            double f, df;
+            double xn = m->normalize_nodes ? (x[n] + b[n]) * inv : x[n] + b[n];
+            activate(el->act[k], xn, &f, &df);
+            x[n] = f;
+            dy[off[k] + n] = df * inv;
+        }
+        yprev = x;
+    }
+    const double out = y[off[L - 1]];
+    if (dEdG) {
+        /* back-propagate: delta_k = dOut/dx_k (times 1/n_{k-1} if normalized) */
+        double *delta = dy; /* reuse: dy[k] becomes delta[k] in place */
+        delta[off[L - 1]] *= 1.0;
+        for (int k = L - 1; k >= 1; --k) {
+            const int nin = el->size[k - 1], nout = el->size[k];
+            const double *W = el->w + el->woff[k];
+            const double *dk = delta + off[k];
+            if (k > 1) {
+                double *dprev = delta + off[k - 1];
+                for (int mm = 0; mm < nin; ++mm) {
+                    const double *Wm = W + (size_t)mm * nout;
+                    double s = 0.0;
+                    for (int n = 0; n < nout; ++n) s += Wm[n] * dk[n];
+                    dprev[mm] *= s;
+                }
+            } else {
+                for (int mm = 0; mm < nin; ++mm) {
+                    const double *Wm = W + (size_t)mm * nout;
+                    double s = 0.0;
+                    for (int n = 0; n < nout; ++n) s += Wm[n] * dk[n];
+                    dEdG[mm] = s;
+                }
+            }
+        }
+    }
+    return out;
+}
+
+static int network_work_size(const hdnnp_model *m)
+{
+    int w = 0;
+    for (int e = 0; e < m->nelements; ++e) {
+        int t = 0;
+        for (int k = 0; k < m->el[e].nlayers; ++k) t += m->el[e].size[k];
+        if (t > w) w = t;
+    }
+    return 2 * w + 8;
+}
+
+/* ======================================================================= */
+/* neighbour lists                                                           */
+/* ======================================================================= */
+
+void hdnnp_nlist_init(hdnnp_nlist *nl) { memset(nl, 0, sizeof(*nl)); }
+
+void hdnnp_nlist_free(hdnnp_nlist *nl)
+{
+    free(nl->start); free(nl->estart); free(nl->idx); free(nl->d); free(nl->r);
+    memset(nl, 0, sizeof(*nl));
+}
+
+static int nl_reserve(hdnnp_nlist *nl, size_t need)
+{
+    if (need <= nl->cap) return 0;
+    size_t cap = nl->cap ? nl->cap : 1024;
+    while (cap < need) cap *= 2;
+    int *idx = (int *)realloc(nl->idx, cap * sizeof(int));
+    if (!idx) return -1;
+    nl->idx = idx;
+    double *d = (double *)realloc(nl->d, cap * 3 * sizeof(double));
+    if (!d) return -1;
+    nl->d = d;
+    double *r = (double *)realloc(nl->r, cap * sizeof(double));
+    if (!r) return -1;
+    nl->r = r;
+    nl->cap = cap;
+    return 0;
+}
+
+/* per-atom candidate buffer, sorted by element with a counting sort */
+typedef struct { int idx, el; double d[3], r; } cand_t;
+
+static int nl_push_atom(hdnnp_nlist *nl, int i, cand_t *c, int nc, int ne)
+{
+    int count[HDNNP_MAX_ELEMENTS + 1];
+    int *es = nl->estart + (size_t)i * (ne + 1);
+    size_t base = nl->n;
+    if (nl_reserve(nl, base + (size_t)nc) != 0) return -1;
+    memset(count, 0, sizeof(count));
+    for (int q = 0; q < nc; ++q) count[c[q].el + 1]++;
+    for (int e = 0; e < ne; ++e) count[e + 1] += count[e];
+    for (int e = 0; e <= ne; ++e) es[e] = count[e];
+    for (int q = 0; q < nc; ++q) {
+        size_t p = base + (size_t)(count[c[q].el]++);
+        nl->idx[p] = c[q].idx;
+        nl->d[3 * p] = c[q].d[0]; nl->d[3 * p + 1] = c[q].d[1]; nl->d[3 * p + 2] = c[q].d[2];
+        nl->r[p] = c[q].r;
+    }
+    nl->n = base + (size_t)nc;
+    nl->start[i + 1] = (int)nl->n;
+    return 0;
+}
+
+static int inv3(const double *a, double *ia)
+{
+    double det = a[0] * (a[4] * a[8] - a[5] * a[7]) - a[1] * (a[3] * a[8] - a[5] * a[6]) +
+                 a[2] * (a[3] * a[7] - a[4] * a[6]);
+    if (!(fabs(det) > 1e-12)) return -1;
+    double id = 1.0 / det;
+    ia[0] = (a[4] * a[8] - a[5] * a[7]) * id;
+    ia[1] = (a[2] * a[7] - a[1] * a[8]) * id;
+    ia[2] = (a[1] * a[5] - a[2] * a[4]) * id;
+    ia[3] = (a[5] * a[6] - a[3] * a[8]) * id;
+    ia[4] = (a[0] * a[8] - a[2] * a[6]) * id;
+    ia[5] = (a[2] * a[3] - a[0] * a[5]) * id;
+    ia[6] = (a[3] * a[7] - a[4] * a[6]) * id;
+    ia[7] = (a[1] * a[6] - a[0] * a[7]) * id;
+    ia[8] = (a[0] * a[4] - a[1] * a[3]) * id;
+    return 0;
+}
+
+static int nl_alloc_heads(hdnnp_nlist *nl, int natoms, int ne, double rc)
+{
+    free(nl->start); free(nl->estart);
+    nl->natoms = natoms;
+    nl->nelements = ne;
+    nl->rc = rc;
+    nl->n = 0;
+    nl->start = (int *)calloc((size_t)natoms + 1, sizeof(int));
+    nl->estart = (int *)calloc((size_t)natoms * (ne + 1) + 1, sizeof(int));
+    if (!nl->start || !nl->estart) return -1;
+    return 0;
+}
+
+int hdnnp_nlist_build(hdnnp_nlist *nl, int n, const double *pos,
+                      const double *cell, int periodic, const int *elem,
+                      int nelements, double rc, double rmin, char *err)
+{
+    double h[9], ih[9], *s = NULL, *wpos = NULL;
+    int nb[3], range[3];
+    int *head = NULL, *next = NULL, *bin_of = NULL;
+    cand_t *cand = NULL;
+    size_t ccap = 256;
+    int status = -1;
+    const double rc2 = rc * rc, rmin2 = rmin * rmin;
+
+    if (nelements > HDNNP_MAX_ELEMENTS) { snprintf(err, HDNNP_ERRLEN, "too many elements"); return -1; }
+    if (nl_alloc_heads(nl, n, nelements, rc) != 0) goto oom;
+    if (n == 0) return 0;
+    for (int i = 0; i < n; ++i)
+        if (elem[i] < 0 || elem[i] >= nelements) {
+            snprintf(err, HDNNP_ERRLEN, "atom %d has an element index outside the potential", i + 1);
+            return -1;
+        }
+    s = (double *)malloc((size_t)n * 3 * sizeof(double));
+    wpos = (double *)malloc((size_t)n * 3 * sizeof(double));
+    bin_of = (int *)malloc((size_t)n * sizeof(int));
+    next = (int *)malloc((size_t)n * sizeof(int));
+    cand = (cand_t *)malloc(ccap * sizeof(cand_t));
+    if (!s || !wpos || !bin_of || !next || !cand) goto oom;
+
+    if (periodic) {
+        memcpy(h, cell, 9 * sizeof(double));
+        if (inv3(h, ih) != 0) { snprintf(err, HDNNP_ERRLEN, "the cell is singular (zero volume)"); goto done; }
+        double vol = fabs(h[0] * (h[4] * h[8] - h[5] * h[7]) - h[1] * (h[3] * h[8] - h[5] * h[6]) +
+                          h[2] * (h[3] * h[7] - h[4] * h[6]));
+        for (int k = 0; k < 3; ++k) {
+            /* distance between the faces spanned by the two other vectors */
+            const double *a = h + 3 * ((k + 1) % 3), *b = h + 3 * ((k + 2) % 3);
+            double cx = a[1] * b[2] - a[2] * b[1], cy = a[2] * b[0] - a[0] * b[2], cz = a[0] * b[1] - a[1] * b[0];
+            double dk = vol / sqrt(cx * cx + cy * cy + cz * cz);
+            nb[k] = (int)floor(dk / rc);
+            if (nb[k] < 1) nb[k] = 1;
+            if (nb[k] > 256) nb[k] = 256;
+            range[k] = (int)ceil(rc * nb[k] / dk);
+            if (range[k] < 1) range[k] = 1;
+        }
+        for (int i = 0; i < n; ++i) {
+            const double *p = pos + 3 * i;
+            for (int k = 0; k < 3; ++k) {
+                double f = p[0] * ih[k] + p[1] * ih[3 + k] + p[2] * ih[6 + k];
+                f -= floor(f);
+                if (f >= 1.0) f -= 1.0;
+                s[3 * i + k] = f;
+            }
+            for (int k = 0; k < 3; ++k)
+                wpos[3 * i + k] = s[3 * i] * h[k] + s[3 * i + 1] * h[3 + k] + s[3 * i + 2] * h[6 + k];
+        }
+    } else {
+        /* isolated cluster: bins over the bounding box, no images */
+        double lo[3] = {HUGE_VAL, HUGE_VAL, HUGE_VAL}, hi[3] = {-HUGE_VAL, -HUGE_VAL, -HUGE_VAL};
+        for (int i = 0; i < n; ++i)
+            for (int k = 0; k < 3; ++k) {
+                double v = pos[3 * i + k];
+                if (!isfinite(v)) { snprintf(err, HDNNP_ERRLEN, "atom %d has a non-finite coordinate", i + 1); goto done; }
+                if (v < lo[k]) lo[k] = v;
+                if (v > hi[k]) hi[k] = v;
+            }
+        for (int k = 0; k < 3; ++k) {
+            double len = hi[k] - lo[k] + 1e-9;
+            nb[k] = (int)floor(len / rc);
+            if (nb[k] < 1) nb[k] = 1;
+            if (nb[k] > 256) nb[k] = 256;
+            range[k] = 1;
+            for (int i = 0; i < n; ++i) {
+                double f = (pos[3 * i + k] - lo[k]) / len;
+                s[3 * i + k] = f < 0 ? 0 : (f >= 1.0 ? 1.0 - 1e-16 : f);
+            }
+        }
+        memcpy(wpos, pos, (size_t)n * 3 * sizeof(double));
+        memset(h, 0, sizeof(h));
+    }
+    {
+        const int nbin = nb[0] * nb[1] * nb[2];
+        head = (int *)malloc((size_t)nbin * sizeof(int));
+        if (!head) goto oom;
+        for (int b = 0; b < nbin; ++b) head[b] = -1;
+        /* insert in reverse so that each bin lists atoms in increasing order */
+        for (int i = n - 1; i >= 0; --i) {
+            int bx = (int)(s[3 * i] * nb[0]), by = (int)(s[3 * i + 1] * nb[1]), bz = (int)(s[3 * i + 2] * nb[2]);
+            if (bx >= nb[0]) bx = nb[0] - 1;
+            if (by >= nb[1]) by = nb[1] - 1;
+            if (bz >= nb[2]) bz = nb[2] - 1;
+            int b = (bx * nb[1] + by) * nb[2] + bz;
+            bin_of[i] = b;
+            next[i] = head[b];
+            head[b] = i;
+        }
+        for (int i = 0; i < n; ++i) {
+            int nc = 0;
+            const int b = bin_of[i];
+            const int bx = b / (nb[1] * nb[2]), by = (b / nb[2]) % nb[1], bz = b % nb[2];
+            const double *pi = wpos + 3 * i;
+            for (int ox = -range[0]; ox <= range[0]; ++ox) {
+                int tx = bx + ox, sx = 0;
+                if (periodic) { sx = (int)floor((double)tx / nb[0]); tx -= sx * nb[0]; }
+                else if (tx < 0 || tx >= nb[0]) continue;
+                for (int oy = -range[1]; oy <= range[1]; ++oy) {
+                    int ty = by + oy, sy = 0;
+                    if (periodic) { sy = (int)floor((double)ty / nb[1]); ty -= sy * nb[1]; }
+                    else if (ty < 0 || ty >= nb[1]) continue;
+                    for (int oz = -range[2]; oz <= range[2]; ++oz) {
+                        int tz = bz + oz, sz = 0;
+                        if (periodic) { sz = (int)floor((double)tz / nb[2]); tz -= sz * nb[2]; }
+                        else if (tz < 0 || tz >= nb[2]) continue;
+                        double T[3];
+                        for (int k = 0; k < 3; ++k) T[k] = sx * h[k] + sy * h[3 + k] + sz * h[6 + k];
+                        for (int j = head[(tx * nb[1] + ty) * nb[2] + tz]; j >= 0; j = next[j]) {
+                            if (j == i && sx == 0 && sy == 0 && sz == 0) continue;
+                            double dx = pi[0] - wpos[3 * j] - T[0];
+                            double dy = pi[1] - wpos[3 * j + 1] - T[1];
+                            double dz = pi[2] - wpos[3 * j + 2] - T[2];
+                            double r2 = dx * dx + dy * dy + dz * dz;
+                            if (r2 >= rc2) continue;
+                            if (r2 < rmin2) {
+                                snprintf(err, HDNNP_ERRLEN,
+                                         "atoms %d and %d are %.4g apart (closer than %.3g)",
+                                         i + 1, j + 1, sqrt(r2), rmin);
+                                goto done;
+                            }
+                            if (nc == (int)ccap) {
+                                ccap *= 2;
+                                cand_t *nc2 = (cand_t *)realloc(cand, ccap * sizeof(cand_t));
+                                if (!nc2) goto oom;
+                                cand = nc2;
+                            }
+                            cand[nc].idx = j; cand[nc].el = elem[j];
+                            cand[nc].d[0] = dx; cand[nc].d[1] = dy; cand[nc].d[2] = dz;
+                            cand[nc].r = sqrt(r2);
+                            nc++;
+                        }
+                    }
+                }
+            }
+            if (nl_push_atom(nl, i, cand, nc, nelements) != 0) goto oom;
+        }
+    }
+    status = 0;
+    goto done;
+oom:
+    snprintf(err, HDNNP_ERRLEN, "out of memory while building the neighbour list");
+    status = -1;
+done:
+    free(s); free(wpos); free(bin_of); free(next); free(head); free(cand);
+    return status;
+}
+
+int hdnnp_nlist_from_pairs(hdnnp_nlist *nl, int natoms, const int *cstart,
+                           const int *cidx, const double *xall, const int *eall,
+                           int nelements, double rc, double rmin, char *err)
+{
+    const double rc2 = rc * rc, rmin2 = rmin * rmin;
+    size_t ccap = 256;
+    cand_t *cand;
+    if (nl_alloc_heads(nl, natoms, nelements, rc) != 0) goto oom;
+    cand = (cand_t *)malloc(ccap * sizeof(cand_t));
+    if (!cand) goto oom;
+    for (int i = 0; i < natoms; ++i) {
+        int nc = 0;
+        const double *pi = xall + 3 * i;
+        for (int q = cstart[i]; q < cstart[i + 1]; ++q) {
+            int j = cidx[q];
+            double dx = pi[0] - xall[3 * j], dy = pi[1] - xall[3 * j + 1], dz = pi[2] - xall[3 * j + 2];
+            double r2 = dx * dx + dy * dy + dz * dz;
+            if (r2 >= rc2) continue;
+            if (r2 < rmin2) {
+                snprintf(err, HDNNP_ERRLEN, "atoms %d and %d are %.4g apart (closer than %.3g)",
+                         i + 1, j + 1, sqrt(r2), rmin);
+                free(cand);
+                return -1;
+            }
+            if (eall[j] < 0 || eall[j] >= nelements) {
+                snprintf(err, HDNNP_ERRLEN, "atom %d has an element index outside the potential", j + 1);
+                free(cand);
+                return -1;
+            }
+            if (nc == (int)ccap) {
+                ccap *= 2;
+                cand_t *c2 = (cand_t *)realloc(cand, ccap * sizeof(cand_t));
+                if (!c2) { free(cand); goto oom; }
+                cand = c2;
+            }
+            cand[nc].idx = j; cand[nc].el = eall[j];
+            cand[nc].d[0] = dx; cand[nc].d[1] = dy; cand[nc].d[2] = dz; cand[nc].r = sqrt(r2);
+            nc++;
+        }
+        if (nl_push_atom(nl, i, cand, nc, nelements) != 0) { free(cand); goto oom; }
+    }
+    free(cand);
+    return 0;
+oom:
+    snprintf(err, HDNNP_ERRLEN, "out of memory while building the neighbour list");
+    return -1;
+}
+
+/* ======================================================================= */
+/* symmetry functions                                                        */
+/* ======================================================================= */
+
+/* Scratch space of one evaluation (sized for the largest neighbourhood). */
+typedef struct {
+    int maxnn, ncut, maxrad;
+    double *fc, *dfc;     /* maxnn * ncut */
+    double *tab;          /* maxnn * maxrad: exp(-eta (r - rs)^2) per neighbour */
+    double *nnw;          /* network work */
+    double *gs, *dedg, *w;
+} scratch_t;
+
+static int max_neighbours(const hdnnp_nlist *nl)
+{
+    int mx = 0;
+    for (int i = 0; i < nl->natoms; ++i) {
+        int c = nl->start[i + 1] - nl->start[i];
+        if (c > mx) mx = c;
+    }
+    return mx;
+}
+
+static int scratch_alloc(scratch_t *w, const hdnnp_model *m, const hdnnp_nlist *nl)
+{
+    int maxrad = 1;
+    for (int e = 0; e < m->nelements; ++e)
+        for (int g = 0; g < m->el[e].nag; ++g)
+            if (m->el[e].ag[g].nrad > maxrad) maxrad = m->el[e].ag[g].nrad;
+    memset(w, 0, sizeof(*w));
+    w->maxnn = max_neighbours(nl);
+    w->ncut = m->ncut > 0 ? m->ncut : 1;
+    w->maxrad = maxrad;
+    w->fc = (double *)xcalloc((size_t)w->maxnn * w->ncut, sizeof(double));
+    w->dfc = (double *)xcalloc((size_t)w->maxnn * w->ncut, sizeof(double));
+    w->tab = (double *)xcalloc((size_t)w->maxnn * maxrad, sizeof(double));
+    w->nnw = (double *)xcalloc(network_work_size(m), sizeof(double));
+    w->gs = (double *)xcalloc(m->maxsf + 1, sizeof(double));
+    w->dedg = (double *)xcalloc(m->maxsf + 1, sizeof(double));
+    w->w = (double *)xcalloc(m->maxsf + 1, sizeof(double));
+    if (!w->fc || !w->dfc || !w->tab || !w->nnw || !w->gs || !w->dedg || !w->w) return -1;
+    return 0;
+}
+
+static void scratch_free(scratch_t *w)
+{
+    free(w->fc); free(w->dfc); free(w->tab); free(w->nnw); free(w->gs); free(w->dedg); free(w->w);
+}
+
+static inline double ipow(double b, int n)
+{
+    double r = 1.0;
+    while (n) { if (n & 1) r *= b; b *= b; n >>= 1; }
+    return r;
+}
+
+/* angular part A = 2^(1-zeta) (1 + lam c)^zeta and dA/dc */
+static inline void angular_part(const hdnnp_angular_group *g, int a, double c,
+                                double *A, double *dA)
+{
+    double base = 1.0 + g->lam[a] * c;
+    if (base <= 0.0) { *A = 0.0; *dA = 0.0; return; }
+    double p;  /* base^(zeta-1) */
+    if (g->izeta[a] > 0) p = ipow(base, g->izeta[a] - 1);
+    else p = pow(base, g->zeta[a] - 1.0);
+    *A = g->pref[a] * p * base;
+    *dA = g->pref[a] * g->zeta[a] * g->lam[a] * p;
+}
+
+/* Cutoff values of all neighbours of atom i for every cutoff radius. */
+static void atom_cutoffs(const hdnnp_model *m, const hdnnp_nlist *nl, int i, scratch_t *w)
+{
+    const int p0 = nl->start[i], nn = nl->start[i + 1] - p0;
+    for (int c = 0; c < m->ncut; ++c) {
+        const hdnnp_cutoff *cf = &m->cut[c];
+        for (int q = 0; q < nn; ++q)
+            hdnnp_cutoff_eval(cf, nl->r[p0 + q], &w->fc[q * w->ncut + c], &w->dfc[q * w->ncut + c]);
+    }
+}
+
+/* Radial/angular values of atom i (G zeroed by the caller); if dG != NULL
+ * also the derivatives dG[slot][s][3] (slot 0 = i, slot q+1 = neighbour q). */
+static void atom_sf(const hdnnp_model *m, const hdnnp_nlist *nl, int i, int ei,
+                    scratch_t *w, double *G, double *dG)
+{
+    const hdnnp_element *el = &m->el[ei];
+    const int ne = nl->nelements, p0 = nl->start[i];
+    const int *es = nl->estart + (size_t)i * (ne + 1);
+    const int nsf = el->nsf, nc = w->ncut;
+    const double *R = nl->r + p0, *D = nl->d + 3 * (size_t)p0;
+
+    for (int g = 0; g < el->nrg; ++g) {
+        const hdnnp_radial_group *rg = &el->rg[g];
+        const double rc = rg->rc;
+        for (int q = es[rg->e1]; q < es[rg->e1 + 1]; ++q) {
+            const double r = R[q];
+            if (r >= rc) continue;
+            const double fc = w->fc[q * nc + rg->icut], dfc = w->dfc[q * nc + rg->icut];
+            for (int k = 0; k < rg->n; ++k) {
+                const double x = r - rg->rs[k];
+                const double ex = exp(-rg->eta[k] * x * x);
+                G[rg->sf[k]] += ex * fc;
+                if (dG) {
+                    const double s = ex * (dfc - 2.0 * rg->eta[k] * x * fc) / r;
+                    double *gi = dG + 3 * (size_t)rg->sf[k];
+                    double *gj = dG + 3 * ((size_t)(q + 1) * nsf + rg->sf[k]);
+                    const double *d = D + 3 * q;
+                    gi[0] += s * d[0]; gi[1] += s * d[1]; gi[2] += s * d[2];
+                    gj[0] -= s * d[0]; gj[1] -= s * d[1]; gj[2] -= s * d[2];
+                }
+            }
+        }
+    }
+
+    for (int g = 0; g < el->nag; ++g) {
+        const hdnnp_angular_group *ag = &el->ag[g];
+        const double rc = ag->rc, rc2 = rc * rc;
+        const int narrow = ag->type == 3;
+        const int ja = es[ag->e1], jb = es[ag->e1 + 1], ka = es[ag->e2], kb = es[ag->e2 + 1];
+        const int nrad = ag->nrad, nang = ag->nang;
+        double ER[64], A[64], dA[64];
+        /* per-neighbour radial factors exp(-eta (r - rs)^2) */
+        for (int pass = 0; pass < 2; ++pass) {
+            const int qa = pass ? ka : ja, qb = pass ? kb : jb;
+            if (pass && ag->e1 == ag->e2) break;
+            for (int q = qa; q < qb; ++q) {
+                const double r = R[q];
+                for (int a = 0; a < nrad; ++a) {
+                    const double x = r - ag->rs[a];
+                    w->tab[q * w->maxrad + a] = (r < rc) ? exp(-ag->eta[a] * x * x) : 0.0;
+                }
+            }
+        }
+        for (int j = ja; j < jb; ++j) {
+            const double rij = R[j];
+            if (rij >= rc) continue;
+            const double *dij = D + 3 * j;
+            const double fij = w->fc[j * nc + ag->icut], dfij = w->dfc[j * nc + ag->icut];
+            const double *tj = w->tab + j * w->maxrad;
+            for (int k = (ag->e1 == ag->e2) ? j + 1 : ka; k < kb; ++k) {
+                const double rik = R[k];
+                if (rik >= rc) continue;
+                const double *dik = D + 3 * k;
+                /* d_jk = r_j - r_k = d_ik - d_ij */
+                const double djk0 = dik[0] - dij[0], djk1 = dik[1] - dij[1], djk2 = dik[2] - dij[2];
+                double rjk = 0.0, fjk = 1.0, dfjk = 0.0;
+                if (narrow) {
+                    const double rjk2 = djk0 * djk0 + djk1 * djk1 + djk2 * djk2;
+                    if (rjk2 >= rc2) continue;
+                    rjk = sqrt(rjk2);
+                    hdnnp_cutoff_eval(&m->cut[ag->icut], rjk, &fjk, &dfjk);
+                }
+                const double fik = w->fc[k * nc + ag->icut], dfik = w->dfc[k * nc + ag->icut];
+                const double *tk = w->tab + k * w->maxrad;
+                const double inv = 1.0 / (rij * rik);
+                const double cs = (dij[0] * dik[0] + dij[1] * dik[1] + dij[2] * dik[2]) * inv;
+                const double Fc = fij * fik * fjk;
+                for (int a = 0; a < nrad; ++a) {
+                    double e = tj[a] * tk[a];
+                    if (narrow) { const double x = rjk - ag->rs[a]; e *= exp(-ag->eta[a] * x * x); }
+                    ER[a] = e;
+                }
+                for (int a = 0; a < nang; ++a) angular_part(ag, a, cs, &A[a], &dA[a]);
+                if (!dG) {
+                    for (int s = 0; s < ag->n; ++s)
+                        G[ag->sf[s]] += A[ag->mang[s]] * ER[ag->mrad[s]] * Fc;
+                    continue;
+                }
+                /* derivatives: scalar derivatives w.r.t. cos, r_ij, r_ik, r_jk */
+                const double u0 = dij[0] / rij, u1 = dij[1] / rij, u2 = dij[2] / rij;
+                const double v0 = dik[0] / rik, v1 = dik[1] / rik, v2 = dik[2] / rik;
+                const double cij0 = (v0 - cs * u0) / rij, cij1 = (v1 - cs * u1) / rij, cij2 = (v2 - cs * u2) / rij;
+                const double cik0 = (u0 - cs * v0) / rik, cik1 = (u1 - cs * v1) / rik, cik2 = (u2 - cs * v2) / rik;
+                double w0 = 0, w1 = 0, w2 = 0;
+                if (narrow) { w0 = djk0 / rjk; w1 = djk1 / rjk; w2 = djk2 / rjk; }
+                const double Fij = dfij * fik * fjk, Fik = fij * dfik * fjk, Fjk = fij * fik * dfjk;
+                double *gi = dG, *gj = dG + 3 * (size_t)(j + 1) * nsf, *gk = dG + 3 * (size_t)(k + 1) * nsf;
+                for (int s = 0; s < ag->n; ++s) {
+                    const int sf = ag->sf[s], a = ag->mang[s], rr = ag->mrad[s];
+                    const double er = ER[rr], eta2 = 2.0 * ag->eta[rr], rs = ag->rs[rr];
+                    const double Ae = A[a] * er;
+                    G[sf] += Ae * Fc;
+                    const double Tc = dA[a] * er * Fc;
+                    const double Tij = Ae * (Fij - eta2 * (rij - rs) * Fc);
+                    const double Tik = Ae * (Fik - eta2 * (rik - rs) * Fc);
+                    const double gij0 = Tij * u0 + Tc * cij0, gij1 = Tij * u1 + Tc * cij1, gij2 = Tij * u2 + Tc * cij2;
+                    const double gik0 = Tik * v0 + Tc * cik0, gik1 = Tik * v1 + Tc * cik1, gik2 = Tik * v2 + Tc * cik2;
+                    double gjk0 = 0, gjk1 = 0, gjk2 = 0;
+                    if (narrow) {
+                        const double Tjk = Ae * (Fjk - eta2 * (rjk - rs) * Fc);
+                        gjk0 = Tjk * w0; gjk1 = Tjk * w1; gjk2 = Tjk * w2;
+                    }
+                    double *pi = gi + 3 * sf, *pj = gj + 3 * sf, *pk = gk + 3 * sf;
+                    pi[0] += gij0 + gik0; pi[1] += gij1 + gik1; pi[2] += gij2 + gik2;
+                    pj[0] += gjk0 - gij0; pj[1] += gjk1 - gij1; pj[2] += gjk2 - gij2;
+                    pk[0] -= gik0 + gjk0; pk[1] -= gik1 + gjk1; pk[2] -= gik2 + gjk2;
+                }
+            }
+        }
+    }
+}
+
+/* Second pass of the fast path: forces from the SF derivatives contracted on
+ * the fly with wsf[s] = dE_i/dG_s (physical, raw SFs).  Forces and dE/de are
+ * accumulated. */
+static void atom_forces(const hdnnp_model *m, const hdnnp_nlist *nl, int i, int ei,
+                        scratch_t *w, const double *wsf, double *F, double *dEde)
+{
+    const hdnnp_element *el = &m->el[ei];
+    const int ne = nl->nelements, p0 = nl->start[i];
+    const int *es = nl->estart + (size_t)i * (ne + 1);
+    const int nc = w->ncut;
+    const double *R = nl->r + p0, *D = nl->d + 3 * (size_t)p0;
+    const int *IDX = nl->idx + p0;
+    double *Fi = F + 3 * (size_t)i;
+    double V[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+
+    for (int g = 0; g < el->nrg; ++g) {
+        const hdnnp_radial_group *rg = &el->rg[g];
+        const double rc = rg->rc;
+        for (int q = es[rg->e1]; q < es[rg->e1 + 1]; ++q) {
+            const double r = R[q];
+            if (r >= rc) continue;
+            const double fc = w->fc[q * nc + rg->icut], dfc = w->dfc[q * nc + rg->icut];
+            double t = 0.0;
+            for (int k = 0; k < rg->n; ++k) {
+                const double x = r - rg->rs[k];
+                const double ex = exp(-rg->eta[k] * x * x);
+                t += wsf[rg->sf[k]] * ex * (dfc - 2.0 * rg->eta[k] * x * fc);
+            }
+            t /= r;
+            const double *d = D + 3 * q;
+            const double g0 = t * d[0], g1 = t * d[1], g2 = t * d[2];
+            double *Fj = F + 3 * (size_t)IDX[q];
+            Fi[0] -= g0; Fi[1] -= g1; Fi[2] -= g2;
+            Fj[0] += g0; Fj[1] += g1; Fj[2] += g2;
+            V[0] += g0 * d[0]; V[1] += g0 * d[1]; V[2] += g0 * d[2];
+            V[3] += g1 * d[0]; V[4] += g1 * d[1]; V[5] += g1 * d[2];
+            V[6] += g2 * d[0]; V[7] += g2 * d[1]; V[8] += g2 * d[2];
+        }
+    }
+
+    for (int g = 0; g < el->nag; ++g) {
+        const hdnnp_angular_group *ag = &el->ag[g];
+        const double rc = ag->rc, rc2 = rc * rc;
+        const int narrow = ag->type == 3;
+        const int ja = es[ag->e1], jb = es[ag->e1 + 1], ka = es[ag->e2], kb = es[ag->e2 + 1];
+        const int nrad = ag->nrad, nang = ag->nang;
+        double ER[64], A[64], dA[64], Q[64], Qd[64];
+        for (int pass = 0; pass < 2; ++pass) {
+            const int qa = pass ? ka : ja, qb = pass ? kb : jb;
+            if (pass && ag->e1 == ag->e2) break;
+            for (int q = qa; q < qb; ++q) {
+                const double r = R[q];
+                for (int a = 0; a < nrad; ++a) {
+                    const double x = r - ag->rs[a];
+                    w->tab[q * w->maxrad + a] = (r < rc) ? exp(-ag->eta[a] * x * x) : 0.0;
+                }
+            }
+        }
+        for (int j = ja; j < jb; ++j) {
+            const double rij = R[j];
+            if (rij >= rc) continue;
+            const double *dij = D + 3 * j;
+            const double fij = w->fc[j * nc + ag->icut], dfij = w->dfc[j * nc + ag->icut];
+            const double *tj = w->tab + j * w->maxrad;
+            double *Fj = F + 3 * (size_t)IDX[j];
+            for (int k = (ag->e1 == ag->e2) ? j + 1 : ka; k < kb; ++k) {
+                const double rik = R[k];
+                if (rik >= rc) continue;
+                const double *dik = D + 3 * k;
+                const double djk0 = dik[0] - dij[0], djk1 = dik[1] - dij[1], djk2 = dik[2] - dij[2];
+                double rjk = 0.0, fjk = 1.0, dfjk = 0.0;
+                if (narrow) {
+                    const double rjk2 = djk0 * djk0 + djk1 * djk1 + djk2 * djk2;
+                    if (rjk2 >= rc2) continue;
+                    rjk = sqrt(rjk2);
+                    hdnnp_cutoff_eval(&m->cut[ag->icut], rjk, &fjk, &dfjk);
+                }
+                const double fik = w->fc[k * nc + ag->icut], dfik = w->dfc[k * nc + ag->icut];
+                const double *tk = w->tab + k * w->maxrad;
+                const double inv = 1.0 / (rij * rik);
+                const double cs = (dij[0] * dik[0] + dij[1] * dik[1] + dij[2] * dik[2]) * inv;
+                const double Fc = fij * fik * fjk;
+                for (int a = 0; a < nrad; ++a) {
+                    double e = tj[a] * tk[a];
+                    if (narrow) { const double x = rjk - ag->rs[a]; e *= exp(-ag->eta[a] * x * x); }
+                    ER[a] = e; Q[a] = 0.0; Qd[a] = 0.0;
+                }
+                for (int a = 0; a < nang; ++a) angular_part(ag, a, cs, &A[a], &dA[a]);
+                for (int s = 0; s < ag->n; ++s) {
+                    const double ws = wsf[ag->sf[s]];
+                    Q[ag->mrad[s]] += ws * A[ag->mang[s]];
+                    Qd[ag->mrad[s]] += ws * dA[ag->mang[s]];
+                }
+                double Tc = 0.0, S0 = 0.0, Sij = 0.0, Sik = 0.0, Sjk = 0.0;
+                for (int a = 0; a < nrad; ++a) {
+                    const double qe = Q[a] * ER[a], eta2 = 2.0 * ag->eta[a], rs = ag->rs[a];
+                    Tc += Qd[a] * ER[a];
+                    S0 += qe;
+                    Sij += qe * eta2 * (rij - rs);
+                    Sik += qe * eta2 * (rik - rs);
+                    if (narrow) Sjk += qe * eta2 * (rjk - rs);
+                }
+                Tc *= Fc;
+                const double Tij = S0 * dfij * fik * fjk - Sij * Fc;
+                const double Tik = S0 * fij * dfik * fjk - Sik * Fc;
+                const double u0 = dij[0] / rij, u1 = dij[1] / rij, u2 = dij[2] / rij;
+                const double v0 = dik[0] / rik, v1 = dik[1] / rik, v2 = dik[2] / rik;
+                const double gij0 = Tij * u0 + Tc * (v0 - cs * u0) / rij;
+                const double gij1 = Tij * u1 + Tc * (v1 - cs * u1) / rij;
+                const double gij2 = Tij * u2 + Tc * (v2 - cs * u2) / rij;
+                const double gik0 = Tik * v0 + Tc * (u0 - cs * v0) / rik;
+                const double gik1 = Tik * v1 + Tc * (u1 - cs * v1) / rik;
+                const double gik2 = Tik * v2 + Tc * (u2 - cs * v2) / rik;
+                double gjk0 = 0.0, gjk1 = 0.0, gjk2 = 0.0;
+                if (narrow) {
+                    const double Tjk = (S0 * fij * fik * dfjk - Sjk * Fc) / rjk;
+                    gjk0 = Tjk * djk0; gjk1 = Tjk * djk1; gjk2 = Tjk * djk2;
+                }
+                double *Fk = F + 3 * (size_t)IDX[k];
+                Fi[0] -= gij0 + gik0; Fi[1] -= gij1 + gik1; Fi[2] -= gij2 + gik2;
+                Fj[0] -= gjk0 - gij0; Fj[1] -= gjk1 - gij1; Fj[2] -= gjk2 - gij2;
+                Fk[0] += gik0 + gjk0; Fk[1] += gik1 + gjk1; Fk[2] += gik2 + gjk2;
+                V[0] += gij0 * dij[0] + gik0 * dik[0] + gjk0 * djk0;
+                V[1] += gij0 * dij[1] + gik0 * dik[1] + gjk0 * djk1;
+                V[2] += gij0 * dij[2] + gik0 * dik[2] + gjk0 * djk2;
+                V[3] += gij1 * dij[0] + gik1 * dik[0] + gjk1 * djk0;
+                V[4] += gij1 * dij[1] + gik1 * dik[1] + gjk1 * djk1;
+                V[5] += gij1 * dij[2] + gik1 * dik[2] + gjk1 * djk2;
+                V[6] += gij2 * dij[0] + gik2 * dik[0] + gjk2 * djk0;
+                V[7] += gij2 * dij[1] + gik2 * dik[1] + gjk2 * djk1;
+                V[8] += gij2 * dij[2] + gik2 * dik[2] + gjk2 * djk2;
+            }
+        }
+    }
+    if (dEde)
+        for (int k = 0; k < 9; ++k) dEde[k] += V[k];
+}
+
+int64_t hdnnp_dgdr_size(const hdnnp_model *m, const hdnnp_nlist *nl, const int *elem)
+{
+    int64_t tot = 0;
+    for (int i = 0; i < nl->natoms; ++i)
+        tot += (int64_t)(nl->start[i + 1] - nl->start[i] + 1) * m->el[elem[i]].nsf * 3;
+    return tot;
+}
+
+int hdnnp_symmetry_functions(const hdnnp_model *m, const hdnnp_nlist *nl,
+                             const int *elem, double *G, int ldg,
+                             double *dgdr, int64_t *dgoff)
+{
+    scratch_t w;
+    if (scratch_alloc(&w, m, nl) != 0) { scratch_free(&w); return -1; }
+    int64_t off = 0;
+    for (int i = 0; i < nl->natoms; ++i) {
+        const int ei = elem[i], nsf = m->el[ei].nsf;
+        double *Gi = G + (size_t)i * ldg;
+        memset(Gi, 0, (size_t)ldg * sizeof(double));
+        double *dGi = NULL;
+        if (dgdr) {
+            const int64_t sz = (int64_t)(nl->start[i + 1] - nl->start[i] + 1) * nsf * 3;
+            dgoff[i] = off;
+            dGi = dgdr + off;
+            memset(dGi, 0, (size_t)sz * sizeof(double));
+            off += sz;
+        }
+        atom_cutoffs(m, nl, i, &w);
+        atom_sf(m, nl, i, ei, &w, Gi, dGi);
+    }
+    if (dgdr) dgoff[nl->natoms] = off;
+    scratch_free(&w);
+    return 0;
+}
+
+int64_t hdnnp_scale(const hdnnp_model *m, int natoms, const int *elem,
+                    double *G, int ldg, hdnnp_ew *ew, int64_t ewcap)
+{
+    int64_t nw = 0;
+    for (int i = 0; i < natoms; ++i) {
+        const hdnnp_element *el = &m->el[elem[i]];
+        double *Gi = G + (size_t)i * ldg;
+        for (int s = 0; s < el->nsf; ++s) {
+            const double g = Gi[s];
+            if (g < el->gmin[s] || g > el->gmax[s]) {
+                if (nw < ewcap) {
+                    ew[nw].atom = i; ew[nw].sf = s; ew[nw].value = g;
+                    ew[nw].gmin = el->gmin[s]; ew[nw].gmax = el->gmax[s];
+                }
+                nw++;
+            }
+            Gi[s] = el->sa[s] + el->sb[s] * (g - el->sc[s]);
+        }
+    }
+    return nw;
+}
+
+int hdnnp_energy_forces_full(const hdnnp_model *m, const hdnnp_nlist *nl,
+                             const int *elem, double *eatom, double *forces,
+                             double *dEde, hdnnp_ew *ew, int64_t ewcap,
+                             int64_t *nwarn, double *G, double *Gs,
+                             double *dEdGs, double *out, int ldg)
+{
+    scratch_t w;
+    int64_t nw = 0;
+    if (scratch_alloc(&w, m, nl) != 0) { scratch_free(&w); return -1; }
+    for (int i = 0; i < nl->natoms; ++i) {
+        const int ei = elem[i];
+        const hdnnp_element *el = &m->el[ei];
+        const int nsf = el->nsf;
+        double *g = w.gs;
+        memset(g, 0, (size_t)nsf * sizeof(double));
+        atom_cutoffs(m, nl, i, &w);
+        atom_sf(m, nl, i, ei, &w, g, NULL);
+        if (G) memcpy(G + (size_t)i * ldg, g, (size_t)nsf * sizeof(double));
+        for (int s = 0; s < nsf; ++s) {
+            const double v = g[s];
+            if (v < el->gmin[s] || v > el->gmax[s]) {
+                if (nw < ewcap) {
+                    ew[nw].atom = i; ew[nw].sf = s; ew[nw].value = v;
+                    ew[nw].gmin = el->gmin[s]; ew[nw].gmax = el->gmax[s];
+                }
+                nw++;
+            }
+            g[s] = el->sa[s] + el->sb[s] * (v - el->sc[s]);
+        }
+        if (Gs) memcpy(Gs + (size_t)i * ldg, g, (size_t)nsf * sizeof(double));
+        const double o = hdnnp_network(m, ei, g, w.dedg, w.nnw);
+        if (out) out[i] = o;
+        if (dEdGs) memcpy(dEdGs + (size_t)i * ldg, w.dedg, (size_t)nsf * sizeof(double));
+        eatom[i] = o * el->escale + el->eshift;
+        if (forces) {
+            for (int s = 0; s < nsf; ++s) w.w[s] = w.dedg[s] * el->sb[s] * el->escale;
+            atom_forces(m, nl, i, ei, &w, w.w, forces, dEde);
+        }
+    }
+    if (nwarn) *nwarn = nw;
+    scratch_free(&w);
+    return 0;
+}
+
+int hdnnp_energy_forces(const hdnnp_model *m, const hdnnp_nlist *nl,
+                        const int *elem, double *eatom, double *forces,
+                        double *dEde, hdnnp_ew *ew, int64_t ewcap,
+                        int64_t *nwarn)
+{
+    return hdnnp_energy_forces_full(m, nl, elem, eatom, forces, dEde, ew, ewcap,
+                                    nwarn, NULL, NULL, NULL, NULL, 0);
+}

@@ -1,0 +1,243 @@
+/*
+ * hdnnp_core — the compute core of hpcnnp, plain C99, no Python.
+ *
+ * Behler–Parrinello high-dimensional neural network potentials (HDNNP,
+ * Behler & Parrinello, PRL 98, 146401 (2007), doi:10.1103/PhysRevLett.98.146401)
+ * with n2p2's conventions (Singraber et al., JCTC 15, 1827 (2019),
+ * doi:10.1021/acs.jctc.8b00770): atom-centred symmetry functions (SF) of types
+ * 2 (radial), 3 (narrow angular) and 9 (wide angular), all n2p2 cutoff
+ * functions, SF scaling, per-element feed-forward networks.
+ *
+ * Two front doors use this file: the Cython extension (hpcnnp._core) and the
+ * LAMMPS plugin pair style.  Units are whatever the potential uses (n2p2 is
+ * unit-agnostic): positions/lengths L, energies E; forces E/L.
+ *
+ * Conventions
+ *  - Element indices are n2p2's: rank of the atomic number among the
+ *    potential's elements.
+ *  - SFs of an element are stored in n2p2's sorted order; groups (SFs sharing
+ *    type, neighbour element(s) and cutoff radius) are evaluated in one
+ *    neighbour loop.
+ *  - A neighbour list gives, for each central atom i, neighbours j (index into
+ *    the "all atoms" array, which may contain ghost atoms) with the vector
+ *    d_ij = r_i - r_j (image shift included) and |d_ij|, sorted by element.
+ *  - The strain derivative dE/de_ab = sum over all relative vectors d of
+ *    (dE/dd)_a d_b.  The Cauchy stress is (dE/de)/V, the LAMMPS virial is
+ *    -(dE/de).
+ */
+#ifndef HDNNP_CORE_H
+#define HDNNP_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HDNNP_MAX_ELEMENTS 16
+#define HDNNP_ERRLEN 512
+
+enum hdnnp_cutoff_type {
+    HDNNP_CUT_HARD = 0, HDNNP_CUT_COS = 1, HDNNP_CUT_TANHU = 2,
+    HDNNP_CUT_TANH = 3, HDNNP_CUT_EXP = 4, HDNNP_CUT_POLY1 = 5,
+    HDNNP_CUT_POLY2 = 6, HDNNP_CUT_POLY3 = 7, HDNNP_CUT_POLY4 = 8
+};
+
+enum hdnnp_scaling_type {
+    HDNNP_SCALE_NONE = 0, HDNNP_SCALE_SCALE = 1, HDNNP_SCALE_CENTER = 2,
+    HDNNP_SCALE_SCALECENTER = 3, HDNNP_SCALE_SCALESIGMA = 4
+};
+
+/* activation letters of n2p2: l t s p r g c S e h */
+enum hdnnp_activation {
+    HDNNP_ACT_LINEAR = 0, HDNNP_ACT_TANH, HDNNP_ACT_LOGISTIC, HDNNP_ACT_SOFTPLUS,
+    HDNNP_ACT_RELU, HDNNP_ACT_GAUSSIAN, HDNNP_ACT_COS, HDNNP_ACT_REVLOGISTIC,
+    HDNNP_ACT_EXP, HDNNP_ACT_HARMONIC
+};
+
+/* ---- cutoff function ---------------------------------------------------- */
+typedef struct {
+    int type;
+    double rc;      /* outer cutoff radius */
+    double rci;     /* inner cutoff radius alpha*rc */
+    double iw;      /* 1/(rc - rci) */
+} hdnnp_cutoff;
+
+void hdnnp_cutoff_init(hdnnp_cutoff *c, int type, double rc, double alpha);
+/* f_c(r) and df_c/dr; r >= rc gives 0, 0 */
+void hdnnp_cutoff_eval(const hdnnp_cutoff *c, double r, double *fc, double *dfc);
+
+/* ---- symmetry-function groups ------------------------------------------- */
+typedef struct {
+    int e1;            /* neighbour element */
+    int icut;          /* index of the cutoff radius in model->cut */
+    double rc;
+    int n;             /* members */
+    int *sf;           /* sorted SF index of each member */
+    double *eta, *rs;
+} hdnnp_radial_group;
+
+typedef struct {
+    int type;          /* 3 (narrow) or 9 (wide) */
+    int e1, e2;        /* neighbour elements, e1 <= e2 */
+    int icut;
+    double rc;
+    int n;             /* members */
+    int *sf;           /* sorted SF index of each member */
+    int *mrad;         /* member -> unique (eta, rs) index */
+    int *mang;         /* member -> unique (lambda, zeta) index */
+    int nrad;          /* unique (eta, rs) */
+    double *eta, *rs;
+    int nang;          /* unique (lambda, zeta) */
+    double *lam, *zeta;
+    int *izeta;        /* integer zeta or -1 */
+    double *pref;      /* 2^(1-zeta) */
+} hdnnp_angular_group;
+
+/* ---- one element: SFs, scaling, network ---------------------------------- */
+typedef struct {
+    int nsf;
+    int nrg, nag;
+    hdnnp_radial_group *rg;
+    hdnnp_angular_group *ag;
+    /* raw SF parameters in sorted order (kept for reference/debugging) */
+    int *sf_type, *sf_e1, *sf_e2;
+    double *sf_eta, *sf_rs, *sf_rc, *sf_lam, *sf_zeta;
+    /* scaling: Gs = sa + sb*(G - sc); extrapolation range [gmin, gmax] */
+    double *sa, *sb, *sc, *gmin, *gmax;
+    int has_scaling;
+    /* network */
+    int nlayers;       /* number of layers incl. input and output */
+    int *size;         /* neurons per layer, size[0] = nsf, size[nlayers-1] = 1 */
+    int *act;          /* activation per layer 1..nlayers-1 (act[0] unused) */
+    int nweights;
+    double *w;         /* n2p2 connection order */
+    int *woff;         /* offset of layer k's weight block in w (k>=1) */
+    int maxsize;
+    /* physical atomic energy = out*escale + eshift */
+    double escale, eshift;
+} hdnnp_element;
+
+typedef struct {
+    int nelements;
+    int cutoff_type;
+    double cutoff_alpha;
+    int normalize_nodes;
+    int ncut;                         /* distinct SF cutoff radii */
+    double cut_rc[64];
+    hdnnp_cutoff cut[64];
+    double rc_max;
+    int maxsf;
+    hdnnp_element el[HDNNP_MAX_ELEMENTS];
+    char err[HDNNP_ERRLEN];
+} hdnnp_model;
+
+/* Create an empty model; returns NULL on allocation failure. */
+hdnnp_model *hdnnp_model_new(int nelements, int cutoff_type, double cutoff_alpha,
+                             int normalize_nodes);
+void hdnnp_model_free(hdnnp_model *m);
+
+/* Define the SFs of element e (arrays of length nsf, already in n2p2's
+ * sorted order; e2, lam, zeta are ignored for type 2).  Returns 0 or -1
+ * (message in m->err). */
+int hdnnp_model_set_sf(hdnnp_model *m, int e, int nsf, const int *type,
+                       const int *e1, const int *e2, const double *eta,
+                       const double *rs, const double *rc, const double *lam,
+                       const double *zeta);
+/* Scaling of element e: stats is nsf x 4 (min, max, mean, sigma), row major. */
+int hdnnp_model_set_scaling(hdnnp_model *m, int e, int scaling_type,
+                            double smin, double smax, const double *stats);
+/* Network of element e: nlayers incl. input/output; acts[k] for layers
+ * k = 1..nlayers-1 (acts[0] ignored); weights in n2p2 order (may be NULL:
+ * zeros).  escale/eshift map the output to a physical atomic energy. */
+int hdnnp_model_set_network(hdnnp_model *m, int e, int nlayers, const int *sizes,
+                            const int *acts, const double *weights,
+                            double escale, double eshift);
+int hdnnp_model_set_weights(hdnnp_model *m, int e, const double *weights);
+
+/* ---- neighbour list ------------------------------------------------------ */
+typedef struct {
+    int natoms;        /* central atoms */
+    int nelements;
+    int *start;        /* natoms+1 offsets into idx/d/r */
+    int *estart;       /* natoms*(nelements+1): element e of atom i occupies
+                          [start[i]+estart[i*(ne+1)+e], start[i]+estart[i*(ne+1)+e+1]) */
+    int *idx;          /* neighbour atom index */
+    double *d;         /* 3 per neighbour: r_i - r_j */
+    double *r;         /* |d| */
+    size_t n, cap;
+    double rc;
+} hdnnp_nlist;
+
+void hdnnp_nlist_init(hdnnp_nlist *nl);
+void hdnnp_nlist_free(hdnnp_nlist *nl);
+
+/* Neighbour list of a structure with cell lists.  pos: n x 3, cell: 3 x 3
+ * rows = lattice vectors (ignored when periodic == 0), elem: element index
+ * per atom.  All periodic images within rc are included (also images of i
+ * itself when the cell is smaller than rc).  Returns 0, or -1 with an error
+ * in err (e.g. two atoms closer than rmin, singular cell). */
+int hdnnp_nlist_build(hdnnp_nlist *nl, int n, const double *pos,
+                      const double *cell, int periodic, const int *elem,
+                      int nelements, double rc, double rmin, char *err);
+
+/* Neighbour list from caller-provided candidate pairs (e.g. a LAMMPS full
+ * list): for central atom i (0..natoms-1), candidates cidx[cstart[i]..cstart[i+1])
+ * are atom indices into xall (n_all x 3) with elements eall.  Keeps those
+ * within rc, sorts them by element.  Returns 0 or -1 (atoms closer than rmin). */
+int hdnnp_nlist_from_pairs(hdnnp_nlist *nl, int natoms, const int *cstart,
+                           const int *cidx, const double *xall, const int *eall,
+                           int nelements, double rc, double rmin, char *err);
+
+/* ---- evaluation ---------------------------------------------------------- */
+typedef struct {
+    int atom;          /* central atom */
+    int sf;            /* sorted SF index */
+    double value, gmin, gmax;
+} hdnnp_ew;
+
+/* Raw SF values G (natoms x maxsf, row stride ldg) and optionally their
+ * derivatives: dG[slot][s][3] per atom, slot 0 = the atom itself, slot
+ * 1+q = q-th neighbour of its list.  dgdr has room for
+ * sum_i (nneigh_i + 1) * nsf(elem_i) * 3 doubles; dgoff (natoms+1) receives
+ * the offsets.  Pass dgdr = NULL for values only. */
+int hdnnp_symmetry_functions(const hdnnp_model *m, const hdnnp_nlist *nl,
+                             const int *elem, double *G, int ldg,
+                             double *dgdr, int64_t *dgoff);
+/* size needed for dgdr (doubles) */
+int64_t hdnnp_dgdr_size(const hdnnp_model *m, const hdnnp_nlist *nl, const int *elem);
+
+/* Scale raw SF values in place (natoms x ldg); counts values outside
+ * [gmin, gmax] and stores up to ewcap of them in ew.  Returns the count. */
+int64_t hdnnp_scale(const hdnnp_model *m, int natoms, const int *elem,
+                    double *G, int ldg, hdnnp_ew *ew, int64_t ewcap);
+
+/* Network of element e on scaled input gs: returns the raw output (training
+ * units) and, if dEdG != NULL, dOut/dGs (length nsf). work >= 4*maxsize. */
+double hdnnp_network(const hdnnp_model *m, int e, const double *gs,
+                     double *dEdG, double *work);
+
+/* Energies and forces (the fast path: two passes, no stored SF derivatives).
+ * natoms central atoms of nl; elem covers all atoms (incl. ghosts).
+ * eatom (natoms): physical atomic energies (incl. offsets);
+ * forces (n_all x 3) are ADDED to; dEde (9, row major) is ADDED to (may be
+ * NULL); ew/ewcap as in hdnnp_scale.  *nwarn receives the number of
+ * extrapolation warnings.  Returns 0 or -1. */
+int hdnnp_energy_forces(const hdnnp_model *m, const hdnnp_nlist *nl,
+                        const int *elem, double *eatom, double *forces,
+                        double *dEde, hdnnp_ew *ew, int64_t ewcap,
+                        int64_t *nwarn);
+
+/* Same, also returning raw G (natoms x ldg), scaled Gs and dOut/dGs
+ * (training units, before escale) for tests against n2p2's dumps. */
+int hdnnp_energy_forces_full(const hdnnp_model *m, const hdnnp_nlist *nl,
+                             const int *elem, double *eatom, double *forces,
+                             double *dEde, hdnnp_ew *ew, int64_t ewcap,
+                             int64_t *nwarn, double *G, double *Gs,
+                             double *dEdGs, double *out, int ldg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,52 @@
+"""The ``hpcnnp`` command: one sub-command per pipeline stage.
+
+Each sub-command lives in its own module under :mod:`hpcnnp.commands` and
+provides ``register(subparsers)`` (adds its parser and sets ``func``).  The
+table :data:`COMMANDS` is the one place a new stage is added.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from hpcnnp import __version__
+from hpcnnp.errors import HpcnnpError
+
+#: sub-command name -> module in hpcnnp.commands (imported when the CLI starts)
+COMMANDS = {
+    "sfgen": "hpcnnp.commands.sfgen",
+    "predict": "hpcnnp.commands.predict",
+}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="hpcnnp",
+        description="Behler-Parrinello HDNNP workflow (n2p2-compatible): "
+        "symmetry functions, prediction, training, sampling, MD and analysis.",
+    )
+    parser.add_argument("--version", action="version", version=f"hpcnnp {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, module in COMMANDS.items():
+        importlib.import_module(module).register(sub)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except HpcnnpError as exc:
+        print(f"hpcnnp {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"hpcnnp {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

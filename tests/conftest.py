@@ -1,0 +1,28 @@
+"""Shared pytest fixtures.
+
+Reference outputs of the real n2p2 live in ``../shared/refdata`` beside the
+repository (never copied in).  Tests that need them take the ``refdata``
+fixture, which skips with a clear reason when the folder is absent.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REFDATA = Path(os.environ.get("HPCNNP_REFDATA", REPO.parent / "shared" / "refdata"))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "mpi: test that runs a program under mpiexec -n 2")
+    config.addinivalue_line("markers", "slow: test that takes more than ~20 s")
+
+
+@pytest.fixture(scope="session")
+def refdata():
+    """Path of ../shared/refdata (skips the test when it is not there)."""
+    if not REFDATA.is_dir():
+        pytest.skip(f"n2p2 reference data not found at {REFDATA} "
+                    "(set HPCNNP_REFDATA or place shared/ beside the repository)")
+    return REFDATA

@@ -13,7 +13,7 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, find_packages, setup
 
-cflags = ["-O3", "-std=c99", "-fno-math-errno", "-fno-trapping-math"]
+cflags = ["-O3", "-std=c99", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math"]
 cflags += shlex.split(os.environ.get("HPCNNP_CFLAGS", ""))
 
 extensions = [

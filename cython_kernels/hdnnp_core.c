@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
@@ -749,13 +750,25 @@ oom:
 /* symmetry functions                                                        */
 /* ======================================================================= */
 
-/* Scratch space of one evaluation (sized for the largest neighbourhood). */
+/* Scratch space of one evaluation (sized for the largest neighbourhood).
+ * Per-neighbour and per-partner arrays are laid out structure-of-arrays so
+ * that the inner loops vectorise. */
 typedef struct {
-    int maxnn, ncut, maxrad;
-    double *fc, *dfc;     /* maxnn * ncut */
-    double *tab;          /* maxnn * maxrad: exp(-eta (r - rs)^2) per neighbour */
+    int maxnn, ncut, maxrad, maxang;
+    int bcap;             /* capacity of the pair batch: ANG_CHUNK + maxnn */
+    int *bj;
+    double Fi[3];
+    double *fc, *dfc;     /* ncut x maxnn */
+    double *tab;          /* maxrad x maxnn: exp(-eta (r - rs)^2) per neighbour */
     double *nnw;          /* network work */
     double *gs, *dedg, *w;
+    /* batch of partners k of one neighbour j (angular groups) */
+    int *bk;
+    double *brik, *bx2, *brjk, *bcs, *bfik, *bdfik, *bfjk, *bdfjk, *bFc;
+    double *bER, *bA, *bdA, *bQ, *bQd;  /* maxrad|maxang x maxnn */
+    double *bS0, *bSij, *bSik, *bSjk, *bTc, *bt;
+    /* neighbours of the current atom, structure of arrays */
+    double *dx, *dy, *dz, *rr, *ux, *uy, *uz, *tx2, *tcs;
 } scratch_t;
 
 static int max_neighbours(const hdnnp_nlist *nl)
@@ -768,61 +781,440 @@ static int max_neighbours(const hdnnp_nlist *nl)
     return mx;
 }
 
+#define NB_ARRAYS 24
+#define BATCH_CHUNK 256
 static int scratch_alloc(scratch_t *w, const hdnnp_model *m, const hdnnp_nlist *nl)
 {
-    int maxrad = 1;
+    int maxrad = 1, maxang = 1;
     for (int e = 0; e < m->nelements; ++e)
-        for (int g = 0; g < m->el[e].nag; ++g)
+        for (int g = 0; g < m->el[e].nag; ++g) {
             if (m->el[e].ag[g].nrad > maxrad) maxrad = m->el[e].ag[g].nrad;
+            if (m->el[e].ag[g].nang > maxang) maxang = m->el[e].ag[g].nang;
+        }
     memset(w, 0, sizeof(*w));
-    w->maxnn = max_neighbours(nl);
+    w->maxnn = max_neighbours(nl) + 1;
     w->ncut = m->ncut > 0 ? m->ncut : 1;
     w->maxrad = maxrad;
-    w->fc = (double *)xcalloc((size_t)w->maxnn * w->ncut, sizeof(double));
-    w->dfc = (double *)xcalloc((size_t)w->maxnn * w->ncut, sizeof(double));
-    w->tab = (double *)xcalloc((size_t)w->maxnn * maxrad, sizeof(double));
+    w->maxang = maxang;
+    const size_t nn = (size_t)w->maxnn;
+    w->fc = (double *)xcalloc(nn * w->ncut, sizeof(double));
+    w->dfc = (double *)xcalloc(nn * w->ncut, sizeof(double));
+    w->tab = (double *)xcalloc(nn * maxrad, sizeof(double));
     w->nnw = (double *)xcalloc(network_work_size(m), sizeof(double));
     w->gs = (double *)xcalloc(m->maxsf + 1, sizeof(double));
     w->dedg = (double *)xcalloc(m->maxsf + 1, sizeof(double));
     w->w = (double *)xcalloc(m->maxsf + 1, sizeof(double));
-    if (!w->fc || !w->dfc || !w->tab || !w->nnw || !w->gs || !w->dedg || !w->w) return -1;
+    w->bcap = BATCH_CHUNK + w->maxnn;
+    const size_t nbc = (size_t)w->bcap;
+    w->bk = (int *)xcalloc(2 * nbc, sizeof(int));
+    w->bj = w->bk + nbc;
+    /* one block for all per-partner / per-neighbour arrays */
+    double *blk = (double *)xcalloc(nbc * (NB_ARRAYS + 3 * maxrad + 2 * maxang), sizeof(double));
+    if (!w->fc || !w->dfc || !w->tab || !w->nnw || !w->gs || !w->dedg || !w->w || !w->bk || !blk)
+        return -1;
+    double **arr[] = {&w->brik, &w->bx2, &w->brjk, &w->bcs, &w->bfik, &w->bdfik, &w->bfjk,
+                      &w->bdfjk, &w->bFc, &w->bS0, &w->bSij, &w->bSik, &w->bSjk, &w->bTc, &w->bt,
+                      &w->dx, &w->dy, &w->dz, &w->rr, &w->ux, &w->uy, &w->uz, &w->tx2, &w->tcs};
+    for (int a = 0; a < NB_ARRAYS; ++a) *arr[a] = blk + (size_t)a * nbc;
+    w->bER = blk + (size_t)NB_ARRAYS * nbc;
+    w->bQ = w->bER + (size_t)maxrad * nbc;
+    w->bQd = w->bQ + (size_t)maxrad * nbc;
+    w->bA = w->bQd + (size_t)maxrad * nbc;
+    w->bdA = w->bA + (size_t)maxang * nbc;
     return 0;
 }
 
 static void scratch_free(scratch_t *w)
 {
     free(w->fc); free(w->dfc); free(w->tab); free(w->nnw); free(w->gs); free(w->dedg); free(w->w);
+    free(w->bk); free(w->brik);
 }
 
-static inline double ipow(double b, int n)
+/* exp(x) for x <= 0 without library calls, so that loops over it vectorise.
+ * Cody–Waite reduction x = n ln2 + r, |r| <= ln2/2, degree-13 Taylor
+ * polynomial (truncation < 1e-17 relative), 2^n put into the exponent bits.
+ * Arguments below -700 return exp(-700) ~ 1e-304 (the SF terms are then
+ * negligible against any non-zero value). */
+static inline double vexp(double x)
 {
-    double r = 1.0;
-    while (n) { if (n & 1) r *= b; b *= b; n >>= 1; }
-    return r;
+    x = x < -700.0 ? -700.0 : x;
+    x = x > 700.0 ? 700.0 : x;
+    const double shifter = 6755399441055744.0; /* 1.5 * 2^52 */
+    const double t = x * 1.4426950408889634 + shifter;
+    const double n = t - shifter;
+    const double r = (x - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
+    double p = 1.0 / 6227020800.0;
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    uint64_t ti, pi;
+    memcpy(&ti, &t, 8);
+    memcpy(&pi, &p, 8);
+    pi += ti << 52;
+    double res;
+    memcpy(&res, &pi, 8);
+    return res;
 }
 
-/* angular part A = 2^(1-zeta) (1 + lam c)^zeta and dA/dc */
-static inline void angular_part(const hdnnp_angular_group *g, int a, double c,
-                                double *A, double *dA)
+double hdnnp_vexp(double x) { return vexp(x); }
+
+/* Cutoff function on a batch of distances (r >= rc gives 0, r < rci gives 1). */
+static void cutoff_batch(const hdnnp_cutoff *c, int n, const double *r, double *f, double *df)
 {
-    double base = 1.0 + g->lam[a] * c;
-    if (base <= 0.0) { *A = 0.0; *dA = 0.0; return; }
-    double p;  /* base^(zeta-1) */
-    if (g->izeta[a] > 0) p = ipow(base, g->izeta[a] - 1);
-    else p = pow(base, g->zeta[a] - 1.0);
-    *A = g->pref[a] * p * base;
-    *dA = g->pref[a] * g->zeta[a] * g->lam[a] * p;
+    const double rc = c->rc, rci = c->rci, iw = c->iw;
+    switch (c->type) {
+    case HDNNP_CUT_POLY1:
+#pragma omp simd
+        for (int q = 0; q < n; ++q) {
+            double x = (r[q] - rci) * iw;
+            x = x < 0.0 ? 0.0 : x;
+            const int in = r[q] < rc;
+            const double ff = (2.0 * x - 3.0) * x * x + 1.0;
+            const double dd = 6.0 * x * (x - 1.0) * iw;
+            f[q] = in ? ff : 0.0; df[q] = in ? dd : 0.0;
+        }
+        return;
+    case HDNNP_CUT_POLY2:
+#pragma omp simd
+        for (int q = 0; q < n; ++q) {
+            double x = (r[q] - rci) * iw;
+            x = x < 0.0 ? 0.0 : x;
+            const int in = r[q] < rc;
+            const double ff = ((15.0 - 6.0 * x) * x - 10.0) * x * x * x + 1.0;
+            const double dd = x * x * ((60.0 - 30.0 * x) * x - 30.0) * iw;
+            f[q] = in ? ff : 0.0; df[q] = in ? dd : 0.0;
+        }
+        return;
+    case HDNNP_CUT_POLY3:
+#pragma omp simd
+        for (int q = 0; q < n; ++q) {
+            double x = (r[q] - rci) * iw;
+            x = x < 0.0 ? 0.0 : x;
+            const int in = r[q] < rc;
+            const double x2 = x * x, xm = x - 1.0;
+            const double ff = (x * (x * (20.0 * x - 70.0) + 84.0) - 35.0) * x2 * x2 + 1.0;
+            const double dd = 140.0 * x2 * x * xm * xm * xm * iw;
+            f[q] = in ? ff : 0.0; df[q] = in ? dd : 0.0;
+        }
+        return;
+    case HDNNP_CUT_POLY4:
+#pragma omp simd
+        for (int q = 0; q < n; ++q) {
+            double x = (r[q] - rci) * iw;
+            x = x < 0.0 ? 0.0 : x;
+            const int in = r[q] < rc;
+            const double x2 = x * x, xm = x - 1.0, xm2 = xm * xm;
+            const double ff = (x * (x * ((315.0 - 70.0 * x) * x - 540.0) + 420.0) - 126.0) * x2 * x2 * x + 1.0;
+            const double dd = -630.0 * x2 * x2 * xm2 * xm2 * iw;
+            f[q] = in ? ff : 0.0; df[q] = in ? dd : 0.0;
+        }
+        return;
+    default:
+        for (int q = 0; q < n; ++q) hdnnp_cutoff_eval(c, r[q], &f[q], &df[q]);
+    }
 }
 
 /* Cutoff values of all neighbours of atom i for every cutoff radius. */
 static void atom_cutoffs(const hdnnp_model *m, const hdnnp_nlist *nl, int i, scratch_t *w)
 {
     const int p0 = nl->start[i], nn = nl->start[i + 1] - p0;
-    for (int c = 0; c < m->ncut; ++c) {
-        const hdnnp_cutoff *cf = &m->cut[c];
-        for (int q = 0; q < nn; ++q)
-            hdnnp_cutoff_eval(cf, nl->r[p0 + q], &w->fc[q * w->ncut + c], &w->dfc[q * w->ncut + c]);
+    const double *D = nl->d + 3 * (size_t)p0, *R = nl->r + p0;
+    for (int q = 0; q < nn; ++q) {
+        const double r = R[q], ir = 1.0 / r;
+        w->dx[q] = D[3 * q]; w->dy[q] = D[3 * q + 1]; w->dz[q] = D[3 * q + 2]; w->rr[q] = r;
+        w->ux[q] = D[3 * q] * ir; w->uy[q] = D[3 * q + 1] * ir; w->uz[q] = D[3 * q + 2] * ir;
     }
+    for (int c = 0; c < m->ncut; ++c)
+        cutoff_batch(&m->cut[c], nn, nl->r + p0, w->fc + (size_t)c * w->maxnn,
+                     w->dfc + (size_t)c * w->maxnn);
+}
+
+/* Per-neighbour radial factors exp(-eta (r - rs)^2) of an angular group. */
+static void angular_table(const hdnnp_angular_group *ag, const int *es, const double *R,
+                          scratch_t *w)
+{
+    for (int pass = 0; pass < 2; ++pass) {
+        if (pass && ag->e1 == ag->e2) break;
+        const int qa = pass ? es[ag->e2] : es[ag->e1], qb = pass ? es[ag->e2 + 1] : es[ag->e1 + 1];
+        for (int a = 0; a < ag->nrad; ++a) {
+            const double eta = ag->eta[a], rs = ag->rs[a];
+            double *t = w->tab + (size_t)a * w->maxnn;
+#pragma omp simd
+            for (int q = qa; q < qb; ++q) {
+                const double x = R[q] - rs;
+                t[q] = vexp(-eta * x * x);
+            }
+        }
+    }
+}
+
+/* Angular groups are evaluated on batches of neighbour pairs (j, k): the
+ * pairs of several j are collected (branch-free compaction of the partners
+ * inside the cutoff) until about ANG_CHUNK pairs are pending, then all
+ * pair quantities are computed in vectorised loops. */
+#define ANG_CHUNK BATCH_CHUNK
+
+/* Append the partners k of neighbour j to the batch; returns the new size. */
+static int angular_collect(const hdnnp_angular_group *ag, int j, int kbeg, int kend,
+                           scratch_t *w, int nb)
+{
+    const double rc = ag->rc, rc2 = rc * rc;
+    const int narrow = ag->type == 3, mx = w->maxnn;
+    const double *restrict fc = w->fc + (size_t)ag->icut * mx;
+    const double *restrict dfc = w->dfc + (size_t)ag->icut * mx;
+    const double *restrict ux = w->ux, *restrict uy = w->uy, *restrict uz = w->uz;
+    const double *restrict dxa = w->dx, *restrict dya = w->dy, *restrict dza = w->dz;
+    double *restrict tx2 = w->tx2, *restrict tcs = w->tcs;
+    int *restrict bk = w->bk, *restrict bj = w->bj;
+    double *restrict brik = w->brik, *restrict bx2 = w->bx2, *restrict bcs = w->bcs;
+    double *restrict bfik = w->bfik, *restrict bdfik = w->bdfik;
+    const double dx = dxa[j], dy = dya[j], dz = dza[j];
+    const double ujx = ux[j], ujy = uy[j], ujz = uz[j];
+    const int cnt = kend - kbeg;
+#pragma omp simd
+    for (int t = 0; t < cnt; ++t) {
+        const int k = kbeg + t;
+        const double a0 = dxa[k] - dx, a1 = dya[k] - dy, a2 = dza[k] - dz;
+        tx2[t] = a0 * a0 + a1 * a1 + a2 * a2;
+        tcs[t] = ujx * ux[k] + ujy * uy[k] + ujz * uz[k];
+    }
+    for (int t = 0; t < cnt; ++t) {
+        const int k = kbeg + t;
+        const double rik = w->rr[k];
+        const int ok = (rik < rc) & (!narrow | (tx2[t] < rc2));
+        bk[nb] = k;
+        bj[nb] = j;
+        brik[nb] = rik;
+        bx2[nb] = tx2[t];
+        bcs[nb] = tcs[t];
+        bfik[nb] = fc[k];
+        bdfik[nb] = dfc[k];
+        nb += ok;
+    }
+    return nb;
+}
+
+/* Pair quantities of a batch: r_jk, f_c(r_jk), F_c = f_ij f_ik f_jk,
+ * radial factors ER[a] and angular parts A[a], dA/dcos[a]. */
+static void angular_process(const hdnnp_model *m, const hdnnp_angular_group *ag, int nb,
+                           scratch_t *w)
+{
+    const int narrow = ag->type == 3, mx = w->bcap;
+    const double *restrict fc = w->fc + (size_t)ag->icut * w->maxnn;
+    const int *restrict bk = w->bk, *restrict bj = w->bj;
+    double *restrict brjk = w->brjk, *restrict bfjk = w->bfjk, *restrict bdfjk = w->bdfjk;
+    double *restrict bFc = w->bFc;
+    if (narrow) {
+#pragma omp simd
+        for (int n = 0; n < nb; ++n) brjk[n] = sqrt(w->bx2[n]);
+        cutoff_batch(&m->cut[ag->icut], nb, brjk, bfjk, bdfjk);
+    } else {
+        for (int n = 0; n < nb; ++n) { brjk[n] = 0.0; bfjk[n] = 1.0; bdfjk[n] = 0.0; }
+    }
+    for (int n = 0; n < nb; ++n) bFc[n] = fc[bj[n]] * w->bfik[n] * bfjk[n];
+    for (int a = 0; a < ag->nrad; ++a) {
+        const double *restrict t = w->tab + (size_t)a * w->maxnn;
+        const double eta = ag->eta[a], rs = ag->rs[a];
+        double *restrict er = w->bER + (size_t)a * mx;
+        for (int n = 0; n < nb; ++n) er[n] = t[bj[n]] * t[bk[n]];
+        if (narrow) {
+#pragma omp simd
+            for (int n = 0; n < nb; ++n) {
+                const double x = brjk[n] - rs;
+                er[n] *= vexp(-eta * x * x);
+            }
+        }
+    }
+    const double *restrict cs = w->bcs;
+    for (int a = 0; a < ag->nang; ++a) {
+        const double lam = ag->lam[a], pref = ag->pref[a], zeta = ag->zeta[a];
+        double *restrict A = w->bA + (size_t)a * mx, *restrict dA = w->bdA + (size_t)a * mx;
+        if (ag->izeta[a] > 0) {
+            /* p = base^(zeta-1) by squaring, the same exponent in every lane */
+            int e = ag->izeta[a] - 1;
+            double *restrict bb = w->bt;
+#pragma omp simd
+            for (int n = 0; n < nb; ++n) {
+                const double base = 1.0 + lam * cs[n];
+                bb[n] = base > 0.0 ? base : 0.0;
+                dA[n] = 1.0;
+            }
+            while (e) {
+                if (e & 1) {
+#pragma omp simd
+                    for (int n = 0; n < nb; ++n) dA[n] *= bb[n];
+                }
+                e >>= 1;
+                if (e) {
+#pragma omp simd
+                    for (int n = 0; n < nb; ++n) bb[n] *= bb[n];
+                }
+            }
+#pragma omp simd
+            for (int n = 0; n < nb; ++n) {
+                const double base = 1.0 + lam * cs[n];
+                const int pos = base > 0.0;
+                const double p = dA[n];
+                A[n] = pos ? pref * p * base : 0.0;
+                dA[n] = pos ? pref * zeta * lam * p : 0.0;
+            }
+        } else {
+            for (int n = 0; n < nb; ++n) {
+                const double base = 1.0 + lam * cs[n];
+                if (base <= 0.0) { A[n] = 0.0; dA[n] = 0.0; continue; }
+                const double p = pow(base, zeta - 1.0);
+                A[n] = pref * p * base;
+                dA[n] = pref * zeta * lam * p;
+            }
+        }
+    }
+}
+
+/* Values (and, with dG, derivatives) of all members of an angular group
+ * from a processed batch. */
+static void angular_values(const hdnnp_angular_group *ag, int nb, scratch_t *w,
+                           const double *D, int nsf, double *G, double *dG)
+{
+    const int mx = w->bcap;
+    for (int s = 0; s < ag->n; ++s) {
+        const double *restrict A = w->bA + (size_t)ag->mang[s] * mx;
+        const double *restrict E = w->bER + (size_t)ag->mrad[s] * mx;
+        const double *restrict Fc = w->bFc;
+        double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+        for (int n = 0; n < nb; ++n) sum += A[n] * E[n] * Fc[n];
+        G[ag->sf[s]] += sum;
+    }
+    if (!dG) return;
+    const int narrow = ag->type == 3;
+    const double *fcut = w->fc + (size_t)ag->icut * w->maxnn, *dfcut = w->dfc + (size_t)ag->icut * w->maxnn;
+    for (int n = 0; n < nb; ++n) {
+        const int j = w->bj[n], k = w->bk[n];
+        const double rij = w->rr[j], u0 = w->ux[j], u1 = w->uy[j], u2 = w->uz[j];
+        const double rik = w->brik[n], rjk = w->brjk[n], cs = w->bcs[n];
+        const double *dij = D + 3 * (size_t)j, *dik = D + 3 * (size_t)k;
+        const double v0 = w->ux[k], v1 = w->uy[k], v2 = w->uz[k];
+        const double cij0 = (v0 - cs * u0) / rij, cij1 = (v1 - cs * u1) / rij, cij2 = (v2 - cs * u2) / rij;
+        const double cik0 = (u0 - cs * v0) / rik, cik1 = (u1 - cs * v1) / rik, cik2 = (u2 - cs * v2) / rik;
+        double w0 = 0.0, w1 = 0.0, w2 = 0.0;
+        if (narrow) {
+            w0 = (dik[0] - dij[0]) / rjk; w1 = (dik[1] - dij[1]) / rjk; w2 = (dik[2] - dij[2]) / rjk;
+        }
+        const double fij = fcut[j], dfij = dfcut[j];
+        const double fik = w->bfik[n], dfik = w->bdfik[n], fjk = w->bfjk[n], dfjk = w->bdfjk[n];
+        const double Fc = w->bFc[n];
+        const double Fij = dfij * fik * fjk, Fik = fij * dfik * fjk, Fjk = fij * fik * dfjk;
+        double *gi = dG, *gj = dG + 3 * (size_t)(j + 1) * nsf, *gk = dG + 3 * (size_t)(k + 1) * nsf;
+        for (int s = 0; s < ag->n; ++s) {
+            const int sf = ag->sf[s], a = ag->mang[s], rr = ag->mrad[s];
+            const double er = w->bER[(size_t)rr * w->bcap + n], eta2 = 2.0 * ag->eta[rr], rs = ag->rs[rr];
+            const double Ae = w->bA[(size_t)a * w->bcap + n] * er;
+            const double Tc = w->bdA[(size_t)a * w->bcap + n] * er * Fc;
+            const double Tij = Ae * (Fij - eta2 * (rij - rs) * Fc);
+            const double Tik = Ae * (Fik - eta2 * (rik - rs) * Fc);
+            const double gij0 = Tij * u0 + Tc * cij0, gij1 = Tij * u1 + Tc * cij1, gij2 = Tij * u2 + Tc * cij2;
+            const double gik0 = Tik * v0 + Tc * cik0, gik1 = Tik * v1 + Tc * cik1, gik2 = Tik * v2 + Tc * cik2;
+            double gjk0 = 0.0, gjk1 = 0.0, gjk2 = 0.0;
+            if (narrow) {
+                const double Tjk = Ae * (Fjk - eta2 * (rjk - rs) * Fc);
+                gjk0 = Tjk * w0; gjk1 = Tjk * w1; gjk2 = Tjk * w2;
+            }
+            double *pi = gi + 3 * sf, *pj = gj + 3 * sf, *pk = gk + 3 * sf;
+            pi[0] += gij0 + gik0; pi[1] += gij1 + gik1; pi[2] += gij2 + gik2;
+            pj[0] += gjk0 - gij0; pj[1] += gjk1 - gij1; pj[2] += gjk2 - gij2;
+            pk[0] -= gik0 + gjk0; pk[1] -= gik1 + gjk1; pk[2] -= gik2 + gjk2;
+        }
+    }
+}
+
+/* Forces and strain derivative from a processed batch, contracted with
+ * wsf[s] = dE/dG_s.  Accumulates into F (all atoms) and V (9). */
+static void angular_forces(const hdnnp_angular_group *ag, int nb, scratch_t *w,
+                           const double *D, const int *IDX, const double *wsf,
+                           double *F, double *V)
+{
+    const int mx = w->bcap, nrad = ag->nrad, narrow = ag->type == 3;
+    for (int a = 0; a < nrad; ++a) {
+        double *Q = w->bQ + (size_t)a * mx, *Qd = w->bQd + (size_t)a * mx;
+        for (int n = 0; n < nb; ++n) { Q[n] = 0.0; Qd[n] = 0.0; }
+    }
+    for (int s = 0; s < ag->n; ++s) {
+        const double ws = wsf[ag->sf[s]];
+        if (ws == 0.0) continue;
+        double *restrict Q = w->bQ + (size_t)ag->mrad[s] * mx, *restrict Qd = w->bQd + (size_t)ag->mrad[s] * mx;
+        const double *restrict A = w->bA + (size_t)ag->mang[s] * mx, *restrict dA = w->bdA + (size_t)ag->mang[s] * mx;
+#pragma omp simd
+        for (int n = 0; n < nb; ++n) { Q[n] += ws * A[n]; Qd[n] += ws * dA[n]; }
+    }
+    double *restrict S0 = w->bS0, *restrict Sij = w->bSij, *restrict Sik = w->bSik;
+    double *restrict Sjk = w->bSjk, *restrict Tc = w->bTc;
+    for (int n = 0; n < nb; ++n) { S0[n] = 0.0; Sij[n] = 0.0; Sik[n] = 0.0; Sjk[n] = 0.0; Tc[n] = 0.0; }
+    const int *restrict bj = w->bj;
+    for (int a = 0; a < nrad; ++a) {
+        const double *restrict Q = w->bQ + (size_t)a * mx, *restrict Qd = w->bQd + (size_t)a * mx;
+        const double *restrict E = w->bER + (size_t)a * mx;
+        const double eta2 = 2.0 * ag->eta[a], rs = ag->rs[a];
+        const double *restrict rik = w->brik, *restrict rjk = w->brjk, *restrict rr = w->rr;
+#pragma omp simd
+        for (int n = 0; n < nb; ++n) {
+            const double qe = Q[n] * E[n];
+            Tc[n] += Qd[n] * E[n];
+            S0[n] += qe;
+            Sij[n] += qe * eta2 * (rr[bj[n]] - rs);
+            Sik[n] += qe * eta2 * (rik[n] - rs);
+            Sjk[n] += qe * eta2 * (rjk[n] - rs);
+        }
+    }
+    const double *fcut = w->fc + (size_t)ag->icut * w->maxnn, *dfcut = w->dfc + (size_t)ag->icut * w->maxnn;
+    double Fi0 = 0.0, Fi1 = 0.0, Fi2 = 0.0;
+    for (int n = 0; n < nb; ++n) {
+        const int j = bj[n], k = w->bk[n];
+        const double rij = w->rr[j], rik = w->brik[n], cs = w->bcs[n], Fc = w->bFc[n];
+        const double u0 = w->ux[j], u1 = w->uy[j], u2 = w->uz[j];
+        const double v0 = w->ux[k], v1 = w->uy[k], v2 = w->uz[k];
+        const double fij = fcut[j], fik = w->bfik[n], fjk = w->bfjk[n];
+        const double *dij = D + 3 * (size_t)j, *dik = D + 3 * (size_t)k;
+        const double tc = Tc[n] * Fc;
+        const double Tij = S0[n] * dfcut[j] * fik * fjk - Sij[n] * Fc;
+        const double Tik = S0[n] * fij * w->bdfik[n] * fjk - Sik[n] * Fc;
+        const double a_ij = tc / rij, a_ik = tc / rik;
+        const double gij0 = Tij * u0 + a_ij * (v0 - cs * u0);
+        const double gij1 = Tij * u1 + a_ij * (v1 - cs * u1);
+        const double gij2 = Tij * u2 + a_ij * (v2 - cs * u2);
+        const double gik0 = Tik * v0 + a_ik * (u0 - cs * v0);
+        const double gik1 = Tik * v1 + a_ik * (u1 - cs * v1);
+        const double gik2 = Tik * v2 + a_ik * (u2 - cs * v2);
+        const double djk0 = dik[0] - dij[0], djk1 = dik[1] - dij[1], djk2 = dik[2] - dij[2];
+        double gjk0 = 0.0, gjk1 = 0.0, gjk2 = 0.0;
+        if (narrow) {
+            const double Tjk = (S0[n] * fij * fik * w->bdfjk[n] - Sjk[n] * Fc) / w->brjk[n];
+            gjk0 = Tjk * djk0; gjk1 = Tjk * djk1; gjk2 = Tjk * djk2;
+        }
+        double *Fj = F + 3 * (size_t)IDX[j], *Fk = F + 3 * (size_t)IDX[k];
+        Fi0 -= gij0 + gik0; Fi1 -= gij1 + gik1; Fi2 -= gij2 + gik2;
+        Fj[0] -= gjk0 - gij0; Fj[1] -= gjk1 - gij1; Fj[2] -= gjk2 - gij2;
+        Fk[0] += gik0 + gjk0; Fk[1] += gik1 + gjk1; Fk[2] += gik2 + gjk2;
+        V[0] += gij0 * dij[0] + gik0 * dik[0] + gjk0 * djk0;
+        V[1] += gij0 * dij[1] + gik0 * dik[1] + gjk0 * djk1;
+        V[2] += gij0 * dij[2] + gik0 * dik[2] + gjk0 * djk2;
+        V[3] += gij1 * dij[0] + gik1 * dik[0] + gjk1 * djk0;
+        V[4] += gij1 * dij[1] + gik1 * dik[1] + gjk1 * djk1;
+        V[5] += gij1 * dij[2] + gik1 * dik[2] + gjk1 * djk2;
+        V[6] += gij2 * dij[0] + gik2 * dik[0] + gjk2 * djk0;
+        V[7] += gij2 * dij[1] + gik2 * dik[1] + gjk2 * djk1;
+        V[8] += gij2 * dij[2] + gik2 * dik[2] + gjk2 * djk2;
+    }
+    w->Fi[0] += Fi0; w->Fi[1] += Fi1; w->Fi[2] += Fi2;
 }
 
 /* Radial/angular values of atom i (G zeroed by the caller); if dG != NULL
@@ -831,118 +1223,56 @@ static void atom_sf(const hdnnp_model *m, const hdnnp_nlist *nl, int i, int ei,
                     scratch_t *w, double *G, double *dG)
 {
     const hdnnp_element *el = &m->el[ei];
-    const int ne = nl->nelements, p0 = nl->start[i];
+    const int ne = nl->nelements, p0 = nl->start[i], mx = w->maxnn;
     const int *es = nl->estart + (size_t)i * (ne + 1);
-    const int nsf = el->nsf, nc = w->ncut;
+    const int nsf = el->nsf;
     const double *R = nl->r + p0, *D = nl->d + 3 * (size_t)p0;
 
     for (int g = 0; g < el->nrg; ++g) {
         const hdnnp_radial_group *rg = &el->rg[g];
-        const double rc = rg->rc;
-        for (int q = es[rg->e1]; q < es[rg->e1 + 1]; ++q) {
-            const double r = R[q];
-            if (r >= rc) continue;
-            const double fc = w->fc[q * nc + rg->icut], dfc = w->dfc[q * nc + rg->icut];
-            for (int k = 0; k < rg->n; ++k) {
-                const double x = r - rg->rs[k];
-                const double ex = exp(-rg->eta[k] * x * x);
-                G[rg->sf[k]] += ex * fc;
-                if (dG) {
-                    const double s = ex * (dfc - 2.0 * rg->eta[k] * x * fc) / r;
-                    double *gi = dG + 3 * (size_t)rg->sf[k];
-                    double *gj = dG + 3 * ((size_t)(q + 1) * nsf + rg->sf[k]);
-                    const double *d = D + 3 * q;
-                    gi[0] += s * d[0]; gi[1] += s * d[1]; gi[2] += s * d[2];
-                    gj[0] -= s * d[0]; gj[1] -= s * d[1]; gj[2] -= s * d[2];
-                }
+        const int qa = es[rg->e1], qb = es[rg->e1 + 1];
+        const double *fc = w->fc + (size_t)rg->icut * mx, *dfc = w->dfc + (size_t)rg->icut * mx;
+        for (int k = 0; k < rg->n; ++k) {
+            const double eta = rg->eta[k], rs = rg->rs[k];
+            double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+            for (int q = qa; q < qb; ++q) {
+                const double x = R[q] - rs;
+                sum += vexp(-eta * x * x) * fc[q];
+            }
+            G[rg->sf[k]] += sum;
+            if (!dG) continue;
+            double *gi = dG + 3 * (size_t)rg->sf[k];
+            for (int q = qa; q < qb; ++q) {
+                const double r = R[q];
+                if (r >= rg->rc) continue;
+                const double x = r - rs;
+                const double s = vexp(-eta * x * x) * (dfc[q] - 2.0 * eta * x * fc[q]) / r;
+                double *gj = dG + 3 * ((size_t)(q + 1) * nsf + rg->sf[k]);
+                const double *d = D + 3 * q;
+                gi[0] += s * d[0]; gi[1] += s * d[1]; gi[2] += s * d[2];
+                gj[0] -= s * d[0]; gj[1] -= s * d[1]; gj[2] -= s * d[2];
             }
         }
     }
 
     for (int g = 0; g < el->nag; ++g) {
         const hdnnp_angular_group *ag = &el->ag[g];
-        const double rc = ag->rc, rc2 = rc * rc;
-        const int narrow = ag->type == 3;
         const int ja = es[ag->e1], jb = es[ag->e1 + 1], ka = es[ag->e2], kb = es[ag->e2 + 1];
-        const int nrad = ag->nrad, nang = ag->nang;
-        double ER[64], A[64], dA[64];
-        /* per-neighbour radial factors exp(-eta (r - rs)^2) */
-        for (int pass = 0; pass < 2; ++pass) {
-            const int qa = pass ? ka : ja, qb = pass ? kb : jb;
-            if (pass && ag->e1 == ag->e2) break;
-            for (int q = qa; q < qb; ++q) {
-                const double r = R[q];
-                for (int a = 0; a < nrad; ++a) {
-                    const double x = r - ag->rs[a];
-                    w->tab[q * w->maxrad + a] = (r < rc) ? exp(-ag->eta[a] * x * x) : 0.0;
-                }
+        angular_table(ag, es, R, w);
+        int nb = 0;
+        for (int j = ja; j < jb; ++j) {
+            if (R[j] >= ag->rc) continue;
+            nb = angular_collect(ag, j, (ag->e1 == ag->e2) ? j + 1 : ka, kb, w, nb);
+            if (nb >= ANG_CHUNK) {
+                angular_process(m, ag, nb, w);
+                angular_values(ag, nb, w, D, nsf, G, dG);
+                nb = 0;
             }
         }
-        for (int j = ja; j < jb; ++j) {
-            const double rij = R[j];
-            if (rij >= rc) continue;
-            const double *dij = D + 3 * j;
-            const double fij = w->fc[j * nc + ag->icut], dfij = w->dfc[j * nc + ag->icut];
-            const double *tj = w->tab + j * w->maxrad;
-            for (int k = (ag->e1 == ag->e2) ? j + 1 : ka; k < kb; ++k) {
-                const double rik = R[k];
-                if (rik >= rc) continue;
-                const double *dik = D + 3 * k;
-                /* d_jk = r_j - r_k = d_ik - d_ij */
-                const double djk0 = dik[0] - dij[0], djk1 = dik[1] - dij[1], djk2 = dik[2] - dij[2];
-                double rjk = 0.0, fjk = 1.0, dfjk = 0.0;
-                if (narrow) {
-                    const double rjk2 = djk0 * djk0 + djk1 * djk1 + djk2 * djk2;
-                    if (rjk2 >= rc2) continue;
-                    rjk = sqrt(rjk2);
-                    hdnnp_cutoff_eval(&m->cut[ag->icut], rjk, &fjk, &dfjk);
-                }
-                const double fik = w->fc[k * nc + ag->icut], dfik = w->dfc[k * nc + ag->icut];
-                const double *tk = w->tab + k * w->maxrad;
-                const double inv = 1.0 / (rij * rik);
-                const double cs = (dij[0] * dik[0] + dij[1] * dik[1] + dij[2] * dik[2]) * inv;
-                const double Fc = fij * fik * fjk;
-                for (int a = 0; a < nrad; ++a) {
-                    double e = tj[a] * tk[a];
-                    if (narrow) { const double x = rjk - ag->rs[a]; e *= exp(-ag->eta[a] * x * x); }
-                    ER[a] = e;
-                }
-                for (int a = 0; a < nang; ++a) angular_part(ag, a, cs, &A[a], &dA[a]);
-                if (!dG) {
-                    for (int s = 0; s < ag->n; ++s)
-                        G[ag->sf[s]] += A[ag->mang[s]] * ER[ag->mrad[s]] * Fc;
-                    continue;
-                }
-                /* derivatives: scalar derivatives w.r.t. cos, r_ij, r_ik, r_jk */
-                const double u0 = dij[0] / rij, u1 = dij[1] / rij, u2 = dij[2] / rij;
-                const double v0 = dik[0] / rik, v1 = dik[1] / rik, v2 = dik[2] / rik;
-                const double cij0 = (v0 - cs * u0) / rij, cij1 = (v1 - cs * u1) / rij, cij2 = (v2 - cs * u2) / rij;
-                const double cik0 = (u0 - cs * v0) / rik, cik1 = (u1 - cs * v1) / rik, cik2 = (u2 - cs * v2) / rik;
-                double w0 = 0, w1 = 0, w2 = 0;
-                if (narrow) { w0 = djk0 / rjk; w1 = djk1 / rjk; w2 = djk2 / rjk; }
-                const double Fij = dfij * fik * fjk, Fik = fij * dfik * fjk, Fjk = fij * fik * dfjk;
-                double *gi = dG, *gj = dG + 3 * (size_t)(j + 1) * nsf, *gk = dG + 3 * (size_t)(k + 1) * nsf;
-                for (int s = 0; s < ag->n; ++s) {
-                    const int sf = ag->sf[s], a = ag->mang[s], rr = ag->mrad[s];
-                    const double er = ER[rr], eta2 = 2.0 * ag->eta[rr], rs = ag->rs[rr];
-                    const double Ae = A[a] * er;
-                    G[sf] += Ae * Fc;
-                    const double Tc = dA[a] * er * Fc;
-                    const double Tij = Ae * (Fij - eta2 * (rij - rs) * Fc);
-                    const double Tik = Ae * (Fik - eta2 * (rik - rs) * Fc);
-                    const double gij0 = Tij * u0 + Tc * cij0, gij1 = Tij * u1 + Tc * cij1, gij2 = Tij * u2 + Tc * cij2;
-                    const double gik0 = Tik * v0 + Tc * cik0, gik1 = Tik * v1 + Tc * cik1, gik2 = Tik * v2 + Tc * cik2;
-                    double gjk0 = 0, gjk1 = 0, gjk2 = 0;
-                    if (narrow) {
-                        const double Tjk = Ae * (Fjk - eta2 * (rjk - rs) * Fc);
-                        gjk0 = Tjk * w0; gjk1 = Tjk * w1; gjk2 = Tjk * w2;
-                    }
-                    double *pi = gi + 3 * sf, *pj = gj + 3 * sf, *pk = gk + 3 * sf;
-                    pi[0] += gij0 + gik0; pi[1] += gij1 + gik1; pi[2] += gij2 + gik2;
-                    pj[0] += gjk0 - gij0; pj[1] += gjk1 - gij1; pj[2] += gjk2 - gij2;
-                    pk[0] -= gik0 + gjk0; pk[1] -= gik1 + gjk1; pk[2] -= gik2 + gjk2;
-                }
-            }
+        if (nb) {
+            angular_process(m, ag, nb, w);
+            angular_values(ag, nb, w, D, nsf, G, dG);
         }
     }
 }
@@ -954,133 +1284,69 @@ static void atom_forces(const hdnnp_model *m, const hdnnp_nlist *nl, int i, int 
                         scratch_t *w, const double *wsf, double *F, double *dEde)
 {
     const hdnnp_element *el = &m->el[ei];
-    const int ne = nl->nelements, p0 = nl->start[i];
+    const int ne = nl->nelements, p0 = nl->start[i], mx = w->maxnn;
     const int *es = nl->estart + (size_t)i * (ne + 1);
-    const int nc = w->ncut;
     const double *R = nl->r + p0, *D = nl->d + 3 * (size_t)p0;
     const int *IDX = nl->idx + p0;
-    double *Fi = F + 3 * (size_t)i;
     double V[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+    w->Fi[0] = w->Fi[1] = w->Fi[2] = 0.0;
 
     for (int g = 0; g < el->nrg; ++g) {
         const hdnnp_radial_group *rg = &el->rg[g];
-        const double rc = rg->rc;
-        for (int q = es[rg->e1]; q < es[rg->e1 + 1]; ++q) {
-            const double r = R[q];
-            if (r >= rc) continue;
-            const double fc = w->fc[q * nc + rg->icut], dfc = w->dfc[q * nc + rg->icut];
-            double t = 0.0;
-            for (int k = 0; k < rg->n; ++k) {
-                const double x = r - rg->rs[k];
-                const double ex = exp(-rg->eta[k] * x * x);
-                t += wsf[rg->sf[k]] * ex * (dfc - 2.0 * rg->eta[k] * x * fc);
+        const int qa = es[rg->e1], qb = es[rg->e1 + 1];
+        const double *fc = w->fc + (size_t)rg->icut * mx, *dfc = w->dfc + (size_t)rg->icut * mx;
+        double *t = w->bt;
+        for (int q = qa; q < qb; ++q) t[q - qa] = 0.0;
+        for (int k = 0; k < rg->n; ++k) {
+            const double ws = wsf[rg->sf[k]], eta = rg->eta[k], rs = rg->rs[k];
+            if (ws == 0.0) continue;
+#pragma omp simd
+            for (int q = qa; q < qb; ++q) {
+                const double x = R[q] - rs;
+                t[q - qa] += ws * vexp(-eta * x * x) * (dfc[q] - 2.0 * eta * x * fc[q]);
             }
-            t /= r;
+        }
+        double Fi0 = 0.0, Fi1 = 0.0, Fi2 = 0.0;
+        for (int q = qa; q < qb; ++q) {
+            const double r = R[q];
+            if (r >= rg->rc) continue;
+            const double tq = t[q - qa] / r;
             const double *d = D + 3 * q;
-            const double g0 = t * d[0], g1 = t * d[1], g2 = t * d[2];
+            const double g0 = tq * d[0], g1 = tq * d[1], g2 = tq * d[2];
             double *Fj = F + 3 * (size_t)IDX[q];
-            Fi[0] -= g0; Fi[1] -= g1; Fi[2] -= g2;
+            Fi0 -= g0; Fi1 -= g1; Fi2 -= g2;
             Fj[0] += g0; Fj[1] += g1; Fj[2] += g2;
             V[0] += g0 * d[0]; V[1] += g0 * d[1]; V[2] += g0 * d[2];
             V[3] += g1 * d[0]; V[4] += g1 * d[1]; V[5] += g1 * d[2];
             V[6] += g2 * d[0]; V[7] += g2 * d[1]; V[8] += g2 * d[2];
         }
+        w->Fi[0] += Fi0; w->Fi[1] += Fi1; w->Fi[2] += Fi2;
     }
 
     for (int g = 0; g < el->nag; ++g) {
         const hdnnp_angular_group *ag = &el->ag[g];
-        const double rc = ag->rc, rc2 = rc * rc;
-        const int narrow = ag->type == 3;
         const int ja = es[ag->e1], jb = es[ag->e1 + 1], ka = es[ag->e2], kb = es[ag->e2 + 1];
-        const int nrad = ag->nrad, nang = ag->nang;
-        double ER[64], A[64], dA[64], Q[64], Qd[64];
-        for (int pass = 0; pass < 2; ++pass) {
-            const int qa = pass ? ka : ja, qb = pass ? kb : jb;
-            if (pass && ag->e1 == ag->e2) break;
-            for (int q = qa; q < qb; ++q) {
-                const double r = R[q];
-                for (int a = 0; a < nrad; ++a) {
-                    const double x = r - ag->rs[a];
-                    w->tab[q * w->maxrad + a] = (r < rc) ? exp(-ag->eta[a] * x * x) : 0.0;
-                }
+        int any = 0;
+        for (int s = 0; s < ag->n; ++s) if (wsf[ag->sf[s]] != 0.0) { any = 1; break; }
+        if (!any) continue;
+        angular_table(ag, es, R, w);
+        int nb = 0;
+        for (int j = ja; j < jb; ++j) {
+            if (R[j] >= ag->rc) continue;
+            nb = angular_collect(ag, j, (ag->e1 == ag->e2) ? j + 1 : ka, kb, w, nb);
+            if (nb >= ANG_CHUNK) {
+                angular_process(m, ag, nb, w);
+                angular_forces(ag, nb, w, D, IDX, wsf, F, V);
+                nb = 0;
             }
         }
-        for (int j = ja; j < jb; ++j) {
-            const double rij = R[j];
-            if (rij >= rc) continue;
-            const double *dij = D + 3 * j;
-            const double fij = w->fc[j * nc + ag->icut], dfij = w->dfc[j * nc + ag->icut];
-            const double *tj = w->tab + j * w->maxrad;
-            double *Fj = F + 3 * (size_t)IDX[j];
-            for (int k = (ag->e1 == ag->e2) ? j + 1 : ka; k < kb; ++k) {
-                const double rik = R[k];
-                if (rik >= rc) continue;
-                const double *dik = D + 3 * k;
-                const double djk0 = dik[0] - dij[0], djk1 = dik[1] - dij[1], djk2 = dik[2] - dij[2];
-                double rjk = 0.0, fjk = 1.0, dfjk = 0.0;
-                if (narrow) {
-                    const double rjk2 = djk0 * djk0 + djk1 * djk1 + djk2 * djk2;
-                    if (rjk2 >= rc2) continue;
-                    rjk = sqrt(rjk2);
-                    hdnnp_cutoff_eval(&m->cut[ag->icut], rjk, &fjk, &dfjk);
-                }
-                const double fik = w->fc[k * nc + ag->icut], dfik = w->dfc[k * nc + ag->icut];
-                const double *tk = w->tab + k * w->maxrad;
-                const double inv = 1.0 / (rij * rik);
-                const double cs = (dij[0] * dik[0] + dij[1] * dik[1] + dij[2] * dik[2]) * inv;
-                const double Fc = fij * fik * fjk;
-                for (int a = 0; a < nrad; ++a) {
-                    double e = tj[a] * tk[a];
-                    if (narrow) { const double x = rjk - ag->rs[a]; e *= exp(-ag->eta[a] * x * x); }
-                    ER[a] = e; Q[a] = 0.0; Qd[a] = 0.0;
-                }
-                for (int a = 0; a < nang; ++a) angular_part(ag, a, cs, &A[a], &dA[a]);
-                for (int s = 0; s < ag->n; ++s) {
-                    const double ws = wsf[ag->sf[s]];
-                    Q[ag->mrad[s]] += ws * A[ag->mang[s]];
-                    Qd[ag->mrad[s]] += ws * dA[ag->mang[s]];
-                }
-                double Tc = 0.0, S0 = 0.0, Sij = 0.0, Sik = 0.0, Sjk = 0.0;
-                for (int a = 0; a < nrad; ++a) {
-                    const double qe = Q[a] * ER[a], eta2 = 2.0 * ag->eta[a], rs = ag->rs[a];
-                    Tc += Qd[a] * ER[a];
-                    S0 += qe;
-                    Sij += qe * eta2 * (rij - rs);
-                    Sik += qe * eta2 * (rik - rs);
-                    if (narrow) Sjk += qe * eta2 * (rjk - rs);
-                }
-                Tc *= Fc;
-                const double Tij = S0 * dfij * fik * fjk - Sij * Fc;
-                const double Tik = S0 * fij * dfik * fjk - Sik * Fc;
-                const double u0 = dij[0] / rij, u1 = dij[1] / rij, u2 = dij[2] / rij;
-                const double v0 = dik[0] / rik, v1 = dik[1] / rik, v2 = dik[2] / rik;
-                const double gij0 = Tij * u0 + Tc * (v0 - cs * u0) / rij;
-                const double gij1 = Tij * u1 + Tc * (v1 - cs * u1) / rij;
-                const double gij2 = Tij * u2 + Tc * (v2 - cs * u2) / rij;
-                const double gik0 = Tik * v0 + Tc * (u0 - cs * v0) / rik;
-                const double gik1 = Tik * v1 + Tc * (u1 - cs * v1) / rik;
-                const double gik2 = Tik * v2 + Tc * (u2 - cs * v2) / rik;
-                double gjk0 = 0.0, gjk1 = 0.0, gjk2 = 0.0;
-                if (narrow) {
-                    const double Tjk = (S0 * fij * fik * dfjk - Sjk * Fc) / rjk;
-                    gjk0 = Tjk * djk0; gjk1 = Tjk * djk1; gjk2 = Tjk * djk2;
-                }
-                double *Fk = F + 3 * (size_t)IDX[k];
-                Fi[0] -= gij0 + gik0; Fi[1] -= gij1 + gik1; Fi[2] -= gij2 + gik2;
-                Fj[0] -= gjk0 - gij0; Fj[1] -= gjk1 - gij1; Fj[2] -= gjk2 - gij2;
-                Fk[0] += gik0 + gjk0; Fk[1] += gik1 + gjk1; Fk[2] += gik2 + gjk2;
-                V[0] += gij0 * dij[0] + gik0 * dik[0] + gjk0 * djk0;
-                V[1] += gij0 * dij[1] + gik0 * dik[1] + gjk0 * djk1;
-                V[2] += gij0 * dij[2] + gik0 * dik[2] + gjk0 * djk2;
-                V[3] += gij1 * dij[0] + gik1 * dik[0] + gjk1 * djk0;
-                V[4] += gij1 * dij[1] + gik1 * dik[1] + gjk1 * djk1;
-                V[5] += gij1 * dij[2] + gik1 * dik[2] + gjk1 * djk2;
-                V[6] += gij2 * dij[0] + gik2 * dik[0] + gjk2 * djk0;
-                V[7] += gij2 * dij[1] + gik2 * dik[1] + gjk2 * djk1;
-                V[8] += gij2 * dij[2] + gik2 * dik[2] + gjk2 * djk2;
-            }
+        if (nb) {
+            angular_process(m, ag, nb, w);
+            angular_forces(ag, nb, w, D, IDX, wsf, F, V);
         }
     }
+    double *Fi = F + 3 * (size_t)i;
+    Fi[0] += w->Fi[0]; Fi[1] += w->Fi[1]; Fi[2] += w->Fi[2];
     if (dEde)
         for (int k = 0; k < 9; ++k) dEde[k] += V[k];
 }

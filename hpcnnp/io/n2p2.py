@@ -127,11 +127,15 @@ _INT_RE = re.compile(r"[+-]?\d+\Z", re.ASCII)
 
 
 def _to_float(token, path, line, what):
-    """Strictly parse one number; NaN, inf and garbage are errors."""
-    if _FLOAT_RE.match(token):
+    """Strictly parse one number like C's strtod would read a plain decimal literal;
+    NaN, inf, hex, "_" separators, non-ASCII digits and garbage are errors."""
+    try:
         value = float(token)
-        if math.isfinite(value):
-            return value
+    except ValueError:
+        value = None
+    if value is not None and math.isfinite(value) and token.isascii() and "_" not in token:
+        return value
+    if _FLOAT_RE.match(token):
         raise InputFileError(path, line, f"{what}: {token!r} overflows a double")
     raise InputFileError(path, line, f"{what}: {token!r} is not a finite number")
 
@@ -188,8 +192,6 @@ def _atomic_write(path, write):
 # Symmetry functions (§5.1, §5.3)
 # ---------------------------------------------------------------------------------------
 
-_SF_RADIAL = (2,)
-_SF_ANGULAR = (3, 9)
 _SF_COMPACT_SUBTYPES = ("p1", "p2", "p3", "p4", "p1a", "p2a", "p3a", "p4a", "e")
 
 # type -> (number of tokens after "Ec type" (min, max), description of the line)
@@ -410,7 +412,6 @@ kalman_nue_short memorize_symfunc_results force_weight normalize_data_set
 """.split())
 
 _ACTIVATIONS = frozenset("ltsprgcSeh")          # §8.1
-_SCALING_TYPES = ("none", "scale", "center", "scalecenter", "scalesigma")
 
 
 def _canonical(keyword):
@@ -471,7 +472,7 @@ class Settings:
                                          f"keyword {keyword!r} is another spelling of "
                                          f"{first.keyword!r} (line {first.line}); "
                                          "use only one")
-                if main not in _REPEATABLE:
+                if main in _KNOWN and main not in _REPEATABLE:   # unknown: warning only
                     raise InputFileError(self.path, number,
                                          f"keyword {keyword!r} repeated (first at line "
                                          f"{first.line}); it may appear only once")
@@ -521,18 +522,19 @@ class Settings:
         entry = self._entry(key)
         tokens = entry.args.split()
         if not tokens:
-            raise InputFileError(self.path, entry.line, f"{entry.keyword} needs a value ({kind})")
-        if len(tokens) > 1:
-            raise InputFileError(self.path, entry.line, f"{entry.keyword} takes one value, "
-                                                        f"got {len(tokens)}")
+            raise InputFileError(self.path, entry.line,
+                                 f"{entry.keyword} needs a value ({kind})")
         return convert(tokens[0], self.path, entry.line, entry.keyword)
 
     def get_float(self, key, default=None):
-        """Keyword value as float (strictly parsed), or *default* when absent."""
+        """First argument of a keyword as float, or *default* when absent.
+
+        Like n2p2's ``atof`` only the first argument counts (``selection_mode 2 10 1``),
+        but it is parsed strictly: garbage, NaN and inf are errors."""
         return default if key not in self else self._value(key, _to_float, "a number")
 
     def get_int(self, key, default=None):
-        """Keyword value as int (strictly parsed), or *default* when absent."""
+        """First argument of a keyword as int (strictly parsed), or *default*."""
         return default if key not in self else self._value(key, _to_int, "an integer")
 
     def get_flag(self, key) -> bool:
@@ -697,22 +699,28 @@ class Settings:
             if element in el_nodes:
                 tokens, ln = el_nodes[element]
                 el_n = self._node_list(" ".join(tokens), ln, "element_nodes_short")
+            elif element in el_layers:      # layer count changed, sizes still global
+                el_n, ln = nodes, n_line
             else:
                 el_n, ln = nodes, self.line_of("global_nodes_short") or n_line
             if len(el_n) != n:
                 raise InputFileError(self.path, ln,
                                      f"{len(el_n)} hidden layer sizes for {element}, but it "
-                                     f"has {n} hidden layers (line {n_line})")
+                                     f"has {n} hidden layers (line {n_line}); give "
+                                     f"'element_nodes_short {element} n_1 ... n_{n}'")
             if element in el_acts:
                 tokens, ln = el_acts[element]
                 el_a = self._activation_list(" ".join(tokens), ln, "element_activation_short")
+            elif element in el_layers:
+                el_a, ln = acts, n_line
             else:
                 el_a, ln = acts, line
             if len(el_a) != n + 1:
                 raise InputFileError(self.path, ln,
                                      f"{len(el_a)} activation letters for {element}, but it "
                                      f"needs {n + 1} ({n} hidden layers + output, line "
-                                     f"{n_line})")
+                                     f"{n_line}); give 'element_activation_short {element} "
+                                     f"a_1 ... a_{n} a_out'")
             hidden[element], activations[element] = list(el_n), list(el_a)
         return hidden, activations
 
@@ -1102,7 +1110,7 @@ class _Block:
     """Accumulates one begin/end block while streaming."""
 
     __slots__ = ("begin_line", "set_tag", "comment", "lattice", "energy", "charge",
-                 "atom_lines", "other_lines", "index")
+                 "charge_line", "atom_lines", "other_lines", "index")
 
     def __init__(self, begin_line, set_tag, index):
         self.begin_line = begin_line
@@ -1112,6 +1120,7 @@ class _Block:
         self.lattice = []
         self.energy = None
         self.charge = None
+        self.charge_line = None
         self.atom_lines = []
         self.other_lines = [begin_line]      # line numbers of non-atom lines
 
@@ -1121,25 +1130,23 @@ class _Block:
 
 
 def _parse_atoms(block, end_line, path, allowed):
-    """Bulk-parse the atom lines of a block; on failure, find the first bad line."""
+    """Bulk-parse the atom lines of a block; on failure, find the first bad line.
+
+    ``allowed`` maps the allowed element symbols to their atomic numbers."""
     n = len(block.atom_lines)
     if n == 0:
-        return (np.zeros((0, 3)), [], np.zeros(0), np.zeros((0, 3)))
+        return np.zeros((0, 3)), np.zeros(0, dtype=int), np.zeros(0), np.zeros((0, 3))
     try:
         table = np.loadtxt(block.atom_lines, dtype=_ATOM_DTYPE, comments=None, ndmin=1)
-    except ValueError:
+        numbers = [allowed[s] for s in table["el"].tolist()]
+    except (ValueError, KeyError):
         table = None
-    bad = table is None
-    if not bad:
-        finite = (np.isfinite(table["r"]).all() and np.isfinite(table["q"]).all()
-                  and np.isfinite(table["e"]).all() and np.isfinite(table["f"]).all())
-        symbols, inverse = np.unique(table["el"], return_inverse=True)
-        bad = not finite or any(s not in allowed for s in symbols.tolist())
-    if bad:
+    if (table is None or not np.isfinite(table["r"]).all()
+            or not np.isfinite(table["q"]).all() or not np.isfinite(table["e"]).all()
+            or not np.isfinite(table["f"]).all()):
         _diagnose_atoms(block, end_line, path, allowed)
         raise InputFileError(path, block.begin_line, "cannot read the atom lines of this "
                                                      "structure")  # pragma: no cover
-    numbers = np.array([_Z[s] for s in symbols.tolist()], dtype=int)[inverse.ravel()]
     return table["r"], numbers, table["q"], table["f"]
 
 
@@ -1172,13 +1179,14 @@ def _make_atoms(block, end_line, path, allowed):
     from ase.calculators.singlepoint import SinglePointCalculator
 
     if len(block.lattice) not in (0, 3):
-        raise InputFileError(path, block.begin_line,
+        raise InputFileError(path, end_line,
                              f"strange number of box vectors: {len(block.lattice)} lattice "
-                             "lines (n2p2 needs 0 or 3)")
+                             f"line(s) in the structure that began at line "
+                             f"{block.begin_line} (n2p2 needs 0 or 3)")
     periodic = len(block.lattice) == 3
     charge = 0.0 if block.charge is None else block.charge
     if periodic and abs(charge) > _NEUTRAL_TOLERANCE:
-        raise InputFileError(path, block.begin_line,
+        raise InputFileError(path, block.charge_line,
                              f"periodic structure with total charge {charge!r}: n2p2 "
                              "requires periodic structures to be neutral")
     positions, numbers, charges, forces = _parse_atoms(block, end_line, path, allowed)
@@ -1236,10 +1244,14 @@ def iter_data(path, elements=None) -> Iterator:
         1 or 2 lattice lines, charged periodic structures, bad ``begin`` arguments,
         nested or unclosed blocks), with the file name and line number.
     """
-    allowed = frozenset(N2P2_ELEMENTS if elements is None else elements)
-    for symbol in allowed:
-        if symbol not in _Z:
-            raise ValueError(f"iter_data: unknown element {symbol!r} in 'elements'")
+    if elements is None:
+        allowed = _Z
+    else:
+        allowed = {}
+        for symbol in elements:
+            if symbol not in _Z:
+                raise ValueError(f"iter_data: unknown element {symbol!r} in 'elements'")
+            allowed[symbol] = _Z[symbol]
     f, name, close = _open_text(path)
     try:
         yield from _iter_blocks(f, name, allowed)
@@ -1315,6 +1327,8 @@ def _iter_blocks(f, path, allowed):
             if getattr(block, key) is not None:
                 raise InputFileError(path, number, f"second '{key}' line in this structure")
             setattr(block, key, _to_float(tokens[1], path, number, key))
+            if key == "charge":
+                block.charge_line = number
     if block is not None:
         raise InputFileError(path, number, f"file ends inside the structure that began at "
                                            f"line {block.begin_line} (missing 'end'; "

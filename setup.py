@@ -2,8 +2,11 @@
 
 ``pip install .`` compiles ``cython_kernels/hdnnp_core.c`` (plain C, shared
 with the LAMMPS plugin) and its Cython wrapper into ``hpcnnp._core``.
-Extra compiler flags: environment variable ``HPCNNP_CFLAGS`` (e.g.
-``-march=native`` on the compute node that runs the code).
+The kernels are written to vectorise; the instruction set is chosen with
+``HPCNNP_MARCH`` (default ``native``: build on the kind of node that runs the
+code; use e.g. ``HPCNNP_MARCH=x86-64-v3`` for a build shared by AVX2 nodes,
+``HPCNNP_MARCH=none`` for a generic build, about 2x slower).  Further flags:
+``HPCNNP_CFLAGS``.
 """
 
 import os
@@ -14,6 +17,9 @@ from Cython.Build import cythonize
 from setuptools import Extension, find_packages, setup
 
 cflags = ["-O3", "-std=c99", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math"]
+march = os.environ.get("HPCNNP_MARCH", "native").strip()
+if march and march.lower() != "none":
+    cflags.append(f"-march={march}")
 cflags += shlex.split(os.environ.get("HPCNNP_CFLAGS", ""))
 
 extensions = [

@@ -16,7 +16,8 @@ Run::
 Unless OPENBLAS_NUM_THREADS (or OMP_NUM_THREADS) is set, every rank gets
 cores/ranks BLAS threads.  Needs 8·N_w² bytes of address space in total
 (4.9 GB for N_w = 24 805; about half of it becomes resident, see
-``lazy_pages``) plus 2 × 256 MiB per rank for the bandwidth test.
+``lazy_pages``) plus 3 × 256 MiB per rank for the bandwidth test (run after the
+peak RSS has been recorded).
 """
 
 from __future__ import annotations
@@ -132,10 +133,6 @@ def main(argv=None):
         f"{'replicated' if args.replicated else 'distributed'}, "
         f"fold_every = {args.fold_every}, "
         f"BLAS threads/rank = {os.environ.get('OPENBLAS_NUM_THREADS', '?')}")
-    bw = bandwidth(comm)
-    say(f"bandwidth (all ranks): read {bw['read'] / 1e9:.1f} GB/s, "
-        f"copy {bw['copy'] / 1e9:.1f} GB/s, triad {bw['triad'] / 1e9:.1f} GB/s")
-
     t0 = time.perf_counter()
     kf = KalmanFilter(n, epsilon=0.01, q0=0.01, qtau=2.302, qmin=1e-6,
                       eta=0.01, etatau=2.302, etamax=1.0,
@@ -171,6 +168,10 @@ def main(argv=None):
     t = time.perf_counter()
     st = kf.status(1)                       # collective
     t_status = time.perf_counter() - t
+    # bandwidth last, so that its buffers do not count in the peak RSS above
+    bw = bandwidth(comm)
+    say(f"bandwidth (all ranks): read {bw['read'] / 1e9:.1f} GB/s, "
+        f"copy {bw['copy'] / 1e9:.1f} GB/s, triad {bw['triad'] / 1e9:.1f} GB/s")
     if comm is not None:
         rss_all = comm.gather(rss, root=0)
         p_all = comm.gather(pbytes, root=0)

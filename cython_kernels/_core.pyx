@@ -59,6 +59,9 @@ cdef extern from "hdnnp_core.h":
     int64_t hdnnp_scale(const hdnnp_model *, int, const int *, double *, int, hdnnp_ew *,
                         int64_t) nogil
     double hdnnp_network(const hdnnp_model *, int, const double *, double *, double *) nogil
+    int hdnnp_network_work_size(const hdnnp_model *) nogil
+    double hdnnp_network_gradients(const hdnnp_model *, int, const double *, const double *,
+                                   double, double *, double, double *, double *) nogil
     int hdnnp_energy_forces_full(const hdnnp_model *, const hdnnp_nlist *, const int *,
                                  double *, double *, double *, hdnnp_ew *, int64_t, int64_t *,
                                  double *, double *, double *, double *, int) nogil
@@ -172,6 +175,38 @@ cdef class Model:
     def n_weights(self, int element):
         return self.m.el[element].nweights
 
+    def network_gradients(self, int element, Gs, V=None, a_out=None, a_d=None):
+        """Gradients of network outputs w.r.t. the connections of one element.
+
+        Gs : (n, nsf) scaled SFs of n atoms of this element.
+        V : (n, nsf) or None, input-space directions (for force Jacobians).
+        a_out, a_d : (n,) factors (default 1).
+        Returns (grad_out, grad_d, D): sum_i a_out_i dOut_i/dw, sum_i a_d_i
+        d(v_i . dOut_i/dGs)/dw (zeros without V), and D_i = v_i . dOut_i/dGs.
+        """
+        cdef int nsf = self.m.el[element].nsf, nw = self.m.el[element].nweights
+        cdef double[:, ::1] g = _f64(Gs).reshape(-1, nsf)
+        cdef int n = g.shape[0], i
+        cdef double[:, ::1] vv
+        cdef bint has_v = V is not None
+        if has_v:
+            vv = _f64(V).reshape(-1, nsf)
+            if vv.shape[0] != n:
+                raise CoreError("V must have one row per atom")
+        cdef double[::1] ao = _f64(np.ones(n) if a_out is None else np.broadcast_to(a_out, (n,)))
+        cdef double[::1] ad = _f64(np.ones(n) if a_d is None else np.broadcast_to(a_d, (n,)))
+        cdef double[::1] go = np.zeros(max(nw, 1)), gd = np.zeros(max(nw, 1)), D = np.zeros(max(n, 1))
+        cdef double[::1] work = np.zeros(hdnnp_network_work_size(self.m))
+        with nogil:
+            for i in range(n):
+                if has_v:
+                    D[i] = hdnnp_network_gradients(self.m, element, &g[i, 0], &vv[i, 0], ao[i],
+                                                   &go[0], ad[i], &gd[0], &work[0])
+                else:
+                    hdnnp_network_gradients(self.m, element, &g[i, 0], NULL, ao[i], &go[0],
+                                            0.0, NULL, &work[0])
+        return np.asarray(go)[:nw], np.asarray(gd)[:nw], np.asarray(D)[:n]
+
     def network(self, int element, gs):
         """Raw network output and dOut/dGs for one scaled SF vector."""
         cdef double[::1] g = _f64(gs)
@@ -179,7 +214,7 @@ cdef class Model:
         if g.shape[0] != nsf:
             raise CoreError(f"expected {nsf} inputs")
         cdef double[::1] d = np.zeros(nsf)
-        cdef double[::1] work = np.zeros(4096 + 4 * 1024)
+        cdef double[::1] work = np.zeros(hdnnp_network_work_size(self.m))
         cdef double out
         with nogil:
             out = hdnnp_network(self.m, element, &g[0], &d[0], &work[0])

@@ -449,6 +449,131 @@ double hdnnp_network(const hdnnp_model *m, int e, const double *gs,
     return out;
 }
 
+/* Second derivative of the activation, for the force Jacobian. */
+static inline double activation_d2(int act, double x, double f, double df)
+{
+    switch (act) {
+    case HDNNP_ACT_TANH: return -2.0 * f * df;
+    case HDNNP_ACT_LOGISTIC: return df * (1.0 - 2.0 * f);
+    case HDNNP_ACT_SOFTPLUS: return (x > 35.0 || x < -35.0) ? 0.0 : df * (1.0 - df);
+    case HDNNP_ACT_GAUSSIAN: return (x * x - 1.0) * f;
+    case HDNNP_ACT_COS: return -f;
+    case HDNNP_ACT_REVLOGISTIC: {
+        if (x > 35.0 || x < -35.0) return 0.0;
+        double s = 1.0 - f;              /* logistic */
+        return s * (1.0 - s) * (2.0 * s - 1.0);
+    }
+    case HDNNP_ACT_EXP: return f;
+    case HDNNP_ACT_HARMONIC: return 2.0;
+    default: return 0.0;               /* linear, relu */
+    }
+}
+
+int hdnnp_network_work_size(const hdnnp_model *m)
+{
+    int w = 0;
+    for (int e = 0; e < m->nelements; ++e) {
+        int t = 0;
+        for (int k = 0; k < m->el[e].nlayers; ++k) t += m->el[e].size[k];
+        if (t > w) w = t;
+    }
+    return 8 * w + 16;
+}
+
+/* Gradient of the network output with respect to the connections, and the
+ * gradient of the directional input derivative D = v . dOut/dGs (v may be
+ * NULL: only the output gradient).  grad_out and grad_d (nweights, n2p2
+ * order) are ADDED to with factors a_out and a_d.  Returns D (0 if v NULL).
+ * work: hdnnp_network_work_size doubles. */
+double hdnnp_network_gradients(const hdnnp_model *m, int e, const double *gs,
+                               const double *v, double a_out, double *grad_out,
+                               double a_d, double *grad_d, double *work)
+{
+    /* Per layer k, neuron n (inv = 1/n_{k-1} with normalize_nodes, else 1):
+     *   z = inv (sum_m W_mn y_m + b_n),  y = f(z)            (values)
+     *   tz = inv sum_m W_mn ty_m,        ty = f'(z) tz       (tangent along v)
+     * out = y_L, D = ty_L.  Reverse sweep with adjoints
+     *   go = d out/dz,  gz = dD/dz,  gt = dD/dtz. */
+    const hdnnp_element *el = &m->el[e];
+    const int L = el->nlayers;
+    int off[64], tot = 0;
+    for (int k = 1; k < L; ++k) { off[k] = tot; tot += el->size[k]; }
+    double *y = work, *d1 = y + tot, *d2 = d1 + tot, *tz = d2 + tot, *ty = tz + tot;
+    double *go = ty + tot, *gz = go + tot, *gt = gz + tot;
+    const double *yprev = gs, *typrev = v;
+    for (int k = 1; k < L; ++k) {
+        const int nin = el->size[k - 1], nout = el->size[k], o = off[k];
+        const double *W = el->w + el->woff[k], *b = W + (size_t)nin * nout;
+        const double inv = m->normalize_nodes ? 1.0 / nin : 1.0;
+        for (int n = 0; n < nout; ++n) { y[o + n] = b[n]; tz[o + n] = 0.0; }
+        for (int mm = 0; mm < nin; ++mm) {
+            const double *Wm = W + (size_t)mm * nout;
+            const double ym = yprev[mm], tym = typrev ? typrev[mm] : 0.0;
+            for (int n = 0; n < nout; ++n) { y[o + n] += Wm[n] * ym; tz[o + n] += Wm[n] * tym; }
+        }
+        for (int n = 0; n < nout; ++n) {
+            double f, df, z = y[o + n] * inv;
+            activate(el->act[k], z, &f, &df);
+            d1[o + n] = df;
+            d2[o + n] = activation_d2(el->act[k], z, f, df);
+            y[o + n] = f;
+            tz[o + n] *= inv;
+            ty[o + n] = df * tz[o + n];
+        }
+        yprev = y + o;
+        typrev = v ? ty + o : NULL;
+    }
+    const double D = v ? ty[off[L - 1]] : 0.0;
+    /* adjoints of the outputs of layer k: ao = dout/dy, ay = dD/dy, at = dD/dty;
+     * stored temporarily in go/gz/gt of that layer before conversion */
+    const int oL = off[L - 1];
+    go[oL] = 1.0; gz[oL] = 0.0; gt[oL] = 1.0;
+    for (int k = L - 1; k >= 1; --k) {
+        const int nin = el->size[k - 1], nout = el->size[k], o = off[k];
+        const double *W = el->w + el->woff[k];
+        const double inv = m->normalize_nodes ? 1.0 / nin : 1.0;
+        for (int n = 0; n < nout; ++n) {
+            const double ao = go[o + n], ay = gz[o + n], at = gt[o + n];
+            go[o + n] = ao * d1[o + n] * inv;                                 /* dout/d(sum) */
+            gz[o + n] = (at * d2[o + n] * tz[o + n] + ay * d1[o + n]) * inv; /* dD/d(sum)   */
+            gt[o + n] = at * d1[o + n] * inv;                                 /* dD/d(tsum)  */
+        }
+        const double *yin = (k > 1) ? y + off[k - 1] : gs;
+        const double *tyin = (k > 1) ? ty + off[k - 1] : v;
+        double *gwo = grad_out ? grad_out + el->woff[k] : NULL;
+        double *gwd = grad_d ? grad_d + el->woff[k] : NULL;
+        for (int mm = 0; mm < nin; ++mm) {
+            const double ym = yin[mm], tym = tyin ? tyin[mm] : 0.0;
+            if (gwo) {
+                double *g = gwo + (size_t)mm * nout;
+                const double c = a_out * ym;
+                for (int n = 0; n < nout; ++n) g[n] += c * go[o + n];
+            }
+            if (gwd) {
+                double *g = gwd + (size_t)mm * nout;
+                const double c1 = a_d * ym, c2 = a_d * tym;
+                for (int n = 0; n < nout; ++n) g[n] += c1 * gz[o + n] + c2 * gt[o + n];
+            }
+        }
+        if (gwo) for (int n = 0; n < nout; ++n) gwo[(size_t)nin * nout + n] += a_out * go[o + n];
+        if (gwd) for (int n = 0; n < nout; ++n) gwd[(size_t)nin * nout + n] += a_d * gz[o + n];
+        if (k > 1) {
+            const int op = off[k - 1];
+            for (int mm = 0; mm < nin; ++mm) {
+                const double *Wm = W + (size_t)mm * nout;
+                double so = 0.0, sz = 0.0, st = 0.0;
+                for (int n = 0; n < nout; ++n) {
+                    so += Wm[n] * go[o + n];
+                    sz += Wm[n] * gz[o + n];
+                    st += Wm[n] * gt[o + n];
+                }
+                go[op + mm] = so; gz[op + mm] = sz; gt[op + mm] = st;
+            }
+        }
+    }
+    return D;
+}
+
 static int network_work_size(const hdnnp_model *m)
 {
     int w = 0;

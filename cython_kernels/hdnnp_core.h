@@ -218,6 +218,15 @@ int64_t hdnnp_scale(const hdnnp_model *m, int natoms, const int *elem,
 double hdnnp_network(const hdnnp_model *m, int e, const double *gs,
                      double *dEdG, double *work);
 
+/* Training kernels: gradients of the network output and of the directional
+ * input derivative D = v . dOut/dGs with respect to the connections.
+ * grad_out/grad_d (may be NULL) are ADDED to with factors a_out/a_d.
+ * work: hdnnp_network_work_size(m) doubles.  Returns D. */
+int hdnnp_network_work_size(const hdnnp_model *m);
+double hdnnp_network_gradients(const hdnnp_model *m, int e, const double *gs,
+                               const double *v, double a_out, double *grad_out,
+                               double a_d, double *grad_d, double *work);
+
 /* Energies and forces (the fast path: two passes, no stored SF derivatives).
  * natoms central atoms of nl; elem covers all atoms (incl. ghosts).
  * eatom (natoms): physical atomic energies (incl. offsets);

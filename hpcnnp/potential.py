@@ -49,10 +49,11 @@ class Extrapolation:
     max: float
 
     def n2p2_line(self):
-        """The line n2p2 prints for this warning."""
+        """The line n2p2 prints for this warning (as n2p2: STRUCTURE and ATOM 0-based,
+        i.e. Structure::index and Atom::tag; SYMFUNC 1-based)."""
         return ("### NNP EXTRAPOLATION WARNING ### STRUCTURE: %6d ATOM: %9d ELEMENT: %2s "
                 "SYMFUNC: %4d TYPE: %2d VALUE: %10.3E MIN: %10.3E MAX: %10.3E"
-                % (max(self.structure, 0) + 1, self.atom + 1, self.element, self.sf,
+                % (max(self.structure, 0), self.atom, self.element, self.sf,
                    self.sf_type, self.value, self.min, self.max))
 
 

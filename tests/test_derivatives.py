@@ -243,9 +243,9 @@ MIXED_NETWORKS = [("s", "g", "h", "p"), ("c", "S", "e", "t"), ("r", "p", "t", "s
 @pytest.mark.parametrize("activations", MIXED_NETWORKS, ids="".join)
 def test_mixed_activations_nonlinear_output(tmp_path, structures, activations):
     """Three hidden layers with different activations and a non-linear output neuron
-    (n2p2 allows any letter for the output layer); with normalize_nodes."""
+    (n2p2 allows any letter for the output layer)."""
     pot = make_potential(tmp_path, structures, nodes=(5, 4, 4), activations=activations,
-                         weight_scale=1.5, normalize_nodes=True, seed=5)
+                         weight_scale=1.5, seed=5)
     check_forces_and_stress(pot, structures, f"activations {activations}")
 
 

@@ -72,8 +72,8 @@ def provenance(atoms, builder, parameters, reference, structure_class, **extra):
 
 
 def _nl(atoms, cutoff):
-    from ase.neighborlist import neighbor_list
-    return neighbor_list("ijd", atoms, float(cutoff), self_interaction=False)
+    i, j, S, d = periodic_pairs(atoms.positions, atoms.cell, float(cutoff), atoms.pbc)
+    return i, j, d
 
 
 def min_distance(atoms, cutoff=3.0):
@@ -84,9 +84,7 @@ def min_distance(atoms, cutoff=3.0):
 
 def short_pairs(atoms, rmin):
     """Pairs (i < j) closer than ``rmin`` (Å), with their distances."""
-    i, j, d = _nl(atoms, rmin)
-    m = i < j
-    return i[m], j[m], d[m]
+    return _nl(atoms, rmin)
 
 
 def min_distance_by_pair(atoms, cutoff=3.0):
@@ -119,3 +117,78 @@ def unique_periodic(frac, numbers, tol=1e-3):
         if keep[i] and keep[j] and numbers[i] == numbers[j]:
             keep[j] = False
     return np.flatnonzero(keep)
+
+
+def perpendicular_widths(cell):
+    cell = np.asarray(cell, float)
+    V = abs(np.linalg.det(cell))
+    return np.array([V / np.linalg.norm(np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3]))
+                     for k in range(3)])
+
+
+def periodic_pairs(positions, cell, rcut, pbc=(True, True, True)):
+    """All pairs closer than ``rcut`` in a periodic cell of any shape.
+
+    Fast cell-list-like search with scipy's cKDTree on the atoms plus the
+    periodic images that lie within ``rcut`` of the cell (ghost atoms).
+
+    Returns
+    -------
+    i, j : int arrays (i <= j; i == j only for self-images)
+    S : (M, 3) int array, lattice shift of atom j
+    d : (M,) distances, |r_j + S @ cell - r_i|
+    """
+    from scipy.spatial import cKDTree
+    cell = np.asarray(cell, float)
+    pos = np.asarray(positions, float)
+    n = len(pos)
+    frac = np.linalg.solve(cell.T, pos.T).T
+    pbc = np.asarray(pbc, bool)
+    base = np.where(pbc, np.floor(frac), 0.0)
+    frac = frac - base
+    cart = frac @ cell
+    w = perpendicular_widths(cell)
+    pad = rcut / w
+    nrep = np.where(pbc, np.ceil(pad).astype(int), 0)
+    gpos, gidx, gsh = [cart], [np.arange(n)], [np.zeros((n, 3), int)]
+    for s1 in range(-nrep[0], nrep[0] + 1):
+        for s2 in range(-nrep[1], nrep[1] + 1):
+            for s3 in range(-nrep[2], nrep[2] + 1):
+                if s1 == s2 == s3 == 0:
+                    continue
+                sh = np.array([s1, s2, s3])
+                f = frac + sh
+                m = np.all((f > -pad) & (f < 1 + pad), axis=1)
+                if m.any():
+                    gpos.append(f[m] @ cell)
+                    gidx.append(np.flatnonzero(m))
+                    gsh.append(np.tile(sh, (m.sum(), 1)))
+    allpos = np.vstack(gpos)
+    idx = np.concatenate(gidx)
+    sh = np.vstack(gsh)
+    tree = cKDTree(allpos)
+    p = tree.query_pairs(rcut, output_type="ndarray")
+    if len(p) == 0:
+        z = np.zeros(0, int)
+        return z, z, np.zeros((0, 3), int), np.zeros(0)
+    a, b = p[:, 0], p[:, 1]
+    real_a = a < n
+    real_b = b < n
+    m = real_a | real_b
+    a, b = a[m], b[m]
+    # make the first index a real atom
+    swap = ~(a < n)
+    a2 = np.where(swap, b, a)
+    b2 = np.where(swap, a, b)
+    i = idx[a2]
+    j = idx[b2]
+    S = sh[b2] - sh[a2]
+    # canonical: i < j, or i == j with positive shift
+    keep = (i < j) | ((i == j) & ((S[:, 0] > 0) | ((S[:, 0] == 0) & (S[:, 1] > 0))
+                                  | ((S[:, 0] == 0) & (S[:, 1] == 0) & (S[:, 2] > 0))))
+    i, j, S = i[keep], j[keep], S[keep]
+    D = (frac[j] + S - frac[i]) @ cell
+    d = np.sqrt(np.einsum("ij,ij->i", D, D))
+    # express S for the original (unwrapped) positions
+    S = S - base[j].astype(int) + base[i].astype(int)
+    return i, j, S, d

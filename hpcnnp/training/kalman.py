@@ -975,6 +975,6 @@ def _file_header(title, cols):
         lines.append(f"# {i:<4} {name:<{width}} {info}")
     nums = "".join(f" {i:>{w}}" for i, (_, _, w) in enumerate(cols, 1))
     names = "".join(f" {name:>{w}}" for name, _, w in cols)
-    long_rule = "#" * (len(nums))
+    long_rule = "#" * (len(nums) - 1)
     lines += [long_rule, "#" + nums[2:], "#" + names[2:], long_rule]
     return [line + "\n" for line in lines]

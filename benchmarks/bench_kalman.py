@@ -193,6 +193,10 @@ def main(argv=None):
     print(f"time per update: {per_update:.4f} s (mean of {len(times)}; "
           f"without fold {plain:.4f} s, fold adds {fold_extra:.3f} s every "
           f"{args.fold_every} updates)")
+    if (~folded).any():
+        nf = times[~folded]
+        print(f"  updates without fold: min {nf.min():.4f} s, median "
+              f"{np.median(nf):.4f} s, max {nf.max():.4f} s")
     print(f"P memory per rank: {max(p_all) / GIB:.3f} GiB allocated "
           f"(total {sum(p_all) / GIB:.3f} GiB over {ranks} rank(s))")
     print("peak RSS per rank: "
@@ -220,6 +224,8 @@ def main(argv=None):
             "replicated": args.replicated, "fold_every": args.fold_every,
             "s_per_update": per_update, "s_per_update_no_fold": plain,
             "fold_extra_s": fold_extra, "init_s": t_init,
+            "s_per_update_min": float(times.min()),
+            "s_per_update_median": float(np.median(times)),
             "p_bytes_per_rank": max(p_all), "p_bytes_total": sum(p_all),
             "maxrss_bytes": rss_all, "model_bytes_per_update": moved,
             "bandwidth_read": bw["read"], "bandwidth_copy": bw["copy"],

@@ -330,9 +330,9 @@ def energy_forces(Model model, NeighborList nl, elements, int n_all=-1, bint for
     """Atomic energies, forces on all atoms, dE/d(strain) and extrapolation warnings.
 
     Returns a dict with ``energies`` (n_atoms), ``forces`` (n_all, 3),
-    ``dEde`` (3, 3), ``n_warnings`` and ``warnings`` (structured array, at most
-    ``ew_capacity`` records); with ``full`` also ``G``, ``Gs``, ``dEdGs`` and
-    ``output`` (raw network output).
+    ``dEde`` (3, 3), ``n_warnings``, ``warnings`` (structured array, at most
+    ``ew_capacity`` records) and ``output`` (raw network outputs, training
+    units); with ``full`` also ``G``, ``Gs`` and ``dEdGs``.
     """
     cdef int[::1] el = _i32(elements)
     cdef int n = nl.nl.natoms, ldg = max(model.m.maxsf, 1), rc
@@ -356,10 +356,13 @@ def energy_forces(Model model, NeighborList nl, elements, int n_all=-1, bint for
     cdef double *pv = &v[0] if forces else NULL
     if n == 0:
         return {"energies": np.zeros(0), "forces": np.zeros((max(n_all, 0), 3)),
-                "dEde": np.zeros((3, 3)), "n_warnings": 0, "warnings": ew[:0]}
+                "dEde": np.zeros((3, 3)), "n_warnings": 0, "warnings": ew[:0],
+                "output": np.zeros(0)}
+    O = np.zeros(n)
+    pO = &O[0]
     if full:
-        G = np.zeros((n, ldg)); Gs = np.zeros((n, ldg)); D = np.zeros((n, ldg)); O = np.zeros(n)
-        pG = &G[0, 0]; pGs = &Gs[0, 0]; pD = &D[0, 0]; pO = &O[0]
+        G = np.zeros((n, ldg)); Gs = np.zeros((n, ldg)); D = np.zeros((n, ldg))
+        pG = &G[0, 0]; pGs = &Gs[0, 0]; pD = &D[0, 0]
     with nogil:
         rc = hdnnp_energy_forces_full(model.m, &nl.nl, &el[0], &e[0], pf, pv,
                                       <hdnnp_ew *> &ewbuf[0], ew_capacity, &nw,
@@ -368,7 +371,7 @@ def energy_forces(Model model, NeighborList nl, elements, int n_all=-1, bint for
         raise MemoryError("out of memory in the energy/force kernel")
     res = {"energies": np.asarray(e)[:n], "forces": np.asarray(f)[:n_all],
            "dEde": np.asarray(v).reshape(3, 3), "n_warnings": int(nw),
-           "warnings": ew[:min(nw, ew_capacity)]}
+           "warnings": ew[:min(nw, ew_capacity)], "output": np.asarray(O)}
     if full:
-        res.update(G=np.asarray(G), Gs=np.asarray(Gs), dEdGs=np.asarray(D), output=np.asarray(O))
+        res.update(G=np.asarray(G), Gs=np.asarray(Gs), dEdGs=np.asarray(D))
     return res

@@ -699,6 +699,8 @@ int hdnnp_nlist_build(hdnnp_nlist *nl, int n, const double *pos,
 
     if (periodic) {
         memcpy(h, cell, 9 * sizeof(double));
+        for (int k = 0; k < 9; ++k)
+            if (!isfinite(h[k])) { snprintf(err, HDNNP_ERRLEN, "the cell has a non-finite component"); goto done; }
         if (inv3(h, ih) != 0) { snprintf(err, HDNNP_ERRLEN, "the cell is singular (zero volume)"); goto done; }
         double vol = fabs(h[0] * (h[4] * h[8] - h[5] * h[7]) - h[1] * (h[3] * h[8] - h[5] * h[6]) +
                           h[2] * (h[3] * h[7] - h[4] * h[6]));
@@ -1520,7 +1522,7 @@ int64_t hdnnp_scale(const hdnnp_model *m, int natoms, const int *elem,
         double *Gi = G + (size_t)i * ldg;
         for (int s = 0; s < el->nsf; ++s) {
             const double g = Gi[s];
-            if (g < el->gmin[s] || g > el->gmax[s]) {
+            if (g + HDNNP_EW_MARGIN < el->gmin[s] || g - HDNNP_EW_MARGIN > el->gmax[s]) {
                 if (nw < ewcap) {
                     ew[nw].atom = i; ew[nw].sf = s; ew[nw].value = g;
                     ew[nw].gmin = el->gmin[s]; ew[nw].gmax = el->gmax[s];
@@ -1553,7 +1555,7 @@ int hdnnp_energy_forces_full(const hdnnp_model *m, const hdnnp_nlist *nl,
         if (G) memcpy(G + (size_t)i * ldg, g, (size_t)nsf * sizeof(double));
         for (int s = 0; s < nsf; ++s) {
             const double v = g[s];
-            if (v < el->gmin[s] || v > el->gmax[s]) {
+            if (v + HDNNP_EW_MARGIN < el->gmin[s] || v - HDNNP_EW_MARGIN > el->gmax[s]) {
                 if (nw < ewcap) {
                     ew[nw].atom = i; ew[nw].sf = s; ew[nw].value = v;
                     ew[nw].gmin = el->gmin[s]; ew[nw].gmax = el->gmax[s];

@@ -37,6 +37,9 @@ extern "C" {
 
 #define HDNNP_MAX_ELEMENTS 16
 #define HDNNP_ERRLEN 512
+/* An SF value counts as extrapolation only beyond this absolute margin
+ * around [G_min, G_max] (n2p2: 1000 * DBL_EPSILON). */
+#define HDNNP_EW_MARGIN (1000.0 * 2.220446049250313e-16)
 
 enum hdnnp_cutoff_type {
     HDNNP_CUT_HARD = 0, HDNNP_CUT_COS = 1, HDNNP_CUT_TANHU = 2,

@@ -321,8 +321,7 @@ class Potential:
         res = _core.energy_forces(self._model, nl, elem, len(elem), forces=want_f, full=full,
                                   ew_capacity=max_warnings)
         e_at = res["energies"]
-        shift = np.array([self.mean_energy + self.atom_energy[el] for el in self.elements])
-        nn_e = e_at - shift[elem] if len(elem) else e_at
+        nn_e = res["output"] / self.conv_energy
         warnings = [self._warning(w, elem, structure_index) for w in res["warnings"]]
         out = Result(energy=float(e_at.sum()), energies=e_at, nn_energies=nn_e,
                      n_warnings=res["n_warnings"], warnings=warnings)
@@ -336,6 +335,8 @@ class Potential:
             out.stress = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
         if full:
             out.extra = {k: res[k] for k in ("G", "Gs", "dEdGs", "output")}
+        else:
+            out.extra = {"output": res["output"]}
         return out
 
     def _warning(self, w, elem, structure_index):

@@ -37,8 +37,9 @@ Output conventions (all as n2p2 writes them)
   structure index in ``input.data`` (nnp-predict reads only one structure and always
   writes 1).
 * ``extrapolation.csv`` (hpcnnp's own): ``structure,atom,element,sf,type,value,min,max``
-  with 1-based structure, atom and (sorted) SF indices, as in n2p2's
-  ``### NNP EXTRAPOLATION WARNING ###`` lines.
+  with the indices of n2p2's ``### NNP EXTRAPOLATION WARNING ###`` lines: structure
+  and atom 0-based (as in ``energy.comp``/``forces.comp``), sorted SF index 1-based;
+  value/min/max at full precision.
 
 Every file is written to a temporary file in the output folder and moved into place
 only when the whole data set has been evaluated: a failure (bad input, interrupt)
@@ -810,7 +811,7 @@ def predict_dataset(potential, data="input.data", output_dir=".", *, forces=None
             warnings = _warnings_of(potential, atoms, res, k)
             extra.add(warnings)
             for w in warnings:
-                csv_out.writerow([k + 1, w.atom + 1, w.element, w.sf, w.sf_type,
+                csv_out.writerow([k, w.atom, w.element, w.sf, w.sf_type,
                                   repr(w.value), repr(w.min), repr(w.max)])
                 if show_warnings:
                     warn_stream.write(w.n2p2_line() + "\n")

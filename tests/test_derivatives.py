@@ -23,9 +23,19 @@ stress / SF-derivative component of the same block) is 3-4 orders of magnitude a
 the expected numerical noise but far below any real error (a wrong term or factor
 shows up at >= 1e-3).
 
-The HARD cutoff (type 0) is discontinuous at r_c: for it, structures are generated
-with no interatomic (image) distance within 2e-4 Å of any SF cutoff, which is more than
-the largest displacement of a finite-difference step (6 Å * 1e-5).
+SF derivatives use a fourth-order stencil with H_SF = 1e-4 Å instead: single SF values
+are not smooth to better than ~1e-10 relative near r_c with the POLY3/POLY4 cutoffs,
+because n2p2's Horner forms (§4) cancel to ~1e-13 absolute while f_c(x=0.95) is ~3e-5
+(this is the same in n2p2 and has nothing to do with hpcnnp), and 1e-13 / 1e-5 Å would
+exceed RTOL for the small (1e-3) angular SFs; the larger step divides that noise by 10
+and the O(H_SF^4) truncation error (~1e-16) stays negligible.
+
+The HARD cutoff (type 0) is discontinuous at r_c, and with alpha > 0 the COS and POLY1
+cutoffs have a jump of the second derivative at the inner cutoff alpha r_c (a 1e-4 Å
+stencil across it is off by ~1e-5 relative): for these, structures are generated with
+no interatomic (image) distance within 2e-3 Å of any SF cutoff r_c or alpha r_c, which
+is more than the largest change of a distance in a finite-difference step (2 H_SF, or
+7 Å * 1e-5).
 """
 
 import numpy as np
@@ -36,6 +46,7 @@ from conftest import (random_structure, synth_cutoffs, triclinic_cell,
 from hpcnnp.potential import Potential
 
 H = 1e-5        # finite-difference step (Å for positions, dimensionless for strain)
+H_SF = 1e-4     # step of the (fourth-order) SF-derivative differences, see below
 RTOL = 1e-6     # tolerance relative to the largest component of the compared block
 
 SMALL_CELL = np.array([[3.5, 0.0, 0.0], [1.1, 3.4, 0.0], [-0.8, 0.9, 3.6]])
@@ -43,10 +54,11 @@ SMALL_CELL = np.array([[3.5, 0.0, 0.0], [1.1, 3.4, 0.0], [-0.8, 0.9, 3.6]])
 
 def _structures(seed, avoid=()):
     rng = np.random.default_rng(seed)
+    kw = {"avoid": avoid, "avoid_tolerance": 2e-3}
     return {
-        "triclinic": random_structure(rng, 9, cell=triclinic_cell(rng), avoid=avoid),
-        "small_cell": random_structure(rng, 4, cell=SMALL_CELL, min_distance=1.5, avoid=avoid),
-        "cluster": random_structure(rng, 7, periodic=False, avoid=avoid),
+        "triclinic": random_structure(rng, 9, cell=triclinic_cell(rng), **kw),
+        "small_cell": random_structure(rng, 4, cell=SMALL_CELL, min_distance=1.5, **kw),
+        "cluster": random_structure(rng, 7, periodic=False, **kw),
     }
 
 
@@ -56,10 +68,15 @@ def structures():
     return _structures(11)
 
 
+# r_c of the SFs and the inner cutoffs alpha r_c for alpha = 0.3
+AVOID = sorted(set(synth_cutoffs()) | {0.3 * rc for rc in synth_cutoffs()})
+
+
 @pytest.fixture(scope="module")
 def structures_hard():
-    """Structures with no (image) distance within 2e-4 Å of any SF cutoff."""
-    return _structures(12, avoid=synth_cutoffs())
+    """Structures with no (image) distance within 2e-3 Å of any SF cutoff r_c or inner
+    cutoff 0.3 r_c."""
+    return _structures(12, avoid=AVOID)
 
 
 def _energy(pot, atoms):
@@ -154,7 +171,8 @@ def summed_sf_derivatives(pot, atoms):
     return out
 
 
-def numerical_sf_derivatives(pot, atoms, h=H):
+def numerical_sf_derivatives(pot, atoms, h=H_SF):
+    """dG_i/dr_a by the fourth-order central stencil (-G(2h) + 8G(h) - 8G(-h) + G(-2h))/12h."""
     n = len(atoms)
     g0 = pot.symmetry_functions(atoms)
     out = [np.zeros((len(g), n, 3)) for g in g0]
@@ -162,15 +180,14 @@ def numerical_sf_derivatives(pot, atoms, h=H):
     work = atoms.copy()
     for a in range(n):
         for c in range(3):
-            pos = pos0.copy()
-            pos[a, c] += h
-            work.set_positions(pos)
-            gp = pot.symmetry_functions(work)
-            pos[a, c] -= 2 * h
-            work.set_positions(pos)
-            gm = pot.symmetry_functions(work)
+            g = {}
+            for step in (-2, -1, 1, 2):
+                pos = pos0.copy()
+                pos[a, c] += step * h
+                work.set_positions(pos)
+                g[step] = pot.symmetry_functions(work)
             for i in range(n):
-                out[i][:, a, c] = (gp[i] - gm[i]) / (2 * h)
+                out[i][:, a, c] = (g[-2][i] - 8 * g[-1][i] + 8 * g[1][i] - g[2][i]) / (12 * h)
     return out
 
 
@@ -207,7 +224,7 @@ CUTOFFS = [(t, a) for t in range(9) for a in (0.0, 0.3)]
 @pytest.mark.parametrize("cutoff_type,alpha", CUTOFFS,
                          ids=[f"cut{t}-a{a}" for t, a in CUTOFFS])
 def test_cutoff_types(tmp_path, structures, structures_hard, cutoff_type, alpha):
-    structs = structures_hard if cutoff_type == 0 else structures
+    structs = structures_hard if cutoff_type == 0 or alpha > 0 else structures
     pot = make_potential(tmp_path, structs, cutoff_type=cutoff_type, cutoff_alpha=alpha,
                          seed=cutoff_type)
     label = f"cutoff_type {cutoff_type} alpha {alpha}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hpcnnp.errors import HpcnnpError
+from hpcnnp.errors import HpcnnpError, InputFileError
 
 _EPILOG = """\
 files written into --output-dir (each replaced atomically at the end of the run):
@@ -17,7 +17,8 @@ files written into --output-dir (each replaced atomically at the end of the run)
   forces.comp        index_s index_a Fref_phys Fnnp_phys [Fref_int Fnnp_int], with forces
   output.data        the structures with NNP energy and forces (n2p2's format, periodic
                      positions wrapped into the cell)
-  extrapolation.csv  structure,atom,element,sf,type,value,min,max (1-based indices)
+  extrapolation.csv  structure,atom,element,sf,type,value,min,max (indices as in n2p2's
+                     warning lines: structure and atom 0-based, SF 1-based)
   with --per-structure (nnp-predict's formats, one line per structure/atom, conf =
   1-based structure index):
   energy.out  nnatoms.out  nnforces.out
@@ -108,7 +109,10 @@ def run(args):
     if not args.quiet and (args.progress_every or args.progress_seconds):
         total = None
         if not args.no_count and data.is_file():
-            total = count_structures(data)
+            try:
+                total = count_structures(data)
+            except OSError as exc:
+                raise InputFileError(data, None, f"cannot read: {exc.strerror}") from None
         progress = Progress(total, every=args.progress_every,
                             seconds=args.progress_seconds, stream=sys.stderr)
     summary = predict_dataset(potential, data, args.output_dir, forces=args.forces,

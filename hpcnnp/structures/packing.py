@@ -102,6 +102,8 @@ def random_packing(symbols, cell, seed=0, table=None, margin=0.05, max_iter=5000
     while it < max_iter:
         if ref is None or np.max(np.linalg.norm(pos - ref, axis=1)) > 0.5 * skin:
             pi, pj, S, _ = periodic_pairs(pos, cell, rcut + skin)
+            movable = mobile[pi] | mobile[pj]  # fixed-fixed pairs are left alone
+            pi, pj, S = pi[movable], pj[movable], S[movable]
             shift = S @ cell
             tpair = target[kind[pi], kind[pj]]
             ref = pos.copy()

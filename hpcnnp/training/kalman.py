@@ -224,12 +224,17 @@ class _Blas:
             self._dsyrk(uplo, b"N", self._i(n), self._i(k), self._d(alpha),
                         a, self._i(lda), self._d(beta), c, self._i(ldc))
 
-    def dgemm_nt(self, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-        """C ← α A Bᵀ + β C (A m × k, B n × k, C m × n, column-major)."""
+    def dgemm(self, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta,
+              c, ldc):
+        """C ← α op(A) op(B) + β C (C m × n, column-major)."""
         if m > 0 and n > 0:
-            self._dgemm(b"N", b"T", self._i(m), self._i(n), self._i(k),
+            self._dgemm(transa, transb, self._i(m), self._i(n), self._i(k),
                         self._d(alpha), a, self._i(lda), b, self._i(ldb),
                         self._d(beta), c, self._i(ldc))
+
+    def dgemm_nt(self, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+        """C ← α A Bᵀ + β C (A m × k, B n × k, C m × n, column-major)."""
+        self.dgemm(b"N", b"T", m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 
 
 _BLAS = None
@@ -245,6 +250,15 @@ def _blas():
 def _addr(a, offset=0):
     """Address of element ``offset`` (in elements) of a float64 array."""
     return a.ctypes.data + 8 * int(offset)
+
+
+def _fmat(a):
+    """(address, leading dimension) of a column-major 2-D float64 view."""
+    if a.dtype != np.float64 or a.ndim != 2 or (a.strides[0] != 8
+                                                and a.shape[0] > 1):
+        raise ValueError("internal: not a column-major float64 matrix")
+    ld = a.strides[1] // 8 if a.shape[1] > 1 else a.shape[0]
+    return a.ctypes.data, max(1, ld, a.shape[0])
 
 
 # --------------------------------------------------------------------------
@@ -652,17 +666,29 @@ class KalmanFilter:
             self.eta *= self._eta_factor
 
         # 2. X = P H for the owned rows, with the pending corrections
+        # (All BLAS calls of the update go to scipy's OpenBLAS through
+        # _blas(): numpy's own BLAS has a second thread pool whose spinning
+        # threads would slow down the next pass over P.)
+        b = _blas()
         X = self._product(Hf, m)
+        xa, ldx = _fmat(X)
+        nr = hi - lo
         if self._alpha != 1.0:
             X *= self._alpha
         k = self._k
         if k > 0:
-            G = self._Y[:, :k].T @ Hf                 # k × m
+            G = np.empty((k, m), order="F")            # Y_pᵀ H
+            b.dgemm(b"T", b"N", k, m, n, 1.0, _addr(self._Y), n,
+                    _addr(Hf), n, 0.0, _addr(G), k)
             G *= self._c[:k, None]
-            X -= self._Y[lo:hi, :k] @ G
+            b.dgemm(b"N", b"N", nr, m, k, -1.0, _addr(self._Y, lo), n,
+                    _addr(G), k, 1.0, xa, ldx)         # X −= Y_p[rows] G
         if self._beta != 0.0:
             X += self._beta * Hf[lo:hi]
-        A = self._allsum(Hf[lo:hi].T @ X)
+        A = np.empty((m, m), order="F")
+        b.dgemm(b"T", b"N", m, m, nr, 1.0, _addr(Hf, lo), n, xa, ldx,
+                0.0, _addr(A), m)
+        A = self._allsum(A)
         if self.kalman_type == STANDARD:
             A[np.diag_indices(m)] += 1.0 / self.eta
         else:
@@ -679,10 +705,12 @@ class KalmanFilter:
         # 3.–5. Y = X L⁻ᵀ (K = Y L⁻¹, K Xᵀ = Y Yᵀ), w ← w + Y L⁻¹ ξ
         Yrows = _right_solve_lt(X, L)
         z = _forward_solve(L, xi)
-        nr = hi - lo
         out = np.empty((nr, m + 1))
         out[:, :m] = Yrows
-        out[:, m] = w[lo:hi] + Yrows @ z
+        dw = Yrows[:, 0] * z[0]
+        for j in range(1, m):
+            dw += Yrows[:, j] * z[j]
+        out[:, m] = w[lo:hi] + dw
         if self.distributed:
             gathered = np.empty((n, m + 1))
             counts = [int(c) * (m + 1) for c in np.diff(self._offsets)]

@@ -1,0 +1,323 @@
+"""Synthetic potentials and structures for tests and benchmarks.
+
+Two building blocks, reused by the test suite and the benchmarks (descriptors,
+prediction, training):
+
+:func:`llzo_like_cell`
+    A periodic cubic box of random atoms at the number density and composition of
+    cubic LLZO (Li56La24Zr16O96 in a 12.97 Å cell), built by random sequential
+    insertion with a minimum interatomic distance.  Not a physical structure (no
+    chemical order), but it has LLZO's neighbour counts (~80 neighbours within 6 Å),
+    which is what sets the cost of symmetry functions and forces.
+
+:func:`synthetic_potential`
+    Writes a complete n2p2 potential folder (``input.nn``, ``scaling.data``,
+    ``weights.ZZZ.data``) with the published LLZO/LCO symmetry-function set by
+    default, SF scaling statistics computed from given structures and random
+    (Glorot-uniform) weights.  n2p2 and hpcnnp can both read it.
+
+>>> from hpcnnp.testing import llzo_like_cell, synthetic_potential      # doctest: +SKIP
+>>> atoms = llzo_like_cell(2000, seed=1)
+>>> folder = synthetic_potential("pot", structures=[atoms])
+>>> from hpcnnp import Potential
+>>> Potential.from_n2p2(folder).compute(atoms).energy
+
+Everything is deterministic for a given ``seed``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from hpcnnp.descriptors.sfgen import LLZO_LCO_DEFAULT, SymFuncConfig
+
+__all__ = ["LLZO_CELL", "LLZO_FORMULA", "LLZO_NUMBER_DENSITY", "llzo_like_cell",
+           "synthetic_potential", "glorot_weights", "scaling_statistics"]
+
+#: cubic LLZO conventional cell: edge (Å) and content (Li56La24Zr16O96, 192 atoms)
+LLZO_CELL = 12.97
+LLZO_FORMULA = {"Li": 56, "La": 24, "Zr": 16, "O": 96}
+#: atoms per Å^3 of cubic LLZO (192 / 12.97^3 = 0.0880)
+LLZO_NUMBER_DENSITY = sum(LLZO_FORMULA.values()) / LLZO_CELL**3
+
+
+def _composition(n_atoms, formula):
+    """Integer counts proportional to ``formula`` summing to n_atoms (largest remainder)."""
+    total = sum(formula.values())
+    exact = {el: n_atoms * c / total for el, c in formula.items()}
+    counts = {el: int(math.floor(x)) for el, x in exact.items()}
+    rest = n_atoms - sum(counts.values())
+    for el in sorted(exact, key=lambda e: (counts[e] - exact[e], e))[:rest]:
+        counts[el] += 1
+    return counts
+
+
+def llzo_like_cell(n_atoms, seed=0, min_distance=1.7, density=LLZO_NUMBER_DENSITY,
+                   formula=None, max_attempts=200):
+    """A periodic random cell with LLZO's number density and composition.
+
+    Parameters
+    ----------
+    n_atoms : int
+        Number of atoms (any value >= 1; fine for 200, 2,000 or 17,000 atoms).
+    seed : int
+        Seed of numpy's default_rng: same seed, same structure.
+    min_distance : float
+        Minimum distance (Å) between any two atoms, all periodic images included.
+    density : float
+        Number density in atoms/Å^3 (default: cubic LLZO, 192 / 12.97^3).
+    formula : dict, optional
+        Element -> relative amount; default Li56La24Zr16O96.  Counts are rounded by
+        largest remainder so that they sum to ``n_atoms``.
+    max_attempts : int
+        Random trial positions per atom before giving up.
+
+    Returns
+    -------
+    ase.Atoms
+        Cubic cell of edge (n_atoms / density)^(1/3), pbc=True, species randomly
+        distributed over the sites; ``info["comment"]`` describes it.
+
+    Notes
+    -----
+    Random sequential insertion: uniform trial positions, accepted when no earlier
+    atom is closer than ``min_distance``, checked with a cell list (O(1) per
+    trial).  At LLZO's density and 1.7 Å the packing fraction is 0.23, well below
+    the RSA jamming limit (0.38), so few trials are rejected.
+    """
+    from ase import Atoms
+
+    n_atoms = int(n_atoms)
+    if n_atoms < 1:
+        raise ValueError("llzo_like_cell: n_atoms must be >= 1")
+    if not (density > 0 and min_distance >= 0):
+        raise ValueError("llzo_like_cell: density must be > 0 and min_distance >= 0")
+    rng = np.random.default_rng(seed)
+    length = (n_atoms / density) ** (1.0 / 3.0)
+    if min_distance > 0 and n_atoms * (math.pi / 6) * min_distance**3 > 0.35 * length**3:
+        raise ValueError("llzo_like_cell: min_distance too large for this density "
+                         "(random insertion would jam)")
+    pos = np.empty((n_atoms, 3))
+    m = max(int(length // min_distance), 1) if min_distance > 0 else 1
+    use_grid = m >= 3
+    if use_grid:
+        side = length / m
+        capacity = 8
+        grid = np.full((m, m, m, capacity), -1, dtype=np.int64)
+        fill = np.zeros((m, m, m), dtype=np.int64)
+        offsets = np.array([(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1)
+                            for c in (-1, 0, 1)])
+    d2min = min_distance * min_distance
+    placed = 0
+    attempts = 0
+    while placed < n_atoms:
+        trial = rng.random(3) * length
+        attempts += 1
+        if min_distance > 0 and placed:
+            if use_grid:
+                cell = np.minimum((trial / side).astype(np.int64), m - 1)
+                cells = (cell + offsets) % m
+                idx = grid[cells[:, 0], cells[:, 1], cells[:, 2]].ravel()
+                idx = idx[idx >= 0]
+            else:
+                idx = np.arange(placed)
+            if len(idx):
+                d = pos[idx] - trial
+                d -= length * np.round(d / length)
+                if np.einsum("ij,ij->i", d, d).min() < d2min:
+                    if attempts > max_attempts * (placed + 1):
+                        raise RuntimeError("llzo_like_cell: random insertion failed "
+                                           f"after {attempts} trials ({placed} atoms)")
+                    continue
+        pos[placed] = trial
+        if use_grid:
+            cx, cy, cz = np.minimum((trial / side).astype(np.int64), m - 1)
+            k = fill[cx, cy, cz]
+            if k == grid.shape[3]:                     # grow the slots (rare)
+                grid = np.concatenate([grid, np.full(grid.shape[:3] + (capacity,), -1,
+                                                     dtype=np.int64)], axis=3)
+            grid[cx, cy, cz, k] = placed
+            fill[cx, cy, cz] = k + 1
+        placed += 1
+    counts = _composition(n_atoms, LLZO_FORMULA if formula is None else formula)
+    symbols = np.array([el for el, c in counts.items() for _ in range(c)])
+    rng.shuffle(symbols)
+    atoms = Atoms(symbols=list(symbols), positions=pos, cell=[length] * 3, pbc=True)
+    atoms.info["comment"] = (f"llzo_like_cell n_atoms={n_atoms} seed={seed} "
+                             f"density={density:.5f}/A^3 min_distance={min_distance}")
+    return atoms
+
+
+# ---------------------------------------------------------------------------------------
+# Synthetic potentials
+# ---------------------------------------------------------------------------------------
+
+def glorot_weights(layer_sizes, rng):
+    """Connections of one network in n2p2's order with Glorot-uniform weights.
+
+    Per layer: weights U(-a, a), a = sqrt(6 / (n_in + n_out)), start neuron outer and
+    end neuron inner loop, then the biases (zero), as ``weights.ZZZ.data`` stores them.
+    """
+    out = []
+    for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:]):
+        a = math.sqrt(6.0 / (n_in + n_out))
+        out.append(rng.uniform(-a, a, size=n_in * n_out))
+        out.append(np.zeros(n_out))
+    return np.concatenate(out)
+
+
+def scaling_statistics(potential, structures):
+    """SF statistics (min, max, mean, sigma with n-1) per element, n2p2's way.
+
+    Parameters
+    ----------
+    potential : hpcnnp.potential.Potential
+        Only its symmetry functions are used (no weights or scaling needed).
+    structures : iterable of ase.Atoms
+
+    Returns
+    -------
+    dict element -> ndarray (n_sf, 4), raw SF values.  Elements without atoms and
+    SFs with a zero range get min/max = value -/+ 0.5 (and sigma 1) so that the
+    scaled values stay finite; sigma is 1 when fewer than two atoms were seen.
+    """
+    per_el = {el: [] for el in potential.elements}
+    for atoms in structures:
+        symbols = atoms.get_chemical_symbols()
+        for sym, g in zip(symbols, potential.symmetry_functions(atoms)):
+            per_el[sym].append(g)
+    stats = {}
+    for el in potential.elements:
+        n_sf = len(potential.symmetry_function_list[el])
+        if per_el[el]:
+            G = np.array(per_el[el])
+            gmin, gmax, gmean = G.min(axis=0), G.max(axis=0), G.mean(axis=0)
+            gsig = G.std(axis=0, ddof=1) if len(G) > 1 else np.ones(n_sf)
+        else:
+            gmin = gmax = gmean = np.zeros(n_sf)
+            gsig = np.ones(n_sf)
+        flat = gmax - gmin <= 0
+        gmin = np.where(flat, gmean - 0.5, gmin)
+        gmax = np.where(flat, gmean + 0.5, gmax)
+        gsig = np.where(gsig > 0, gsig, 1.0)
+        stats[el] = np.stack([gmin, gmax, gmean, gsig], axis=1)
+    return stats
+
+
+def _default_structures(elements, seed):
+    """Two 192-atom LLZO-like cells; species relabelled so that every element occurs."""
+    rng = np.random.default_rng(seed + 7919)
+    out = []
+    for k in range(2):
+        atoms = llzo_like_cell(192, seed=seed + k)
+        sym = np.array(atoms.get_chemical_symbols(), dtype=object)
+        foreign = ~np.isin(sym, list(elements))
+        sym[foreign] = rng.choice(list(elements), int(foreign.sum()))
+        per_missing = max(1, len(sym) // (4 * len(elements)))
+        for el in elements:
+            if el not in sym:
+                sym[rng.choice(len(sym), per_missing, replace=False)] = el
+        atoms.set_chemical_symbols(list(sym))
+        out.append(atoms)
+    return out
+
+
+def synthetic_potential(directory, elements=("Li", "La", "Zr", "O", "Co"),
+                        sf_sets=LLZO_LCO_DEFAULT, hidden=(20, 20), activations="ttl",
+                        cutoff_type=6, seed=0, structures=None, atom_energy=None):
+    """Write an n2p2 potential folder with random weights.
+
+    Parameters
+    ----------
+    directory : path
+        Folder (created if missing); ``input.nn``, ``scaling.data`` and one
+        ``weights.ZZZ.data`` per element are (over)written.
+    elements : sequence of str
+        Element symbols (any order; n2p2 sorts them by atomic number).
+    sf_sets : SymFuncConfig or sequence of SymFuncSet
+        Symmetry-function sets (:mod:`hpcnnp.descriptors.sfgen`); only the sets
+        are used, with ``elements``.  Default: the published LLZO/LCO set, 225 SFs
+        per element for 5 elements (r_c = 6 Å).
+    hidden : sequence of int
+        Hidden-layer sizes (default 20-20).
+    activations : str
+        n2p2 activation letters, one per hidden layer plus the output (``"ttl"``).
+    cutoff_type : int
+        n2p2 cutoff function type (6 = polynomial 2), alpha 0.
+    seed : int
+        Seeds the weights (Glorot-uniform, element by element in n2p2's order) and
+        the default structures.
+    structures : iterable of ase.Atoms, optional
+        Structures whose raw SFs give ``scaling.data`` (min, max, mean, sigma with
+        n - 1, as nnp-scaling); default: two 192-atom :func:`llzo_like_cell` boxes
+        with atoms relabelled so that every element occurs.
+    atom_energy : dict, optional
+        ``atom_energy`` offsets per element (default: none).
+
+    Returns
+    -------
+    pathlib.Path
+        The folder; load it with ``Potential.from_n2p2(path)``.
+
+    Notes
+    -----
+    The settings are those of the published LLZO/LCO potentials (and refdata's
+    synth5_A): ``scale_symmetry_functions`` + ``center_symmetry_functions`` with
+    ``scale_min_short -1`` / ``scale_max_short 1``, i.e. G_s = -1 + 2 (G - G_mean) /
+    (G_max - G_min): for the given structures every SF spans an interval of width
+    2 around a value near 0 (no extrapolation warnings for them);
+    ``use_short_forces``; no normalisation.
+    """
+    from hpcnnp.io import n2p2
+    from hpcnnp.potential import Potential
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    elements = tuple(elements)
+    sets = sf_sets.sets if isinstance(sf_sets, SymFuncConfig) else tuple(sf_sets)
+    config = SymFuncConfig(elements, sets)
+    hidden = [int(h) for h in hidden]
+    if len(activations) != len(hidden) + 1:
+        raise ValueError(f"synthetic_potential: {len(hidden) + 1} activation letters "
+                         f"needed (hidden layers + output), got {activations!r}")
+    lines = [
+        "# n2p2 potential written by hpcnnp.testing.synthetic_potential "
+        f"(seed {seed}; random weights)",
+        f"number_of_elements {len(elements)}",
+        f"elements {' '.join(elements)}",
+    ]
+    for el, e0 in (atom_energy or {}).items():
+        lines.append(f"atom_energy {el} {float(e0)!r}")
+    lines += [
+        f"cutoff_type {int(cutoff_type)} 0.0",
+        "scale_symmetry_functions",
+        "center_symmetry_functions",
+        "scale_min_short -1.0",
+        "scale_max_short 1.0",
+        f"global_hidden_layers_short {len(hidden)}",
+        f"global_nodes_short {' '.join(map(str, hidden))}",
+        f"global_activation_short {' '.join(activations)}",
+        "use_short_forces",
+        f"random_seed {int(seed)}",
+        "",
+    ]
+    text = "\n".join(lines) + "\n" + config.generate()
+    nn_path = directory / "input.nn"
+    nn_path.write_text(text)
+    settings = n2p2.read_settings(nn_path)
+
+    sf_only = Potential(settings, scaling=None, weights=None, directory=directory)
+    if structures is None:
+        structures = _default_structures(elements, seed)
+    stats = scaling_statistics(sf_only, structures)
+    n2p2.write_scaling(directory / "scaling.data", settings.elements, stats)
+
+    rng = np.random.default_rng(seed)
+    for el in settings.elements:
+        sizes = settings.layer_sizes(el)
+        n2p2.write_weights(directory / n2p2.weights_filename(el),
+                           glorot_weights(sizes, rng), sizes)
+    return directory

@@ -17,6 +17,8 @@ cdef extern from "hdnnp_core.h":
         int nsf
         int nweights
         int nlayers
+        int nbcount[16]
+        int *nbsf
     ctypedef struct hdnnp_model:
         int nelements
         double rc_max
@@ -172,6 +174,14 @@ cdef class Model:
     def n_sf(self, int element):
         return self.m.el[element].nsf
 
+    def neighbor_sfs(self, int element, int neighbor_element):
+        """Sorted SF indices of `element` that depend on neighbours of `neighbor_element`
+        (the SFs stored per neighbour in the compact derivative layout)."""
+        cdef int c = self.m.el[element].nbcount[neighbor_element]
+        cdef int nsf = self.m.el[element].nsf
+        return np.array([self.m.el[element].nbsf[neighbor_element * nsf + t] for t in range(c)],
+                        dtype=np.int64)
+
     def n_weights(self, int element):
         return self.m.el[element].nweights
 
@@ -297,9 +307,10 @@ cdef class NeighborList:
 def symmetry_functions(Model model, NeighborList nl, elements, bint derivatives=False):
     """Raw SF values (n_atoms, max_sf) and optionally derivatives.
 
-    Returns ``G`` or ``(G, dgdr, offsets)``; for atom i, ``dgdr[offsets[i]:offsets[i+1]]``
-    reshaped to (n_neighbours_i + 1, n_sf_i, 3) holds dG/dr of the atom itself
-    (slot 0) and of each neighbour in list order.
+    Returns ``G`` or ``(G, dgdr, offsets)``.  Compact layout: for atom i,
+    ``dgdr[offsets[i]:offsets[i+1]]`` holds first dG_i/dr_i (n_sf_i x 3), then
+    for each neighbour q (list order, sorted by element) dG_i,s/dr_q for the
+    SFs ``model.neighbor_sfs(elem_i, elem_q)`` only (x 3).
     """
     cdef int[::1] el = _i32(elements)
     cdef int n = nl.nl.natoms, ldg = max(model.m.maxsf, 1), rc

@@ -130,6 +130,7 @@ static void free_element(hdnnp_element *el)
     free(el->sf_type); free(el->sf_e1); free(el->sf_e2); free(el->sf_eta);
     free(el->sf_rs); free(el->sf_rc); free(el->sf_lam); free(el->sf_zeta);
     free(el->sa); free(el->sb); free(el->sc); free(el->gmin); free(el->gmax);
+    free(el->nbpos); free(el->nbsf);
     free(el->size); free(el->act); free(el->w); free(el->woff);
     memset(el, 0, sizeof(*el));
 }
@@ -272,6 +273,17 @@ int hdnnp_model_set_sf(hdnnp_model *m, int e, int nsf, const int *type,
             }
             q->sf[q->n] = s; q->mrad[q->n] = ir; q->mang[q->n] = ia; q->n++;
         }
+    }
+    el->nbpos = (int *)xcalloc((size_t)m->nelements * nsf, sizeof(int));
+    el->nbsf = (int *)xcalloc((size_t)m->nelements * nsf, sizeof(int));
+    for (int q = 0; q < m->nelements; ++q) {
+        int c = 0;
+        for (int s = 0; s < nsf; ++s) {
+            const int dep = el->sf_e1[s] == q || (el->sf_type[s] != 2 && el->sf_e2[s] == q);
+            el->nbpos[q * nsf + s] = dep ? c : -1;
+            if (dep) el->nbsf[q * nsf + c++] = s;
+        }
+        el->nbcount[q] = c;
     }
     return 0;
 }
@@ -884,6 +896,7 @@ typedef struct {
     int maxnn, ncut, maxrad, maxang;
     int bcap;             /* capacity of the pair batch: ANG_CHUNK + maxnn */
     int *bj;
+    int *soff;            /* per neighbour: offset of its derivative block (in SF entries) */
     double Fi[3];
     double *fc, *dfc;     /* ncut x maxnn */
     double *tab;          /* maxrad x maxnn: exp(-eta (r - rs)^2) per neighbour */
@@ -933,8 +946,9 @@ static int scratch_alloc(scratch_t *w, const hdnnp_model *m, const hdnnp_nlist *
     w->w = (double *)xcalloc(m->maxsf + 1, sizeof(double));
     w->bcap = BATCH_CHUNK + w->maxnn;
     const size_t nbc = (size_t)w->bcap;
-    w->bk = (int *)xcalloc(2 * nbc, sizeof(int));
+    w->bk = (int *)xcalloc(3 * nbc, sizeof(int));
     w->bj = w->bk + nbc;
+    w->soff = w->bj + nbc;
     /* one block for all per-partner / per-neighbour arrays */
     double *blk = (double *)xcalloc(nbc * (NB_ARRAYS + 3 * maxrad + 2 * maxang), sizeof(double));
     if (!w->fc || !w->dfc || !w->tab || !w->nnw || !w->gs || !w->dedg || !w->w || !w->bk || !blk)
@@ -1210,8 +1224,10 @@ static void angular_process(const hdnnp_model *m, const hdnnp_angular_group *ag,
 /* Values (and, with dG, derivatives) of all members of an angular group
  * from a processed batch. */
 static void angular_values(const hdnnp_angular_group *ag, int nb, scratch_t *w,
-                           const double *D, int nsf, double *G, double *dG)
+                           const double *D, const hdnnp_element *el, double *G, double *dG)
 {
+    const int nsf = el->nsf;
+    const int *posj = el->nbpos + (size_t)ag->e1 * nsf, *posk = el->nbpos + (size_t)ag->e2 * nsf;
     const int mx = w->bcap;
     for (int s = 0; s < ag->n; ++s) {
         const double *restrict A = w->bA + (size_t)ag->mang[s] * mx;
@@ -1241,7 +1257,7 @@ static void angular_values(const hdnnp_angular_group *ag, int nb, scratch_t *w,
         const double fik = w->bfik[n], dfik = w->bdfik[n], fjk = w->bfjk[n], dfjk = w->bdfjk[n];
         const double Fc = w->bFc[n];
         const double Fij = dfij * fik * fjk, Fik = fij * dfik * fjk, Fjk = fij * fik * dfjk;
-        double *gi = dG, *gj = dG + 3 * (size_t)(j + 1) * nsf, *gk = dG + 3 * (size_t)(k + 1) * nsf;
+        double *gi = dG, *gj = dG + 3 * (size_t)w->soff[j], *gk = dG + 3 * (size_t)w->soff[k];
         for (int s = 0; s < ag->n; ++s) {
             const int sf = ag->sf[s], a = ag->mang[s], rr = ag->mrad[s];
             const double er = w->bER[(size_t)rr * w->bcap + n], eta2 = 2.0 * ag->eta[rr], rs = ag->rs[rr];
@@ -1256,7 +1272,7 @@ static void angular_values(const hdnnp_angular_group *ag, int nb, scratch_t *w,
                 const double Tjk = Ae * (Fjk - eta2 * (rjk - rs) * Fc);
                 gjk0 = Tjk * w0; gjk1 = Tjk * w1; gjk2 = Tjk * w2;
             }
-            double *pi = gi + 3 * sf, *pj = gj + 3 * sf, *pk = gk + 3 * sf;
+            double *pi = gi + 3 * sf, *pj = gj + 3 * posj[sf], *pk = gk + 3 * posk[sf];
             pi[0] += gij0 + gik0; pi[1] += gij1 + gik1; pi[2] += gij2 + gik2;
             pj[0] += gjk0 - gij0; pj[1] += gjk1 - gij1; pj[2] += gjk2 - gij2;
             pk[0] -= gik0 + gjk0; pk[1] -= gik1 + gjk1; pk[2] -= gik2 + gjk2;
@@ -1375,7 +1391,7 @@ static void atom_sf(const hdnnp_model *m, const hdnnp_nlist *nl, int i, int ei,
                 if (r >= rg->rc) continue;
                 const double x = r - rs;
                 const double s = vexp(-eta * x * x) * (dfc[q] - 2.0 * eta * x * fc[q]) / r;
-                double *gj = dG + 3 * ((size_t)(q + 1) * nsf + rg->sf[k]);
+                double *gj = dG + 3 * ((size_t)w->soff[q] + el->nbpos[(size_t)rg->e1 * nsf + rg->sf[k]]);
                 const double *d = D + 3 * q;
                 gi[0] += s * d[0]; gi[1] += s * d[1]; gi[2] += s * d[2];
                 gj[0] -= s * d[0]; gj[1] -= s * d[1]; gj[2] -= s * d[2];
@@ -1393,13 +1409,13 @@ static void atom_sf(const hdnnp_model *m, const hdnnp_nlist *nl, int i, int ei,
             nb = angular_collect(ag, j, (ag->e1 == ag->e2) ? j + 1 : ka, kb, w, nb);
             if (nb >= ANG_CHUNK) {
                 angular_process(m, ag, nb, w);
-                angular_values(ag, nb, w, D, nsf, G, dG);
+                angular_values(ag, nb, w, D, el, G, dG);
                 nb = 0;
             }
         }
         if (nb) {
             angular_process(m, ag, nb, w);
-            angular_values(ag, nb, w, D, nsf, G, dG);
+            angular_values(ag, nb, w, D, el, G, dG);
         }
     }
 }
@@ -1478,11 +1494,21 @@ static void atom_forces(const hdnnp_model *m, const hdnnp_nlist *nl, int i, int 
         for (int k = 0; k < 9; ++k) dEde[k] += V[k];
 }
 
+/* number of SF entries of the compact derivative block of atom i */
+static int64_t atom_dg_entries(const hdnnp_model *m, const hdnnp_nlist *nl, const int *elem, int i)
+{
+    const hdnnp_element *el = &m->el[elem[i]];
+    const int ne = nl->nelements;
+    const int *es = nl->estart + (size_t)i * (ne + 1);
+    int64_t tot = el->nsf;
+    for (int e = 0; e < ne; ++e) tot += (int64_t)(es[e + 1] - es[e]) * el->nbcount[e];
+    return tot;
+}
+
 int64_t hdnnp_dgdr_size(const hdnnp_model *m, const hdnnp_nlist *nl, const int *elem)
 {
     int64_t tot = 0;
-    for (int i = 0; i < nl->natoms; ++i)
-        tot += (int64_t)(nl->start[i + 1] - nl->start[i] + 1) * m->el[elem[i]].nsf * 3;
+    for (int i = 0; i < nl->natoms; ++i) tot += 3 * atom_dg_entries(m, nl, elem, i);
     return tot;
 }
 
@@ -1493,13 +1519,19 @@ int hdnnp_symmetry_functions(const hdnnp_model *m, const hdnnp_nlist *nl,
     scratch_t w;
     if (scratch_alloc(&w, m, nl) != 0) { scratch_free(&w); return -1; }
     int64_t off = 0;
+    const int ne = nl->nelements;
     for (int i = 0; i < nl->natoms; ++i) {
-        const int ei = elem[i], nsf = m->el[ei].nsf;
+        const int ei = elem[i];
+        const hdnnp_element *el = &m->el[ei];
         double *Gi = G + (size_t)i * ldg;
         memset(Gi, 0, (size_t)ldg * sizeof(double));
         double *dGi = NULL;
         if (dgdr) {
-            const int64_t sz = (int64_t)(nl->start[i + 1] - nl->start[i] + 1) * nsf * 3;
+            const int64_t sz = 3 * atom_dg_entries(m, nl, elem, i);
+            const int *es = nl->estart + (size_t)i * (ne + 1);
+            int so = el->nsf;
+            for (int e = 0; e < ne; ++e)
+                for (int q = es[e]; q < es[e + 1]; ++q) { w.soff[q] = so; so += el->nbcount[e]; }
             dgoff[i] = off;
             dGi = dgdr + off;
             memset(dGi, 0, (size_t)sz * sizeof(double));

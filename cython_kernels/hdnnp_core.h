@@ -107,6 +107,10 @@ typedef struct {
     /* raw SF parameters in sorted order (kept for reference/debugging) */
     int *sf_type, *sf_e1, *sf_e2;
     double *sf_eta, *sf_rs, *sf_rc, *sf_lam, *sf_zeta;
+    /* compact derivative layout: SFs that depend on a neighbour of element
+     * q are nbsf[q][0..nbcount[q]-1]; nbpos[q*nsf + s] = position or -1 */
+    int nbcount[HDNNP_MAX_ELEMENTS];
+    int *nbpos, *nbsf;
     /* scaling: Gs = sa + sb*(G - sc); extrapolation range [gmin, gmax] */
     double *sa, *sb, *sc, *gmin, *gmax;
     int has_scaling;
@@ -201,10 +205,11 @@ typedef struct {
 } hdnnp_ew;
 
 /* Raw SF values G (natoms x maxsf, row stride ldg) and optionally their
- * derivatives: dG[slot][s][3] per atom, slot 0 = the atom itself, slot
- * 1+q = q-th neighbour of its list.  dgdr has room for
- * sum_i (nneigh_i + 1) * nsf(elem_i) * 3 doubles; dgoff (natoms+1) receives
- * the offsets.  Pass dgdr = NULL for values only. */
+ * derivatives in the compact layout: per atom i (offset dgoff[i], in
+ * doubles) first dG_i/dr_i for all nsf SFs (nsf x 3), then for each
+ * neighbour q in list order dG_i,s/dr_q for the SFs that depend on a
+ * neighbour of q's element e only (el.nbcount[e] x 3, SF indices el.nbsf).
+ * dgdr has room for hdnnp_dgdr_size doubles.  dgdr = NULL: values only. */
 int hdnnp_symmetry_functions(const hdnnp_model *m, const hdnnp_nlist *nl,
                              const int *elem, double *G, int ldg,
                              double *dgdr, int64_t *dgoff);

@@ -18,6 +18,7 @@ from hpcnnp.errors import HpcnnpError
 COMMANDS = {
     "sfgen": "hpcnnp.commands.sfgen",
     "predict": "hpcnnp.commands.predict",
+    "scale": "hpcnnp.commands.scale",
 }
 
 

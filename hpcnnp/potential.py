@@ -274,25 +274,56 @@ class Potential:
             return smin + (smax - smin) / (gmax - gmin) * (G - gmean)
         return smin + (smax - smin) / gsig * (G - gmean)
 
-    def symmetry_function_derivatives(self, atoms):
-        """Raw SFs and their Cartesian derivatives, per atom.
+    def symmetry_function_derivatives(self, atoms, compact=False):
+        """Raw SFs and their Cartesian derivatives dG/dr (1/length), per atom.
 
-        Returns a list, per atom i, of ``(G_i, neighbours_i, dG_i)`` with
-        ``neighbours_i`` the atom indices of the neighbour slots (slot 0 = i
-        itself, then every neighbour image) and ``dG_i`` of shape
-        (n_slots, n_sf, 3): dG_i,s / dr_slot (1/length).
+        Parameters
+        ----------
+        compact : bool
+            False: a list, per atom i, of ``(G_i, slots_i, dG_i)`` with
+            ``slots_i`` the atom indices of the derivative slots (slot 0 = i
+            itself, then every neighbour image) and ``dG_i`` of shape
+            (n_slots, n_sf, 3): dG_i,s / dr_slot.
+            True: a list, per atom i, of ``(G_i, dG_self, blocks)``:
+            ``dG_self`` (n_sf, 3) = dG_i/dr_i and ``blocks`` a list of
+            ``(neighbour_atoms, sf_indices, dG)`` per neighbour element, with
+            dG of shape (n_neighbours, len(sf_indices), 3): only the SFs that
+            depend on that element are stored (the C core's layout, about a
+            third of the dense size for the LLZO/LCO set).
         """
         from hpcnnp import _core
 
         nl, elem = self.neighbor_list(atoms)
         G, dg, off = _core.symmetry_functions(self._model, nl, elem, derivatives=True)
         start, idx, _, _ = nl.arrays()
+        ne = len(self.elements)
+        nbsf = [[self._model.neighbor_sfs(e, q) for q in range(ne)] for e in range(ne)]
         out = []
         for i, e in enumerate(elem):
             nsf = len(self.symmetry_function_list[self.elements[e]])
-            slots = np.concatenate(([i], idx[start[i]:start[i + 1]]))
-            dG = dg[off[i]:off[i + 1]].reshape(len(slots), nsf, 3)
-            out.append((G[i, :nsf].copy(), slots, dG))
+            nb = idx[start[i]:start[i + 1]]
+            nbel = elem[nb]
+            flat = dg[off[i]:off[i + 1]]
+            dself = flat[:3 * nsf].reshape(nsf, 3)
+            pos = 3 * nsf
+            blocks = []
+            for q in range(ne):
+                atoms_q = nb[nbel == q]
+                cnt, width = len(atoms_q), len(nbsf[e][q])
+                blk = flat[pos:pos + 3 * cnt * width].reshape(cnt, width, 3)
+                pos += 3 * cnt * width
+                if cnt:
+                    blocks.append((atoms_q, nbsf[e][q], blk))
+            if compact:
+                out.append((G[i, :nsf].copy(), dself, blocks))
+                continue
+            dense = np.zeros((1 + len(nb), nsf, 3))
+            dense[0] = dself
+            row = 1
+            for atoms_q, sfs, blk in blocks:
+                dense[row:row + len(atoms_q)][:, sfs] = blk
+                row += len(atoms_q)
+            out.append((G[i, :nsf].copy(), np.concatenate(([i], nb)), dense))
         return out
 
     # -------------------------------------------------------------- energies

@@ -317,9 +317,11 @@ def sf_histogram_text(sf, index, cutoff_type, cutoff_alpha, row, edges, counts):
     out += ["#SFINFO min         %15.8E\n" % row[0], "#SFINFO max         %15.8E\n" % row[1],
             "#SFINFO mean        %15.8E\n" % row[2], "#SFINFO sigma       %15.8E\n" % row[3]]
     out.append(_SF_HISTO_HEADER)
-    el = edges.tolist()
-    out += ["%16.8E %16.8E %16.8E\n" % (el[i], el[i + 1], c)
-            for i, c in enumerate(np.asarray(counts, dtype=float).tolist())]
+    es = ["%16.8E" % x for x in np.asarray(edges, dtype=float).tolist()]
+    cache = {}
+    cs = [cache[x] if x in cache else cache.setdefault(x, "%16.8E" % x)
+          for x in np.asarray(counts, dtype=float).tolist()]
+    out += [f"{es[i]} {es[i + 1]} {c}\n" for i, c in enumerate(cs)]
     return "".join(out)
 
 
@@ -662,8 +664,8 @@ class ScalingRun:
         count = 0
         try:
             for k, atoms in self._structures():
+                progress.update(k)
                 count = k + 1
-                progress.update(count)
                 if err is not None or not self._owned(k):
                     continue
                 try:
@@ -829,7 +831,7 @@ class ScalingRun:
         err = None
         try:
             for k, atoms in self._structures():
-                progress.update(k + 1)
+                progress.update(k)
                 if err is not None or not self._owned(k):
                     continue
                 try:

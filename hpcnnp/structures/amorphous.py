@@ -419,12 +419,16 @@ def amorphous(atoms, temperature=4000.0, labeler=None, steps=2000, quench_steps=
 def _melt_quench(atoms, calc, T, steps, quench_steps, T_end, dt, friction, seed):
     from ase import units
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from ase.md import velocitydistribution as vd
     rng = np.random.default_rng(seed)
     atoms.calc = calc
-    MaxwellBoltzmannDistribution(atoms, temperature_K=T, rng=rng)
+    if hasattr(vd, "thermalize_momenta"):  # ASE >= 3.28
+        vd.thermalize_momenta(atoms, temperature_K=T, rng=rng)
+    else:  # pragma: no cover
+        vd.MaxwellBoltzmannDistribution(atoms, temperature_K=T, rng=rng)
+    vd.Stationary(atoms)
     dyn = Langevin(atoms, dt * units.fs, temperature_K=T, friction=friction / units.fs,
-                   rng=rng)
+                   fixcm=False, rng=rng)
     dyn.run(steps)
     qs = steps if quench_steps is None else quench_steps
     done = 0

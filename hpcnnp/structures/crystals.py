@@ -79,7 +79,8 @@ import numpy as np
 from ase import Atoms
 from ase.spacegroup import crystal
 
-from ._common import FORMAL_CHARGES, provenance, set_formal_charges, unique_periodic
+from ._common import (FORMAL_CHARGES, formula, provenance, set_formal_charges, total_charge,
+                      unique_periodic)
 
 __all__ = ["llzo_cubic", "llzo_tetragonal", "lco", "supercell"]
 
@@ -446,4 +447,7 @@ def supercell(atoms, natoms=None, repeat=None, max_aspect=1.5):
     prev = dict(atoms.info.get("supercell", {})) if isinstance(atoms.info.get("supercell"), dict) else {}
     big.info["supercell"] = dict(repeat=repeat, natoms_target=natoms,
                                  parent_natoms=len(atoms), parent=prev or None)
+    big.info["natoms"] = len(big)
+    big.info["formula"] = formula(big)
+    big.info["formal_charge_total"] = total_charge(big)
     return big

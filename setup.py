@@ -14,7 +14,26 @@ import shlex
 
 import numpy
 from Cython.Build import cythonize
+import shutil
+from pathlib import Path
+
 from setuptools import Extension, find_packages, setup
+from setuptools.command.build_py import build_py
+
+#: C/C++ sources shipped with the package so that the LAMMPS plugin can be
+#: compiled on the target machine (hpcnnp.lammps_plugin_path()).
+PLUGIN_SOURCES = ["hdnnp_core.c", "hdnnp_core.h", "hdnnp_n2p2.c", "pair_hpcnnp.cpp"]
+
+
+class BuildPyWithSources(build_py):
+    """Copy the C core and the plugin source into hpcnnp/_csrc of the build."""
+
+    def run(self):
+        super().run()
+        dest = Path(self.build_lib) / "hpcnnp" / "_csrc"
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in PLUGIN_SOURCES:
+            shutil.copy2(Path("cython_kernels") / name, dest / name)
 
 cflags = ["-O3", "-std=c99", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math"]
 march = os.environ.get("HPCNNP_MARCH", "native").strip()
@@ -25,7 +44,8 @@ cflags += shlex.split(os.environ.get("HPCNNP_CFLAGS", ""))
 extensions = [
     Extension(
         "hpcnnp._core",
-        sources=["cython_kernels/_core.pyx", "cython_kernels/hdnnp_core.c"],
+        sources=["cython_kernels/_core.pyx", "cython_kernels/hdnnp_core.c",
+                 "cython_kernels/hdnnp_n2p2.c"],
         include_dirs=[numpy.get_include(), "cython_kernels"],
         extra_compile_args=cflags,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
@@ -35,6 +55,7 @@ extensions = [
 packages = find_packages(include=["hpcnnp", "hpcnnp.*"]) + ["hpcnnp.analysis"]
 
 setup(
+    cmdclass={"build_py": BuildPyWithSources},
     packages=packages,
     package_dir={"hpcnnp.analysis": "analysis"},
     ext_modules=cythonize(extensions, language_level=3,

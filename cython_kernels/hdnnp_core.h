@@ -137,6 +137,7 @@ typedef struct {
     double rc_max;
     int maxsf;
     hdnnp_element el[HDNNP_MAX_ELEMENTS];
+    char symbol[HDNNP_MAX_ELEMENTS][4];   /* element symbols (set by loaders) */
     char err[HDNNP_ERRLEN];
 } hdnnp_model;
 
@@ -162,6 +163,12 @@ int hdnnp_model_set_network(hdnnp_model *m, int e, int nlayers, const int *sizes
                             const int *acts, const double *weights,
                             double escale, double eshift);
 int hdnnp_model_set_weights(hdnnp_model *m, int e, const double *weights);
+
+/* Read an n2p2 potential folder (input.nn, scaling.data, weights.ZZZ.data).
+ * Returns NULL with a message naming file and line in err (HDNNP_ERRLEN). */
+hdnnp_model *hdnnp_model_load_n2p2(const char *dir, char *err);
+/* Atomic number of an element symbol (0 if unknown). */
+int hdnnp_atomic_number(const char *symbol);
 
 /* ---- neighbour list ------------------------------------------------------ */
 typedef struct {

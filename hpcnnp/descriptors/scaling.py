@@ -12,9 +12,10 @@
     file: ``#SFINFO`` lines (the SF's parameters, then min/max/mean/sigma),
     n2p2's column header, then ``symfunc_l symfunc_r hist`` (``%16.8E``) per bin.
     Binning as n2p2 (GSL): NBINS uniform bins starting at the minimum, of width
-    (max - min)/(NBINS - 1), i.e. the last bin holds the maximum; a value x is
-    in bin i when edge_i <= x < edge_i+1, edges as GSL computes them.  SFs with
-    min == max get no histogram (as n2p2).
+    (max - min)/(NBINS - 1), so that the maximum is inside the range (in the last
+    bin, or in the one before when GSL's rounded edge lies just above it); a value
+    x is in bin i when edge_i <= x < edge_i+1, edges computed as GSL does.  SFs
+    with min == max get no histogram (as n2p2).
 ``neighbors.histo``
     the neighbour-count histogram: n2p2's three columns ``neigh_l neigh_r
     hist`` (bins of width 1 centred on 0 ... max neighbours, all atoms,
@@ -82,7 +83,9 @@ rank raises the same :class:`~hpcnnp.errors.HpcnnpError`.
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import tempfile
 import time
 import warnings
@@ -148,11 +151,12 @@ class RunningStats:
         m = block.shape[0]
         if m == 0:
             return
-        bsum = block.sum(axis=0)
-        d = block - bsum / m
-        bm2 = np.einsum("ij,ij->j", d, d)
-        np.minimum(self.min, block.min(axis=0), out=self.min)
-        np.maximum(self.max, block.max(axis=0), out=self.max)
+        cols = np.ascontiguousarray(block.T)      # rows contiguous: pairwise sums
+        bsum = cols.sum(axis=1)
+        d = cols - (bsum / m)[:, None]
+        bm2 = (d * d).sum(axis=1)
+        np.minimum(self.min, cols.min(axis=1), out=self.min)
+        np.maximum(self.max, cols.max(axis=1), out=self.max)
         self._combine(m, bsum, 0.0, bm2)
 
     def merge(self, other):
@@ -622,10 +626,27 @@ class ScalingRun:
                 self._log_cb(line)
 
     def _structures(self):
-        """(index, atoms) of the whole file, every rank (parse errors propagate)."""
+        """(index, atoms) for every structure of the file; atoms is None for the
+        structures of other ranks, which are only delimited, not parsed (parse errors
+        of a structure are raised by the rank that owns it, with the file's line)."""
         from hpcnnp.io import n2p2
-        for k, atoms in enumerate(n2p2.iter_data(self.data, self.elements)):
-            yield k, atoms
+        for k, (first, lines) in enumerate(_split_structures(self.data)):
+            if not self._owned(k):
+                yield k, None
+                continue
+            stream = io.StringIO("".join(lines))
+            stream.name = self.data
+            try:
+                images = list(n2p2.iter_data(stream, self.elements))
+            except InputFileError as exc:
+                line = None if exc.line is None else exc.line + first - 1
+                message = _BEGAN_RE.sub(lambda m: m.group(1) + str(int(m.group(2)) + first - 1),
+                                        exc.message)
+                raise InputFileError(self.data, line, message) from None
+            for atoms in images:            # exactly one for a well-formed block
+                atoms.info["n2p2_index"] = k
+                atoms.info["n2p2_line"] = atoms.info.get("n2p2_line", 1) + first - 1
+                yield k, atoms
 
     def _owned(self, k):
         return k % self.c.size == self.c.rank
@@ -666,7 +687,7 @@ class ScalingRun:
             for k, atoms in self._structures():
                 progress.update(k)
                 count = k + 1
-                if err is not None or not self._owned(k):
+                if err is not None or atoms is None:
                     continue
                 try:
                     if len(atoms) == 0:
@@ -832,7 +853,7 @@ class ScalingRun:
         try:
             for k, atoms in self._structures():
                 progress.update(k)
-                if err is not None or not self._owned(k):
+                if err is not None or atoms is None:
                     continue
                 try:
                     G = self.potential.symmetry_functions(atoms)
@@ -1098,6 +1119,42 @@ class ScalingRun:
             histograms=getattr(self, "histogram_data", None),
             neighbor_histogram=self.neighbor_histogram, files=list(files),
             log=list(self.log_lines), timings=dict(self.timings), nbins=self.nbins)
+
+
+#: "... the structure that began at line N" in iter_data's messages
+_BEGAN_RE = re.compile(r"(began at\s+line\s+)(\d+)")
+
+
+def _split_structures(path):
+    """Yield ``(first line number, lines)`` per structure of an input.data: from a
+    ``begin`` line to the next ``end`` line, without parsing.  Stray lines before a
+    ``begin`` (or at the end of the file) stay with the following block, so that
+    :func:`hpcnnp.io.n2p2.iter_data` reports them when the block is parsed."""
+    try:
+        f = open(path, "r", encoding="utf-8", errors="surrogateescape")
+    except FileNotFoundError:
+        raise InputFileError(path, None, "file not found") from None
+    except IsADirectoryError:
+        raise InputFileError(path, None, "is a directory, not a file") from None
+    except OSError as exc:
+        raise InputFileError(path, None, f"cannot read: {exc.strerror}") from None
+    with f:
+        buf, first, in_block = [], 1, False
+        for number, line in enumerate(f, start=1):
+            if not buf:
+                first = number
+            buf.append(line)
+            if line[:5] == "atom ":
+                continue
+            tokens = line.split(None, 1)
+            key = tokens[0] if tokens else ""
+            if key == "begin":
+                in_block = True
+            elif key == "end" and in_block:
+                yield first, buf
+                buf, in_block = [], False
+        if buf:
+            yield first, buf
 
 
 def _bytes(n):

@@ -1,8 +1,36 @@
-"""Structure builders for LLZO / LCO bulk, amorphous, surface, interface and
-grain-boundary models (see the module docstrings for literature data)."""
-from .crystals import llzo_cubic, llzo_tetragonal, lco, supercell
-from .amorphous import (MIXTURE_MODELS, mixture, co_doped_llzo, co_doped_amorphous,
-                        amorphous, mass_density)
-from .packing import random_packing
-from .surfaces import slab, interface, oriented_cell, find_matches
-from .grain_boundary import grain_boundary, sigma_from_lattices
+"""Structure builders for LLZO / LiCoO2 bulk, amorphous, surface, interface and
+grain-boundary models.
+
+Every builder returns an ``ase.Atoms`` (periodic in all three directions)
+whose ``info`` records the builder, its parameters, the literature reference
+and a ``structure_class`` string ("LLZO cubic", "mixture #3", "4Co_La",
+"LLZO(001) slab", "interface LLZO(001)|LCO(104)", "GB Σ13(230)/[001]", ...);
+formal charges (Li+1 La+3 Zr+4 Co+3 O-2 unless stated in ``info``) are stored
+per atom as initial charges.
+
+>>> from hpcnnp import structures as st                      # doctest: +SKIP
+>>> llzo = st.llzo_cubic()                                   # 192 atoms
+>>> gb = st.grain_boundary(llzo, axis=(0, 0, 1), plane=(2, 3, 0), natoms=17000)
+>>> gb.info["sigma"], gb.info["planes"]
+
+Literature data and construction rules are documented in the submodules:
+:mod:`.crystals` (Wyckoff positions, Li ordering), :mod:`.amorphous`
+(densities, packings, melt-quench, mixtures, Co doping), :mod:`.surfaces`
+(slabs, terminations, lattice matching), :mod:`.grain_boundary` (CSL
+construction, Sigma counting, clean-up rule), :mod:`.packing`.
+"""
+
+from .amorphous import (MIXTURE_MODELS, amorphous, co_doped_amorphous, co_doped_llzo,
+                        mass_density, mixture)
+from .crystals import lco, llzo_cubic, llzo_tetragonal, supercell
+from .grain_boundary import GB_OVERLAP, grain_boundary, sigma_from_lattices
+from .packing import PACK_MIN_DIST, random_packing
+from .surfaces import find_matches, interface, oriented_cell, slab
+
+__all__ = [
+    "llzo_cubic", "llzo_tetragonal", "lco", "supercell",
+    "mixture", "co_doped_llzo", "co_doped_amorphous", "amorphous", "mass_density",
+    "MIXTURE_MODELS", "random_packing", "PACK_MIN_DIST",
+    "slab", "interface", "oriented_cell", "find_matches",
+    "grain_boundary", "sigma_from_lattices", "GB_OVERLAP",
+]

@@ -165,35 +165,20 @@ def translation_lattice(atoms, tol=0.02):
     rare = species[np.argmin(counts)]
     ref = np.flatnonzero(nums == rare)
     i0 = ref[0]
-    cart = frac @ cell
-    # periodic KD-tree only for orthogonal cells; else use ASE minimum image
-    ortho = np.allclose(cell - np.diag(np.diag(cell)), 0.0)
-    if ortho:
-        box = np.diag(cell).copy()
-        tree = cKDTree(np.mod(cart, box), boxsize=box)
+    # periodic KD-tree in fractional coordinates (tolerance converted with the
+    # longest cell vector, conservative for any cell shape)
+    ftol = tol / np.max(np.linalg.norm(cell, axis=1))
+    f0 = np.mod(frac, 1.0)
+    f0[f0 >= 1.0] = 0.0
+    tree = cKDTree(f0, boxsize=1.0)
     trans = []
     for k in ref[1:]:
         t = frac[k] - frac[i0]
         t -= np.floor(t + 1e-9)
-        moved = frac + t
-        ok = True
-        if ortho:
-            d, j = tree.query(np.mod(moved @ cell, box), k=1)
-            ok = bool(np.all(d < tol) and np.all(nums[j] == nums))
-        else:
-            from ase.geometry import find_mic
-            for sp in species:
-                a = moved[nums == sp] @ cell
-                b = cart[nums == sp]
-                # each moved atom must coincide with some atom of its species
-                for p in a:
-                    dv, dl = find_mic(b - p, cell, pbc=True)
-                    if dl.min() > tol:
-                        ok = False
-                        break
-                if not ok:
-                    break
-        if ok:
+        moved = np.mod(frac + t, 1.0)
+        moved[moved >= 1.0] = 0.0
+        d, j = tree.query(moved, k=1)
+        if np.all(d < ftol) and np.all(nums[j] == nums):
             trans.append(t)
     fr = [[Fraction(1), Fraction(0), Fraction(0)],
           [Fraction(0), Fraction(1), Fraction(0)],
@@ -347,8 +332,6 @@ def choose_repetitions(widths, atoms_per_unit, natoms, max_aspect=1.5,
     for _ in range(20):
         for n1 in ranges[0]:
             for n2 in ranges[1]:
-                if n1 * n2 > need * 4 and fixed[2] is None and n1 * n2 >= need:
-                    pass
                 # smallest n3 reaching the count
                 if fixed[2] is not None:
                     cands = ranges[2]

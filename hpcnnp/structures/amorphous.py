@@ -384,10 +384,8 @@ def amorphous(atoms, temperature=4000.0, labeler=None, steps=2000, quench_steps=
         out = random_packing(src.get_chemical_symbols(), cell, seed=seed, table=table)
         pack = out.info.pop("packing")
     elif start == "input":
-        out = Atoms(src.numbers, positions=src.positions, cell=cell, pbc=True,
-                    scale_atoms=False)
-        if density is not None:
-            out.set_cell(cell, scale_atoms=True)
+        out = Atoms(src.numbers, positions=src.positions, cell=src.cell, pbc=True)
+        out.set_cell(cell, scale_atoms=True)
         pack = None
     else:
         raise ValueError("start must be 'packing' or 'input'")

@@ -42,15 +42,12 @@ nothing overlaps through the periodic boundary).
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 from ase import Atoms
 
 from ._common import (FORMAL_CHARGES, composition, formula, is_cation, periodic_pairs,
-                      provenance, total_charge, unique_periodic)
-from ._lattice import (choose_repetitions, lagrange_reduce, plane_frame,
-                       translation_lattice)
+                      provenance, unique_periodic)
+from ._lattice import choose_repetitions, plane_frame, translation_lattice
 
 __all__ = ["oriented_cell", "slab", "interface", "find_matches"]
 
@@ -620,6 +617,5 @@ def interface(substrate, sub_hkl, film, film_hkl, natoms=17000, max_strain=0.03,
 
 
 def composition_from_numbers(numbers):
-    from ase.data import chemical_symbols
     a = Atoms(numbers=numbers)
     return composition(a)

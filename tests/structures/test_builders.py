@@ -269,6 +269,17 @@ def test_amorphous_packing_and_melt_quench(llzo):
     assert comp(mq) == comp(p) and mq.info["method"] == "melt-quench"
     assert mq.info["md"]["melt_steps"] == 10
     assert abs(charge(mq)) < 1e-9
+    dense = st.amorphous(p, start="input", density=4.8)  # rescaled input, no MD
+    assert abs(st.mass_density(dense) - 4.8) < 1e-9 and comp(dense) == comp(p)
+
+
+def test_extxyz_roundtrip(tmp_path, llzo):
+    import ase.io
+    g = st.grain_boundary(llzo, natoms=100)
+    ase.io.write(tmp_path / "gb.extxyz", g)
+    b = ase.io.read(tmp_path / "gb.extxyz")
+    assert b.info["sigma"] == 13 and len(b.info["planes"]) == 2
+    assert np.allclose(b.get_initial_charges(), g.get_initial_charges())
 
 
 # ---------------------------------------------------------------- slabs

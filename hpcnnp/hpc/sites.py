@@ -1,0 +1,857 @@
+"""Computing sites as data: ``jobs/sites/NAME.yaml`` -> :class:`Site`.
+
+A site file says what a machine is (cores and GPUs per node), how jobs reach it
+(scheduler, directives, queues with their walltime limits, account), how an MPI
+program starts there (``srun``, PALS ``mpiexec``, ``jsrun``, ``flux run``,
+Hydra ``mpiexec``), which environment a job needs (modules, venv) and which
+Parsl provider and launcher dispatch tasks to it.  Nothing machine-specific lives
+in the code: a new machine is a new YAML file (see ``jobs/README.md``).
+
+>>> site = load_site("frontier")                       # doctest: +SKIP
+>>> site.mpi_command(112, threads=1)                   # doctest: +SKIP
+['srun', '--nodes=2', '--ntasks=112', '--ntasks-per-node=56', ...]
+>>> config = site.parsl_config(nodes=4, walltime="02:00:00", account="ABC123")  # doctest: +SKIP
+
+Placeholders
+------------
+Strings in a site file may use ``%{name}`` (see :mod:`hpcnnp.hpc.templates`);
+the names are :data:`PLACEHOLDERS`.  In a command line (``mpi.command``, Parsl
+launcher options) a *token* whose value is unset is left out; in a list of lines
+(``directives``, ``environment.setup``) the *line* is left out.
+
+Where files are looked up
+-------------------------
+``load_site("NAME")`` searches the folders of ``$HPCNNP_SITE_PATH``
+(``os.pathsep``-separated) and then ``jobs/sites`` of the hpcnnp source tree
+(or ``$HPCNNP_JOBS_DIR/sites``); ``load_site("path/to/file.yaml")`` reads that file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import yaml
+
+from hpcnnp.errors import HpcnnpError, InputFileError
+from hpcnnp.hpc.templates import placeholders, render_text, render_tokens
+
+
+class SiteError(InputFileError):
+    """A problem in a site file (message names the file, line and key)."""
+
+
+# ---------------------------------------------------------------------------
+# Tables (extend here, nowhere else)
+# ---------------------------------------------------------------------------
+
+#: scheduler -> directive prefix of its batch scripts ("" = none) and how chained
+#: jobs depend on each other.  Templates: jobs/templates/{NAME}.sh.tmpl and
+#: jobs/templates/submit/{NAME}.sh.tmpl.
+SCHEDULERS = {
+    "local": {"directive": None, "dependency": "run one after the other on this machine",
+              "submit": "bash {script}"},
+    "slurm": {"directive": "#SBATCH", "dependency": "sbatch --dependency=afterok:JOBID",
+              "submit": "sbatch {script}"},
+    "pbs": {"directive": "#PBS", "dependency": "qsub -W depend=afterok:JOBID",
+            "submit": "qsub {script}"},
+    "lsf": {"directive": "#BSUB", "dependency": "bsub -w 'done(JOBID)'",
+            "submit": "bsub < {script}"},
+    "flux": {"directive": "#flux:", "dependency": "flux batch --dependency=afterok:JOBID",
+             "submit": "flux batch {script}"},
+}
+
+#: Parsl provider -> {generic setting: the provider's keyword}.  Generic settings:
+#: nodes, walltime (HH:MM:SS), account, queue, cores (usable cores per node),
+#: worker_init (module loads + setup lines).  A site's ``parsl.provider_options``
+#: override these (``null`` removes one).
+PARSL_PROVIDERS = {
+    "LocalProvider": {"nodes": "nodes_per_block", "worker_init": "worker_init"},
+    "SlurmProvider": {"nodes": "nodes_per_block", "walltime": "walltime",
+                      "account": "account", "queue": "partition",
+                      "worker_init": "worker_init"},
+    "PBSProProvider": {"nodes": "nodes_per_block", "walltime": "walltime",
+                       "account": "account", "queue": "queue", "cores": "cpus_per_node",
+                       "worker_init": "worker_init"},
+    "LSFProvider": {"nodes": "nodes_per_block", "walltime": "walltime",
+                    "account": "project", "queue": "queue", "cores": "cores_per_node",
+                    "worker_init": "worker_init"},
+}
+
+#: Parsl launchers a site may name (classes of :mod:`parsl.launchers`).
+PARSL_LAUNCHERS = ("SingleNodeLauncher", "SimpleLauncher", "SrunLauncher", "SrunMPILauncher",
+                   "MpiExecLauncher", "MpiRunLauncher", "JsrunLauncher", "AprunLauncher",
+                   "GnuParallelLauncher", "WrappedLauncher")
+
+#: placeholder names usable in site strings
+PLACEHOLDERS = ("nodes", "ranks", "ranks_per_node", "threads", "cores_per_node",
+                "gpus_per_node", "cpu_list", "venv", "account", "queue", "walltime",
+                "walltime_minutes", "job_name")
+
+_ACCOUNT_ENV = "HPCNNP_ACCOUNT"
+_QUEUE_ENV = "HPCNNP_QUEUE"
+
+
+# ---------------------------------------------------------------------------
+# Walltime
+# ---------------------------------------------------------------------------
+
+_WALLTIME = re.compile(r"(?:(\d+)-)?(\d+):([0-5]\d):([0-5]\d)")
+
+
+def parse_walltime(text, what="walltime"):
+    """Seconds of a walltime ``HH:MM:SS`` (hours may exceed 24) or ``D-HH:MM:SS``.
+
+    Raises
+    ------
+    HpcnnpError
+        Malformed or zero walltime (the message names *what*).
+    """
+    if isinstance(text, bool) or not isinstance(text, str):
+        raise HpcnnpError(f"{what} must be a string HH:MM:SS, got {text!r}")
+    m = _WALLTIME.fullmatch(text.strip())
+    if not m:
+        raise HpcnnpError(f"{what} {text!r} is not HH:MM:SS (or D-HH:MM:SS), "
+                          "e.g. 02:00:00; minutes and seconds must be 00-59")
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in m.groups())
+    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    if total <= 0:
+        raise HpcnnpError(f"{what} {text!r} must be longer than zero")
+    return total
+
+
+def format_walltime(seconds):
+    """``HH:MM:SS`` of *seconds* (hours may exceed 24)."""
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def walltime_minutes(seconds):
+    """Whole minutes of *seconds*, rounded up (LSF ``-W``, Flux ``-t``)."""
+    return max(1, math.ceil(seconds / 60))
+
+
+def _positive_int(value, what):
+    """*value* as an int >= 1 (digit strings accepted), else HpcnnpError naming *what*."""
+    if isinstance(value, str) and re.fullmatch(r"\s*\+?\d+\s*", value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise HpcnnpError(f"{what} must be a whole number, got {value!r}")
+    if value <= 0:
+        raise HpcnnpError(f"{what} must be at least 1, got {value}")
+    return value
+
+
+# ---------------------------------------------------------------------------
+# Where files live
+# ---------------------------------------------------------------------------
+
+def jobs_dir():
+    """The ``jobs/`` folder (site files, templates): ``$HPCNNP_JOBS_DIR`` or the source tree's."""
+    env = os.environ.get("HPCNNP_JOBS_DIR")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parents[2] / "jobs")
+    for path in candidates:
+        if (path / "sites").is_dir():
+            return path
+    raise HpcnnpError("cannot find the jobs/ folder with sites/ and templates/ (looked in "
+                      + ", ".join(str(p) for p in candidates)
+                      + "); set HPCNNP_JOBS_DIR to the jobs/ folder of the hpcnnp sources")
+
+
+def site_dirs():
+    """Folders searched for ``NAME.yaml``, in order."""
+    dirs = [Path(p) for p in os.environ.get("HPCNNP_SITE_PATH", "").split(os.pathsep) if p]
+    return dirs + [jobs_dir() / "sites"]
+
+
+def list_sites():
+    """``{name: path}`` of every site file found (earlier folders win)."""
+    found = {}
+    for folder in site_dirs():
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.yaml")):
+                found.setdefault(path.stem, path)
+    return found
+
+
+# ---------------------------------------------------------------------------
+# The Site
+# ---------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class QueueLimit:
+    """One node-count bin of a queue: jobs of min_nodes..max_nodes may run max_walltime s."""
+    max_nodes: int
+    max_walltime: int
+    min_nodes: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ParslSpec:
+    """The ``parsl:`` section of a site file (names of Parsl classes and their options)."""
+    provider: str | None
+    provider_options: dict
+    launcher: str
+    launcher_options: dict
+    executor_options: dict
+    in_allocation_launcher: str
+    in_allocation_options: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class Site:
+    """A computing site, loaded from ``jobs/sites/NAME.yaml`` by :func:`load_site`.
+
+    Attributes
+    ----------
+    name, description : str
+    path : pathlib.Path
+        The site file.
+    scheduler : str
+        Key of :data:`SCHEDULERS` (``local``, ``slurm``, ``pbs``, ``lsf``, ``flux``).
+    cores_per_node, gpus_per_node : int
+        Cores a job may use per node (after cores reserved for the system) and GPUs.
+    mpi_launcher : str
+        Name of the MPI launcher (``srun``, ``mpiexec``, ...).
+    account_required : bool
+        Whether jobs need an account/project/bank.
+    queue_default : str or None
+    queue_limits : dict
+        queue -> tuple of :class:`QueueLimit`.
+    default_walltime : int
+        Seconds.
+    directives, modules, setup : tuple of str
+        Extra batch-script directives, modules to load, setup shell lines.
+    parsl : ParslSpec
+    """
+
+    name: str
+    description: str
+    path: Path
+    scheduler: str
+    cores_per_node: int
+    gpus_per_node: int
+    memory_gb: float | None
+    max_nodes: int | None
+    oversubscribe: bool
+    physical_cores: int | None
+    reserved_cores: tuple
+    mpi_launcher: str
+    mpi_template: str
+    account_required: bool
+    account_default: str | None
+    queue_default: str | None
+    queue_limits: dict
+    default_walltime: int
+    directives: tuple
+    modules: tuple
+    setup: tuple
+    parsl: ParslSpec
+    docs: tuple = ()
+
+    # -- accounts, queues, limits -------------------------------------------------
+
+    def resolve_account(self, account=None):
+        """*account*, else ``$HPCNNP_ACCOUNT``, else the site's default.
+
+        Raises
+        ------
+        HpcnnpError
+            The site needs an account and none is given.
+        """
+        account = account or os.environ.get(_ACCOUNT_ENV) or self.account_default
+        if account is None and self.account_required:
+            raise HpcnnpError(
+                f"site {self.name} needs an account (project/bank) to charge: pass "
+                f"--account, set {_ACCOUNT_ENV}, or fill in account.default in {self.path}")
+        if account is not None:
+            _check_word(account, "account")
+        return account
+
+    def resolve_queue(self, queue=None):
+        """*queue*, else ``$HPCNNP_QUEUE``, else the site's default (may be None)."""
+        queue = queue or os.environ.get(_QUEUE_ENV) or self.queue_default
+        if queue is not None:
+            _check_word(queue, "queue")
+        return queue
+
+    def check_request(self, nodes, walltime, queue=None):
+        """Check *nodes* and *walltime* (s) against the site's and the queue's limits.
+
+        Raises
+        ------
+        HpcnnpError
+            Too many nodes or too long a walltime; the message names the site file.
+        """
+        nodes = _positive_int(nodes, "nodes")
+        if self.max_nodes is not None and nodes > self.max_nodes:
+            raise HpcnnpError(f"site {self.name} has {self.max_nodes} node(s); "
+                              f"{nodes} requested ({self.path}: node.max_nodes)")
+        limits = self.queue_limits.get(queue)
+        if not limits:
+            return
+        for limit in limits:
+            if limit.min_nodes <= nodes <= limit.max_nodes:
+                if walltime > limit.max_walltime:
+                    raise HpcnnpError(
+                        f"site {self.name}, queue {queue}: jobs of {nodes} node(s) may run "
+                        f"at most {format_walltime(limit.max_walltime)}, "
+                        f"{format_walltime(walltime)} requested "
+                        f"({self.path}: queue.limits.{queue})")
+                return
+        spans = ", ".join(f"{lim.min_nodes}-{lim.max_nodes}" for lim in limits)
+        raise HpcnnpError(f"site {self.name}, queue {queue} takes jobs of {spans} nodes, "
+                          f"{nodes} requested ({self.path}: queue.limits.{queue})")
+
+    # -- placeholders and commands ----------------------------------------------------
+
+    def _layout(self, ranks_per_node, threads):
+        threads = _positive_int(threads, "threads")
+        if ranks_per_node is None:
+            ranks_per_node = max(1, self.cores_per_node // threads)
+        ranks_per_node = _positive_int(ranks_per_node, "ranks per node")
+        if ranks_per_node * threads > self.cores_per_node and not self.oversubscribe:
+            raise HpcnnpError(
+                f"{ranks_per_node} ranks x {threads} threads per node need "
+                f"{ranks_per_node * threads} cores; site {self.name} has "
+                f"{self.cores_per_node} usable cores per node ({self.path}: node.cores)")
+        return ranks_per_node, threads
+
+    def cpu_list(self, ranks_per_node, threads):
+        """Core groups ``a-b:c-d:...`` for ``--cpu-bind=list:`` (None without ``node.physical_cores``)."""
+        if self.physical_cores is None:
+            return None
+        usable = [c for c in range(self.physical_cores) if c not in self.reserved_cores]
+        groups = []
+        for r in range(min(ranks_per_node, len(usable) // threads)):
+            cores = usable[r * threads:(r + 1) * threads]
+            contiguous = cores[-1] - cores[0] == len(cores) - 1
+            groups.append(f"{cores[0]}-{cores[-1]}" if contiguous and len(cores) > 1
+                          else ",".join(map(str, cores)))
+        return ":".join(groups)
+
+    def values(self, *, nodes=1, ranks=None, ranks_per_node=None, threads=1, walltime=None,
+               account=None, queue=None, venv=None, job_name=None):
+        """Placeholder values (:data:`PLACEHOLDERS`) for the given request."""
+        ranks_per_node, threads = self._layout(ranks_per_node, threads)
+        nodes = _positive_int(nodes, "nodes")
+        seconds = self.default_walltime if walltime is None else walltime
+        return {
+            "nodes": nodes,
+            "ranks": ranks if ranks is not None else nodes * ranks_per_node,
+            "ranks_per_node": ranks_per_node,
+            "threads": threads,
+            "cores_per_node": self.cores_per_node,
+            "gpus_per_node": self.gpus_per_node,
+            "cpu_list": self.cpu_list(ranks_per_node, threads),
+            "venv": default_venv() if venv is None else _check_venv(venv),
+            "account": account,
+            "queue": queue,
+            "walltime": format_walltime(seconds),
+            "walltime_minutes": walltime_minutes(seconds),
+            "job_name": job_name,
+        }
+
+    def mpi_command(self, ranks, ranks_per_node=None, threads=1, *, venv=None):
+        """The command prefix that starts *ranks* MPI ranks, as an argument list.
+
+        Parameters
+        ----------
+        ranks : int
+            Total number of MPI ranks.
+        ranks_per_node : int, optional
+            Default: as many as fit, ``cores_per_node // threads`` (at most *ranks*).
+        threads : int
+            OpenMP threads (cores) per rank.
+        venv : str, optional
+            Python environment prefix for ``%{venv}`` (default: this Python's).
+
+        Returns
+        -------
+        list of str
+            E.g. ``['srun', '--nodes=2', '--ntasks=112', ...]``; append the program.
+
+        Raises
+        ------
+        HpcnnpError
+            Non-positive numbers, more cores per node than the site has, or more nodes.
+        """
+        ranks = _positive_int(ranks, "ranks")
+        rpn_given = ranks_per_node is not None
+        ranks_per_node, threads = self._layout(ranks_per_node, threads)
+        if not rpn_given:
+            ranks_per_node = min(ranks, ranks_per_node)
+        nodes = math.ceil(ranks / ranks_per_node)
+        if self.max_nodes is not None and nodes > self.max_nodes:
+            raise HpcnnpError(
+                f"{ranks} ranks at {ranks_per_node} per node need {nodes} nodes; site "
+                f"{self.name} has {self.max_nodes} ({self.path}: node.max_nodes)")
+        values = self.values(nodes=nodes, ranks=ranks, ranks_per_node=ranks_per_node,
+                             threads=threads, venv=venv)
+        return render_tokens(self.mpi_template, values, source=self.path,
+                             where="mpi.command: ")
+
+    def environment_lines(self, values):
+        """``module load`` lines and setup lines of a job, placeholders filled."""
+        lines = [f"module load {m}" for m in self.modules]
+        text = "\n".join(self.setup)
+        if text:
+            lines += render_text(text, values, source=str(self.path)).splitlines()
+        return lines
+
+    # -- Parsl -------------------------------------------------------------------------
+
+    def parsl_config(self, nodes=1, walltime=None, workers_per_node=None, run_dir="runinfo",
+                     *, account=None, queue=None, max_blocks=1, inside_allocation=False,
+                     venv=None, label=None, **config_options):
+        """A :class:`parsl.config.Config` with one HighThroughputExecutor on this site.
+
+        Parameters
+        ----------
+        nodes : int
+            Nodes per block (per batch job Parsl submits, or of the allocation).
+        walltime : str, optional
+            ``HH:MM:SS`` of each block (default: the site's default walltime).
+        workers_per_node : int, optional
+            Parsl workers per node (default: Parsl's choice, one per core).
+        run_dir : str or path
+            Parsl's run directory (logs, submit scripts).
+        account, queue : str, optional
+            As for :meth:`resolve_account` / :meth:`resolve_queue`.
+        max_blocks : int
+            Most blocks (batch jobs) Parsl may hold at once.
+        inside_allocation : bool
+            True when the driver runs inside a batch job: workers start on the
+            allocation's nodes with the site's launcher and a LocalProvider
+            (no new batch jobs).
+        venv : str, optional
+            Python environment prefix on the workers (default: this Python's).
+        label : str, optional
+            Executor label (default: the site name).
+        **config_options
+            Further keywords of :class:`parsl.config.Config` (``retries``, ...).
+
+        Raises
+        ------
+        HpcnnpError
+            Parsl is missing, the site has no Parsl provider for this mode, or a
+            site option is not accepted by Parsl (the message names the key).
+        """
+        try:
+            import parsl.launchers
+            import parsl.providers
+            from parsl.config import Config
+            from parsl.executors import HighThroughputExecutor
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise HpcnnpError(f"Parsl is not installed ({exc}); pip install parsl") from None
+
+        nodes = _positive_int(nodes, "nodes")
+        seconds = self.default_walltime if walltime is None else parse_walltime(walltime)
+        local = inside_allocation or self.scheduler == "local"
+        spec = self.parsl
+        if not local and spec.provider is None:
+            raise HpcnnpError(
+                f"site {self.name}: Parsl has no provider for {self.scheduler}; run the "
+                "Parsl driver inside an allocation and use inside_allocation=True "
+                f"({self.path}: parsl.provider)")
+        if local:
+            account = account or os.environ.get(_ACCOUNT_ENV) or self.account_default
+            queue = self.resolve_queue(queue)
+            if self.max_nodes is not None and nodes > self.max_nodes:
+                self.check_request(nodes, seconds, None)
+        else:
+            account = self.resolve_account(account)
+            queue = self.resolve_queue(queue)
+            self.check_request(nodes, seconds, queue)
+        values = self.values(nodes=nodes, walltime=seconds, account=account, queue=queue,
+                             venv=venv)
+        worker_init = "\n".join(self.environment_lines(values))
+
+        if local and self.scheduler != "local":
+            provider_name = "LocalProvider"
+            provider_opts, launcher_name, launcher_opts = {}, spec.in_allocation_launcher, \
+                spec.in_allocation_options
+            where_launcher = "parsl.in_allocation"
+        else:
+            provider_name = spec.provider
+            provider_opts = self._parsl_options(spec.provider_options, values,
+                                                "parsl.provider_options", lines=True)
+            launcher_name, launcher_opts = spec.launcher, spec.launcher_options
+            where_launcher = "parsl"
+        launcher_opts = self._parsl_options(launcher_opts, values,
+                                            f"{where_launcher}.launcher_options", lines=False)
+        generic = {"nodes": nodes, "walltime": format_walltime(seconds), "account": account,
+                   "queue": queue, "cores": self.cores_per_node, "worker_init": worker_init}
+        kwargs = {kw: generic[key] for key, kw in PARSL_PROVIDERS[provider_name].items()
+                  if generic[key] is not None}
+        kwargs.update(provider_opts)
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        kwargs.setdefault("init_blocks", 1)
+        kwargs.setdefault("min_blocks", 0)
+        kwargs.setdefault("max_blocks", _positive_int(max_blocks, "max_blocks"))
+
+        launcher = self._construct(getattr(parsl.launchers, launcher_name), launcher_opts,
+                                   f"{where_launcher}.launcher_options")
+        provider = self._construct(getattr(parsl.providers, provider_name),
+                                   dict(kwargs, launcher=launcher), "parsl.provider_options")
+        executor_opts = dict(spec.executor_options)
+        if workers_per_node is not None:
+            executor_opts["max_workers_per_node"] = _positive_int(workers_per_node,
+                                                                  "workers per node")
+        # The interchange runs beside this Python; find it even if its bin/ is not on PATH.
+        interchange = Path(sys.executable).parent / "interchange.py"
+        if interchange.is_file():
+            executor_opts.setdefault("interchange_launch_cmd", [str(interchange)])
+        executor = self._construct(HighThroughputExecutor,
+                                   dict(executor_opts, label=label or self.name,
+                                        provider=provider), "parsl.executor_options")
+        try:
+            return Config(executors=[executor], run_dir=str(run_dir), **config_options)
+        except TypeError as exc:
+            raise HpcnnpError(f"parsl_config: {exc}") from None
+
+    def _parsl_options(self, options, values, where, lines):
+        """Fill placeholders in string options: provider options are script lines
+        (a line with an unset value is dropped), launcher options command-line
+        fragments (a token with an unset value is dropped)."""
+        out = {}
+        for key, value in options.items():
+            if isinstance(value, str) and placeholders(value):
+                if lines:
+                    value = render_text(value, values, source=str(self.path)).strip("\n")
+                else:
+                    value = shlex.join(render_tokens(value, values, source=self.path,
+                                                     where=f"{where}.{key}: "))
+            out[key] = value
+        return out
+
+    def _construct(self, cls, kwargs, where):
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise SiteError(self.path, None,
+                            f"{where}: {cls.__name__} does not accept these options: {exc}"
+                            ) from None
+
+    # -- description ---------------------------------------------------------------
+
+    def summary(self):
+        """One-line facts for ``hpcnnp jobs sites``."""
+        return {"name": self.name, "scheduler": self.scheduler,
+                "launcher": self.mpi_launcher, "cores": self.cores_per_node,
+                "gpus": self.gpus_per_node, "queue": self.queue_default or "-",
+                "account": "required" if self.account_required else "optional",
+                "parsl": f"{self.parsl.provider or 'LocalProvider'}+{self.parsl.launcher}",
+                "path": str(self.path)}
+
+
+def default_venv():
+    """The Python environment prefix written into jobs: ``$HPCNNP_VENV`` or ``sys.prefix``."""
+    return _check_venv(os.environ.get("HPCNNP_VENV") or sys.prefix)
+
+
+def _check_venv(path):
+    path = str(path)
+    if shlex.quote(path) != path:
+        raise HpcnnpError(f"the Python environment path {path!r} contains spaces or shell "
+                          "special characters; use a plain path (--venv / HPCNNP_VENV)")
+    return path
+
+
+def _check_word(value, what):
+    if not re.fullmatch(r"[A-Za-z0-9_.:@+-]+", str(value)):
+        raise HpcnnpError(f"{what} {value!r} may contain only letters, digits and _ . : @ + -")
+
+
+# ---------------------------------------------------------------------------
+# Loading and validation
+# ---------------------------------------------------------------------------
+
+def _key_lines(node, prefix=(), out=None):
+    """{key path tuple: 1-based line} of every mapping key of a composed YAML node."""
+    out = {} if out is None else out
+    if isinstance(node, yaml.MappingNode):
+        out.setdefault(prefix, node.start_mark.line + 1)
+        for key, value in node.value:
+            path = prefix + (str(key.value),)
+            out[path] = key.start_mark.line + 1
+            _key_lines(value, path, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out[prefix + (str(i),)] = item.start_mark.line + 1
+            _key_lines(item, prefix + (str(i),), out)
+    return out
+
+
+class _Reader:
+    """Typed access to the parsed site file, errors naming file, line and key."""
+
+    def __init__(self, path, data, lines):
+        self.path, self.data, self.lines = path, data, lines
+
+    def error(self, keys, message):
+        keys = tuple(str(k) for k in keys)
+        probe = keys
+        while probe and probe not in self.lines:
+            probe = probe[:-1]
+        line = self.lines.get(probe)
+        label = ".".join(keys) if keys else "top level"
+        return SiteError(self.path, line, f"{label}: {message}")
+
+    def section(self, keys, allowed, required=True):
+        value = self.get(keys, dict, required=required, default={})
+        unknown = sorted(set(value) - set(allowed))
+        if unknown:
+            raise self.error(tuple(keys) + (unknown[0],),
+                             f"unknown key (known here: {', '.join(allowed)})")
+        return value
+
+    def get(self, keys, kinds, required=False, default=None, check=None, kind_name=None):
+        node = self.data
+        for key in keys:
+            if isinstance(node, list) and isinstance(key, int) and key < len(node):
+                node = node[key]
+                continue
+            if not isinstance(node, dict) or key not in node:
+                if required:
+                    raise self.error(keys, "required key is missing")
+                return default
+            node = node[key]
+        if node is None:
+            if required:
+                raise self.error(keys, "required key has no value")
+            return default
+        kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+        bad_bool = isinstance(node, bool) and bool not in kinds
+        if bad_bool or not isinstance(node, kinds):
+            names = kind_name or " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
+            raise self.error(keys, f"must be {names}, got {node!r}")
+        if check is not None:
+            problem = check(node)
+            if problem:
+                raise self.error(keys, problem)
+        return node
+
+    def strings(self, keys):
+        items = self.get(keys, list, default=[])
+        for i, item in enumerate(items):
+            if not isinstance(item, str):
+                raise self.error(tuple(keys) + (i,), f"must be a string, got {item!r}")
+        return tuple(items)
+
+    def check_placeholders(self, keys, text):
+        unknown = sorted(placeholders(text) - set(PLACEHOLDERS))
+        if unknown:
+            raise self.error(keys, f"unknown placeholder %{{{unknown[0]}}} "
+                                   f"(known: {', '.join(PLACEHOLDERS)})")
+
+
+_TYPE_NAMES = {str: "a string", int: "a whole number", float: "a number", bool: "true/false",
+               dict: "a mapping", list: "a list"}
+
+
+def _positive(value):
+    return None if value > 0 else "must be at least 1"
+
+
+def _walltime_check(value):
+    try:
+        parse_walltime(value)
+    except HpcnnpError as exc:
+        return str(exc)
+    return None
+
+
+_TOP_KEYS = ("name", "description", "docs", "scheduler", "node", "mpi", "account", "queue",
+             "walltime", "directives", "environment", "parsl")
+
+
+def _parse_site(path, text):
+    try:
+        data = yaml.safe_load(text)
+        lines = _key_lines(yaml.compose(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise SiteError(path, mark.line + 1 if mark else None,
+                        f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise SiteError(path, None, "a site file must be a YAML mapping (key: value lines)")
+    r = _Reader(path, data, lines)
+    r.section((), _TOP_KEYS)
+
+    name = r.get(("name",), str, required=True)
+    if name != path.stem:
+        raise r.error(("name",), f"{name!r} differs from the file name {path.name!r}; "
+                                 "they must agree so that the site can be found by name")
+    description = r.get(("description",), str, required=True)
+    docs = r.get(("docs",), (str, list), default=())
+    docs = (docs,) if isinstance(docs, str) else r.strings(("docs",))
+    scheduler = r.get(("scheduler",), str, required=True,
+                      check=lambda s: None if s in SCHEDULERS else
+                      f"unknown scheduler (known: {', '.join(SCHEDULERS)})")
+
+    r.section(("node",), ("cores", "gpus", "memory_gb", "max_nodes", "oversubscribe",
+                          "physical_cores", "reserved_cores"))
+    cores = r.get(("node", "cores"), (int, str), required=True,
+                  kind_name="a whole number or 'auto'",
+                  check=lambda c: None if c == "auto" or (isinstance(c, int) and c > 0)
+                  else "must be at least 1 or 'auto'")
+    if cores == "auto":
+        cores = os.cpu_count() or 1
+    gpus = r.get(("node", "gpus"), int, default=0,
+                 check=lambda g: None if g >= 0 else "must be 0 or more")
+    memory = r.get(("node", "memory_gb"), (int, float), default=None)
+    max_nodes = r.get(("node", "max_nodes"), int, default=None, check=_positive)
+    oversubscribe = r.get(("node", "oversubscribe"), bool, default=False)
+    physical = r.get(("node", "physical_cores"), int, default=None, check=_positive)
+    reserved = r.get(("node", "reserved_cores"), list, default=[])
+    for i, core in enumerate(reserved):
+        if isinstance(core, bool) or not isinstance(core, int) or core < 0 or \
+                (physical is not None and core >= physical):
+            raise r.error(("node", "reserved_cores", i),
+                          f"must be a core number 0..{(physical or 1) - 1}, got {core!r}")
+    if physical is not None and physical - len(set(reserved)) != cores:
+        raise r.error(("node", "cores"), f"{cores} usable cores, but physical_cores "
+                      f"{physical} minus {len(set(reserved))} reserved_cores leaves "
+                      f"{physical - len(set(reserved))}")
+
+    r.section(("mpi",), ("launcher", "command"))
+    mpi_launcher = r.get(("mpi", "launcher"), str, required=True)
+    mpi_template = r.get(("mpi", "command"), str, required=True)
+    r.check_placeholders(("mpi", "command"), mpi_template)
+
+    r.section(("account",), ("required", "default"), required=False)
+    account_required = r.get(("account", "required"), bool, default=False)
+    account_default = r.get(("account", "default"), (str, int), default=None)
+    account_default = None if account_default is None else str(account_default)
+
+    r.section(("queue",), ("default", "limits"), required=False)
+    queue_default = r.get(("queue", "default"), str, default=None)
+    limits = {}
+    for queue, bins in r.get(("queue", "limits"), dict, default={}).items():
+        keys = ("queue", "limits", queue)
+        r.get(keys, list, required=True)
+        parsed = []
+        for i, item in enumerate(bins):
+            r.section(keys + (i,), ("min_nodes", "max_nodes", "walltime"))
+            parsed.append(QueueLimit(
+                max_nodes=r.get(keys + (i, "max_nodes"), int, required=True, check=_positive),
+                min_nodes=r.get(keys + (i, "min_nodes"), int, default=1, check=_positive),
+                max_walltime=parse_walltime(r.get(keys + (i, "walltime"), str, required=True,
+                                                  check=_walltime_check))))
+        limits[str(queue)] = tuple(parsed)
+
+    r.section(("walltime",), ("default",))
+    default_walltime = parse_walltime(r.get(("walltime", "default"), str, required=True,
+                                            check=_walltime_check))
+
+    directives = r.strings(("directives",))
+    prefix = SCHEDULERS[scheduler]["directive"]
+    for i, line in enumerate(directives):
+        r.check_placeholders(("directives", i), line)
+        if prefix is None or not line.startswith(prefix):
+            expected = f"start with {prefix!r}" if prefix else \
+                "be empty: a local site has no batch directives"
+            raise r.error(("directives", i), f"{line!r} must {expected}")
+
+    r.section(("environment",), ("modules", "setup"), required=False)
+    modules = r.strings(("environment", "modules"))
+    setup = r.strings(("environment", "setup"))
+    for i, line in enumerate(setup):
+        r.check_placeholders(("environment", "setup", i), line)
+
+    parsl = _parse_parsl(r)
+    return Site(name=name, description=description, path=path, scheduler=scheduler,
+                cores_per_node=cores, gpus_per_node=gpus, memory_gb=memory,
+                max_nodes=max_nodes, oversubscribe=oversubscribe, physical_cores=physical,
+                reserved_cores=tuple(sorted(set(reserved))), mpi_launcher=mpi_launcher,
+                mpi_template=mpi_template, account_required=account_required,
+                account_default=account_default, queue_default=queue_default,
+                queue_limits=limits, default_walltime=default_walltime,
+                directives=directives, modules=modules, setup=setup, parsl=parsl,
+                docs=tuple(docs))
+
+
+def _parse_parsl(r):
+    r.section(("parsl",), ("provider", "provider_options", "launcher", "launcher_options",
+                           "executor_options", "in_allocation"))
+    if "provider" not in r.data["parsl"]:
+        raise r.error(("parsl", "provider"), "required key is missing (null: no provider)")
+    provider = r.get(("parsl", "provider"), str, default=None,
+                     check=lambda p: None if p in PARSL_PROVIDERS else
+                     f"unknown Parsl provider (known: {', '.join(PARSL_PROVIDERS)})")
+    launcher_check = (lambda name: None if name in PARSL_LAUNCHERS else
+                      f"unknown Parsl launcher (known: {', '.join(PARSL_LAUNCHERS)})")
+    launcher = r.get(("parsl", "launcher"), str, required=True, check=launcher_check)
+    options = {}
+    for key in ("provider_options", "launcher_options", "executor_options"):
+        options[key] = dict(r.get(("parsl", key), dict, default={}))
+        for opt, value in options[key].items():
+            if isinstance(value, str):
+                r.check_placeholders(("parsl", key, opt), value)
+        if key == "executor_options":
+            for reserved in ("provider", "label"):
+                if reserved in options[key]:
+                    raise r.error(("parsl", key, reserved), "is set by hpcnnp; remove it")
+    r.section(("parsl", "in_allocation"), ("launcher", "launcher_options"), required=False)
+    alloc_launcher = r.get(("parsl", "in_allocation", "launcher"), str, default=launcher,
+                           check=launcher_check)
+    if "in_allocation" in r.data["parsl"]:
+        alloc_options = dict(r.get(("parsl", "in_allocation", "launcher_options"), dict,
+                                   default={}))
+        for opt, value in alloc_options.items():
+            if isinstance(value, str):
+                r.check_placeholders(("parsl", "in_allocation", "launcher_options", opt),
+                                     value)
+    else:
+        alloc_options = options["launcher_options"]
+    return ParslSpec(provider=provider, provider_options=options["provider_options"],
+                     launcher=launcher, launcher_options=options["launcher_options"],
+                     executor_options=options["executor_options"],
+                     in_allocation_launcher=alloc_launcher,
+                     in_allocation_options=alloc_options)
+
+
+def load_site(name_or_path):
+    """Load a site by name (``frontier``) or from a YAML file path.
+
+    Raises
+    ------
+    HpcnnpError
+        Unknown site name (the message lists the known sites).
+    SiteError
+        A missing or invalid key; the message names the file, line and key.
+    """
+    if isinstance(name_or_path, Site):
+        return name_or_path
+    text = str(name_or_path)
+    looks_like_path = (isinstance(name_or_path, Path) or os.sep in text
+                       or text.endswith((".yaml", ".yml")))
+    if looks_like_path:
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise HpcnnpError(f"site file {path} does not exist")
+    else:
+        known = list_sites()
+        if text not in known:
+            raise HpcnnpError(
+                f"unknown site {text!r}; known sites: {', '.join(sorted(known)) or 'none'} "
+                f"(site files in {', '.join(str(d) for d in site_dirs())}); or give the "
+                "path of a site file")
+        path = known[text]
+    try:
+        content = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SiteError(path, None, f"cannot read: {exc.strerror}") from None
+    return _parse_site(path.resolve(), content)
+
+
+__all__ = ["Site", "SiteError", "QueueLimit", "ParslSpec", "load_site", "list_sites",
+           "site_dirs", "jobs_dir", "parse_walltime", "format_walltime", "walltime_minutes",
+           "default_venv", "SCHEDULERS", "PARSL_PROVIDERS", "PARSL_LAUNCHERS", "PLACEHOLDERS"]

@@ -1,0 +1,1 @@
+"""Production MD with LAMMPS: the hpcnnp plugin pair style and run drivers."""

@@ -19,6 +19,8 @@ COMMANDS = {
     "sfgen": "hpcnnp.commands.sfgen",
     "predict": "hpcnnp.commands.predict",
     "scale": "hpcnnp.commands.scale",
+    "jobs": "hpcnnp.commands.jobs",
+    "train": "hpcnnp.commands.train",
 }
 
 

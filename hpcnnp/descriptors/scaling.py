@@ -64,8 +64,11 @@ together, so G is unit-invariant and is computed here in the file's units.
 MPI
 ---
 With an mpi4py communicator every rank streams the whole ``input.data`` but
-evaluates only its share, structures k with ``k % size == rank`` (round
-robin, no structure is ever sent).  The statistics are reduced exactly and
+parses and evaluates only its share, structures k with ``k % size == rank``
+(round robin; the other blocks are only delimited at their ``begin``/``end``
+lines, which costs ~1 % of parsing them, and no structure is ever sent).  A
+defect in a structure is therefore found by the rank that owns it; the error
+reported (by every rank) is the one earliest in the file, with its file line.  The statistics are reduced exactly and
 independent of timing: min/max with ``MPI_MIN``/``MPI_MAX`` (bit-identical to
 a serial run), counts and histograms as integers, and (count, sum, M2) of
 every rank combined on rank 0 with Chan et al.'s parallel formula in rank
@@ -112,6 +115,8 @@ FUNCTION_DATA_FILE = "function.data"
 LOG_FILE = "scale.log"
 #: n2p2's file name of the SF histograms: atomic number, 1-based sorted SF index
 HISTO_FORMAT = "sf.%03d.%04d.histo"
+#: SFs whose |min| and |max| stay below this are reported as "essentially unused"
+TINY_SF = 1e-8
 #: default bytes of SF values a rank keeps in memory for the histograms
 DEFAULT_CACHE_LIMIT = 2 << 30
 
@@ -611,7 +616,6 @@ class ScalingRun:
         self._lut = lut
         self.timings = {}
         self.scanned = False
-        self.result = None
         self._store = None
         self._fdata = None
         self.total_structures = None
@@ -952,6 +956,14 @@ class ScalingRun:
             rng = tab[:, 1] - tab[:, 0]
             self.log(f"  {el:>3}: {self.n_sf[el]} SFs, {self.n_atoms[el]} atoms, range "
                      f"{rng.min():.3e} ... {rng.max():.3e}, mean sigma {tab[:, 3].mean():.3e}")
+        for el in self.elements:
+            tab = self.statistics[el]
+            tiny = np.flatnonzero((tab[:, 1] > tab[:, 0]) & (np.abs(tab[:, 1]) < TINY_SF)
+                                  & (np.abs(tab[:, 0]) < TINY_SF))
+            if len(tiny):
+                self.log(f"note: {el}: {len(tiny)} SF(s) stay below {TINY_SF:g} on this data "
+                         "set (essentially unused; scaling by their tiny max - min gives "
+                         "huge factors): SF " + " ".join(str(i + 1) for i in tiny))
         if self.zero_range:
             self._warn_zero_range()
 
@@ -973,7 +985,11 @@ class ScalingRun:
 
     # ------------------------------------------------------------------ output
     def write(self, output_dir):
-        """Write the files into ``output_dir`` (rank 0; collective).  Returns the paths."""
+        """Write the files into ``output_dir`` (rank 0; collective).  Returns the paths.
+
+        Files streamed from all ranks (neighbors.out, function.data) are received by
+        rank 0 in structure order; if rank 0 cannot write, it still drains the
+        messages so that no rank is left waiting, and every rank raises the error."""
         out = Path(output_dir)
         c = self.c
         files = _AtomicSet(out) if c.rank == 0 else None
@@ -981,12 +997,18 @@ class ScalingRun:
         written = []
         try:
             if c.rank == 0:
-                out.mkdir(parents=True, exist_ok=True)
+                try:
+                    out.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    err = exc
             if self.neighbors_out:
-                self._write_neighbors_out(files)
+                err = self._stream_file(files, NEIGHBOR_OUT_FILE, self._neighbors_out_header(),
+                                        self._neighbors_out_payloads(), 11, err)
+                self._nbr = []
             if self.function_data:
-                self._write_function_data(files)
-            if c.rank == 0:
+                err = self._stream_file(files, FUNCTION_DATA_FILE, "",
+                                        self._fdata.blocks(), 12, err)
+            if c.rank == 0 and err is None:
                 self._write_rank0(files)
                 self.log("")
                 self.log(f"Files written to {out}: {SCALING_FILE}, {NEIGHBOR_HISTO_FILE}"
@@ -1000,7 +1022,7 @@ class ScalingRun:
                 files.set_last(SCALING_FILE)
                 written = files.commit()
         except OSError as exc:
-            err = HpcnnpError(f"{out}: cannot write the output files: {exc}")
+            err = exc
         except HpcnnpError as exc:
             err = exc
         finally:
@@ -1008,10 +1030,42 @@ class ScalingRun:
                 files.abort()
             if self._fdata is not None:
                 self._fdata.close()
+        if isinstance(err, OSError):
+            err = HpcnnpError(f"{out}: cannot write the output files: {err}")
         err = _first_error(c, err)
         if err is not None:
             raise err
         return written
+
+    def _stream_file(self, files, name, header, own_blocks, tag, err):
+        """Rank 0 writes ``header`` and the blocks of all ranks (structure order) to
+        ``name``; returns the first OSError (or the given ``err``)."""
+        blocks = self._ordered_blocks(own_blocks, tag)
+        if self.c.rank != 0:
+            for _ in blocks:
+                pass
+            return err
+        fh = None
+        if err is None:
+            try:
+                fh = files.open(name)
+                fh.write(header)
+            except OSError as exc:
+                err = exc
+        try:
+            for text in blocks:                 # drain even after an error
+                if err is None:
+                    try:
+                        fh.write(text)
+                    except OSError as exc:
+                        err = exc
+        finally:
+            if fh is not None:
+                try:
+                    fh.finish(sync=err is None)
+                except OSError as exc:
+                    err = err or exc
+        return err
 
     def _write_rank0(self, files):
         from hpcnnp.io import n2p2
@@ -1066,44 +1120,23 @@ class ScalingRun:
             r = k % c.size
             yield next(own) if r == 0 else c.comm.recv(source=r, tag=tag)
 
-    def _write_neighbors_out(self, files):
-        z = np.array([self.z[el] for el in self.elements])
-        n_el = self.n_el
+    def _neighbors_out_header(self):
+        cols = [(10, "struct", "Structure index (0-based)."),
+                (10, "atom", "Atom index in the structure (0-based)."),
+                (3, "Z", "Atomic number of the atom."),
+                (10, "neigh", f"Neighbours within r_c = {self.cutoff:g} (all periodic "
+                 "images, the atom itself excluded).")]
+        cols += [(10, f"neigh_{el}", f"Neighbours of element {el}.") for el in self.elements]
+        return _file_header("Neighbor counts per atom (hpcnnp scale).", cols)
 
-        def payloads():
-            for k, elem, per in self._nbr:
-                tot = per.sum(axis=1)
-                fmt = "%10d %10d %3d %10d" + " %10d" * n_el + "\n"
-                yield "".join(fmt % (k, i, z[e], tot[i], *per[i].tolist())
-                              for i, e in enumerate(elem.tolist()))
-
-        if self.c.rank == 0:
-            cols = [(10, "struct", "Structure index (0-based)."),
-                    (10, "atom", "Atom index in the structure (0-based)."),
-                    (3, "Z", "Atomic number of the atom."),
-                    (10, "neigh", f"Neighbours within r_c = {self.cutoff:g} (all periodic "
-                     "images, the atom itself excluded).")]
-            cols += [(10, f"neigh_{el}", f"Neighbours of element {el}.")
-                     for el in self.elements]
-            fh = files.open(NEIGHBOR_OUT_FILE)
-            with fh:
-                fh.write(_file_header("Neighbor counts per atom (hpcnnp scale).", cols))
-                for text in self._ordered_blocks(payloads(), tag=11):
-                    fh.write(text)
-        else:
-            for _ in self._ordered_blocks(payloads(), tag=11):
-                pass
-        self._nbr = []
-
-    def _write_function_data(self, files):
-        blocks = self._fdata.blocks()
-        if self.c.rank == 0:
-            with files.open(FUNCTION_DATA_FILE) as fh:
-                for text in self._ordered_blocks(blocks, tag=12):
-                    fh.write(text)
-        else:
-            for _ in self._ordered_blocks(blocks, tag=12):
-                pass
+    def _neighbors_out_payloads(self):
+        z = [self.z[el] for el in self.elements]
+        fmt = "%10d %10d %3d %10d" + " %10d" * self.n_el + "\n"
+        for k, elem, per in self._nbr:
+            tot = per.sum(axis=1).tolist()
+            rows = per.tolist()
+            yield "".join(fmt % (k, i, z[e], tot[i], *rows[i])
+                          for i, e in enumerate(elem.tolist()))
 
     def close(self):
         if self._store is not None:
@@ -1250,14 +1283,17 @@ class _SyncedFile:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
+    def finish(self, sync=True):
         try:
-            if exc[0] is None:
+            if sync:
                 self.fh.flush()
                 if self.fsync:
                     os.fsync(self.fh.fileno())
         finally:
             self.fh.close()
+
+    def __exit__(self, *exc):
+        self.finish(sync=exc[0] is None)
         return False
 
 

@@ -242,6 +242,7 @@ class Site:
     oversubscribe: bool
     physical_cores: int | None
     reserved_cores: tuple
+    sockets: int
     mpi_launcher: str
     mpi_template: str
     account_required: bool
@@ -324,16 +325,23 @@ class Site:
         return ranks_per_node, threads
 
     def cpu_list(self, ranks_per_node, threads):
-        """Core groups ``a-b:c-d:...`` for ``--cpu-bind=list:`` (None without ``node.physical_cores``)."""
+        """Core groups ``a-b:c-d:...`` for ``--cpu-bind=list:`` (None without ``node.physical_cores``).
+
+        Reserved cores are skipped; with ``node.sockets`` > 1 and a rank count that
+        splits evenly, each socket gets the same number of ranks on its own cores.
+        """
         if self.physical_cores is None:
             return None
         usable = [c for c in range(self.physical_cores) if c not in self.reserved_cores]
+        per_socket = self.physical_cores // self.sockets
+        domains = [[c for c in usable if c // per_socket == k] for k in range(self.sockets)]
+        share, rest = divmod(ranks_per_node, self.sockets)
+        if rest or any(share * threads > len(d) for d in domains):
+            domains, share = [usable], ranks_per_node     # no even split: fill in order
         groups = []
-        for r in range(min(ranks_per_node, len(usable) // threads)):
-            cores = usable[r * threads:(r + 1) * threads]
-            contiguous = cores[-1] - cores[0] == len(cores) - 1
-            groups.append(f"{cores[0]}-{cores[-1]}" if contiguous and len(cores) > 1
-                          else ",".join(map(str, cores)))
+        for cores in domains:
+            for r in range(min(share, len(cores) // threads)):
+                groups.append(_core_ranges(cores[r * threads:(r + 1) * threads]))
         return ":".join(groups)
 
     def values(self, *, nodes=1, ranks=None, ranks_per_node=None, threads=1, walltime=None,
@@ -387,6 +395,8 @@ class Site:
         ranks_per_node, threads = self._layout(ranks_per_node, threads)
         if not rpn_given:
             ranks_per_node = min(ranks, ranks_per_node)
+            if self.oversubscribe and self.max_nodes is not None:
+                ranks_per_node = max(ranks_per_node, math.ceil(ranks / self.max_nodes))
         nodes = math.ceil(ranks / ranks_per_node)
         if self.max_nodes is not None and nodes > self.max_nodes:
             raise HpcnnpError(
@@ -551,6 +561,16 @@ class Site:
                 "path": str(self.path)}
 
 
+def _core_ranges(cores):
+    """``[1, 2, 3, 5]`` -> ``'1-3,5'``."""
+    parts, start = [], cores[0]
+    for prev, cur in zip(cores, cores[1:] + [None]):
+        if cur != prev + 1 if cur is not None else True:
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+            start = cur
+    return ",".join(parts)
+
+
 def default_venv():
     """The Python environment prefix written into jobs: ``$HPCNNP_VENV`` or ``sys.prefix``."""
     return _check_venv(os.environ.get("HPCNNP_VENV") or sys.prefix)
@@ -697,7 +717,7 @@ def _parse_site(path, text):
                       f"unknown scheduler (known: {', '.join(SCHEDULERS)})")
 
     r.section(("node",), ("cores", "gpus", "memory_gb", "max_nodes", "oversubscribe",
-                          "physical_cores", "reserved_cores"))
+                          "physical_cores", "reserved_cores", "sockets"))
     cores = r.get(("node", "cores"), (int, str), required=True,
                   kind_name="a whole number or 'auto'",
                   check=lambda c: None if c == "auto" or (isinstance(c, int) and c > 0)
@@ -710,6 +730,10 @@ def _parse_site(path, text):
     max_nodes = r.get(("node", "max_nodes"), int, default=None, check=_positive)
     oversubscribe = r.get(("node", "oversubscribe"), bool, default=False)
     physical = r.get(("node", "physical_cores"), int, default=None, check=_positive)
+    sockets = r.get(("node", "sockets"), int, default=1, check=_positive)
+    if physical is not None and physical % sockets:
+        raise r.error(("node", "sockets"), f"{physical} physical cores do not split evenly "
+                      f"into {sockets} sockets")
     reserved = r.get(("node", "reserved_cores"), list, default=[])
     for i, core in enumerate(reserved):
         if isinstance(core, bool) or not isinstance(core, int) or core < 0 or \
@@ -770,6 +794,7 @@ def _parse_site(path, text):
     return Site(name=name, description=description, path=path, scheduler=scheduler,
                 cores_per_node=cores, gpus_per_node=gpus, memory_gb=memory,
                 max_nodes=max_nodes, oversubscribe=oversubscribe, physical_cores=physical,
+                sockets=sockets,
                 reserved_cores=tuple(sorted(set(reserved))), mpi_launcher=mpi_launcher,
                 mpi_template=mpi_template, account_required=account_required,
                 account_default=account_default, queue_default=queue_default,

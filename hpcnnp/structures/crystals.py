@@ -22,7 +22,8 @@ Chem. 50, 1089 (2011) (cubic LLZO, a ~ 12.97 Å, La 24c, Zr 16a,
 O 96h, Li 24d + 96h); J. Awaka et al., Chem. Lett. 40, 60 (2011) (neutron
 refinement of cubic LLZO: Li1 24d, Li2 96h, Li1-Li2 ~ 1.6 Å).  The numerical
 values of the free parameters above are representative of these refinements
-(rounded); they were checked here against the published crystal chemistry
+(rounded; the original tables were not at hand offline, cross-check them
+before publication); they were checked here against the published crystal chemistry
 (Zr-O 2.11 Å, La-O 2.51/2.58 Å, Li1-O 1.92 Å, 24d-96h 1.63 Å, 96h-96h split
 pair 0.77 Å around 48g (1/8, 0.6846, 0.5654)).
 
@@ -37,8 +38,11 @@ sites above by the group-subgroup splitting Ia-3d -> I4_1/acd (same origin;
 96h -> 3 x 32g, 24d -> 8a + 16e, 48g -> 16f + 32g): Li2 sits at the centre
 of the 48g octahedron between two empty 16e tetrahedra, Li3 at the 96h split
 position that points away from the occupied 8a tetrahedron (Li1-Li3 2.38 Å),
-as in Awaka's refinement.  Fractional coordinates are kept when the metric
-is made tetragonal.
+consistent with the ordered arrangement reported by Awaka et al.  These
+derived values are not the refined ones of Awaka's table (not available
+offline when this was written); La-O, Zr-O, Li-O and Li-Li distances were
+checked (Zr-O 2.07 Å, La-O >= 2.48 Å, Li-O >= 1.86 Å, Li-Li >= 2.38 Å).
+Fractional coordinates are kept when the metric is made tetragonal.
 
 LiCoO2 (alpha-NaFeO2 type), space group R-3m (No. 166), hexagonal axes,
 a = 2.8156 Å, c = 14.0542 Å, Li 3a (0, 0, 0), Co 3b (0, 0, 1/2),

@@ -19,10 +19,14 @@ One cache entry (:class:`StructureSF`) holds, for a structure of N atoms with
 S neighbour slots in total (each atom itself + every neighbour image):
 
 * ``gs[e]``: scaled SFs of the atoms of element e, (n_e, nsf_e);
-* with derivatives: the C core's flat dG/dr array (per atom i: (n_slots_i,
-  nsf_i, 3), raw, 1/length) and three int arrays over the S slots —
-  ``slot_atom`` (which atom the slot is), ``slot_owner`` (whose SFs) and
-  ``slot_pos`` (offset of the slot's nsf × 3 block in the flat array).
+* with derivatives: the C core's flat dG/dr array in its compact layout (per
+  atom i: dG_i/dr_i for all nsf_i SFs, then per neighbour q, in list order,
+  dG_i/dr_q for only the SFs of element e_i that depend on neighbours of
+  q's element, ``Model.neighbor_sfs(e_i, e_q)``; raw, 1/length) and four int
+  arrays over the S slots — ``slot_atom`` (which atom the slot is),
+  ``slot_owner`` (whose SFs), ``slot_kind`` (−1: the atom itself, else the
+  neighbour's element) and ``slot_pos`` (offset of the slot's width × 3 block
+  in the flat array).
 
 The force Jacobian of candidate (a, c) needs exactly the slots with
 ``slot_atom == a`` (see :mod:`hpcnnp.training.jacobian`).
@@ -132,7 +136,7 @@ class StructureSF:
     """Cached symmetry functions of one structure (see the module docstring)."""
 
     __slots__ = ("gs", "atoms_of", "local_index", "dg", "slot_atom", "slot_owner",
-                 "slot_pos", "nbytes")
+                 "slot_pos", "slot_kind", "nbytes")
 
     @property
     def has_derivatives(self):
@@ -157,6 +161,11 @@ class SFCache:
         self.model = potential._model
         self.n_el = len(potential.elements)
         self.nsf = [len(potential.symmetry_function_list[el]) for el in potential.elements]
+        # compact derivative layout: SFs of element e stored per neighbour of element q
+        self.nb_sfs = [[np.asarray(self.model.neighbor_sfs(e, q), dtype=np.int64)
+                        for q in range(self.n_el)] for e in range(self.n_el)]
+        self.nb_width = np.array([[len(self.nb_sfs[e][q]) for q in range(self.n_el)]
+                                  for e in range(self.n_el)], dtype=np.int64)
         self.memorize = bool(memorize)
         self.capacity = max(1, int(capacity))
         self._cache = OrderedDict()
@@ -210,23 +219,31 @@ class SFCache:
             out.gs.append(gs)
             nbytes += gs.nbytes
         out.dg = dg
-        out.slot_atom = out.slot_owner = out.slot_pos = None
+        out.slot_atom = out.slot_owner = out.slot_pos = out.slot_kind = None
         if derivatives:
             start, nidx, _, _ = nl.arrays()
             counts = np.diff(start).astype(np.int64) + 1          # slots per atom
             total = int(counts.sum())
-            first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
             owner = np.repeat(np.arange(n, dtype=np.int64), counts)
             slot_atom = np.empty(total, dtype=np.int64)
+            kind = np.empty(total, dtype=np.int64)             # -1 self, else nb element
             is_self = np.zeros(total, dtype=bool)
             is_self[first] = True
             slot_atom[first] = np.arange(n)
             slot_atom[~is_self] = nidx
-            k = np.arange(total, dtype=np.int64) - first[owner]
-            nsf_of = np.asarray(self.nsf, dtype=np.int64)[elem]
-            slot_pos = np.asarray(off, dtype=np.int64)[owner] + k * nsf_of[owner] * 3
+            kind[first] = -1
+            kind[~is_self] = elem[nidx]
+            oel = np.asarray(elem, dtype=np.int64)[owner]
+            width = np.where(kind < 0, np.asarray(self.nsf, dtype=np.int64)[oel],
+                             self.nb_width[oel, np.maximum(kind, 0)])
+            size = 3 * width
+            slot_pos = np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64)
+            if total and (slot_pos[first] != np.asarray(off[:n], dtype=np.int64)).any():
+                raise HpcnnpError("internal: unexpected SF-derivative layout of the C core")
             out.slot_atom, out.slot_owner, out.slot_pos = slot_atom, owner, slot_pos
-            nbytes += dg.nbytes + 3 * slot_atom.nbytes
+            out.slot_kind = kind
+            nbytes += dg.nbytes + 4 * slot_atom.nbytes
         out.nbytes = nbytes
         return out
 
@@ -247,7 +264,8 @@ class SFCache:
         nsf = np.asarray(self.nsf)[struct.elem]
         vals = int(8 * nsf.sum())
         slots = struct.nn_per_elem.sum(axis=1) + 1
-        der = int(8 * 3 * (slots * nsf).sum() + 24 * slots.sum())
+        width = nsf + (struct.nn_per_elem * self.nb_width[struct.elem]).sum(axis=1)
+        der = int(8 * 3 * width.sum() + 32 * slots.sum())
         return vals, der
 
 

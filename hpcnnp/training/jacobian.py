@@ -118,7 +118,7 @@ def energy_terms(nets, sf):
     return energy, grads
 
 
-def force_terms(nets, sf, struct_elem, atom, comp, scale, inv_conv_length):
+def force_terms(nets, sf, struct_elem, atom, comp, scale, inv_conv_length, nb_sfs):
     """(F_nnp,a,c, [∂F/∂w per element or None]) in training units.
 
     Parameters
@@ -132,6 +132,8 @@ def force_terms(nets, sf, struct_elem, atom, comp, scale, inv_conv_length):
         SF scaling factors per element.
     inv_conv_length : float
         1/c_L.
+    nb_sfs : nb_sfs[e][q] SF indices of element e stored per neighbour of element q
+        (the C core's compact derivative layout).
     """
     sel = np.flatnonzero(sf.slot_atom == atom)
     owners = sf.slot_owner[sel]
@@ -142,15 +144,23 @@ def force_terms(nets, sf, struct_elem, atom, comp, scale, inv_conv_length):
         m = oel == e
         s_e = sel[m]
         ow = owners[m]
+        uo, row = np.unique(ow, return_inverse=True)      # owners (sorted), their rows
         nsf = sf.gs[e].shape[1]
-        idx = sf.slot_pos[s_e][:, None] + (np.arange(nsf, dtype=np.int64) * 3 + comp)
-        rows = sf.dg[idx]                                  # (k, nsf) dG/dr_{a,c}
-        if len(ow) > 1:
-            starts = np.concatenate([[0], np.flatnonzero(np.diff(ow)) + 1])
-            V = np.add.reduceat(rows, starts, axis=0)      # sum over periodic images
-            uo = ow[starts]
-        else:
-            V, uo = rows, ow
+        V = np.zeros((len(uo), nsf))
+        kinds = sf.slot_kind[s_e]
+        for q in np.unique(kinds).tolist():
+            mk = kinds == q
+            cols = np.arange(nsf, dtype=np.int64) if q < 0 else nb_sfs[e][q]
+            if len(cols) == 0:
+                continue
+            idx = sf.slot_pos[s_e[mk]][:, None] + (np.arange(len(cols), dtype=np.int64) * 3
+                                                   + comp)
+            vals = sf.dg[idx]                              # (k, width) dG/dr_{a,c}
+            r = row[mk]
+            if len(np.unique(r)) == len(r):
+                V[r[:, None], cols[None, :]] += vals
+            else:                                          # periodic images of a
+                np.add.at(V, (r[:, None], cols[None, :]), vals)
         V *= scale[e]
         gs_sel = sf.gs[e][sf.local_index[uo]]
         _, gd, D = nets.model.network_gradients(e, gs_sel, V)

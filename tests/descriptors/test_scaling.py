@@ -288,6 +288,27 @@ def test_scale_cli_in_current_folder(dataset, tmp_path, monkeypatch, capsys):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_scale_normalisation_does_not_change_sfs(dataset, serial_run, tmp_path):
+    result, _ = serial_run
+    text = (dataset / "input.nn").read_text()
+    (tmp_path / "input.nn").write_text("mean_energy -3.5\nconv_energy 2.0\n"
+                                       "conv_length 1.8897261258369282\n" + text)
+    with pytest.warns(scaling.ScalingWarning):
+        norm = scaling.compute_scaling(tmp_path / "input.nn", dataset / "input.data",
+                                       histograms=False)
+    for el in result.elements:
+        np.testing.assert_array_equal(norm.statistics[el], result.statistics[el])
+
+
+def test_scale_unwritable_output(dataset, tmp_path):
+    (tmp_path / "afile").write_text("")
+    with pytest.warns(scaling.ScalingWarning):
+        with pytest.raises(HpcnnpError, match="cannot write the output files"):
+            scaling.run_scaling(dataset / "input.nn", dataset / "input.data",
+                                tmp_path / "afile" / "out", nbins=5, function_data=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
 def test_scale_dry_run_writes_nothing(dataset, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["scale", "--settings", str(dataset / "input.nn"), "--data",

@@ -448,3 +448,25 @@ def test_cli_every_option_has_help():
     assert "Angstrom" in helps["cutoff"]
     assert all("Angstrom" in helps[k] for k in sfgen.KINDS)
     assert p.get_default("func") is cmd.run
+
+
+def test_generated_lines_are_read_by_the_n2p2_reader(tmp_path):
+    """Every line sfgen writes is accepted by hpcnnp's n2p2 input.nn reader with
+    exactly the published counts (225 per element, 405 with the wide set)."""
+    from hpcnnp.io.n2p2 import read_settings
+
+    for preset, per_element in ((sfgen.LLZO_LCO_DEFAULT, 225), (sfgen.LLZO_LCO_WIDE, 405)):
+        text = preset.generate()
+        header = ("number_of_elements 5\nelements Li La Zr O Co\ncutoff_type 6 0.0\n"
+                  "global_hidden_layers_short 2\nglobal_nodes_short 20 20\n"
+                  "global_activation_short t t l\n")
+        path = tmp_path / "input.nn"
+        path.write_text(header + text)
+        st = read_settings(path)
+        for el in st.elements:
+            assert len(st.symmetry_functions[el]) == per_element
+        # the parsed parameters are the rounded values written in the lines
+        li = st.symmetry_functions["Li"]
+        assert {sf.eta for sf in li if sf.sftype == 2} == {
+            29.43, 18.06, 11.08, 6.801, 4.174, 2.561, 1.572, 0.9646, 0.592}
+        assert {sf.eta for sf in li if sf.sftype == 3} == {0.2222, 0.03556, 0.01389}

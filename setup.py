@@ -34,6 +34,11 @@ class BuildPyWithSources(build_py):
         dest.mkdir(parents=True, exist_ok=True)
         for name in PLUGIN_SOURCES:
             shutil.copy2(Path("cython_kernels") / name, dest / name)
+        # site definitions and job templates (hpcnnp.hpc.sites.jobs_dir())
+        jobs = Path(self.build_lib) / "hpcnnp" / "_jobs"
+        if jobs.exists():
+            shutil.rmtree(jobs)
+        shutil.copytree("jobs", jobs)
 
 cflags = ["-O3", "-std=c99", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math"]
 march = os.environ.get("HPCNNP_MARCH", "native").strip()

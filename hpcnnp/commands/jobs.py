@@ -22,12 +22,12 @@ examples:
   md/jobs/submit_chain.sh
 
   # training on 2 Aurora nodes, 102 MPI ranks per node
-  hpcnnp jobs render --site aurora --nodes 2 --walltime 01:00:00 --queue debug \\
-      --command "hpcnnp train" --output-dir train/jobs
+  hpcnnp jobs render --site aurora --account PROJ --nodes 2 --walltime 01:00:00 \\
+      --queue debug --command "hpcnnp train" --output-dir train/jobs
 
   # a Parsl-driven sampling campaign: the driver runs as is on the first node
-  hpcnnp jobs render --site frontier --nodes 8 --walltime 02:00:00 --launch plain \\
-      --command "hpcnnp sample campaign.yaml"
+  hpcnnp jobs render --site frontier --account ABC123 --nodes 8 --walltime 02:00:00 \\
+      --launch plain --command "hpcnnp sample campaign.yaml"
 
 The account (project/bank) and queue default to $HPCNNP_ACCOUNT / $HPCNNP_QUEUE and
 then to the site file's account.default / queue.default.  Site files: jobs/sites/*.yaml
@@ -48,10 +48,11 @@ def register(subparsers):
     r = sub.add_parser(
         "render",
         help="write batch scripts: an MD segment chain or one stage job",
-        description="Write batch scripts for SITE: with --protocol, a chain of MD segment "
-        "jobs (each runs `hpcnnp md PROTOCOL --resume --until-ns END`) and "
-        "submit_chain.sh, which submits them with afterok dependencies; with "
-        "--command, job.sh and submit.sh for one job.",
+        description="Write batch scripts for SITE.\n"
+        "  --protocol: a chain of MD segment jobs segment_NNN.sh, each running\n"
+        "    `hpcnnp md PROTOCOL --resume --until-ns END`, and submit_chain.sh, which\n"
+        "    submits them so that each waits for the previous one (afterok).\n"
+        "  --command:  job.sh for one job and submit.sh.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -155,7 +155,8 @@ def jobs_dir():
     """The ``jobs/`` folder (site files, templates): ``$HPCNNP_JOBS_DIR`` or the source tree's."""
     env = os.environ.get("HPCNNP_JOBS_DIR")
     candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[2] / "jobs")
+    candidates.append(Path(__file__).resolve().parents[1] / "_jobs")   # installed copy
+    candidates.append(Path(__file__).resolve().parents[2] / "jobs")   # source tree
     for path in candidates:
         if (path / "sites").is_dir():
             return path
@@ -325,10 +326,11 @@ class Site:
         return ranks_per_node, threads
 
     def cpu_list(self, ranks_per_node, threads):
-        """Core groups ``a-b:c-d:...`` for ``--cpu-bind=list:`` (None without ``node.physical_cores``).
+        """Core groups ``a-b:c-d:...`` for ``--cpu-bind=list:`` (``%{cpu_list}``).
 
         Reserved cores are skipped; with ``node.sockets`` > 1 and a rank count that
         splits evenly, each socket gets the same number of ranks on its own cores.
+        None when the site file gives no ``node.physical_cores``.
         """
         if self.physical_cores is None:
             return None
@@ -470,11 +472,10 @@ class Site:
                 f"site {self.name}: Parsl has no provider for {self.scheduler}; run the "
                 "Parsl driver inside an allocation and use inside_allocation=True "
                 f"({self.path}: parsl.provider)")
-        if local:
+        if local:   # no batch job to charge or queue: only the node count is checked
             account = account or os.environ.get(_ACCOUNT_ENV) or self.account_default
             queue = self.resolve_queue(queue)
-            if self.max_nodes is not None and nodes > self.max_nodes:
-                self.check_request(nodes, seconds, None)
+            self.check_request(nodes, seconds, None)
         else:
             account = self.resolve_account(account)
             queue = self.resolve_queue(queue)

@@ -7,6 +7,8 @@ reproducible from a checkpoint.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from hpcnnp.errors import HpcnnpError
@@ -108,9 +110,22 @@ class Comm:
         return result
 
 
-def get_comm(use_mpi=True):
+_LAUNCHER_VARS = ("PMI_SIZE", "PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE",
+                  "MPI_LOCALNRANKS", "SLURM_STEP_NUM_TASKS", "HPCNNP_MPI")
+
+
+def get_comm(use_mpi=None):
     """The world communicator wrapped in :class:`Comm` (serial if mpi4py is missing
-    or only one rank runs)."""
+    or only one rank runs).
+
+    ``use_mpi`` None: MPI is initialised only when the process was started by an MPI
+    launcher (PMI/PMIx/Open MPI/Slurm environment variables, or ``HPCNNP_MPI=1``) or
+    mpi4py is already initialised, so a plain serial ``hpcnnp train`` does not
+    start MPI."""
+    if use_mpi is None:
+        import sys
+        use_mpi = ("mpi4py.MPI" in sys.modules
+                   or any(os.environ.get(k) for k in _LAUNCHER_VARS))
     if not use_mpi:
         return Comm(None)
     try:

@@ -873,6 +873,9 @@ class Trainer:
         }
 
     def save_checkpoint(self, phase, schedule=None, position=0):
+        tl = getattr(self, "_trainlog", None)
+        if tl is not None:
+            tl.flush()
         if self.checkpoint_dir is None:
             return
         tag = f"{self.epoch:06d}-{self.count_updates:010d}"
@@ -921,12 +924,13 @@ class Trainer:
         c.barrier()
 
     def _truncate_trainlog(self, path):
-        """Drop lines of updates after the checkpoint (count > count_updates)."""
+        """Drop lines of updates after the checkpoint (count > its count_updates)."""
+        last = int(self.ckpt["count_updates"])
         keep = []
         with open(path) as f:
             for line in f:
                 tok = line.split()
-                if line.startswith("#") or len(tok) < 3 or int(tok[2]) <= self.count_updates:
+                if line.startswith("#") or len(tok) < 3 or int(tok[2]) <= last:
                     keep.append(line)
         out.write_text(path, keep)
 
@@ -990,6 +994,9 @@ class Trainer:
                 t[p + sub] = self.timers.get(p + sub, 0.0)
         if epoch > 0:
             self.history["timing"].append(out.timing_line(epoch, t, self.props))
+        self.history.setdefault("timers", []).append(
+            dict({k: float(v) for k, v in self.timers.items()}, epoch=epoch, loop=t_loop,
+                 train=t_train, error=t_error))
         self._write_epoch_files(epoch)
         self._write_histories()
         for line in out.log_epoch_lines(epoch, self.props, self.counts, self.errors,

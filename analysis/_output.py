@@ -1,0 +1,69 @@
+"""Small writers shared by the analyses: CSV tables, HDF5 groups, figure set-up."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["write_csv", "write_h5", "new_figure", "save_figure"]
+
+
+def write_csv(path, columns, header=""):
+    """Write equal-length 1-D arrays as CSV columns (``columns``: name -> array).
+
+    ``header`` lines are written first, each prefixed with ``# ``.
+    """
+    path = Path(path)
+    names = list(columns)
+    data = np.column_stack([np.asarray(columns[k], dtype=np.float64) for k in names])
+    lines = [f"# {h}" for h in header.splitlines() if h] + [",".join(names)]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+        np.savetxt(fh, data, delimiter=",", fmt="%.10g")
+    os.replace(tmp, path)
+    return path
+
+
+def write_h5(path, group, results, attrs=None):
+    """Store the array/number entries of ``results`` under ``group`` in HDF5 ``path``.
+
+    Lists of dicts and other objects are stored as JSON string attributes.  An
+    existing group of that name is replaced; other groups in the file are kept.
+    """
+    import h5py
+
+    with h5py.File(path, "a") as f:
+        if group in f:
+            del f[group]
+        g = f.create_group(group)
+        for k, v in results.items():
+            if isinstance(v, (np.ndarray, int, float, np.number)) or (
+                    isinstance(v, (list, tuple)) and v and
+                    all(isinstance(x, (int, float, np.number)) for x in v)):
+                arr = np.asarray(v)
+                if arr.dtype.kind in "iufb":
+                    g.create_dataset(k, data=arr)
+                    continue
+            g.attrs[k] = json.dumps(v, default=lambda o: o.tolist()
+                                    if isinstance(o, np.ndarray) else str(o))
+        for k, v in (attrs or {}).items():
+            g.attrs[k] = v
+    return path
+
+
+def new_figure(*args, **kw):
+    """A matplotlib figure on the non-interactive Agg canvas (no display needed)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(*args, **kw)
+    return fig
+
+
+def save_figure(fig, path, dpi=130):
+    path = Path(path)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return path

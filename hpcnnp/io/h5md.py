@@ -1,0 +1,708 @@
+"""H5MD trajectories: the file the MD driver writes and the analyses read.
+
+H5MD (de Buyl, Colberg, Höfling, Comput. Phys. Commun. 185, 1546 (2014),
+doi:10.1016/j.cpc.2014.01.018; https://nongnu.org/h5md/) is a layout of HDF5
+groups and datasets for particle trajectories.  MDAnalysis, OVITO and VMD
+plugins read it.  hpcnnp writes H5MD 1.1 as follows (units are the ``unit``
+attributes)::
+
+    /h5md                        attrs version = [1, 1]
+    /h5md/author                 attrs name
+    /h5md/creator                attrs name = "hpcnnp", version
+    /h5md/modules/units          attrs version = [1, 0], system = "metal"
+    /particles/all/species       int32 (N,)           atomic numbers
+    /particles/all/mass          float64 (N,)         amu
+    /particles/all/box           attrs dimension = 3, boundary = periodic x 3
+    /particles/all/box/edges/    step (n,) int64, time (n,) float64 ps,
+                                 value (n, 3, 3) Angstrom: cell vectors as rows
+    /particles/all/position/     step, time, value (n, N, 3) Angstrom (wrapped)
+    /particles/all/image/        step, time, value (n, N, 3) int32
+    /particles/all/velocity/     step, time, value (n, N, 3) Angstrom ps-1 (optional)
+    /particles/all/force/        step, time, value (n, N, 3) eV Angstrom-1 (optional)
+    /observables/<name>/         step, time, value (n,)  e.g. potential_energy (eV),
+                                 temperature (K), pressure (bar), volume (Angstrom3)
+    /parameters                  attrs hpcnnp = JSON: atoms.info of the structure
+                                 (structure_class, planes, sigma, ...) + provenance
+
+The unwrapped (continuous) position of an atom is ``position + image @ edges``
+(see :meth:`H5MDTrajectory.unwrapped`); MSDs and diffusivities need it.
+
+Atomic frames and killed writers
+--------------------------------
+Every ``step`` and ``time`` dataset in the file is one and the same dataset (HDF5
+hard links, which H5MD allows): the length of ``step`` is the number of complete
+frames.  :meth:`H5MDWriter.write_frame` first appends the frame's data to every
+``value`` dataset and flushes, then extends ``step``/``time`` and flushes again.
+A writer killed at any moment therefore leaves a file whose first ``len(step)``
+frames are complete; a partly written frame beyond them is ignored by
+:class:`H5MDTrajectory` and removed when the file is opened again with
+``mode="a"``.  (Only these appends and :meth:`H5MDWriter.truncate_after` change the
+file, and nothing already committed is rewritten, so HDF5's metadata on disk is
+consistent after every flush.)
+
+Chunking
+--------
+Per-atom datasets are chunked as ``(k, N, 3)``: all atoms of ``k`` consecutive
+frames, with ``k = max(1, 512 KiB // frame_bytes)`` (capped at 1024).  A
+17,000-atom frame of float64 positions is 408 KB, so production trajectories get
+one frame per chunk: appending a frame writes exactly one new chunk (no
+read-modify-write of earlier data), a reader of one frame (MDAnalysis, OVITO)
+touches one chunk, the chunk fits HDF5's default 1 MiB chunk cache, and readers
+that stream frames in blocks (:meth:`H5MDTrajectory.iter_chunks`) read whole
+contiguous chunks.  Small systems get several frames per chunk so that chunks are
+not tiny.  ``step``/``time``/observables use chunks of 1024 values, box edges
+chunks of 1024 frames.
+
+Example
+-------
+>>> from hpcnnp.io import h5md                                       # doctest: +SKIP
+>>> with h5md.H5MDWriter("traj.h5", atoms, observables=("temperature",)) as w:
+...     w.write_frame(0, 0.0, atoms.positions, atoms.cell.array,
+...                   image=np.zeros((len(atoms), 3), int),
+...                   observables={"temperature": 300.0})
+>>> with h5md.H5MDTrajectory("traj.h5") as t:
+...     for idx, d in t.iter_chunks(fields=("position", "image")):
+...         d["position"], d["box"]
+
+MDAnalysis opens the files with :func:`mdanalysis_universe` (element names and
+masses from the file; MDAnalysis has no H5MD topology reader).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from hpcnnp.errors import HpcnnpError
+
+__all__ = ["H5MDWriter", "H5MDTrajectory", "H5MDError", "FIELDS", "OBSERVABLE_UNITS",
+           "mdanalysis_universe", "PARTICLE_GROUP"]
+
+#: name of the particles group (H5MD allows several; hpcnnp writes one)
+PARTICLE_GROUP = "all"
+
+#: per-atom time series: name -> (numpy dtype, unit attribute or None)
+FIELDS = {
+    "position": (np.float64, "Angstrom"),
+    "image": (np.int32, None),
+    "velocity": (np.float64, "Angstrom ps-1"),
+    "force": (np.float64, "eV Angstrom-1"),
+}
+
+#: units of the observables the MD driver writes (others are stored without unit)
+OBSERVABLE_UNITS = {
+    "potential_energy": "eV",
+    "kinetic_energy": "eV",
+    "total_energy": "eV",
+    "conserved_energy": "eV",
+    "temperature": "K",
+    "pressure": "bar",
+    "volume": "Angstrom3",
+    "n_extrapolation_warnings": None,
+}
+
+TIME_UNIT = "ps"
+LENGTH_UNIT = "Angstrom"
+MASS_UNIT = "amu"
+_CHUNK_BYTES = 512 * 1024
+_SERIES_CHUNK = 1024
+_MAX_ATTR_BYTES = 60000
+
+
+class H5MDError(HpcnnpError, ValueError):
+    """A trajectory file that cannot be written or read as asked (names the file)."""
+
+
+def _json_default(obj):
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return repr(obj)
+
+
+def metadata_json(info):
+    """JSON text of a metadata dict (NumPy values become lists/numbers)."""
+    return json.dumps(info or {}, default=_json_default, sort_keys=True)
+
+
+def _str_attr(value):
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def frames_per_chunk(n_atoms, itemsize=8):
+    """Frames per chunk of an (n, N, 3) dataset (see the module docstring)."""
+    frame_bytes = max(1, int(n_atoms) * 3 * itemsize)
+    return int(min(1024, max(1, _CHUNK_BYTES // frame_bytes)))
+
+
+class H5MDWriter:
+    """Append frames to an H5MD 1.1 trajectory (one writer per file, MPI rank 0).
+
+    Parameters
+    ----------
+    path : str or Path
+        File to write (``.h5``/``.h5md``).
+    atoms : ase.Atoms
+        The atoms in the order of every frame: species (atomic numbers) and masses
+        (amu) come from it, ``atoms.info`` becomes the metadata.
+    fields : sequence of str
+        Per-atom time series to store: ``"position"`` (always), ``"image"``,
+        ``"velocity"`` (Å/ps), ``"force"`` (eV/Å).
+    observables : sequence of str
+        Names of scalar observables written with each frame (units from
+        :data:`OBSERVABLE_UNITS`).  More may be added while the file has no frame.
+    mode : {"w", "a"}
+        ``"w"`` creates (replaces) the file; ``"a"`` appends to an existing one
+        (same atoms and fields; a partly written last frame is removed).
+    chunk_frames : int, optional
+        Frames per chunk of the per-atom datasets (default: see module docstring).
+    metadata : dict, optional
+        Merged into ``atoms.info`` for ``/parameters`` (e.g. provenance).
+    author : str, optional
+        ``/h5md/author`` name (default: the user name).
+    compression : str, optional
+        HDF5 filter of the per-atom datasets (e.g. ``"gzip"``); off by default
+        (positions hardly compress, and an uncompressed chunk is rewritten in place).
+    """
+
+    def __init__(self, path, atoms, fields=("position", "image"), observables=(), mode="w",
+                 chunk_frames=None, *, metadata=None, author=None, compression=None):
+        import h5py
+
+        self.path = str(path)
+        fields = tuple(dict.fromkeys(fields))
+        unknown = [f for f in fields if f not in FIELDS]
+        if unknown:
+            raise H5MDError(f"{self.path}: unknown field(s) {', '.join(unknown)} "
+                            f"(known: {', '.join(FIELDS)})")
+        if "position" not in fields:
+            fields = ("position",) + fields
+        if mode not in ("w", "a"):
+            raise H5MDError(f"{self.path}: mode must be 'w' or 'a', got {mode!r}")
+        self.n_atoms = len(atoms)
+        if self.n_atoms == 0:
+            raise H5MDError(f"{self.path}: no atoms")
+        self._numbers = np.asarray(atoms.get_atomic_numbers(), dtype=np.int32)
+        self._compression = compression
+        self._chunk = (int(chunk_frames) if chunk_frames else frames_per_chunk(self.n_atoms))
+        if self._chunk < 1:
+            raise H5MDError(f"{self.path}: chunk_frames must be >= 1")
+        try:
+            if mode == "a" and os.path.exists(self.path):
+                self._f = h5py.File(self.path, "a")
+                self._open_existing(fields)
+            else:
+                self._f = h5py.File(self.path, "w")
+                self._create(atoms, fields, metadata, author)
+        except OSError as exc:
+            raise H5MDError(f"{self.path}: cannot open for writing ({exc})") from None
+        for name in observables:
+            self._add_observable(name)
+        self._f.flush()
+
+    # -------------------------------------------------------------- layout
+    def _create(self, atoms, fields, metadata, author):
+        import getpass
+
+        from hpcnnp import __version__
+
+        f = self._f
+        h = f.create_group("h5md")
+        h.attrs["version"] = np.array([1, 1], dtype=np.int32)
+        try:
+            user = author or getpass.getuser()
+        except Exception:  # pragma: no cover - no user name (containers)
+            user = "unknown"
+        h.create_group("author").attrs["name"] = user
+        c = h.create_group("creator")
+        c.attrs["name"] = "hpcnnp"
+        c.attrs["version"] = __version__
+        u = h.create_group("modules/units")
+        u.attrs["version"] = np.array([1, 0], dtype=np.int32)
+        u.attrs["system"] = "metal"
+
+        g = f.create_group(f"particles/{PARTICLE_GROUP}")
+        g.create_dataset("species", data=self._numbers)
+        m = g.create_dataset("mass", data=np.asarray(atoms.get_masses(), dtype=np.float64))
+        m.attrs["unit"] = MASS_UNIT
+        box = g.create_group("box")
+        box.attrs["dimension"] = np.int32(3)
+        box.attrs["boundary"] = np.array([b"periodic"] * 3)
+        edges = box.create_group("edges")
+        step = edges.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64,
+                                    chunks=(_SERIES_CHUNK,))
+        time = edges.create_dataset("time", shape=(0,), maxshape=(None,), dtype=np.float64,
+                                    chunks=(_SERIES_CHUNK,))
+        time.attrs["unit"] = TIME_UNIT
+        v = edges.create_dataset("value", shape=(0, 3, 3), maxshape=(None, 3, 3),
+                                 dtype=np.float64, chunks=(_SERIES_CHUNK, 3, 3))
+        v.attrs["unit"] = LENGTH_UNIT
+        for name in fields:
+            dtype, unit = FIELDS[name]
+            s = g.create_group(name)
+            s["step"], s["time"] = step, time                      # hard links
+            v = s.create_dataset("value", shape=(0, self.n_atoms, 3),
+                                 maxshape=(None, self.n_atoms, 3), dtype=dtype,
+                                 chunks=(self._chunk, self.n_atoms, 3),
+                                 compression=self._compression)
+            if unit:
+                v.attrs["unit"] = unit
+        f.create_group("observables")
+        info = dict(atoms.info)
+        info.update(metadata or {})
+        _write_metadata(f, info)
+        self.fields = tuple(fields)
+        self._step, self._time = step, time
+        self._n = 0
+        self._last_step = None
+
+    def _open_existing(self, fields):
+        f = self._f
+        g = f.get(f"particles/{PARTICLE_GROUP}")
+        if g is None or "box" not in g or "position" not in g:
+            raise H5MDError(f"{self.path}: not an hpcnnp H5MD trajectory "
+                            f"(no /particles/{PARTICLE_GROUP}/position)")
+        numbers = np.asarray(g["species"][()])
+        if numbers.shape != self._numbers.shape or np.any(numbers != self._numbers):
+            raise H5MDError(f"{self.path}: the file holds other atoms ({len(numbers)}) than "
+                            f"the ones given ({self.n_atoms}); cannot append")
+        have = tuple(k for k in FIELDS if k in g)
+        if set(fields) - set(have):
+            raise H5MDError(f"{self.path}: cannot append field(s) "
+                            f"{', '.join(sorted(set(fields) - set(have)))}: the file has "
+                            f"{', '.join(have)}")
+        self.fields = have
+        self._step = g["box/edges/step"]
+        self._time = g["box/edges/time"]
+        self._n = min(len(self._step), len(self._time))
+        self._discard_beyond(self._n)
+        self._last_step = int(self._step[self._n - 1]) if self._n else None
+
+    def _values(self):
+        """Every dataset with one row per frame (except step/time)."""
+        g = self._f[f"particles/{PARTICLE_GROUP}"]
+        out = [g["box/edges/value"]] + [g[k]["value"] for k in self.fields]
+        obs = self._f["observables"]
+        out += [obs[k]["value"] for k in obs]
+        return out
+
+    def _discard_beyond(self, n):
+        """Shrink every dataset to n frames (commit point first)."""
+        for ds in (self._step, self._time):
+            if len(ds) > n:
+                ds.resize(n, axis=0)
+        self._f.flush()
+        for ds in self._values():
+            if ds.shape[0] > n:
+                ds.resize(n, axis=0)
+        self._f.flush()
+
+    def _add_observable(self, name):
+        obs = self._f["observables"]
+        if name in obs:
+            return
+        if self._n:
+            raise H5MDError(f"{self.path}: observable {name!r} is new, but the file already "
+                            f"has {self._n} frames; declare observables when creating it")
+        s = obs.create_group(name)
+        s["step"], s["time"] = self._step, self._time
+        v = s.create_dataset("value", shape=(0,), maxshape=(None,), dtype=np.float64,
+                             chunks=(_SERIES_CHUNK,))
+        unit = OBSERVABLE_UNITS.get(name)
+        if unit:
+            v.attrs["unit"] = unit
+
+    @property
+    def n_frames(self):
+        """Number of complete frames in the file."""
+        return self._n
+
+    @property
+    def observables(self):
+        return tuple(self._f["observables"])
+
+    @property
+    def last_step(self):
+        """Step of the last complete frame (None if there is none)."""
+        return self._last_step
+
+    # -------------------------------------------------------------- writing
+    def _array(self, name, data, dtype):
+        a = np.asarray(data, dtype=dtype)
+        if a.shape != (self.n_atoms, 3):
+            raise H5MDError(f"{self.path}: {name} has shape {np.shape(data)}, expected "
+                            f"({self.n_atoms}, 3)")
+        return a
+
+    def write_frame(self, step, time_ps, positions, box, image=None, velocity=None,
+                    force=None, observables=None):
+        """Append one frame (atomically; see the module docstring).
+
+        Parameters
+        ----------
+        step : int
+            MD step; must exceed the last frame's step.
+        time_ps : float, ps
+        positions : (N, 3) Å
+            Positions, normally wrapped into the cell.
+        box : (3, 3) Å
+            Cell vectors as rows.
+        image : (N, 3) int, optional
+            Periodic image flags (required when the file stores ``image``).
+        velocity : (N, 3) Å/ps, optional
+        force : (N, 3) eV/Å, optional
+        observables : dict name -> float, optional
+            Missing names are stored as NaN; new names only before the first frame.
+        """
+        step = int(step)
+        if self._last_step is not None and step <= self._last_step:
+            raise H5MDError(f"{self.path}: step {step} does not follow the last frame's "
+                            f"step {self._last_step}")
+        box = np.asarray(box, dtype=np.float64)
+        if box.shape != (3, 3):
+            raise H5MDError(f"{self.path}: box must be 3x3 (cell vectors as rows), got "
+                            f"shape {box.shape}")
+        given = {"position": positions, "image": image, "velocity": velocity, "force": force}
+        data = {}
+        for name in self.fields:
+            if given[name] is None:
+                raise H5MDError(f"{self.path}: the file stores {name!r}, but write_frame "
+                                "got none")
+            data[name] = self._array(name, given[name], FIELDS[name][0])
+        observables = dict(observables or {})
+        obs = self._f["observables"]
+        for name in observables:
+            if name not in obs:
+                self._add_observable(name)
+        n = self._n
+        g = self._f[f"particles/{PARTICLE_GROUP}"]
+        # 1. the frame's data, beyond the committed length
+        e = g["box/edges/value"]
+        e.resize(n + 1, axis=0)
+        e[n] = box
+        for name, a in data.items():
+            ds = g[name]["value"]
+            ds.resize(n + 1, axis=0)
+            ds[n] = a
+        for name in obs:
+            ds = obs[name]["value"]
+            ds.resize(n + 1, axis=0)
+            ds[n] = float(observables.get(name, np.nan))
+        self._f.flush()
+        # 2. commit: one shared step/time pair for every element
+        self._step.resize(n + 1, axis=0)
+        self._time.resize(n + 1, axis=0)
+        self._step[n] = step
+        self._time[n] = float(time_ps)
+        self._f.flush()
+        self._n = n + 1
+        self._last_step = step
+
+    def truncate_after(self, step):
+        """Drop every frame whose step is larger than *step*; returns how many."""
+        steps = self._step[: self._n]
+        keep = int(np.searchsorted(steps, int(step), side="right"))
+        dropped = self._n - keep
+        self._discard_beyond(keep)
+        self._n = keep
+        self._last_step = int(steps[keep - 1]) if keep else None
+        return dropped
+
+    def flush(self):
+        self._f.flush()
+
+    def close(self):
+        if getattr(self, "_f", None) is not None and self._f.id.valid:
+            self._f.flush()
+            self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _write_metadata(f, info):
+    text = metadata_json(info)
+    p = f.require_group("parameters")
+    if len(text.encode()) <= _MAX_ATTR_BYTES:
+        p.attrs["hpcnnp"] = text
+    else:                        # too large for an attribute: a string dataset
+        p.create_dataset("hpcnnp", data=text)
+
+
+class H5MDTrajectory:
+    """Read-only view of an H5MD trajectory (hpcnnp's or another writer's).
+
+    Frames are read lazily.  ``n_frames`` counts complete frames only (the length
+    of ``step``), so a file of a killed or still running writer can be read.
+
+    Attributes
+    ----------
+    n_frames, n_atoms : int
+    species : list of str
+        Element symbol of every atom.
+    masses : ndarray (N,), amu
+    metadata : dict
+        ``/parameters`` JSON (atoms.info of the structure, provenance).
+    steps : ndarray (n_frames,) int
+    times : ndarray (n_frames,) float, ps
+    fields : tuple of str
+        Per-atom series present (``position``, ``image``, ``velocity``, ``force``).
+    observables : tuple of str
+    units : dict field/observable -> unit string
+    """
+
+    time_unit = TIME_UNIT
+
+    def __init__(self, path):
+        import h5py
+
+        self.path = str(path)
+        if not os.path.exists(self.path):
+            raise H5MDError(f"{self.path}: no such trajectory file")
+        try:
+            # no file lock: a running writer's file can be read (committed frames)
+            self._f = h5py.File(self.path, "r", locking=False)
+        except OSError as exc:
+            raise H5MDError(f"{self.path}: cannot open as HDF5 ({exc})") from None
+        f = self._f
+        parts = f.get("particles")
+        if parts is None or not len(parts):
+            self.close()
+            raise H5MDError(f"{self.path}: no /particles group (not an H5MD file)")
+        name = PARTICLE_GROUP if PARTICLE_GROUP in parts else sorted(parts)[0]
+        self._g = g = parts[name]
+        if "position" not in g:
+            self.close()
+            raise H5MDError(f"{self.path}: /particles/{name} has no position")
+        self.fields = tuple(k for k in FIELDS if k in g and "value" in g[k])
+        self.n_atoms = int(g["position/value"].shape[1])
+        self.observables = tuple(f["observables"]) if "observables" in f else ()
+        self.refresh()
+        from ase.data import atomic_masses, chemical_symbols
+
+        sp = self._fixed("species")
+        if sp is None:
+            self._numbers = np.zeros(self.n_atoms, dtype=np.int32)
+            self.species = ["X"] * self.n_atoms
+        elif sp.dtype.kind in "iu":
+            self._numbers = np.asarray(sp, dtype=np.int32)
+            self.species = [chemical_symbols[int(z)] for z in sp]
+        else:
+            self.species = [_str_attr(s) for s in sp]
+            from ase.data import atomic_numbers
+            self._numbers = np.array([atomic_numbers.get(s, 0) for s in self.species])
+        m = self._fixed("mass")
+        self.masses = (np.asarray(m, dtype=np.float64) if m is not None
+                       else atomic_masses[self._numbers])
+        self.metadata = _read_metadata(f)
+        self.units = {}
+        for k in self.fields:
+            u = g[k]["value"].attrs.get("unit")
+            self.units[k] = None if u is None else _str_attr(u)
+        for k in self.observables:
+            u = f["observables"][k]["value"].attrs.get("unit")
+            self.units[k] = None if u is None else _str_attr(u)
+
+    def _fixed(self, name):
+        if name not in self._g:
+            return None
+        obj = self._g[name]
+        if hasattr(obj, "keys"):                     # time series: first frame
+            v = obj["value"][()]
+            return v[0] if v.ndim == 2 else v
+        return obj[()]
+
+    def _box_group(self):
+        e = self._g["box"].get("edges")
+        return e
+
+    def refresh(self):
+        """Re-read the number of complete frames (the file may grow while read)."""
+        g = self._g
+        series = g["position"]
+        n = min(len(series["step"]), len(series["time"]),
+                *(g[k]["value"].shape[0] for k in self.fields))
+        e = self._box_group()
+        if e is not None and hasattr(e, "keys"):
+            n = min(n, e["value"].shape[0])
+        self.n_frames = int(n)
+        self.steps = np.asarray(series["step"][:n], dtype=np.int64)
+        t = series["time"]
+        self.times = np.asarray(t[:n], dtype=np.float64) * _time_factor(t.attrs.get("unit"))
+        return self.n_frames
+
+    # -------------------------------------------------------------- access
+    def _box(self, sel, count):
+        e = self._box_group()
+        if e is None:
+            return np.full((count, 3, 3), np.nan)
+        if hasattr(e, "keys"):
+            b = np.asarray(e["value"][sel], dtype=np.float64)
+        else:                                         # time-independent box
+            b = np.broadcast_to(np.asarray(e[()], dtype=np.float64),
+                                (count,) + e.shape).copy()
+        if b.ndim == 2:                               # edge lengths of a cuboid
+            b = np.stack([np.diag(x) for x in b])
+        return b
+
+    def _index(self, i):
+        i = int(i)
+        if i < 0:
+            i += self.n_frames
+        if not 0 <= i < self.n_frames:
+            raise IndexError(f"{self.path}: frame {i} out of range ({self.n_frames} frames)")
+        return i
+
+    def frame(self, i):
+        """One frame: dict with ``position``, ``box``, ``step``, ``time`` (ps) and the
+        stored ``image``/``velocity``/``force``."""
+        i = self._index(i)
+        out = {"box": self._box(slice(i, i + 1), 1)[0], "step": int(self.steps[i]),
+               "time": float(self.times[i])}
+        for name in self.fields:
+            out[name] = self._g[name]["value"][i]
+        return out
+
+    def iter_chunks(self, start=0, stop=None, step=1, chunk=64, fields=("position", "image")):
+        """Yield ``(frame_indices, arrays)`` over frames ``start:stop:step``.
+
+        ``arrays`` holds ``box`` (n, 3, 3) and each requested field stacked over
+        the frames of the block (at most *chunk* frames per block).
+        """
+        missing = [f for f in fields if f not in self.fields]
+        if missing:
+            raise H5MDError(f"{self.path}: no {', '.join(missing)} in the trajectory "
+                            f"(available: {', '.join(self.fields)})")
+        frames = np.arange(self.n_frames)[slice(start, stop, step)]
+        step = int(step or 1)
+        if step < 0:
+            raise H5MDError("iter_chunks: step must be positive")
+        chunk = max(1, int(chunk))
+        for lo in range(0, len(frames), chunk):
+            idx = frames[lo:lo + chunk]
+            sel = slice(int(idx[0]), int(idx[-1]) + 1, step)
+            out = {"box": self._box(sel, len(idx))}
+            for name in fields:
+                out[name] = self._g[name]["value"][sel]
+            yield idx, out
+
+    def unwrapped(self, start=0, stop=None, step=1, chunk=64):
+        """Continuous positions ``position + image @ box``, (n, N, 3) Å."""
+        if "image" not in self.fields:
+            raise H5MDError(f"{self.path}: no image flags stored; cannot unwrap")
+        out = [d["position"] + np.einsum("fnk,fkj->fnj", d["image"].astype(np.float64),
+                                         d["box"])
+               for _, d in self.iter_chunks(start, stop, step, chunk, ("position", "image"))]
+        if not out:
+            return np.zeros((0, self.n_atoms, 3))
+        return np.concatenate(out)
+
+    def observable(self, name):
+        """``(steps, times (ps), values)`` of an observable."""
+        obs = self._f.get("observables")
+        if obs is None or name not in obs:
+            raise H5MDError(f"{self.path}: no observable {name!r} "
+                            f"(available: {', '.join(self.observables) or 'none'})")
+        g = obs[name]
+        n = min(self.n_frames, len(g["step"]), g["value"].shape[0])
+        t = g["time"]
+        return (np.asarray(g["step"][:n], dtype=np.int64),
+                np.asarray(t[:n], dtype=np.float64) * _time_factor(t.attrs.get("unit")),
+                np.asarray(g["value"][:n]))
+
+    def atoms(self, i):
+        """Frame *i* as ase.Atoms (positions, cell, masses; velocities in ASE units)."""
+        from ase import Atoms, units
+
+        fr = self.frame(i)
+        a = Atoms(numbers=self._numbers, positions=fr["position"], cell=fr["box"], pbc=True,
+                  masses=self.masses)
+        if "velocity" in fr:
+            a.set_velocities(fr["velocity"] / (1000.0 * units.fs))
+        a.info.update(step=fr["step"], time_ps=fr["time"])
+        return a
+
+    def __len__(self):
+        return self.n_frames
+
+    def close(self):
+        if getattr(self, "_f", None) is not None and self._f.id.valid:
+            self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _time_factor(unit):
+    """Factor converting a stored time to ps."""
+    if unit is None:
+        return 1.0
+    u = _str_attr(unit).strip()
+    factors = {"ps": 1.0, "fs": 1e-3, "ns": 1e3, "s": 1e12}
+    if u not in factors:
+        raise H5MDError(f"time unit {u!r} not supported (ps, fs, ns, s)")
+    return factors[u]
+
+
+def _read_metadata(f):
+    p = f.get("parameters")
+    if p is None:
+        return {}
+    text = p.attrs.get("hpcnnp")
+    if text is None and "hpcnnp" in p and not hasattr(p["hpcnnp"], "keys"):
+        text = p["hpcnnp"][()]
+    if text is None:
+        return {}
+    try:
+        return json.loads(_str_attr(text))
+    except ValueError:
+        return {"_unparsed": _str_attr(text)}
+
+
+def mdanalysis_universe(path, **kwargs):
+    """An ``MDAnalysis.Universe`` of an hpcnnp H5MD file.
+
+    MDAnalysis has no H5MD topology reader, and builds a topology from an H5MD file
+    alone only for a particles group named ``trajectory``; this helper gives it the
+    atoms (element symbols as ``names``/``types``/``elements``, masses) from the
+    file and loads the trajectory with ``format="H5MD"`` (needed for ``.h5``).
+
+    MDAnalysis (2.x) knows no eV-based force unit and refuses files with one; when
+    the file stores forces this helper registers ``eV Angstrom-1`` (1 eV/Å =
+    96.485 kJ/(mol Å)) in MDAnalysis' unit tables first.  kwargs go to the reader
+    (e.g. ``convert_units=False``).
+    """
+    import MDAnalysis as mda
+
+    with H5MDTrajectory(path) as t:
+        n, species, masses = t.n_atoms, list(t.species), t.masses
+        has_force = "force" in t.fields
+    if has_force:
+        from MDAnalysis import units
+        from MDAnalysis.coordinates.H5MD import H5MDReader
+
+        if "eV/Angstrom" not in units.forceUnit_factor:
+            factor = units.forceUnit_factor["kJ/(mol*Angstrom)"] / 96.48533212331002
+            units.forceUnit_factor["eV/Angstrom"] = factor
+            units.unit_types["eV/Angstrom"] = "force"
+        H5MDReader._unit_translation["force"].setdefault("eV Angstrom-1", "eV/Angstrom")
+    u = mda.Universe.empty(n, trajectory=False)
+    for attr, values in (("names", species), ("types", species), ("elements", species),
+                         ("masses", masses)):
+        u.add_TopologyAttr(attr, values)
+    u.load_new(os.fspath(path), format="H5MD", **kwargs)
+    return u

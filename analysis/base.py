@@ -75,7 +75,7 @@ __all__ = ["AnalysisBase", "AnalysisError", "NotComputedError", "Results", "Fram
 
 #: atoms per block of atom-split analyses (MSD, vDOS); partial sums per block are
 #: added in block order, so results do not depend on the number of ranks.
-ATOM_BLOCK = 64
+ATOM_BLOCK = 16
 
 
 class AnalysisError(HpcnnpError, ValueError):

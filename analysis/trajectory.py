@@ -14,7 +14,9 @@ e.g. ``metadata["planes"]``), ``steps``, ``times`` (fs), ``fields`` and
 with stacked ``position`` (Å), ``box`` (rows = cell edge vectors, Å), ``image``
 (integer periodic images), ``velocity`` (Å/fs).
 
-Units: Å, fs, amu (hpcnnp's units).  Positions in an H5MD file are usually wrapped
+Units: Å, fs, amu (hpcnnp's units).  H5MD files store times in ps and velocities in
+Å/ps (metal units, with ``unit`` attributes); the adapter converts them to fs and
+Å/fs.  Positions in an H5MD file are usually wrapped
 into the cell with the image flags stored beside them; the unwrapped (continuous)
 position is ``position + image @ box`` (see :meth:`TrajectoryAdapter.unwrapped`).
 """
@@ -34,23 +36,24 @@ __all__ = ["as_trajectory", "ArrayTrajectory", "TrajectoryAdapter", "open_h5md",
 FRAME_FIELDS = ("position", "image", "velocity", "force")
 
 
+#: time unit -> fs
+_TIME_TO_FS = {"fs": 1.0, "ps": 1e3, "ns": 1e6}
+#: velocity unit -> Å/fs
+_VELOCITY_TO_A_FS = {"Angstrom fs-1": 1.0, "A fs-1": 1.0, "Angstrom ps-1": 1e-3,
+                     "A ps-1": 1e-3}
+
+
 class TrajectoryError(HpcnnpError, ValueError):
     """A trajectory that cannot be read as given."""
 
 
 def open_h5md(path):
-    """Open an H5MD file read-only: ``hpcnnp.io.h5md.H5MDTrajectory`` when available.
+    """Open an H5MD file read-only with :class:`hpcnnp.io.h5md.H5MDTrajectory`."""
+    from hpcnnp.io.h5md import H5MDTrajectory
 
-    Until :mod:`hpcnnp.io.h5md` exists, a minimal reader of the same API
-    (:mod:`hpcnnp.analysis._h5md_fallback`) is used.
-    """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise TrajectoryError(f"{path}: no such trajectory file")
-    try:
-        from hpcnnp.io.h5md import H5MDTrajectory
-    except ImportError:
-        from ._h5md_fallback import H5MDTrajectory
     return H5MDTrajectory(path)
 
 
@@ -131,6 +134,8 @@ class ArrayTrajectory:
                       else np.asarray(times, dtype=np.float64))
         self.metadata = dict(metadata or {})
         self.fields = tuple(k for k in FRAME_FIELDS if k in self._data)
+        self.time_unit = "fs"
+        self.units = {"velocity": "Angstrom fs-1"}
 
     @classmethod
     def from_atoms(cls, images, dt=1.0, name="<list of ase.Atoms>"):
@@ -182,6 +187,36 @@ class ArrayTrajectory:
         pass
 
 
+class _PathSource:
+    """An H5MD file opened only while it is read (no handle kept between reads).
+
+    Keeping no HDF5 handle open lets other readers (MDAnalysis, h5py with file
+    locking) open the same file in the same process, and lets MPI ranks fork.
+    """
+
+    _ATTRS = ("n_frames", "n_atoms", "species", "masses", "metadata", "steps", "times",
+              "fields", "time_unit", "units")
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        t = open_h5md(self.path)
+        try:
+            for k in self._ATTRS:
+                setattr(self, k, getattr(t, k, None))
+        finally:
+            t.close()
+        if self.time_unit is None:
+            self.time_unit = "ps"
+
+    def iter_chunks(self, start=0, stop=None, step=1, chunk=64, fields=("position",)):
+        t = open_h5md(self.path)
+        try:
+            yield from t.iter_chunks(start=start, stop=stop, step=step, chunk=chunk,
+                                     fields=fields)
+        finally:
+            t.close()
+
+
 class TrajectoryAdapter:
     """Uniform read-only view of a trajectory (what the analyses use).
 
@@ -209,8 +244,19 @@ class TrajectoryAdapter:
         self.steps = (np.arange(self.n_frames, dtype=np.int64) if steps is None
                       else np.asarray(steps, dtype=np.int64))
         times = getattr(source, "times", None)
+        unit = getattr(source, "time_unit", "fs")
+        if unit not in _TIME_TO_FS:
+            raise TrajectoryError(f"{self.name}: time unit {unit!r} not supported "
+                                  f"({', '.join(_TIME_TO_FS)})")
         self.times = (self.steps.astype(np.float64) if times is None
-                      else np.asarray(times, dtype=np.float64))
+                      else np.asarray(times, dtype=np.float64) * _TIME_TO_FS[unit])
+        vunit = (getattr(source, "units", None) or {}).get("velocity")
+        if vunit is None:
+            vunit = "Angstrom ps-1" if unit == "ps" else "Angstrom fs-1"
+        if vunit not in _VELOCITY_TO_A_FS:
+            raise TrajectoryError(f"{self.name}: velocity unit {vunit!r} not supported "
+                                  f"({', '.join(_VELOCITY_TO_A_FS)})")
+        self._vfactor = _VELOCITY_TO_A_FS[vunit]
         self.fields = tuple(getattr(source, "fields", None) or ("position",))
 
     def iter_chunks(self, start=0, stop=None, step=1, chunk=64, fields=("position",)):
@@ -228,6 +274,8 @@ class TrajectoryAdapter:
             elif box.ndim == 2:                                   # one box for all
                 box = np.broadcast_to(box, (len(idx), 3, 3))
             data["box"] = box
+            if "velocity" in data and self._vfactor != 1.0:
+                data["velocity"] = data["velocity"] * self._vfactor
             yield np.asarray(idx, dtype=np.int64), data
 
     def first_frame(self, index=0, fields=("position",)):
@@ -268,7 +316,7 @@ def as_trajectory(obj):
     if isinstance(obj, TrajectoryAdapter):
         return obj
     if isinstance(obj, (str, os.PathLike)):
-        return TrajectoryAdapter(open_h5md(obj), name=os.fspath(obj), owns=True)
+        return TrajectoryAdapter(_PathSource(obj), name=os.fspath(obj))
     if isinstance(obj, ArrayTrajectory):
         return TrajectoryAdapter(obj, name=obj.name)
     try:

@@ -20,7 +20,10 @@ COMMANDS = {
     "predict": "hpcnnp.commands.predict",
     "scale": "hpcnnp.commands.scale",
     "jobs": "hpcnnp.commands.jobs",
+    "md": "hpcnnp.commands.md",
+    "analyze": "hpcnnp.commands.analyze",
     "train": "hpcnnp.commands.train",
+    "validate": "hpcnnp.commands.validate",
 }
 
 

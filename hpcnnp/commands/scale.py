@@ -91,11 +91,27 @@ def register(subparsers):
     return p
 
 
+#: environment variables set by MPI launchers (MPICH/Hydra, Intel MPI, Open MPI, PMIx,
+#: Slurm's PMI); without any of them mpi4py is not even imported, so that the command
+#: also runs where MPI_Init outside a launcher fails (e.g. Cray login nodes)
+_LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE",
+                  "MPI_LOCALNRANKS", "MV2_COMM_WORLD_SIZE")
+
+
 def _world():
-    """mpi4py's COMM_WORLD when running under MPI with more than one rank, else None."""
+    """mpi4py's COMM_WORLD when started by an MPI launcher with more than one rank,
+    else None (serial)."""
+    if not any(os.environ.get(v) for v in _LAUNCHER_VARS):
+        return None
     try:
         from mpi4py import MPI
     except ImportError:
+        sizes = [os.environ.get(v, "") for v in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE",
+                                                 "MV2_COMM_WORLD_SIZE")]
+        if any(x.isdigit() and int(x) > 1 for x in sizes):
+            raise HpcnnpError("started by an MPI launcher with several ranks, but mpi4py "
+                              "is not installed (pip install mpi4py): every rank would "
+                              "do the whole job") from None
         return None
     comm = MPI.COMM_WORLD
     return comm if comm.Get_size() > 1 else None

@@ -129,8 +129,16 @@ def run(args):
     except TrainingInterrupted:
         return EXIT_SIGTERM
     except HpcnnpError:
+        # input errors are detected collectively: every rank raises the same one
         if comm.rank != 0:
-            return 2            # rank 0 reports the (same) error
+            return 2            # rank 0 reports it
+        raise
+    except BaseException:
+        if comm.parallel:       # an unexpected error on one rank: do not leave the
+            import traceback    # others waiting in a collective call
+            traceback.print_exc()
+            sys.stderr.flush()
+            comm.comm.Abort(1)
         raise
     return 0
 

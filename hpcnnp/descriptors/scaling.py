@@ -43,11 +43,14 @@ Pass 1 (cheap): neighbour lists only.  It validates every structure (parse
 errors, unknown elements, atoms closer than 0.1 Å) *before* the expensive
 part, counts neighbours per atom and element, and gives the memory estimate
 of training with ``memorize_symfunc_results``: per atom ``n_sf * 8`` bytes of
-SF values plus, with ``use_short_forces``, ``(neighbours + 1) * n_sf * 3 * 8``
-bytes of SF derivatives (hpcnnp's layout: one dG/dr row per neighbour slot and
-SF; n2p2 keeps per neighbour only the SFs that involve its element, so its
-footprint is smaller).  The totals are exact for the whole data set, not an
-extrapolation from the first structures.
+SF values plus, with ``use_short_forces``, the SF derivatives dG/dr in the
+layout of hpcnnp's C core and of n2p2: ``n_sf * 3 * 8`` bytes for the atom
+itself and, per neighbour j, ``3 * 8`` bytes for each SF that depends on j's
+element (about a third of the dense bound ``(neighbours + 1) * n_sf * 3 * 8``
+for the LLZO/LCO set, which is printed too).  The totals are exact for the
+whole data set (from the neighbour lists of every structure), not an
+extrapolation from the first structures; n2p2's own estimate adds its
+bookkeeping (neighbour lists, caches).
 
 Pass 2: the symmetry functions (values only: derivatives do not enter the
 statistics, so they are not computed even with ``use_short_forces``, unlike
@@ -334,11 +337,17 @@ def sf_histogram_text(sf, index, cutoff_type, cutoff_alpha, row, edges, counts):
     return "".join(out)
 
 
-def memory_estimate_bytes(n_sf, neighbours, forces):
-    """Bytes of SF values (and derivatives) of one atom: ``n_sf*8`` (+
-    ``(neighbours+1)*n_sf*3*8`` with forces)."""
-    values = 8 * n_sf
-    return values + (24 * n_sf * (neighbours + 1) if forces else 0)
+def memory_estimate_bytes(n_sf, neighbours, forces, neighbour_sfs=None):
+    """Bytes of the SF values (and, with ``forces``, derivatives) of one atom.
+
+    ``n_sf * 8`` plus ``(n_sf + neighbour_sfs) * 3 * 8``, where ``neighbour_sfs`` is
+    the sum over the neighbours of the number of SFs that depend on each neighbour's
+    element (compact layout); by default ``neighbours * n_sf`` (dense bound
+    ``(neighbours + 1) * n_sf * 3 * 8``).
+    """
+    if neighbour_sfs is None:
+        neighbour_sfs = neighbours * n_sf
+    return 8 * n_sf + (24 * (n_sf + neighbour_sfs) if forces else 0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -370,6 +379,16 @@ class _Comm:
         out = np.empty_like(arr) if self.rank == 0 else None
         self.comm.Reduce(arr, out, op=self._ops["sum"], root=0)
         return out
+
+    def idle_barrier(self, poll=0.005):
+        """Barrier that sleeps while waiting (MPI implementations busy-poll in
+        blocking collectives, which steals the CPU of ranks still working when
+        ranks share cores)."""
+        if self.comm is None:
+            return
+        req = self.comm.Ibarrier()
+        while not req.Test():
+            time.sleep(poll)
 
     def allgather(self, obj):
         return [obj] if self.comm is None else self.comm.allgather(obj)
@@ -460,8 +479,12 @@ class ScalingResult:
     neighbors : dict element -> dict(min, max, mean, per_element=(n_el,) mean
         neighbours of each element) for the central atoms of that element, plus
         key ``"all"``
-    memory : dict with ``values``, ``derivatives``, ``total`` (bytes for the whole data
-        set), ``per_structure_mean``, ``per_structure_max``, ``forces`` (bool)
+    memory : dict of bytes for the whole data set: ``values`` (n_sf*8 per atom),
+        ``derivatives`` (compact layout: (n_sf + sum over neighbours j of the number of
+        SFs depending on j's element)*3*8 per atom, 0 without use_short_forces),
+        ``derivatives_dense`` ((neighbours+1)*n_sf*3*8), ``total`` (values +
+        derivatives), ``total_dense``; ``per_structure_mean``/``_max`` (of total),
+        ``forces`` (bool)
     zero_range : list of (element, sf index 1-based, type, input.nn line, value)
     histograms : dict element -> (edges (n_sf, nbins+1), counts (n_sf, nbins)) on
         rank 0 (None elsewhere or without histograms)
@@ -544,6 +567,7 @@ def _first_error(comm, err):
         line = getattr(err, "line", None)
         key = (0 if line is None else int(line), str(err), type(err).__name__,
                getattr(err, "path", None), getattr(err, "message", None))
+    comm.idle_barrier()
     keys = [k for k in comm.allgather(key) if k is not None]
     if not keys:
         return None
@@ -679,8 +703,9 @@ class ScalingRun:
         nb_max = np.zeros(n_el, dtype=np.int64)
         nb_sum = np.zeros((n_el, n_el), dtype=np.int64)     # central x neighbour element
         hist = np.zeros((1, 1 + n_el), dtype=np.int64)
-        mem = np.zeros(2, dtype=np.int64)                   # values, derivatives
+        mem = np.zeros(3, dtype=np.int64)       # values, derivatives compact, dense
         mem_struct_max = np.zeros(1, dtype=np.int64)
+        dep = self._neighbor_sf_counts()        # (central, neighbour element) -> SFs
         n_sf = np.array([self.n_sf[el] for el in self.elements], dtype=np.int64)
         self._nbr = []                                      # (k, elem, counts) owned
         progress = _Progress("hpcnnp scale: pass 1 (neighbour lists)", total,
@@ -718,8 +743,11 @@ class ScalingRun:
                 np.add.at(hist, (nn, 0), 1)
                 np.add.at(hist, (nn, 1 + elem), 1)
                 v = int((8 * n_sf[elem]).sum())
-                d = int((24 * n_sf[elem] * (nn + 1)).sum()) if self.forces else 0
-                mem += (v, d)
+                d = dd = 0
+                if self.forces:
+                    d = int(24 * (n_sf[elem].sum() + (per * dep[elem]).sum()))
+                    dd = int((24 * n_sf[elem] * (nn + 1)).sum())
+                mem += (v, d, dd)
                 mem_struct_max[0] = max(mem_struct_max[0], v + d)
                 if self.neighbors_out:
                     self._nbr.append((k, elem.astype(np.int16), per.astype(np.int32)))
@@ -763,8 +791,9 @@ class ScalingRun:
                                 np.zeros(n_el))
         self.neighbors = neighbors
         self.memory = dict(values=int(mem[0]), derivatives=int(mem[1]),
-                           total=int(mem[0] + mem[1]),
-                           per_structure_mean=float(mem.sum()) / count,
+                           derivatives_dense=int(mem[2]), total=int(mem[0] + mem[1]),
+                           total_dense=int(mem[0] + mem[2]),
+                           per_structure_mean=float(mem[0] + mem[1]) / count,
                            per_structure_max=int(mem_struct_max[0]), forces=self.forces)
         self.timings["pass1"] = time.perf_counter() - t0
         self._log_scan()
@@ -777,6 +806,22 @@ class ScalingRun:
                                  "'elements' or add structures that contain them")
         self.scanned = True
         return self
+
+    def _neighbor_sf_counts(self):
+        """(n_el, n_el) int64: number of SFs of central element e that depend on
+        neighbours of element q (n2p2's checkRelevantElement; weighted types depend on
+        every element).  With forces, hpcnnp's C core and n2p2 store dG/dr per
+        neighbour only for these SFs."""
+        idx = {el: e for e, el in enumerate(self.elements)}
+        dep = np.zeros((self.n_el, self.n_el), dtype=np.int64)
+        for e, el in enumerate(self.elements):
+            for sf in self.sfs[el]:
+                if sf.e1 is None and sf.e2 is None:
+                    dep[e] += 1
+                else:
+                    for q in {sf.e1, sf.e2} - {None}:
+                        dep[e, idx[q]] += 1
+        return dep
 
     def _header(self):
         st = self.settings
@@ -818,16 +863,23 @@ class ScalingRun:
         m = self.memory
         self.log("")
         self.log("Estimated memory for training with memorize_symfunc_results "
-                 "(whole data set, 8-byte doubles, hpcnnp's layout):")
-        self.log(f"  SF values      (n_sf x 8 B per atom)                    : "
-                 f"{_bytes(m['values'])}")
+                 "(whole data set, 8-byte doubles):")
+        rows = [("SF values: n_sf x 8 B per atom", m["values"])]
         if self.forces:
-            self.log(f"  SF derivatives ((neighbours+1) x n_sf x 3 x 8 B per atom): "
-                     f"{_bytes(m['derivatives'])}")
+            rows += [("SF derivatives: (n_sf + sum_j n_sf(el_j)) x 3 x 8 B per atom",
+                      m["derivatives"]),
+                     ("  [dense bound: (neighbours + 1) x n_sf x 3 x 8 B per atom]",
+                      m["derivatives_dense"])]
+        rows.append(("total (values + derivatives)", m["total"]))
+        width = max(len(label) for label, _ in rows)
+        for label, value in rows:
+            self.log(f"  {label:<{width}} : {_bytes(value)}")
+        if self.forces:
+            self.log("  (derivatives: dG/dr of the atom itself and, per neighbour j, of the "
+                     "SFs that depend on j's element -- the layout of hpcnnp's C core and "
+                     "of n2p2)")
         else:
-            self.log("  SF derivatives: none (no use_short_forces: energies only)")
-        self.log(f"  total                                                   : "
-                 f"{_bytes(m['total'])}")
+            self.log("  (no use_short_forces: energies only, no SF derivatives)")
         self.log(f"  per structure: mean {_bytes(m['per_structure_mean'])}, "
                  f"max {_bytes(m['per_structure_max'])}")
         if self.c.size > 1:

@@ -236,6 +236,7 @@ class Trainer:
         self.blas_threads = None if blas_threads is None else int(blas_threads)
         self._log_file = None
         self._pending_log = []
+        self._trainlog = None
         self._term = False
         self._updates_this_process = 0
         self.fail_after = int(os.environ.get("HPCNNP_TRAIN_FAIL_AFTER_UPDATES", "0") or 0)
@@ -573,10 +574,9 @@ class Trainer:
                 p_bytes += 8 * n * int(offs[self.comm.rank + 1] - offs[self.comm.rank])
             else:
                 p_bytes += 8 * n * n
-        m_max = max(sum(self.rows[p]) for p in self.props)
-        jac = 8 * (self.n_w_total + self.n_updaters) * (m_max + max(
-            max(self.per_update_all[p]) if self.cfg.jacobian_mode == 2 else 1
-            for p in self.props))
+        width = self.n_w_total + self.n_updaters         # packed row: H | xi
+        jac = 8 * width * max(self.rows[p][self.comm.rank] + sum(self.rows[p])
+                              for p in self.props)
         return {"sf_values": vals, "sf_derivatives": der, "kalman_P": p_bytes,
                 "jacobian": jac}
 
@@ -808,7 +808,7 @@ class Trainer:
         t_upd = time.perf_counter()
         if cfg.write_trainlog:
             rows = c.gather(logrows)
-            if c.rank == 0:
+            if c.rank == 0 and self._trainlog is not None:
                 kind = "E" if p == "energy" else "F"
                 for part in rows:
                     for (proc, tl, ratio, isg, isl, a, comp) in part:
@@ -1072,9 +1072,13 @@ class Trainer:
             self._progress_line(0, t)
             self.save_checkpoint("end")
             phase = "end"
+        stopping = False
         while True:
             if phase == "end":
-                if self.epoch >= cfg.epochs or self._stop_requested():
+                if self.epoch >= cfg.epochs:
+                    break
+                if self._stop_requested():           # collective: same on all ranks
+                    stopping = True
                     break
                 self.epoch += 1
                 self._epoch_t0 = time.perf_counter()
@@ -1105,7 +1109,9 @@ class Trainer:
                 position += 1
                 if self._stop_requested():
                     self.save_checkpoint("mid", schedule, position)
-                    self.log(f"SIGTERM: checkpoint written after update {self.count_updates}"
+                    what = ("checkpoint written" if self.checkpoint_dir is not None
+                            else "checkpoints are off (--no-checkpoint), nothing saved")
+                    self.log(f"SIGTERM: {what} after update {self.count_updates}"
                              f" (epoch {self.epoch}, {position}/{len(schedule)}); exiting.")
                     self._close()
                     raise TrainingInterrupted()
@@ -1124,7 +1130,7 @@ class Trainer:
             self._progress_line(self.epoch, t)
             phase = "end"
             self.save_checkpoint("end")
-        if self._term and self.epoch < cfg.epochs:
+        if stopping:
             self.log(f"SIGTERM: stopping after epoch {self.epoch} (checkpoint written).")
             self._close()
             raise TrainingInterrupted()

@@ -29,8 +29,10 @@ def file_header(title, cols):
         lines.append(f"# {i:<4} {name:<{width}} {info}")
     nums = "".join(f" {i:>{w}}" for i, (_, _, w) in enumerate(cols, 1))
     names = "".join(f" {name:>{w}}" for name, _, w in cols)
-    long_rule = "#" * (len(nums) - 1)
-    lines += [long_rule, "#" + nums[2:], "#" + names[2:], long_rule]
+    # n2p2: the rule above the column numbers is at least 80 wide, the one below
+    # exactly as wide as the column lines
+    lines += ["#" * max(80, len(nums) - 1), "#" + nums[2:], "#" + names[2:],
+              "#" * (len(nums) - 1)]
     return [line + "\n" for line in lines]
 
 

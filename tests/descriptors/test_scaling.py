@@ -236,7 +236,17 @@ def test_scale_neighbor_files_and_memory(dataset, serial_run):
             mem_v += 8 * n_sf
             mem_d += 24 * n_sf * (counts[a] + 1)
     np.testing.assert_array_equal(rows, np.array(expected))
-    assert result.memory["values"] == mem_v and result.memory["derivatives"] == mem_d
+    assert result.memory["values"] == mem_v and result.memory["derivatives_dense"] == mem_d
+    # compact layout: what the C core actually stores (dG of the atom + per neighbour
+    # only the SFs depending on its element), checked on the engine's own output
+    from hpcnnp.potential import Potential
+    pot = Potential(st)
+    mem_c = 0
+    for atoms in n2p2.iter_data(dataset / "input.data"):
+        for g, dself, blocks in pot.symmetry_function_derivatives(atoms, compact=True):
+            mem_c += 8 * (len(g) + dself.size + sum(b[2].size for b in blocks))
+    assert result.memory["derivatives"] + mem_v == mem_c
+    assert result.memory["total"] == mem_c < mem_v + mem_d
     histo = np.loadtxt(out / "neighbors.histo")
     assert histo.shape[1] == 3 + 5
     assert histo[:, 2].sum() == len(rows)
@@ -244,7 +254,8 @@ def test_scale_neighbor_files_and_memory(dataset, serial_run):
     top = rows[:, 3].max()
     assert histo.shape[0] == top + 1 and histo[top, 2] == (rows[:, 3] == top).sum()
     log = (out / "scale.log").read_text()
-    assert "Estimated memory for training" in log and f"{mem_v + mem_d:,}" in log
+    assert "Estimated memory for training" in log and f"{mem_c:,} bytes" in log
+    assert f"{mem_d:,} bytes" in log
 
 
 def test_scale_function_data(dataset, serial_run):

@@ -1,0 +1,205 @@
+"""Benchmark of ``hpcnnp train``: time per epoch on the hpcnnp target potential.
+
+A synthetic 5-element data set (LLZO-like random cells with Li La Zr O Co, the
+published 225-SF set per element, 20-20 tanh networks: 5 × 4961 = 24 805 weights,
+one combined Kalman filter with a 24 805² covariance, n2p2's default training
+settings of the synth5_A reference run) is trained for a few epochs with 1 and 2
+MPI ranks.  Per epoch the time is split into
+
+* SF/derivatives – symmetry functions and dG/dr of the update candidates' structures
+  (recomputed per candidate unless memorize_symfunc_results),
+* Jacobians      – errors and Jacobian rows of the candidates (network gradients),
+* Kalman         – the filter updates (distributed P),
+* communication  – all-gather of the Jacobian rows,
+* error eval.    – the end-of-epoch evaluation of all structures (SFs, energies, forces),
+
+and the peak resident memory per rank is reported.  Reference: n2p2 (same kind of
+machine, 1 rank) needs ≈1.5 s per update and 5.2 GB (n2p2-formats.md §11,
+refdata/nnp-train-sample/synth5_A_1epoch).
+
+Run::
+
+    python benchmarks/bench_train.py                    # prepares data, runs 1 and 2 ranks
+    python benchmarks/bench_train.py --ranks 2 --epochs 2 --structures 16
+
+The driver starts ``mpiexec -n R python bench_train.py --worker DIR`` for every R.
+Memory: the combined filter needs 8·N_w² = 4.9 GB of address space in total (split
+over the ranks; about half of it becomes resident).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+ELEMENTS = ("Li", "La", "Zr", "O", "Co")
+FORMULA = {"Li": 56, "La": 24, "Zr": 16, "O": 96, "Co": 12}
+
+TRAIN = """
+epochs {epochs}
+updater_type 1
+parallel_mode 0
+jacobian_mode 1
+update_strategy {strategy}
+selection_mode 2
+task_batch_size_energy 1
+task_batch_size_force 1
+test_fraction 0.1
+force_weight 10.0
+short_energy_fraction 1.0
+short_force_fraction {force_fraction}
+short_energy_error_threshold 0.0
+short_force_error_threshold 1.0
+rmse_threshold_trials 3
+weights_min -1.0
+weights_max 1.0
+main_error_metric RMSEpa
+kalman_type 0
+kalman_epsilon 1.0E-2
+kalman_q0 0.01
+kalman_qtau 2.302
+kalman_qmin 1.0E-6
+kalman_eta 0.01
+kalman_etatau 2.302
+kalman_etamax 1.0
+{memorize}
+"""
+
+
+def prepare(folder, n_structures, atoms_min, atoms_max, epochs, force_fraction, strategy,
+            memorize, seed=1):
+    """Teacher potential + labelled LLZO-like structures + input.nn for training."""
+    import numpy as np
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from hpcnnp.io import n2p2
+    from hpcnnp.potential import Potential
+    from hpcnnp.testing import llzo_like_cell, synthetic_potential
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    structures = [llzo_like_cell(int(rng.integers(atoms_min, atoms_max + 1)),
+                                 seed=seed * 1000 + k, formula=FORMULA)
+                  for k in range(n_structures)]
+    teacher = synthetic_potential(folder / "teacher", elements=ELEMENTS, hidden=(20, 20),
+                                  seed=seed, structures=structures,
+                                  atom_energy={"Li": -0.19, "La": -0.55, "Zr": -1.42,
+                                               "O": -0.44, "Co": -1.85})
+    pot = Potential.from_n2p2(teacher)
+    for atoms in structures:
+        res = pot.compute(atoms)
+        atoms.calc = SinglePointCalculator(atoms, energy=res.energy, forces=res.forces)
+    n2p2.write_data(folder / "input.data", structures)
+    shutil.copy(teacher / "scaling.data", folder / "scaling.data")
+    text = (teacher / "input.nn").read_text()
+    text += TRAIN.format(epochs=epochs, strategy=strategy, force_fraction=force_fraction,
+                         memorize="memorize_symfunc_results" if memorize else "")
+    (folder / "input.nn").write_text(text)
+    return folder
+
+
+def worker(folder, out_name):
+    """Run the training in this (MPI) process; rank 0 prints one JSON line."""
+    from hpcnnp.training.comm import get_comm
+    from hpcnnp.training.trainer import Trainer
+
+    comm = get_comm(True)
+    folder = Path(folder)
+    tr = Trainer(settings=folder / "input.nn", data=folder / "input.data",
+                 scaling=folder / "scaling.data", output_dir=folder / out_name, comm=comm,
+                 checkpoint_dir=False, plots=False, stream=None)
+    t0 = time.perf_counter()
+    summary = tr.run()
+    wall = time.perf_counter() - t0
+    if comm.rank != 0:
+        return
+    epochs = [t for t in tr.history["timers"] if t["epoch"] > 0]
+    keys = ("sf", "jac", "com", "upd")
+    per = {k: sum(t.get(f"{p}_{k}", 0.0) for t in epochs for p in tr.props) / len(epochs)
+           for k in keys}
+    n_upd = sum(tr.plans[p].n_updates for p in tr.props)
+    res = {"ranks": comm.size, "epochs": len(epochs), "updates_per_epoch": n_upd,
+           "patterns_per_update": {p: sum(tr.per_update_all[p]) for p in tr.props},
+           "n_weights": tr.n_w_total, "structures": tr.n_structures,
+           "atoms": int(tr.n_atoms_global.sum()),
+           "epoch_s": sum(t["loop"] for t in epochs) / len(epochs),
+           "train_s": sum(t["train"] for t in epochs) / len(epochs),
+           "error_s": sum(t["error"] for t in epochs) / len(epochs),
+           "sf_s": per["sf"], "jacobian_s": per["jac"], "comm_s": per["com"],
+           "kalman_s": per["upd"], "peak_rss": summary["peak_rss"], "wall_s": wall,
+           "blas_threads": tr.blas_threads_used,
+           "rmse": {p: tr.errors[p]["train"][tr.cfg.display_metric(p)] for p in tr.props}}
+    print("BENCH-RESULT " + json.dumps(res), flush=True)
+
+
+def _mpiexec():
+    exe = Path(sys.executable).parent / "mpiexec"
+    return str(exe) if exe.exists() else shutil.which("mpiexec")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workdir", default="/tmp/hpcnnp-bench-train")
+    ap.add_argument("--structures", type=int, default=12)
+    ap.add_argument("--atoms-min", type=int, default=64)
+    ap.add_argument("--atoms-max", type=int, default=128)
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--force-fraction", type=float, default=0.003)
+    ap.add_argument("--strategy", type=int, default=0, help="update_strategy (0 combined)")
+    ap.add_argument("--memorize", action="store_true")
+    ap.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--worker", metavar="DIR", help=argparse.SUPPRESS)
+    ap.add_argument("--out", default="out", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        worker(args.worker, args.out)
+        return 0
+    t0 = time.perf_counter()
+    folder = prepare(args.workdir, args.structures, args.atoms_min, args.atoms_max,
+                     args.epochs, args.force_fraction, args.strategy, args.memorize)
+    print(f"data prepared in {time.perf_counter() - t0:.1f} s: {folder}", flush=True)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    results = []
+    for ranks in args.ranks:
+        cmd = [_mpiexec(), "-n", str(ranks), sys.executable, str(Path(__file__).resolve()),
+               "--worker", str(folder), "--out", f"out_{ranks}"]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        line = next((ln for ln in proc.stdout.splitlines()
+                     if ln.startswith("BENCH-RESULT ")), None)
+        if proc.returncode != 0 or line is None:
+            print(proc.stdout[-3000:], proc.stderr[-3000:])
+            return 1
+        results.append(json.loads(line[len("BENCH-RESULT "):]))
+    r0 = results[0]
+    print(f"\nhpcnnp train benchmark: {r0['structures']} structures ({r0['atoms']} atoms), "
+          f"5 elements x 225 SFs, 20-20 networks, N_w = {r0['n_weights']}, "
+          f"update_strategy {args.strategy}, {'memorized' if args.memorize else 'recomputed'}"
+          " SFs")
+    head = ("ranks", "upd/ep", "epoch s", "SF+dG s", "Jacob. s", "Kalman s", "comm s",
+            "err.eval s", "s/update", "peak RSS/rank")
+    print(" ".join(f"{h:>10s}" for h in head))
+    for r in results:
+        su = r["train_s"] / max(1, r["updates_per_epoch"])
+        rss = "/".join(f"{b / 2**30:.2f}" for b in r["peak_rss"]) + " GiB"
+        print(f"{r['ranks']:>10d} {r['updates_per_epoch']:>10d} {r['epoch_s']:>10.2f} "
+              f"{r['sf_s']:>10.2f} {r['jacobian_s']:>10.2f} {r['kalman_s']:>10.2f} "
+              f"{r['comm_s']:>10.3f} {r['error_s']:>10.2f} {su:>10.3f} {rss:>14s}")
+    print("(times per epoch, averaged over the epochs after epoch 0; n2p2 reference: "
+          "~1.5 s per update, 5.2 GB RSS, 1 rank)")
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

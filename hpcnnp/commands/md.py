@@ -1,0 +1,92 @@
+"""``hpcnnp md``: run an MD protocol with LAMMPS and the hpcnnp pair style.
+
+See :mod:`hpcnnp.md.protocol` for the protocol file and :mod:`hpcnnp.md.driver`
+for segments, restart files, the trajectory and ``--resume``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hpcnnp.errors import HpcnnpError
+
+_EPILOG = """\
+run folder ('output' of the protocol; default: <protocol name> beside the file):
+  traj.h5      H5MD trajectory: positions (wrapped), image flags, box, optional
+               velocities/forces, observables (energies, T, P, V, extrapolation
+               warnings) every dump_stride steps
+  state.json   last complete segment; restart/  LAMMPS restart files
+  log.lammps   LAMMPS log;  data.lammps  starting structure
+
+examples:
+  hpcnnp md protocol.yaml
+  mpiexec -n 64 hpcnnp md protocol.yaml --resume     # continue a killed run
+  hpcnnp md protocol.yaml --engine n2p2              # write in.lammps for pair_style hdnnp
+"""
+
+
+def register(subparsers):
+    """Add the ``md`` parser to the ``hpcnnp`` sub-command parsers."""
+    p = subparsers.add_parser(
+        "md",
+        help="run an MD protocol (minimise, heat, NVT/NPT) with LAMMPS in segments",
+        description="Run the stages of an MD protocol with LAMMPS and the hpcnnp\n"
+        "plugin pair style (MPI: mpiexec -n N hpcnnp md ...), writing an H5MD\n"
+        "trajectory, a restart file after every segment and a progress line per\n"
+        "segment.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("protocol", metavar="PROTOCOL.yaml", help="the protocol file")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in the protocol's output folder from its last "
+                   "complete segment (starts from the beginning if there is none)")
+    p.add_argument("--engine", choices=("hpcnnp", "n2p2"), default="hpcnnp",
+                   help="hpcnnp (default): run now; n2p2: only write data.lammps and "
+                   "in.lammps for a LAMMPS with n2p2's pair_style hdnnp")
+    p.add_argument("--progress-interval", type=float, default=10.0, metavar="S",
+                   help="seconds between progress lines within a segment (default 10)")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args):
+    """Execute ``hpcnnp md``; returns the exit code."""
+    from hpcnnp.md.protocol import load_protocol
+
+    rank, comm = 0, None
+    if args.engine == "hpcnnp":
+        try:
+            from mpi4py import MPI
+            comm = MPI.COMM_WORLD
+            rank = comm.Get_rank()
+        except ImportError:  # pragma: no cover
+            pass
+    try:
+        protocol = load_protocol(args.protocol)
+        if args.engine == "n2p2":
+            from hpcnnp.md.driver import write_lammps_input
+            path = write_lammps_input(protocol, engine="n2p2")
+            print(f"hpcnnp md: wrote {path} and {path.with_name('data.lammps')} "
+                  f"(pair_style hdnnp); run it there with a LAMMPS built with ML-HDNNP, "
+                  "e.g. mpirun -n N lmp -in in.lammps", file=sys.stderr)
+            return 0
+        from hpcnnp.md.driver import MDAbort, run_protocol
+        try:
+            run_protocol(protocol, resume=args.resume, comm=comm,
+                         progress_interval=args.progress_interval)
+        except MDAbort as exc:
+            if comm is not None and comm.Get_size() > 1:
+                # raised on one rank only: the others wait in LAMMPS
+                print(f"hpcnnp md: error (rank {rank}): {exc}", file=sys.stderr, flush=True)
+                comm.Abort(2)
+            raise
+    except HpcnnpError:
+        if rank != 0:
+            return 2             # rank 0 prints the (same) message
+        raise
+    return 0
+
+
+__all__ = ["register", "run"]

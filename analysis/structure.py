@@ -276,6 +276,18 @@ class _AtomSplit(AnalysisBase):
         self._blk = (lo, hi)
         return self._sel[lo * ATOM_BLOCK:min(hi * ATOM_BLOCK, n)]
 
+    def _per_block(self, fn, x):
+        """``fn`` applied to each fixed atom block of x (T, n_local, ...) separately.
+
+        The same array shapes reach the FFT whatever the number of ranks, so the
+        results are bit-identical for any rank count.
+        """
+        n = x.shape[1]
+        if n == 0:
+            return fn(x)
+        return np.concatenate([fn(x[:, lo:lo + ATOM_BLOCK])
+                               for lo in range(0, n, ATOM_BLOCK)], axis=1)
+
     def _block_sums(self, per_atom):
         """Sum per_atom (n_local, ...) over each fixed block of ATOM_BLOCK atoms."""
         n = len(per_atom)
@@ -369,7 +381,8 @@ class MSD(_AtomSplit):
     def _finish_local(self):
         x = self._x
         T = len(x)
-        m = msd_fft(x) if self.fft else msd_direct(x)          # (T, n_loc, 3)
+        f = msd_fft if self.fft else msd_direct
+        m = self._per_block(f, x)                               # (T, n_loc, 3)
         self._series["msd_blocks"] = self._block_sums(np.moveaxis(m, 1, 0))  # (b, T, 3)
         self._series["block_atoms"] = self._block_sums(np.ones(len(self._local)))
         nb = self.n_blocks if T // max(self.n_blocks, 1) >= 4 else 0
@@ -377,7 +390,7 @@ class MSD(_AtomSplit):
         if nb:
             parts = []
             for lo, hi in frame_blocks(T, nb):
-                mb = msd_fft(x[lo:hi]) if self.fft else msd_direct(x[lo:hi])
+                mb = self._per_block(f, x[lo:hi])
                 parts.append(self._block_sums(np.moveaxis(mb, 1, 0).sum(axis=-1))
                              [:, :T // nb])
                 self._tb.append(hi - lo)
@@ -712,9 +725,16 @@ class VDOS(_AtomSplit):
         if self._from_positions:
             v = np.gradient(v, dt, axis=0)
         w = np.hanning(T)[:, None, None] if self.window == "hann" else 1.0
-        spec = (np.abs(np.fft.rfft(v * w, axis=0)) ** 2).sum(axis=-1)    # (nf, n_loc)
-        f2 = np.fft.rfft(v, n=2 * T, axis=0)
-        acf = np.fft.irfft(f2 * f2.conj(), n=2 * T, axis=0)[:T].sum(axis=-1)  # (T, n_loc)
+
+        def power(x):
+            return (np.abs(np.fft.rfft(x * w, axis=0)) ** 2).sum(axis=-1)
+
+        def autocorrelation(x):
+            f2 = np.fft.rfft(x, n=2 * T, axis=0)
+            return np.fft.irfft(f2 * f2.conj(), n=2 * T, axis=0)[:T].sum(axis=-1)
+
+        spec = self._per_block(power, v)                     # (nf, n_loc)
+        acf = self._per_block(autocorrelation, v)            # (T, n_loc)
         S = len(self.species)
         code = self._code_all[self._local]
         onehot = np.zeros((len(self._local), S))

@@ -310,6 +310,10 @@ int hdnnp_model_set_scaling(hdnnp_model *m, int e, int scaling_type,
             snprintf(m->err, HDNNP_ERRLEN, "unknown scaling type %d", scaling_type);
             return -1;
         }
+        /* An SF without spread in the training data (G_max == G_min, or sigma
+         * 0) carries no information; n2p2 divides by zero here and produces
+         * inf/NaN.  hpcnnp maps it to scale_min (factor 0) instead. */
+        if (!isfinite(b)) b = 0.0;
         el->sa[s] = a; el->sb[s] = b; el->sc[s] = c;
         el->gmin[s] = stats ? gmin : -HUGE_VAL;
         el->gmax[s] = stats ? gmax : HUGE_VAL;

@@ -266,13 +266,12 @@ class Potential:
             return G
         gmin, gmax, gmean, gsig = np.asarray(self.scaling[el], dtype=float).T
         smin, smax = self.settings.scale_min, self.settings.scale_max
-        if st == "scale":
-            return smin + (smax - smin) / (gmax - gmin) * (G - gmin)
         if st == "center":
             return G - gmean
-        if st == "scalecenter":
-            return smin + (smax - smin) / (gmax - gmin) * (G - gmean)
-        return smin + (smax - smin) / gsig * (G - gmean)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factor = (smax - smin) / (gsig if st == "scalesigma" else gmax - gmin)
+        factor = np.where(np.isfinite(factor), factor, 0.0)   # zero spread: as the C core
+        return smin + factor * (G - (gmin if st == "scale" else gmean))
 
     def symmetry_function_derivatives(self, atoms, compact=False):
         """Raw SFs and their Cartesian derivatives dG/dr (1/length), per atom.

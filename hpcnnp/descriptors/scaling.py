@@ -1026,11 +1026,19 @@ class ScalingRun:
                 "scalesigma": "scale_symmetry_functions_sigma divides by sigma"}.get(
             st, f"scaling '{st}' does not divide by the range, but the SF carries no "
                 "information")
-        items = "; ".join(f"{el} SF {s} (type {t}, {self.settings.path} line {line}, "
-                          f"value {v:.6e})" for el, s, t, line, v in self.zero_range)
+        from collections import Counter
+
+        per_el = Counter(el for el, *_ in self.zero_range)
+        counts = ", ".join(f"{el} {n}" for el, n in per_el.items())
+        first = "; ".join(f"{el} SF {s} (type {t}, {self.settings.path} line {line})"
+                          for el, s, t, line, v in self.zero_range[:3])
         msg = (f"{len(self.zero_range)} symmetry function(s) have zero range (min == max) "
-               f"in {self.data}: {what} (n2p2 would divide by zero); no histogram is "
-               f"written for them: {items}")
+               f"in {self.data} ({counts}), e.g. {first}: {what}; hpcnnp maps them to "
+               "scale_min (n2p2 would divide by zero); no histogram is written for them "
+               "(full list in the log)")
+        self.log("zero-range SFs: " + "; ".join(
+            f"{el} SF {s} (type {t}, line {line}, value {v:.6e})"
+            for el, s, t, line, v in self.zero_range))
         self.log(f"warning: {msg}")
         if self.c.rank == 0:
             warnings.warn(msg, ScalingWarning, stacklevel=3)

@@ -29,18 +29,20 @@ import numpy as np
 
 __all__ = ["Networks", "energy_terms", "force_terms"]
 
+def _logistic(x):
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -35.0, 35.0)))
+
+
 _ACT = {
     "l": lambda x: x,
     "t": np.tanh,
-    "s": lambda x: np.where(x > 35.0, 1.0, np.where(x < -35.0, 0.0,
-                                                    1.0 / (1.0 + np.exp(-np.clip(x, -35, 35))))),
+    "s": lambda x: np.where(x > 35.0, 1.0, np.where(x < -35.0, 0.0, _logistic(x))),
     "p": lambda x: np.where(x > 35.0, x, np.where(x < -35.0, 0.0,
                                                   np.log1p(np.exp(np.clip(x, -35, 35))))),
     "r": lambda x: np.maximum(x, 0.0),
     "g": lambda x: np.exp(-0.5 * x * x),
     "c": np.cos,
-    "S": lambda x: np.where(x > 35.0, 0.0, np.where(x < -35.0, 1.0,
-                                                    1.0 - 1.0 / (1.0 + np.exp(-np.clip(x, -35, 35))))),
+    "S": lambda x: np.where(x > 35.0, 0.0, np.where(x < -35.0, 1.0, 1.0 - _logistic(x))),
     "e": lambda x: np.exp(-x),
     "h": lambda x: x * x,
 }

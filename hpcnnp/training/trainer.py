@@ -17,6 +17,61 @@ every rank calls :meth:`KalmanFilter.update` with the same H and ξ; P is
 distributed over the ranks by rows (``distributed=True``; ``--replicated-kalman``
 keeps a full copy per rank).  The filter leaves bit-identical weights on all
 ranks after every update (checked with ``--check-sync N``).
+
+What is n2p2's behaviour exactly, and what is not
+-------------------------------------------------
+Same as nnp-train (61daa0d): the keywords of §2.2 and their defaults/errors; the
+update plan (updates per epoch U_p = ⌊N_p,train·f_p/b_p/P⌋, b_p = 0 = one update with
+⌊f_p·local candidates⌋ patterns, ``force_energy_ratio``); the epoch schedule (U_F
+force and U_E energy entries, filled in reverse property order, shuffled); candidate
+lists shuffled (SM_RANDOM/SM_THRESHOLD) or sorted by the last epoch's |error|
+(SM_SORT) at the start of every epoch, cursor wrapping around; SM_THRESHOLD trials and
+the threshold on error/RMSE_train; selection-mode schedules and the ``INFO   Switching
+selection mode …`` line; ξ and H of §10.5 in training units, ``force_weight`` on both;
+JM_SUM/JM_TASK/JM_FULL rows; US_COMBINED (weights of all elements in element order)
+and US_ELEMENT (one filter per element, errors × N_e/N for energies and × the
+neighbour fraction of atom a for forces); the Kalman filter of §11 (τ = rate/U_tot);
+gradient descent (fixed, Adam); initial weights (uniform, Glorot–Bengio on tanh
+layers + zero biases, or Nguyen–Widrow with the output-layer quirk); atom_energy
+offsets; normalisation and ``normalize_data_set ref|force|stats-only`` (statistics
+over all structures, σ with n−1, input.nn rewritten with an ``input.nn.bak``
+backup); error metrics; file names and formats (headers and printf formats of
+learning-curve.out, updater.*.out, timing.out, train/test points and forces,
+weights.ZZZ.NNNNNN.out, neuron-stats, train-log.out, the ENERGY/FORCE/TIMING log
+lines).
+
+Different on purpose or by necessity:
+
+* random numbers — GSL's generators cannot be reproduced; numpy PCG64 streams
+  derived from ``random_seed`` (:mod:`~hpcnnp.training.schedule`).  The train/test
+  split and the initial weights therefore differ from n2p2's for the same seed, but
+  they are the same for any number of ranks (n2p2's split depends on the ranks).
+* SM_THRESHOLD when no trial passes: the candidate with the largest error ratio is
+  used (what n2p2 documents and logs; its code then computes the Jacobian of the
+  *last* drawn candidate — a pointer bug).
+* parallel_mode 0/1: always "all ranks update", with P distributed over the ranks
+  (``--replicated-kalman``: full P per rank, n2p2's PM_TRAIN_ALL).  Rows are
+  all-gathered; sums over ranks are formed in rank order (bit-identical everywhere).
+* comparison files (trainpoints …) are sorted by structure index (n2p2 concatenates
+  per-rank files); only rank 0 writes a log (``nnp-train.log.0000``); train.data /
+  test.data keep the input's ``set=`` tags and positions (n2p2 wraps positions).
+* extra files: final ``weights.ZZZ.data`` (the weights after the last epoch; n2p2
+  writes only epoch files) plus copies of input.nn and scaling.data, so the output
+  folder is a complete potential (with ``use_old_weights_short`` in the same folder
+  the starting weights are kept as ``weights.ZZZ.data.bak``); learning-curve.png,
+  parity plots (PNG + CSV); ``checkpoint/`` (restart files).
+* ``precondition_weights`` and LM (updater_type 2) stop with an error, as in n2p2;
+  4G/charge training is not supported.
+
+Checkpoint / restart
+--------------------
+After epoch 0 and every epoch (and after the current update on SIGTERM) the full
+state is written (:mod:`~hpcnnp.training.checkpoint`: one file per rank with its P
+block, weights, filter scalars and pending low-rank factors, random-stream states,
+candidate orders/cursors/errors, selection modes, the last error metrics and the
+learning-curve/updater/timing history; committed atomically by ``meta.json``).
+``--restart`` continues bit-identically (same inputs and number of ranks); the
+history files are rewritten from the checkpoint.  SIGTERM exits with code 143.
 """
 
 from __future__ import annotations
@@ -39,7 +94,7 @@ from hpcnnp.errors import HpcnnpError, InputFileError
 from hpcnnp.io import n2p2
 from hpcnnp.training import outputs as out
 from hpcnnp.training.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
-from hpcnnp.training.config import (PROPERTIES, SELECTION_NAMES, SM_THRESHOLD,
+from hpcnnp.training.config import (SELECTION_NAMES, SM_THRESHOLD,
                                     training_config)
 from hpcnnp.training.dataset import SFCache, TrainStructure, Units, scale_factors
 from hpcnnp.training.jacobian import Networks, energy_terms, force_terms
@@ -1158,7 +1213,8 @@ class Trainer:
                                                      enumerate(self.elements)))
         self.log("Random numbers     : numpy PCG64 streams from SeedSequence(random_seed "
                  f"= {cfg.random_seed}) (n2p2's GSL streams cannot be reproduced)")
-        self.log(f"Structures per rank: {' '.join(str(int((self.owner == r).sum())) for r in range(c.size))}")
+        per_rank = " ".join(str(int((self.owner == r).sum())) for r in range(c.size))
+        self.log(f"Structures per rank: {per_rank}")
         for p in self.props:
             n_tr, n_te = self.n_train[p], self.n_test[p]
             self.log(f'Training/test split of data set for property "{p}":')
@@ -1184,9 +1240,10 @@ class Trainer:
                      "conv_length %.16E" % u.as_tuple())
         self.log(f"Forces will be used for training (force_weight {cfg.force_weight:10.2E})."
                  if cfg.use_forces else "Only energies will be used for training.")
+        strategy = "combined" if cfg.update_strategy == 0 else "per element"
         self.log(f"Updater: {'Kalman filter' if cfg.updater_type == 1 else 'gradient descent'}"
                  f", jacobian_mode {cfg.jacobian_mode}, update_strategy "
-                 f"{cfg.update_strategy} ({'combined' if cfg.update_strategy == 0 else 'per element'}"
+                 f"{cfg.update_strategy} ({strategy}"
                  f", {self.n_updaters} updater(s)), parallel_mode {cfg.parallel_mode} "
                  "(hpcnnp: all ranks update; P "
                  + ("distributed over the ranks)" if self.distributed_kalman and c.size > 1
@@ -1208,7 +1265,9 @@ class Trainer:
             self.log("- Updates per epoch                            : %d" % pl.n_updates)
             self.log("- Patterns used per update (rank %3d / global) : %10d / %d"
                      % (c.rank, pl.per_update, sum(self.per_update_all[p])))
-        self.log(f"Symmetry functions: {'memorized (memorize_symfunc_results)' if cfg.memorize else f'recomputed, at most {self.sf.capacity} structures cached'}")
+        self.log("Symmetry functions: " + (
+            "memorized (memorize_symfunc_results)" if cfg.memorize else
+            f"recomputed, at most {self.sf.capacity} structures cached"))
         self.log("Memory estimate per rank (MiB; max over ranks):")
         for key, label in (("sf_values", "SF values"), ("sf_derivatives", "SF derivatives"),
                            ("kalman_P", "Kalman P (block)" if cfg.updater_type == 1
@@ -1270,6 +1329,10 @@ class Trainer:
             f"{conv[p](self.errors[p]['train'][self.cfg.display_metric(p)]):.6E} test "
             f"{conv[p](self.errors[p]['test'][self.cfg.display_metric(p)]):.6E}"
             for p in self.props))
+        if self.check_sync:
+            self.log(f"Weights compared between the {c.size} ranks after "
+                     f"{getattr(self, 'sync_checks', 0)} updates (--check-sync "
+                     f"{self.check_sync}): bit-identical on all ranks.")
         self.log("Peak memory (RSS) per rank: " + " ".join(f"{b / _MIB:.0f} MiB" for b in peak))
         self.log("Final weights written to weights.ZZZ.data in " + str(self.output_dir))
         return summary

@@ -8,15 +8,27 @@ from pathlib import Path
 
 import numpy as np
 
-from hpcnnp.descriptors.sfgen import SymFuncConfig, SymFuncSet
 from hpcnnp.io import n2p2
 
 ELEMENTS = ("Li", "La", "Zr", "O", "Co")
-SMALL_SF = SymFuncConfig(ELEMENTS, (
-    SymFuncSet("radial", "imbalzano2018", "shift", 3, 5.0),
-    SymFuncSet("angular_narrow", "gastegger2018", "center", 2, 5.0, r_lower=1.5,
-               r_upper=5.0, zetas=(1,)),
-))
+#: (eta 1/Å², r_s Å, coefficient sign) of the radial SFs: r_s = 0 Gaussians repel,
+#: the shifted one attracts (a well near 2.6 Å), r_c = 4.5 Å
+RADIAL = ((0.8, 0.0, 1.0), (2.0, 0.0, 1.0), (1.0, 2.6, -0.3))
+RC = 4.5
+
+
+def _input_nn():
+    lines = [f"number_of_elements {len(ELEMENTS)}", "elements " + " ".join(ELEMENTS),
+             "cutoff_type 6 0.0", "scale_symmetry_functions", "center_symmetry_functions",
+             "scale_min_short -1.0", "scale_max_short 1.0", "global_hidden_layers_short 1",
+             "global_nodes_short 2", "global_activation_short l l", "use_short_forces"]
+    for c in ELEMENTS:
+        for n in ELEMENTS:
+            for eta, rs, _ in RADIAL:
+                lines.append(f"symfunction_short {c} 2 {n} {eta} {rs} {RC}")
+        for lam in (-1, 1):
+            lines.append(f"symfunction_short {c} 3 O O 0.2 {lam} 1.0 {RC}")
+    return "\n".join(lines) + "\n"
 
 
 def _weights(folder):
@@ -60,15 +72,45 @@ def cells():
     return [llzo_cubic(), llzo_tetragonal(), lco().repeat((2, 2, 1))]
 
 
+def rattled(atoms, amplitude, rng):
+    a = atoms.copy()
+    a.positions += rng.normal(0.0, amplitude, a.positions.shape)
+    return a
+
+
 def make_potentials(root, rel=0.05):
-    """(reference folder, ML folder) of small synthetic 5-element potentials."""
+    """(reference folder, ML folder) of small synthetic 5-element potentials.
+
+    Linear networks ("l l"): E_i = sum_k c_k G_s,k with c > 0 on the r_s = 0 radial
+    SFs (short-range repulsion, so that MD does not collapse), c < 0 on the shifted
+    radial SF (a well, so that relaxations find a cell) and small random c on two
+    angular SFs.  SF scaling statistics come from rattled cells (perfect crystals give
+    SFs with a zero range up to rounding).  Forces are scaled to ~1 eV/Å.
+    """
     from hpcnnp import Potential
-    from hpcnnp.testing import synthetic_potential
+    from hpcnnp.testing import scaling_statistics
     root = Path(root)
-    ref = synthetic_potential(root / "ref", sf_sets=SMALL_SF, hidden=(8,),
-                              activations="tl", seed=3, structures=cells())
+    ref = root / "ref"
+    ref.mkdir(parents=True, exist_ok=True)
+    (ref / "input.nn").write_text(_input_nn())
+    st = n2p2.read_settings(ref / "input.nn")
+    rng = np.random.default_rng(11)
+    scal = [rattled(a, 0.15, rng) for a in cells() for _ in range(2)]
+    n2p2.write_scaling(ref / "scaling.data", st.elements,
+                       scaling_statistics(Potential(st), scal))
+    w = {}
+    for el in st.elements:
+        sfs = st.symmetry_functions[el]
+        sign = {(eta, rs): c for eta, rs, c in RADIAL}
+        coef = np.array([sign[(sf.eta, sf.rs)] if sf.sftype == 2
+                         else 0.05 * rng.standard_normal() for sf in sfs])
+        layer1 = np.zeros((len(sfs), 2))
+        layer1[:, 0] = coef
+        layer1[:, 1] = 0.05 * rng.standard_normal(len(sfs))
+        w[el] = np.concatenate([layer1.ravel(), np.zeros(2), [1.0, 0.2], [0.0]])
+    _write_weights(ref, st, w)
     pot = Potential.from_n2p2(ref)
-    f = np.concatenate([pot.compute(a).forces.ravel() for a in cells()])
+    f = np.concatenate([pot.compute(a).forces.ravel() for a in scal])
     scale_output(ref, 1.0 / max(np.sqrt(np.mean(f ** 2)), 1e-12))
     ml = perturbed_copy(ref, root / "ml", rel=rel)
     return ref, ml

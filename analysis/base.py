@@ -71,7 +71,7 @@ from hpcnnp.errors import HpcnnpError
 from .trajectory import as_trajectory
 
 __all__ = ["AnalysisBase", "AnalysisError", "NotComputedError", "Results", "Frame",
-           "ATOM_BLOCK", "frame_blocks"]
+           "ATOM_BLOCK", "frame_blocks", "species_order"]
 
 #: atoms per block of atom-split analyses (MSD, vDOS); partial sums per block are
 #: added in block order, so results do not depend on the number of ranks.
@@ -115,6 +115,15 @@ class Frame:
     def __init__(self, **kw):
         for k in self.__slots__:
             setattr(self, k, kw.get(k))
+
+
+def species_order(species):
+    """Distinct species in hpcnnp's order (Li La Zr Co O, then the others A-Z)."""
+    from hpcnnp.structures._common import ELEMENT_ORDER
+
+    present = set(np.asarray(species).tolist())
+    return ([e for e in ELEMENT_ORDER if e in present] +
+            sorted(present - set(ELEMENT_ORDER)))
 
 
 def frame_blocks(n, size):

@@ -132,8 +132,11 @@ class ClusterSizes(AnalysisBase):
         nw = len(r.window_atom_fraction)
         smax = int(max(np.flatnonzero(r.window_atom_fraction.sum(axis=0))[-1] + 1, 2))
         for w in range(nw):
-            a2.plot(r.sizes[:smax], r.window_atom_fraction[w, :smax], "o-", ms=3,
-                    color=cmap(w / max(nw - 1, 1)), label=f"t ≈ {r.window_times[w] / 1000:.3g} ps")
+            y = np.where(r.window_atom_fraction[w, :smax] > 0,
+                         r.window_atom_fraction[w, :smax], np.nan)     # log axis: no 0
+            a2.plot(r.sizes[:smax], y, "o", ms=4, alpha=0.8,
+                    color=cmap(w / max(nw - 1, 1)),
+                    label=f"t ≈ {r.window_times[w] / 1000:.3g} ps")
         a2.set_xlabel("cluster size s (atoms)")
         a2.set_ylabel("fraction of atoms in clusters of size s")
         a2.set_yscale("log")

@@ -221,7 +221,7 @@ class LiDensity(AnalysisBase):
             what = f"slice {slice} of {r.grid[axis]} at {names[axis]} = {s:.3f}"
         sc = self.trajectory.metadata.get("structure_class", "")
         ax.set_title(f"{self.species} probability density {sc}\n{what}, "
-                     f"{r.n_frames} frames, ⟨N⟩ = {r.n_mean:.1f}", fontsize=10)
+                     f"{r.n_frames} frames, mean N = {r.n_mean:.1f}", fontsize=10)
         path = Path(path)
         save_figure(fig, path)
         np.save(path.with_suffix(".npy"), data)

@@ -34,7 +34,7 @@ import numpy as np
 
 from ._output import new_figure, save_figure, write_csv
 from ._pbc import normal_axis
-from .base import AnalysisBase, AnalysisError
+from .base import AnalysisBase, AnalysisError, species_order
 
 __all__ = ["InterdiffusionProfiles"]
 
@@ -53,7 +53,7 @@ class InterdiffusionProfiles(AnalysisBase):
     windows : int
         Number of consecutive time windows.
     species : list of str, optional
-        Species to profile (default: all, in order of first appearance).
+        Species to profile (default: all, in the order Li La Zr Co O, then A-Z).
     """
 
     _fields = ("position",)
@@ -73,12 +73,11 @@ class InterdiffusionProfiles(AnalysisBase):
         except ValueError as exc:
             raise AnalysisError(f"{traj.name}: {exc}") from None
         if not bin_width > 0:
-            raise AnalysisError(f"InterdiffusionProfiles: bin_width must be > 0 Å")
+            raise AnalysisError("InterdiffusionProfiles: bin_width must be > 0 Å")
         self.nbins = max(1, int(round(abs(proj) / bin_width)))
         self._proj0 = proj
         if species is None:
-            _, first = np.unique(traj.species, return_index=True)
-            species = [traj.species[i] for i in sorted(first)]
+            species = species_order(traj.species)
         for s in species:
             self._species_indices(s)
         self.species = list(species)
@@ -170,8 +169,9 @@ class InterdiffusionProfiles(AnalysisBase):
             ax.set_title(s, fontsize=10, loc="left")
         for ax in axes[S:]:
             ax.set_visible(False)
-        for ax in axes[max(S - ncol, 0):S]:
+        for ax in axes[max(S - ncol, 0):S]:       # bottom panel of every column
             ax.set_xlabel("position along interface normal (Å)")
+            ax.tick_params(labelbottom=True)
         sm = ScalarMappable(norm=norm, cmap=cmap)
         fig.colorbar(sm, ax=axes[:S].tolist(), label="time (ps)", shrink=0.8)
         sc = self.trajectory.metadata.get("structure_class", "")

@@ -91,7 +91,7 @@ import numpy as np
 
 from ._output import new_figure, save_figure, write_csv
 from ._pbc import pairs_within, perpendicular_widths
-from .base import ATOM_BLOCK, AnalysisBase, AnalysisError, frame_blocks
+from .base import ATOM_BLOCK, AnalysisBase, AnalysisError, frame_blocks, species_order
 from .trajectory import ArrayTrajectory
 
 __all__ = ["RDF", "MSD", "Diffusivity", "arrhenius", "VDOS", "msd_fft", "msd_direct",
@@ -113,7 +113,7 @@ class RDF(AnalysisBase):
     trajectory : H5MDTrajectory, path, list of ase.Atoms or ArrayTrajectory
     pairs : list of (str, str), optional
         Species pairs, e.g. ``[("Li", "O"), ("Co", "O")]``; default all pairs
-        (A <= B in order of first appearance).
+        (A <= B in the order Li La Zr Co O, then A-Z).
     r_max : float, Å
         Largest distance; at most half the smallest perpendicular cell width.
     nbins : int
@@ -125,8 +125,7 @@ class RDF(AnalysisBase):
     def __init__(self, trajectory, pairs=None, r_max=6.0, nbins=120):
         super().__init__(trajectory)
         traj = self.trajectory
-        _, first = np.unique(traj.species, return_index=True)
-        order = [traj.species[i] for i in sorted(first)]
+        order = species_order(traj.species)
         if pairs is None:
             pairs = [(a, b) for k, a in enumerate(order) for b in order[k:]]
         pairs = [tuple(p) for p in pairs]
@@ -665,8 +664,7 @@ class VDOS(_AtomSplit):
                                          velocities=v, dt=dt, name="<velocity array>")
         super().__init__(trajectory)
         traj = self.trajectory
-        _, first = np.unique(traj.species, return_index=True)
-        order = [traj.species[i] for i in sorted(first)]
+        order = species_order(traj.species)
         if species is None:
             species = order
         elif isinstance(species, str):
@@ -781,13 +779,16 @@ class VDOS(_AtomSplit):
         r = self.results
         fig = new_figure(figsize=(6.4, 4.2))
         ax = fig.add_subplot()
-        for s in r.species:
-            ax.plot(r.frequencies, r.vdos[s], lw=1.1, label=f"{s} ({r.n_atoms[s]} atoms)")
         if len(r.species) > 1:
-            ax.plot(r.frequencies, r.total, color="k", lw=1.4, label="total")
+            ax.fill_between(r.frequencies, r.total, color="0.85", lw=0, label="total")
+        for s in r.species:
+            ax.plot(r.frequencies, r.vdos[s], lw=1.2, label=f"{s} ({r.n_atoms[s]} atoms)")
         ax.set_xlabel("frequency ν (THz)")
         ax.set_ylabel("vDOS (states / THz)")
-        ax.set_xlim(0, r.frequencies[-1])
+        # up to where 99.9 % of the states are (not the Nyquist frequency)
+        cum = np.cumsum(r.total)
+        top = r.frequencies[min(np.searchsorted(cum, 0.999 * cum[-1]), len(cum) - 1)]
+        ax.set_xlim(0, min(r.frequencies[-1], max(1.25 * top, 5.0)))
         ax.legend(fontsize=8)
         ax.set_title(f"Vibrational density of states ({r.n_frames} frames, dt = {r.dt:g} fs)",
                      fontsize=10)

@@ -86,6 +86,14 @@ def run(args):
         if rank != 0:
             return 2             # rank 0 prints the (same) message
         raise
+    except Exception:
+        if comm is not None and comm.Get_size() > 1:
+            # an unexpected error on some ranks: abort rather than leave others waiting
+            import traceback
+            traceback.print_exc()
+            sys.stderr.flush()
+            comm.Abort(3)
+        raise
     return 0
 
 

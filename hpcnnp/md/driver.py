@@ -99,7 +99,9 @@ def read_structure(protocol):
             atoms = images[protocol.structure_index]
         else:
             import ase.io
-            atoms = ase.io.read(path, index=protocol.structure_index, format=fmt)
+            # parallel=False: this runs on rank 0 only (ASE would broadcast under MPI)
+            atoms = ase.io.read(path, index=protocol.structure_index, format=fmt,
+                                parallel=False)
     except HpcnnpError:
         raise
     except IndexError:
@@ -698,7 +700,7 @@ class MDRun:
                 if step % stride == 0 or step == end:
                     self._frame(step)
                 # keep pieces short enough for ~progress_interval progress lines
-                if self._md_seconds > 0:
+                if self._md_seconds > 0 and self.progress_interval > 0:
                     per_step = self._md_seconds / self._md_steps_done
                     max_chunk = max(1, min(stride, int(self.progress_interval / per_step)))
                 self._progress(step, f"segment {segment}/{self.n_segments} {stage.label}")

@@ -125,10 +125,9 @@ def scale_factors(potential):
             out.append(np.ones(n))
             continue
         gmin, gmax, _, gsig = np.asarray(potential.scaling[el], dtype=float).T
-        if st in ("scale", "scalecenter"):
-            out.append((smax - smin) / (gmax - gmin))
-        else:
-            out.append((smax - smin) / gsig)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = (smax - smin) / (gsig if st == "scalesigma" else gmax - gmin)
+        out.append(np.where(np.isfinite(f), f, 0.0))      # zero spread: as the C core
     return out
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 __all__ = ["Networks", "energy_terms", "force_terms"]
 
+
 def _logistic(x):
     return 1.0 / (1.0 + np.exp(-np.clip(x, -35.0, 35.0)))
 

@@ -114,7 +114,7 @@ def _widths(cell):
 # RDF
 # ---------------------------------------------------------------------------------------
 
-def rdf(traj, r_max=None, n_bins=200, pairs=None, max_frames=200):
+def rdf(traj, r_max=None, n_bins=200, pairs=None, max_frames=100):
     """Partial RDFs g_ab(r) averaged over (up to ``max_frames``, evenly spaced) frames.
 
     Parameters
@@ -131,9 +131,6 @@ def rdf(traj, r_max=None, n_bins=200, pairs=None, max_frames=200):
     r : (n_bins,) bin centres, Å
     g : dict (a, b) -> (n_bins,) array
     """
-    from ase import Atoms
-    from ase.neighborlist import neighbor_list
-
     half = 0.5 * _widths(traj.cells[0]).min()
     r_max = min(8.0, half) if r_max is None else float(r_max)
     if not r_max > 0:
@@ -149,9 +146,7 @@ def rdf(traj, r_max=None, n_bins=200, pairs=None, max_frames=200):
                                    min(max_frames, traj.n_frames)).round().astype(int))
     norm = {p: np.zeros(n_bins) for p in pairs}
     for f in frames:
-        atoms = Atoms(symbols=symbols.tolist(), positions=traj.positions[f],
-                      cell=traj.cells[f], pbc=True)
-        i, j, d = neighbor_list("ijd", atoms, r_max)
+        i, j, d = _pairs_within(symbols, traj.positions[f], traj.cells[f], r_max)
         vol = abs(np.linalg.det(traj.cells[f]))
         si, sj = symbols[i], symbols[j]
         for a, b in pairs:
@@ -165,6 +160,43 @@ def rdf(traj, r_max=None, n_bins=200, pairs=None, max_frames=200):
     g = {p: np.divide(counts[p], norm[p], out=np.zeros(n_bins), where=norm[p] > 0)
          for p in pairs}
     return r, g
+
+
+def _pairs_within(symbols, positions, cell, r_max, max_dense=2500):
+    """Ordered pairs (i, j, d), i != j, closer than r_max (all periodic images).
+
+    Small cells: dense minimum-image search (orthorhombic: rounding of fractional
+    differences; otherwise the minimum over the 27 neighbouring images), exact for
+    r_max up to half the smallest cell width; large cells: ASE's neighbour list.
+    """
+    n = len(positions)
+    if n > max_dense or r_max > 0.5 * _widths(cell).min():
+        from ase import Atoms
+        from ase.neighborlist import neighbor_list
+        atoms = Atoms(symbols=list(symbols), positions=positions, cell=cell, pbc=True)
+        return neighbor_list("ijd", atoms, r_max)
+    cell = np.asarray(cell, dtype=float)
+    frac = positions @ np.linalg.inv(cell)
+    shifts = np.array([(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1)
+                       for c in (-1, 0, 1)], dtype=float) @ cell
+    out_i, out_j, out_d = [], [], []
+    ortho = np.allclose(cell - np.diag(np.diag(cell)), 0.0, atol=1e-8)
+    block = max(1, int(2e6 // ((1 if ortho else 27) * n)))
+    for lo in range(0, n, block):
+        df = frac[None, :, :] - frac[lo:lo + block, None, :]
+        df -= np.round(df)
+        dv = df @ cell
+        if ortho:
+            d2 = np.einsum("ijk,ijk->ij", dv, dv)
+        else:
+            d2 = np.min(np.sum((dv[:, :, None, :] + shifts) ** 2, axis=3), axis=2)
+        ii, jj = np.nonzero(d2 < r_max * r_max)
+        ii += lo
+        keep = ii != jj
+        out_i.append(ii[keep])
+        out_j.append(jj[keep])
+        out_d.append(np.sqrt(d2[ii[keep] - lo, jj[keep]]))
+    return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_d)
 
 
 def rdf_distance(r, g_ref, g_ml):

@@ -110,8 +110,8 @@ def parity_plot(sets, cls, path, max_points=50000, seed=0):
     ax_f.set_ylabel("HDNNP force component / eV Å$^{-1}$")
     ax_f.set_title(f"{cls}: force components" +
                    (f" (≤ {max_points} points per set drawn)" if thinned else ""))
-    for ax in (ax_e, ax_f):
-        ax.legend(loc="upper left", framealpha=0.9, markerscale=2)
+    for ax, scale in ((ax_e, 1.5), (ax_f, 4)):
+        ax.legend(loc="upper left", framealpha=0.9, markerscale=scale)
         ax.tick_params(axis="x", labelrotation=30)
     fig.tight_layout()
     return _save(fig, path)
@@ -205,7 +205,7 @@ def arrhenius_plot(data, path, species="Li"):
             tt = np.linspace(T.min() * 0.97, T.max() * 1.03, 50)
             ax.plot(1000.0 / tt, np.log10(fit(tt)), color=style["color"], ls=style["ls"],
                     lw=1.2)
-    ax.set_xlabel("1000 / T / K$^{-1}$")
+    ax.set_xlabel("1000 K / T")
     ax.set_ylabel(f"log$_{{10}}$(D$_{{{species}}}$ / cm² s$^{{-1}}$)")
     ax.set_title(f"{species} tracer diffusivity (Arrhenius)")
     ax.legend(loc="lower left")

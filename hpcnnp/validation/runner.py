@@ -634,7 +634,7 @@ def run_validation(cfg, log=_default_log):
     head = [f"# Validation of {Path(cfg.potential).resolve()}", "",
             f"hpcnnp {__version__}, {datetime.datetime.now().isoformat(timespec='seconds')}"
             f"; elements {' '.join(ctx.potential.elements)}; properties: "
-            f"{', '.join(props)}; {time.perf_counter() - t_all:.0f} s.", ""]
+            f"{', '.join(props)}; {time.perf_counter() - t_all:.0f} s.", "", ""]
     summary = write_text(ctx.out / "validation.md",
                          "\n".join(head) + "\n".join(sections[p] + "\n" for p in props))
     return {"summary": summary, "files": ctx.files + [summary], "properties": props,

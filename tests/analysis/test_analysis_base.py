@@ -60,7 +60,8 @@ def test_missing_species(walk_h5, make):
 def test_parameter_errors(walk_h5, walk_data):
     with pytest.raises(AnalysisError, match="exceeds half the smallest cell width"):
         RDF(walk_h5, r_max=7.5)
-    with pytest.raises(AnalysisError, match=r"r_max = 7.0 Å exceeds half the smallest plane separation \(6.000 Å\)"):
+    with pytest.raises(AnalysisError, match=r"r_max = 7.0 Å exceeds half the smallest "
+                                            r"plane separation \(6.000 Å\)"):
         Segregation(walk_h5, "Co", r_max=7.0)
     with pytest.raises(AnalysisError, match="not perpendicular to two cell vectors"):
         Segregation(walk_h5, "Co", planes=[{"normal": [1, 0, 1], "position": 0}])

@@ -22,9 +22,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import random_structure, write_synthetic_potential
-
 REPO = Path(__file__).resolve().parents[2]
+
+
+def _test_helpers():
+    """tests/conftest.py loaded by path: ``from conftest import …`` picks up whichever
+    conftest module was imported first when the whole suite is collected."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_hpcnnp_tests_conftest",
+                                                  REPO / "tests" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_helpers = _test_helpers()
+random_structure = _helpers.random_structure
+write_synthetic_potential = _helpers.write_synthetic_potential
 
 TRAIN_KEYWORDS = """
 use_short_forces
@@ -561,6 +576,39 @@ def test_per_element_updaters_write_updater_files(base):
         lines = _data(d / "out" / f"updater.{z}.out")
         assert len(lines) == 2
     assert not (d / "out" / "updater.000.out").exists()
+
+
+@pytest.mark.parametrize("changes", [
+    {"updater_type": "0", "jacobian_mode": "0", "gradient_type": "1"},
+    {"updater_type": "0", "jacobian_mode": "0", "gradient_type": "0", "gradient_eta": "1e-4"},
+    {"jacobian_mode": "2", "task_batch_size_force": "2"},
+    {"jacobian_mode": "0", "selection_mode": "1"},
+    {"task_batch_size_energy": "0", "task_batch_size_force": "0"},
+    {"kalman_type": "1", "kalman_lambda_short": "0.98", "kalman_nue_short": "0.9987",
+     "force_energy_ratio": "2.0", "nguyen_widrow_weights_short": "",
+     "memorize_symfunc_results": ""},
+    {"use_short_forces": None, "normalize_data_set": "stats-only"},
+], ids=["adam", "gd-fixed", "jm-full", "jm-sum-sort", "batch0", "fading-ratio-nw-memo",
+        "energies-only"])
+def test_training_variants_run(base, changes):
+    """Other updaters, Jacobian modes, selection modes and options run one epoch and
+    do not make the training error explode."""
+    d = _run_dir(base, "variant", epochs="1", write_trainforces=None,
+                 write_neuronstats=None, **changes)
+    tr = _trainer(d)
+    tr.run()
+    curve = np.loadtxt(d / "out" / "learning-curve.out")
+    ncol = 9 if "use_short_forces" in changes else 13
+    assert curve.shape == (2, ncol)
+    assert np.isfinite(curve).all()
+    assert curve[1, 1] < 2.0 * curve[0, 1]              # energy RMSE/atom (train)
+    status = _data(d / "out" / "updater.000.out")
+    assert len(status) == 2
+    if changes.get("updater_type") == "0":
+        assert len(status[0].split()) == (6 if changes["gradient_type"] == "1" else 2)
+    if changes.get("task_batch_size_energy") == "0":
+        assert tr.plans["energy"].n_updates == 1
+        assert tr.plans["energy"].per_update == int(tr.is_train.sum())
 
 
 # ================================================================ 6. bad inputs

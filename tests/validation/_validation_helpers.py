@@ -4,6 +4,7 @@
 "ML": the same network with perturbed weights, so that errors are non-zero and
 known-ish.  Data sets are rattled LLZO/LCO cells labelled with the reference.
 """
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -66,10 +67,15 @@ def perturbed_copy(src, dst, rel=0.05, seed=1):
     return dst
 
 
+@functools.lru_cache(maxsize=1)
+def _cells():
+    from hpcnnp.structures import lco, llzo_cubic, llzo_tetragonal
+    return (llzo_cubic(), llzo_tetragonal(), lco().repeat((2, 2, 1)))
+
+
 def cells():
     """Cubic LLZO, tetragonal LLZO and a 2x2x1 LCO supercell (builders' classes)."""
-    from hpcnnp.structures import lco, llzo_cubic, llzo_tetragonal
-    return [llzo_cubic(), llzo_tetragonal(), lco().repeat((2, 2, 1))]
+    return [a.copy() for a in _cells()]
 
 
 def rattled(atoms, amplitude, rng):

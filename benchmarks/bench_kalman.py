@@ -97,7 +97,6 @@ def bandwidth(comm, nbytes=256 << 20, repeat=10):
         np.add(a, b, out=a)
 
     out["triad"] = timed(triad, 5 * nbytes)   # two passes: 2r+1w, then 2r+1w
-    del a, b, c
     return out
 
 

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 from ase import Atoms
-from conftest import random_structure, triclinic_cell, write_synthetic_potential
+from _synthetic import random_structure, triclinic_cell, write_synthetic_potential
 
 from hpcnnp.errors import HpcnnpError, InputFileError, PotentialError, StructureError
 from hpcnnp.potential import MIN_DISTANCE, Potential

@@ -10,7 +10,7 @@ from ase import units
 from ase.calculators.calculator import PropertyNotImplementedError
 from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 from ase.md.verlet import VelocityVerlet
-from conftest import random_structure, triclinic_cell, write_synthetic_potential
+from _synthetic import random_structure, triclinic_cell, write_synthetic_potential
 
 from hpcnnp import HDNNPCalculator as LazyCalculator
 from hpcnnp.calculator import HDNNPCalculator

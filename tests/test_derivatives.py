@@ -40,7 +40,7 @@ is more than the largest change of a distance in a finite-difference step (2 H_S
 
 import numpy as np
 import pytest
-from conftest import (random_structure, synth_cutoffs, triclinic_cell,
+from _synthetic import (random_structure, synth_cutoffs, triclinic_cell,
                       write_synthetic_potential)
 
 from hpcnnp.potential import Potential

@@ -10,7 +10,7 @@ i.e. ~1e4-1e5 x machine epsilon.
 
 import numpy as np
 import pytest
-from conftest import random_structure, triclinic_cell, write_synthetic_potential
+from _synthetic import random_structure, triclinic_cell, write_synthetic_potential
 from scipy.spatial.transform import Rotation
 
 from hpcnnp.io.n2p2 import read_data

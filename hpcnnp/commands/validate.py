@@ -101,9 +101,9 @@ def register(subparsers):
     g.add_argument("--md-structure", metavar="FILE",
                    help="start structure of reference MD with the labeler (default: "
                    "cubic LLZO, 192 atoms)")
-    g.add_argument("--md-frames", type=int, default=400, metavar="N",
-                   help="frames of MD run here (at most this many with a reference "
-                   "trajectory; default: 400)")
+    g.add_argument("--md-frames", type=int, metavar="N",
+                   help="frames of MD run here (default: as many as the reference "
+                   "trajectory; 400 for reference MD with the labeler)")
     g.add_argument("--md-timestep", type=float, default=1.0, metavar="FS",
                    help="MD time step in fs (largest value <= this dividing the frame "
                    "interval; default: 1)")

@@ -136,7 +136,7 @@ Examples
 ...                   updates_per_epoch=1)
 >>> w = np.zeros(3)
 >>> kf.update(w, np.array([1.0, 0.0, 0.0]), np.array([2.0]))
->>> [round(v, 6) for v in w]
+>>> w.round(6).tolist()
 [1.980198, 0.0, 0.0]
 """
 
@@ -582,7 +582,13 @@ class KalmanFilter:
         return np.asfortranarray(self._Y[:, :k] * np.sqrt(self._c[:k]))
 
     def fold(self):
-        """Fold the pending corrections into the stored P (local, no MPI)."""
+        """Fold the pending corrections into the stored P.
+
+        No communication, but with ``distributed=True`` all ranks must call
+        it at the same point (between the same two updates): the
+        representation P = αP₀ − Y diag(c) Yᵀ + βI is shared by all ranks.
+        ``update`` folds by itself every ``fold_every`` updates.
+        """
         b = _blas()
         n = self.n_weights
         k = self._k
@@ -897,7 +903,9 @@ class KalmanFilter:
         ``fold=True`` folds them into P first (this changes the rounding of
         the continuing run in the same way for the saved and the live
         filter).  Entries of ``P_block`` outside this rank's owned region
-        (see the module notes) are unused and may be zero.
+        (see the module notes) are unused and may be zero.  Bit-identical
+        continuation also needs the same ``fold_every`` and BLAS threads.
+        Local (no communication); every rank saves its own dict.
         """
         if fold:
             self.fold()

@@ -51,7 +51,7 @@ class ValidationConfig:
     temperatures: list = field(default_factory=list)
     frame_interval: float | None = None
     md_structure: Path | None = None
-    md_frames: int = 400
+    md_frames: int | None = None
     md_timestep: float = 1.0
     md_equilibration: float = 500.0
     seed: int = 0
@@ -308,9 +308,10 @@ def _trajectory_pairs(ctx):
         tdir = ctx.out / "trajectories"
         tdir.mkdir(parents=True, exist_ok=True)
         for T in cfg.temperatures:
+            n_frames = cfg.md_frames or 400
             ctx.log(f"reference MD with {cfg.reference_labeler} at {T:g} K "
-                    f"({cfg.md_frames} frames)")
-            tr = run_md(start, ctx.reference, T, cfg.md_frames, cfg.frame_interval or 5.0,
+                    f"({n_frames} frames)")
+            tr = run_md(start, ctx.reference, T, n_frames, cfg.frame_interval or 5.0,
                         cfg.md_timestep, cfg.md_equilibration, seed=cfg.seed,
                         name=f"reference_{T:g}K")
             ctx.files.append(tr.write(tdir / f"reference_{T:g}K.extxyz"))
@@ -331,7 +332,7 @@ def _trajectory_pairs(ctx):
         tdir = ctx.out / "trajectories"
         tdir.mkdir(parents=True, exist_ok=True)
         for tr, lab in zip(refs, labels):
-            n = min(tr.n_frames, cfg.md_frames) if cfg.reference_trajs else tr.n_frames
+            n = min(tr.n_frames, cfg.md_frames or tr.n_frames)
             ctx.log(f"potential MD at {tr.temperature:g} K: {n} frames, "
                     f"{tr.frame_interval:g} fs apart")
             t0 = time.perf_counter()
@@ -397,7 +398,7 @@ def _step_diffusion(ctx):
                                                    cfg.species, tuple(cfg.fit_window),
                                                    cfg.blocks)
     ctx.files += files
-    table = md_table([f"T / K", f"D({cfg.species}) ref / cm² s⁻¹",
+    table = md_table(["T / K", f"D({cfg.species}) ref / cm² s⁻¹",
                       f"D({cfg.species}) HDNNP / cm² s⁻¹", "fit window / ps"],
                      [(f"{r[1]:g}", f"{r[2]:.3e} ± {r[3]:.1e}", f"{r[4]:.3e} ± {r[5]:.1e}",
                        f"{r[6] / 1000:.3g}–{r[7] / 1000:.3g}") for r in rows])
@@ -593,7 +594,7 @@ def _check_inputs(cfg):
     if not 0 <= lo < hi <= 1:
         raise HpcnnpError(f"--fit-window {lo:g} {hi:g}: need 0 <= start < end <= 1")
     for name in ("md_frames", "transition_steps", "transition_sample_every", "blocks"):
-        if int(getattr(cfg, name)) < 1:
+        if getattr(cfg, name) is not None and int(getattr(cfg, name)) < 1:
             raise HpcnnpError(f"--{name.replace('_', '-')} must be >= 1")
     if not cfg.md_timestep > 0 or not cfg.fmax > 0 or not cfg.strain > 0:
         raise HpcnnpError("--md-timestep, --fmax and --strain must be > 0")

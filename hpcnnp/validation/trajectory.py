@@ -243,7 +243,7 @@ def run_md(atoms, calculator, temperature, n_frames, frame_interval, timestep=1.
     """
     from ase import units
     from ase.md.bussi import Bussi
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.md.velocitydistribution import Stationary
 
     steps_per_frame = max(1, int(np.ceil(frame_interval / timestep - 1e-9)))
     dt = frame_interval / steps_per_frame
@@ -251,7 +251,7 @@ def run_md(atoms, calculator, temperature, n_frames, frame_interval, timestep=1.
     a.calc = calculator
     rng = np.random.default_rng(seed)
     if not np.any(a.get_momenta()):
-        MaxwellBoltzmannDistribution(a, temperature_K=temperature, rng=rng)
+        _thermalize(a, temperature, rng)
         Stationary(a)
     dyn = Bussi(a, dt * units.fs, temperature_K=temperature, taut=taut * units.fs,
                 rng=rng)
@@ -271,3 +271,12 @@ def run_md(atoms, calculator, temperature, n_frames, frame_interval, timestep=1.
                       positions=np.array(pos), cells=np.array(cells),
                       frame_interval=float(frame_interval), temperature=float(temperature),
                       masses=a.get_masses(), velocities=np.array(vel))
+
+
+def _thermalize(atoms, temperature, rng):
+    """Maxwell-Boltzmann momenta at ``temperature`` K (ASE >= 3.27 name, else the old)."""
+    from ase.md import velocitydistribution as vd
+    if hasattr(vd, "thermalize_momenta"):
+        vd.thermalize_momenta(atoms, temperature, rng=rng)
+    else:
+        vd.MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)

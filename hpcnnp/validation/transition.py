@@ -26,7 +26,9 @@ Procedure
    * **threshold**: the lowest bin temperature from which on |c/a - 1| < ``threshold``
      (default 0.005) in every hotter bin.
 
-   If the sigmoid fit fails (no step in the range) the threshold value is reported;
+   The sigmoid is accepted only if its hot plateau is cubic within 2 x ``threshold``
+   and the step is larger than ``threshold``.  If the sigmoid fit fails or is not
+   accepted (no step to c/a ~ 1 in the range) the threshold value is reported;
    if neither applies, T_c is NaN ("no transition in the temperature range").
 
 Pitfalls: a ramp that is too fast shifts T_c upwards (superheating); use >= 100 ps per
@@ -36,6 +38,7 @@ cell, 192 atoms) fluctuate strongly in c/a; 2x2x2 (1536 atoms) is the usual mini
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -162,10 +165,16 @@ class TransitionResult:
 
 
 def _bins(T, values, width):
+    """Mean and standard error of ``values`` in T bins; bins with fewer than half the
+    median number of samples (partly filled edge bins) are dropped."""
     lo = np.floor(T.min() / width) * width
     idx = np.floor((T - lo) / width).astype(int)
     centres, means, errs = [], [], []
-    for k in np.unique(idx):
+    keys, counts = np.unique(idx, return_counts=True)
+    full = 0.5 * np.median(counts)
+    for k, n in zip(keys, counts):
+        if n < full:                # a partly filled edge bin: too few samples
+            continue
         sel = idx == k
         v = values[sel]
         centres.append(T[sel].mean())
@@ -208,6 +217,10 @@ def transition_from_curve(T, ca, ca_err=None, a=None, a_err=None, c=None, c_err=
     nan = np.full(len(T), np.nan)
     ca_err = nan if ca_err is None else np.asarray(ca_err, dtype=float)
     fit = fit_sigmoid(T, ca, ca_err)
+    if fit is not None:
+        r_lo, r_hi = fit[0][0], fit[0][1]
+        if abs(r_hi - 1.0) > 2.0 * threshold or abs(r_hi - r_lo) < threshold:
+            fit = None                  # a step that does not end (nearly) cubic
     t_thr = threshold_temperature(T, ca, threshold)
     if fit is not None:
         p, err = fit
@@ -279,7 +292,9 @@ def _ramp_ase(atoms, t0, t1, steps, calculator, potential_dir, dt, every, pressu
               progress):
     from ase import units
     from ase.md.langevinbaoab import LangevinBAOAB
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.md.velocitydistribution import Stationary
+
+    from .trajectory import _thermalize
 
     if calculator is None:
         if potential_dir is None:
@@ -289,11 +304,13 @@ def _ramp_ase(atoms, t0, t1, steps, calculator, potential_dir, dt, every, pressu
     a = atoms.copy()
     a.calc = calculator
     rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(a, temperature_K=t0, rng=rng)
+    _thermalize(a, t0, rng)
     Stationary(a)
-    dyn = LangevinBAOAB(a, dt * units.fs, temperature_K=t0,
-                        externalstress=-pressure / EV_A3_GPA, hydrostatic=False,
-                        T_tau=100.0 * units.fs, P_tau=1000.0 * units.fs, rng=rng)
+    with warnings.catch_warnings():          # "Using heuristic P_mass": intended
+        warnings.filterwarnings("ignore", message="Using heuristic P_mass")
+        dyn = LangevinBAOAB(a, dt * units.fs, temperature_K=t0,
+                            externalstress=-pressure / EV_A3_GPA, hydrostatic=False,
+                            T_tau=100.0 * units.fs, P_tau=1000.0 * units.fs, rng=rng)
     out = {"time": [], "T_set": [], "T": [], "cells": []}
     done = 0
     while done < steps:
@@ -374,3 +391,4 @@ def _ramp_lammps(atoms, t0, t1, steps, calculator, potential_dir, dt, every, pre
     finally:
         lmp.close()
     return {k: np.array(v) for k, v in out.items()}
+

@@ -5,7 +5,7 @@ import pytest
 
 from hpcnnp.analysis import MSD, RDF
 
-from conftest import random_walk_trajectory, write_h5md
+from _trajectories import random_walk_trajectory, write_h5md
 
 mda = pytest.importorskip("MDAnalysis")
 

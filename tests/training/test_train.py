@@ -26,12 +26,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _test_helpers():
-    """tests/conftest.py loaded by path: ``from conftest import …`` picks up whichever
-    conftest module was imported first when the whole suite is collected."""
+    """tests/_synthetic.py loaded by path (tests/ is not on sys.path for this folder)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("_hpcnnp_tests_conftest",
-                                                  REPO / "tests" / "conftest.py")
+    spec = importlib.util.spec_from_file_location("_hpcnnp_tests_synthetic",
+                                                  REPO / "tests" / "_synthetic.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -304,13 +304,15 @@ cdef class NeighborList:
         return np.diff(start)
 
 
-def symmetry_functions(Model model, NeighborList nl, elements, bint derivatives=False):
+def symmetry_functions(Model model, NeighborList nl, elements, bint derivatives=False,
+                       dgdr_buffer=None):
     """Raw SF values (n_atoms, max_sf) and optionally derivatives.
 
     Returns ``G`` or ``(G, dgdr, offsets)``.  Compact layout: for atom i,
     ``dgdr[offsets[i]:offsets[i+1]]`` holds first dG_i/dr_i (n_sf_i x 3), then
     for each neighbour q (list order, sorted by element) dG_i,s/dr_q for the
-    SFs ``model.neighbor_sfs(elem_i, elem_q)`` only (x 3).
+    SFs ``model.neighbor_sfs(elem_i, elem_q)`` only (x 3).  ``dgdr_buffer``: a
+    float64 array to reuse when large enough (the result is a view of it).
     """
     cdef int[::1] el = _i32(elements)
     cdef int n = nl.nl.natoms, ldg = max(model.m.maxsf, 1), rc
@@ -327,7 +329,11 @@ def symmetry_functions(Model model, NeighborList nl, elements, bint derivatives=
             raise MemoryError("out of memory in the SF kernel")
         return np.asarray(G)
     size = hdnnp_dgdr_size(model.m, &nl.nl, &el[0])
-    dg = np.empty(max(size, 1))
+    if dgdr_buffer is not None and dgdr_buffer.dtype == np.float64 and \
+            dgdr_buffer.flags.c_contiguous and dgdr_buffer.size >= size:
+        dg = dgdr_buffer.reshape(-1)      # reuse (no page faults for large structures)
+    else:
+        dg = np.empty(max(size, 1))
     off = np.zeros(n + 1, dtype=np.int64)
     with nogil:
         rc = hdnnp_symmetry_functions(model.m, &nl.nl, &el[0], &G[0, 0], ldg, &dg[0], &off[0])

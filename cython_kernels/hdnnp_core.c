@@ -266,9 +266,9 @@ int hdnnp_model_set_sf(hdnnp_model *m, int e, int nsf, const int *type,
                 q->pref[ia] = pow(2.0, 1.0 - z);
                 q->nang++;
             }
-            if (q->nrad > 64 || q->nang > 64) {
+            if (q->nrad > 64 || q->nang > 64 || q->n >= 256) {
                 snprintf(m->err, HDNNP_ERRLEN,
-                         "more than 64 distinct (eta, r_s) or (lambda, zeta) in one angular group");
+                         "more than 64 distinct (eta, r_s) or (lambda, zeta), or 256 members, in one angular group");
                 return -1;
             }
             q->sf[q->n] = s; q->mrad[q->n] = ir; q->mang[q->n] = ia; q->n++;
@@ -276,13 +276,23 @@ int hdnnp_model_set_sf(hdnnp_model *m, int e, int nsf, const int *type,
     }
     el->nbpos = (int *)xcalloc((size_t)m->nelements * nsf, sizeof(int));
     el->nbsf = (int *)xcalloc((size_t)m->nelements * nsf, sizeof(int));
+    /* group-major order: the members of one SF group are consecutive in the
+     * block of a neighbour, so the derivative kernels write contiguous rows */
     for (int q = 0; q < m->nelements; ++q) {
         int c = 0;
-        for (int s = 0; s < nsf; ++s) {
-            const int dep = el->sf_e1[s] == q || (el->sf_type[s] != 2 && el->sf_e2[s] == q);
-            el->nbpos[q * nsf + s] = dep ? c : -1;
-            if (dep) el->nbsf[q * nsf + c++] = s;
-        }
+        for (int s = 0; s < nsf; ++s) el->nbpos[q * nsf + s] = -1;
+        for (int g = 0; g < el->nrg; ++g)
+            if (el->rg[g].e1 == q)
+                for (int k = 0; k < el->rg[g].n; ++k) {
+                    el->nbpos[q * nsf + el->rg[g].sf[k]] = c;
+                    el->nbsf[q * nsf + c++] = el->rg[g].sf[k];
+                }
+        for (int g = 0; g < el->nag; ++g)
+            if (el->ag[g].e1 == q || el->ag[g].e2 == q)
+                for (int k = 0; k < el->ag[g].n; ++k) {
+                    el->nbpos[q * nsf + el->ag[g].sf[k]] = c;
+                    el->nbsf[q * nsf + c++] = el->ag[g].sf[k];
+                }
         el->nbcount[q] = c;
     }
     return 0;
@@ -1243,8 +1253,11 @@ static void angular_values(const hdnnp_angular_group *ag, int nb, scratch_t *w,
         G[ag->sf[s]] += sum;
     }
     if (!dG) return;
-    const int narrow = ag->type == 3;
+    const int narrow = ag->type == 3, nm = ag->n, bc = w->bcap;
     const double *fcut = w->fc + (size_t)ag->icut * w->maxnn, *dfcut = w->dfc + (size_t)ag->icut * w->maxnn;
+    /* rows of this group's members in the neighbour blocks (consecutive) */
+    const int pj0 = posj[ag->sf[0]], pk0 = posk[ag->sf[0]];
+    double Tc[256], Tij[256], Tik[256], Tjk[256];
     for (int n = 0; n < nb; ++n) {
         const int j = w->bj[n], k = w->bk[n];
         const double rij = w->rr[j], u0 = w->ux[j], u1 = w->uy[j], u2 = w->uz[j];
@@ -1261,25 +1274,33 @@ static void angular_values(const hdnnp_angular_group *ag, int nb, scratch_t *w,
         const double fik = w->bfik[n], dfik = w->bdfik[n], fjk = w->bfjk[n], dfjk = w->bdfjk[n];
         const double Fc = w->bFc[n];
         const double Fij = dfij * fik * fjk, Fik = fij * dfik * fjk, Fjk = fij * fik * dfjk;
-        double *gi = dG, *gj = dG + 3 * (size_t)w->soff[j], *gk = dG + 3 * (size_t)w->soff[k];
-        for (int s = 0; s < ag->n; ++s) {
-            const int sf = ag->sf[s], a = ag->mang[s], rr = ag->mrad[s];
-            const double er = w->bER[(size_t)rr * w->bcap + n], eta2 = 2.0 * ag->eta[rr], rs = ag->rs[rr];
-            const double Ae = w->bA[(size_t)a * w->bcap + n] * er;
-            const double Tc = w->bdA[(size_t)a * w->bcap + n] * er * Fc;
-            const double Tij = Ae * (Fij - eta2 * (rij - rs) * Fc);
-            const double Tik = Ae * (Fik - eta2 * (rik - rs) * Fc);
-            const double gij0 = Tij * u0 + Tc * cij0, gij1 = Tij * u1 + Tc * cij1, gij2 = Tij * u2 + Tc * cij2;
-            const double gik0 = Tik * v0 + Tc * cik0, gik1 = Tik * v1 + Tc * cik1, gik2 = Tik * v2 + Tc * cik2;
-            double gjk0 = 0.0, gjk1 = 0.0, gjk2 = 0.0;
-            if (narrow) {
-                const double Tjk = Ae * (Fjk - eta2 * (rjk - rs) * Fc);
-                gjk0 = Tjk * w0; gjk1 = Tjk * w1; gjk2 = Tjk * w2;
-            }
-            double *pi = gi + 3 * sf, *pj = gj + 3 * posj[sf], *pk = gk + 3 * posk[sf];
-            pi[0] += gij0 + gik0; pi[1] += gij1 + gik1; pi[2] += gij2 + gik2;
-            pj[0] += gjk0 - gij0; pj[1] += gjk1 - gij1; pj[2] += gjk2 - gij2;
-            pk[0] -= gik0 + gjk0; pk[1] -= gik1 + gjk1; pk[2] -= gik2 + gjk2;
+        /* scalar derivatives of every member */
+        for (int s = 0; s < nm; ++s) {
+            const int a = ag->mang[s], rr = ag->mrad[s];
+            const double er = w->bER[(size_t)rr * bc + n], eta2 = 2.0 * ag->eta[rr], rs = ag->rs[rr];
+            const double Ae = w->bA[(size_t)a * bc + n] * er;
+            Tc[s] = w->bdA[(size_t)a * bc + n] * er * Fc;
+            Tij[s] = Ae * (Fij - eta2 * (rij - rs) * Fc);
+            Tik[s] = Ae * (Fik - eta2 * (rik - rs) * Fc);
+            Tjk[s] = narrow ? Ae * (Fjk - eta2 * (rjk - rs) * Fc) : 0.0;
+        }
+        double *restrict gj = dG + 3 * ((size_t)w->soff[j] + pj0);
+        double *restrict gk = dG + 3 * ((size_t)w->soff[k] + pk0);
+        double *restrict gi = dG;
+        const int *sfs = ag->sf;
+#pragma omp simd
+        for (int s = 0; s < nm; ++s) {
+            const double gij0 = Tij[s] * u0 + Tc[s] * cij0, gij1 = Tij[s] * u1 + Tc[s] * cij1, gij2 = Tij[s] * u2 + Tc[s] * cij2;
+            const double gik0 = Tik[s] * v0 + Tc[s] * cik0, gik1 = Tik[s] * v1 + Tc[s] * cik1, gik2 = Tik[s] * v2 + Tc[s] * cik2;
+            const double gjk0 = Tjk[s] * w0, gjk1 = Tjk[s] * w1, gjk2 = Tjk[s] * w2;
+            gj[3 * s] += gjk0 - gij0; gj[3 * s + 1] += gjk1 - gij1; gj[3 * s + 2] += gjk2 - gij2;
+            gk[3 * s] -= gik0 + gjk0; gk[3 * s + 1] -= gik1 + gjk1; gk[3 * s + 2] -= gik2 + gjk2;
+        }
+        for (int s = 0; s < nm; ++s) {
+            double *pi = gi + 3 * sfs[s];
+            pi[0] += Tij[s] * u0 + Tc[s] * cij0 + Tik[s] * v0 + Tc[s] * cik0;
+            pi[1] += Tij[s] * u1 + Tc[s] * cij1 + Tik[s] * v1 + Tc[s] * cik1;
+            pi[2] += Tij[s] * u2 + Tc[s] * cij2 + Tik[s] * v2 + Tc[s] * cik2;
         }
     }
 }

@@ -36,9 +36,10 @@ frames.  :meth:`H5MDWriter.write_frame` first appends the frame's data to every
 A writer killed at any moment therefore leaves a file whose first ``len(step)``
 frames are complete; a partly written frame beyond them is ignored by
 :class:`H5MDTrajectory` and removed when the file is opened again with
-``mode="a"``.  (Only these appends and :meth:`H5MDWriter.truncate_after` change the
-file, and nothing already committed is rewritten, so HDF5's metadata on disk is
-consistent after every flush.)
+``mode="a"``.  Committed data is never modified (a chunk that holds several small
+frames is rewritten with the same bytes for the committed ones), so a reader only
+ever needs HDF5's metadata as of one of the flushes.  Tested by killing writers
+with SIGKILL (``tests/md/test_h5md.py``).
 
 Chunking
 --------

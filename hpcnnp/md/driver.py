@@ -193,6 +193,12 @@ def _fsync_path(path):
         os.close(fd)
 
 
+def _q(path):
+    """A path as one LAMMPS word (quoted when it has blanks)."""
+    text = str(path)
+    return f'"{text}"' if any(c.isspace() for c in text) else text
+
+
 def _lammps_message(exc):
     """LAMMPS' error text without the 'ERROR on proc N:' prefix and source location."""
     text = str(getattr(exc, "message", exc)).strip().strip("'\"")
@@ -455,16 +461,17 @@ class MDRun:
             else lammps(cmdargs=args)
         state = prep["state"]
         log = self.dir / LOG_FILE
-        self.cmd(f"log {log}" + (" append" if state is not None else ""))
+        self.cmd(f"log {_q(log)}" + (" append" if state is not None else ""))
         self.cmd("units metal")
         self.cmd("atom_style atomic")
         self.cmd("atom_modify map array")
         if state is None:
             self.cmd("boundary p p p")
-            self.cmd(f"read_data {self.dir / DATA_FILE}", "reading the structure")
+            self.cmd(f"read_data {_q(self.dir / DATA_FILE)}", "reading the structure")
         else:
-            self.cmd(f"read_restart {self.dir / state['restart']}", "reading the restart file")
-        self.cmd(f"plugin load {prep['plugin']}")
+            self.cmd(f"read_restart {_q(self.dir / state['restart'])}",
+                     "reading the restart file")
+        self.cmd(f"plugin load {_q(prep['plugin'])}")
         for c in pair_commands(self.protocol, prep["elements"], prep["cutoff"]):
             self.cmd(c, "setting up the potential")
         for c in _settings_commands(self.protocol):
@@ -553,7 +560,7 @@ class MDRun:
         if self.rank == 0:
             self.traj.flush()
             _fsync_path(self.protocol.trajectory_path)
-        self.cmd(f"write_restart {tmp}", f"segment {segment}: writing the restart file")
+        self.cmd(f"write_restart {_q(tmp)}", f"segment {segment}: writing the restart file")
 
         def commit():
             os.replace(tmp, final)
@@ -801,7 +808,7 @@ def write_lammps_input(protocol, engine="n2p2", script="in.lammps"):
             lines.append(_velocity_command(protocol, stage))
         lines += [f"run {stage.n_steps}", f"unfix {fix}", ""]
         step = end
-    lines.append(f"write_restart final.restart")
+    lines.append("write_restart final.restart")
     path = d / script
     _atomic_write(path, "\n".join(lines) + "\n")
     return path

@@ -229,10 +229,10 @@ def _num(where, keys, value, what="a number", positive=False, integer=False):
     return int(value) if integer else float(value)
 
 
-def _stage_common(d, where, keys, stage, dt, allowed):
+def _check_keys(d, where, keys, kind, allowed):
     unknown = sorted(set(d) - allowed - {"type"})
     if unknown:
-        raise where.error(keys + [unknown[0]], f"unknown key for a {stage.type} stage "
+        raise where.error(keys + [unknown[0]], f"unknown key for a {kind} stage "
                           f"(allowed: {', '.join(sorted(allowed))})")
 
 
@@ -291,7 +291,7 @@ def _build_thermostatted(kind):
     def build(d, index, where, keys, dt):
         npt = kind == "npt"
         s = Stage(kind, index, raw=dict(d))
-        _stage_common(d, where, keys, s, dt, _MD_KEYS | {"T"} | (_P_KEYS if npt else set()))
+        _check_keys(d, where, keys, s.type, _MD_KEYS | {"T"} | (_P_KEYS if npt else set()))
         s.n_steps = _md_time(d, where, keys, dt)
         s.T0 = s.T1 = _temperature(d, "T", where, keys)
         _thermostat(d, s, where, keys, dt, npt)
@@ -304,7 +304,7 @@ def _build_heat(d, index, where, keys, dt):
     if ens not in ("nvt", "npt"):
         raise where.error(keys + ["ensemble"], "must be nvt or npt")
     s = Stage("heat", index, raw=dict(d))
-    _stage_common(d, where, keys, s, dt, _MD_KEYS | {"T0", "T1", "ensemble"}
+    _check_keys(d, where, keys, s.type, _MD_KEYS | {"T0", "T1", "ensemble"}
                   | (_P_KEYS if ens == "npt" else set()))
     s.n_steps = _md_time(d, where, keys, dt)
     s.T0 = _temperature(d, "T0", where, keys)
@@ -315,14 +315,14 @@ def _build_heat(d, index, where, keys, dt):
 
 def _build_nve(d, index, where, keys, dt):
     s = Stage("nve", index, raw=dict(d))
-    _stage_common(d, where, keys, s, dt, {"time", "steps", "velocity"})
+    _check_keys(d, where, keys, s.type, {"time", "steps", "velocity"})
     s.n_steps = _md_time(d, where, keys, dt)
     return s
 
 
 def _build_minimize(d, index, where, keys, dt):
     s = Stage("minimize", index, raw=dict(d))
-    _stage_common(d, where, keys, s, dt, {"etol", "ftol", "maxiter", "maxeval", "min_style",
+    _check_keys(d, where, keys, s.type, {"etol", "ftol", "maxiter", "maxeval", "min_style",
                                           "box", "pressure"})
     s.etol = _num(where, keys + ["etol"], d.get("etol", 0.0))
     s.ftol = _num(where, keys + ["ftol"], d.get("ftol", 1e-3))

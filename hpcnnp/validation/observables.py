@@ -2,10 +2,11 @@
 benchmarks: partial RDFs, vDOS from the velocity autocorrelation, MSD, tracer
 diffusivity and Arrhenius fits.
 
-These are small, in-memory implementations for validation (trajectories of a few
-hundred atoms and a few thousand frames).  The MPI-parallel analyses of
-:mod:`hpcnnp.analysis` are meant for production trajectories; the validation stage
-should call them once they exist (same formulas).
+When :mod:`hpcnnp.analysis` is installed (it is part of hpcnnp), :func:`rdf`,
+:func:`vdos` and :func:`diffusion` delegate to its ``RDF``, ``VDOS``, ``MSD`` and
+``Diffusivity`` classes, so that validation and production analyses share one
+implementation; the small in-memory versions below are the fallback (same formulas,
+``use_analysis=False`` selects them).
 
 Partial radial distribution functions
 =====================================
@@ -22,7 +23,7 @@ From the velocity autocorrelation C_i(τ) = <v_i(t)·v_i(t+τ)>_t (all time orig
 computed by FFT with zero padding, Wiener-Khinchin), the vDOS is its cosine transform
 D(ν) ∝ ∫ C(τ) w(τ) cos(2πντ) dτ with a Hann window w to suppress truncation ripples;
 spectra are normalised to unit area over ν (THz).  Per element: atoms of that element
-with equal weight; total: mass-weighted (Σ m_i C_i), comparable to a phonon DOS.  The
+with equal weight; total: all atoms with equal weight.  The
 frame interval must resolve the fastest vibration (Nyquist: ν_max = 1/(2Δt), 50 THz at
 10 fs; O-H stretches need Δt <= 5 fs).  Without stored velocities they are taken as
 central differences of the unwrapped positions, which damps high frequencies.
@@ -110,11 +111,23 @@ def _widths(cell):
                      for k in range(3)])
 
 
+def _analysis(use=True):
+    """(hpcnnp.analysis.structure, ArrayTrajectory) or None."""
+    if not use:
+        return None
+    try:
+        from hpcnnp.analysis import structure
+        from hpcnnp.analysis.trajectory import ArrayTrajectory
+    except ImportError:
+        return None
+    return structure, ArrayTrajectory
+
+
 # ---------------------------------------------------------------------------------------
 # RDF
 # ---------------------------------------------------------------------------------------
 
-def rdf(traj, r_max=None, n_bins=200, pairs=None, max_frames=100):
+def rdf(traj, r_max=None, n_bins=200, pairs=None, max_frames=100, use_analysis=True):
     """Partial RDFs g_ab(r) averaged over (up to ``max_frames``, evenly spaced) frames.
 
     Parameters
@@ -144,6 +157,13 @@ def rdf(traj, r_max=None, n_bins=200, pairs=None, max_frames=100):
     n_of = {el: int(np.sum(symbols == el)) for el in present}
     frames = np.unique(np.linspace(0, traj.n_frames - 1,
                                    min(max_frames, traj.n_frames)).round().astype(int))
+    ana = _analysis(use_analysis)
+    if ana is not None and all(r_max <= 0.5 * _widths(traj.cells[f]).min() for f in frames):
+        structure, ArrayTrajectory = ana
+        at = ArrayTrajectory(traj.positions[frames], traj.cells[frames], symbols,
+                             masses=traj.masses, name=traj.name)
+        res = structure.RDF(at, pairs=pairs, r_max=r_max, nbins=int(n_bins)).run().results
+        return res.bins, {p: np.nan_to_num(res.rdf[f"{p[0]}-{p[1]}"]) for p in pairs}
     norm = {p: np.zeros(n_bins) for p in pairs}
     for f in frames:
         i, j, d = _pairs_within(symbols, traj.positions[f], traj.cells[f], r_max)
@@ -253,8 +273,8 @@ def _spectrum(c, dt_fs):
     return nu, (spec / area if area > 0 else spec)
 
 
-def vdos(traj, n_lags=None, elements=None):
-    """vDOS per element and total (mass-weighted), each normalised to unit area.
+def vdos(traj, n_lags=None, elements=None, use_analysis=True):
+    """vDOS per element and total (all atoms), each normalised to unit area.
 
     Parameters
     ----------
@@ -263,7 +283,7 @@ def vdos(traj, n_lags=None, elements=None):
         differences (see the module docstring).
     n_lags : int, optional
         Correlation length in frames (default half the run); the frequency resolution
-        is 1 / (2 n_lags Δt).
+        is 1 / (2 n_lags Δt) (the :mod:`hpcnnp.analysis` path uses the whole run).
 
     Returns
     -------
@@ -272,9 +292,24 @@ def vdos(traj, n_lags=None, elements=None):
     """
     v = traj.velocities_or_differences()
     dt = traj.frame_interval
-    c = vacf(v, n_lags)
     symbols = np.asarray(traj.symbols)
     elements = list(dict.fromkeys(symbols.tolist())) if elements is None else elements
+    ana = _analysis(use_analysis)
+    if ana is not None:
+        structure, ArrayTrajectory = ana
+        at = ArrayTrajectory(traj.positions, traj.cells, symbols, velocities=v, dt=dt,
+                             masses=traj.masses, name=traj.name)
+        res = structure.VDOS(at, dt=dt).run().results
+        nu = np.asarray(res.frequencies)
+
+        def unit(d):
+            d = np.clip(np.asarray(d, dtype=float), 0.0, None)
+            area = np.trapezoid(d, nu)
+            return d / area if area > 0 else d
+        out = {el: unit(res.vdos[el]) for el in elements if el in res.vdos}
+        out["total"] = unit(res.total)
+        return nu, out
+    c = vacf(v, n_lags)
     out = {}
     nu = None
     for el in elements:
@@ -282,7 +317,7 @@ def vdos(traj, n_lags=None, elements=None):
         if not sel.any():
             continue
         nu, out[el] = _spectrum(c[:, sel].mean(axis=1), dt)
-    nu, out["total"] = _spectrum(c @ np.asarray(traj.masses, dtype=float), dt)
+    nu, out["total"] = _spectrum(c.mean(axis=1), dt)
     return nu, out
 
 
@@ -387,8 +422,11 @@ class DiffusionResult:
 
 
 def diffusion(traj, species="Li", window=(0.1, 0.5), n_blocks=4, remove_drift=True,
-              min_block_frames=20):
+              min_block_frames=20, use_analysis=True):
     """MSD, diffusivity and its uncertainty (see the module docstring)."""
+    ana = _analysis(use_analysis)
+    if ana is not None:
+        return _diffusion_analysis(ana, traj, species, window, n_blocks, remove_drift)
     t, values = msd(traj, species, remove_drift)
     fit = fit_diffusivity(t, values, window)
     blocks = []
@@ -407,6 +445,40 @@ def diffusion(traj, species="Li", window=(0.1, 0.5), n_blocks=4, remove_drift=Tr
         err, method = fit["D_err"] * conv, "standard error of the fit"
     return DiffusionResult(species, float(traj.temperature), fit["D"] * conv, err, method,
                            fit["D_err"] * conv, t, values, fit, block_d, tuple(window))
+
+
+def _diffusion_analysis(ana, traj, species, window, n_blocks, remove_drift):
+    """:func:`diffusion` through hpcnnp.analysis' MSD and Diffusivity."""
+    structure, ArrayTrajectory = ana
+    symbols = np.asarray(traj.symbols)
+    if not np.any(symbols == species):
+        raise ObservableError(f"{traj.name}: no {species} atoms in the trajectory")
+    x = unwrap(traj.positions, traj.cells)
+    if remove_drift:
+        m = np.asarray(traj.masses, dtype=float)
+        x = x - (np.einsum("fnc,n->fc", x, m) / m.sum())[:, None, :]
+    lo_f, hi_f = window
+    if not 0.0 <= lo_f < hi_f <= 1.0:
+        raise ObservableError(f"fit window {window}: need 0 <= start < end <= 1 "
+                              "(fractions of the run)")
+    at = ArrayTrajectory(x, traj.cells, symbols, dt=traj.frame_interval,
+                         masses=traj.masses, name=traj.name)
+    m = structure.MSD(at, species, unwrap="none", n_blocks=max(int(n_blocks), 1)).run()
+    t = np.asarray(m.results.lagtimes)
+    t_max = t[-1]
+    n_in = int(np.sum((t >= lo_f * t_max) & (t <= hi_f * t_max)))
+    if n_in < 3:
+        raise ObservableError(f"fit window {lo_f:g}-{hi_f:g} of {t_max:g} fs holds "
+                              f"{n_in} MSD points (need >= 3): the trajectory is too short")
+    r = structure.Diffusivity(m, fit_window=(lo_f * t_max, hi_f * t_max)).results
+    fit = {"D": r.D, "D_err": r.D_fit_stderr, "slope": r.slope, "intercept": r.intercept,
+           "t_lo": float(r.fit_window[0]), "t_hi": float(r.fit_window[1]),
+           "n_points": n_in}
+    return DiffusionResult(species, float(traj.temperature), float(r.D_cm2_s),
+                           float(r.D_err_cm2_s), str(r.error_method),
+                           float(r.D_fit_stderr) * A2_PER_FS_TO_CM2_PER_S, t,
+                           np.asarray(m.results.msd), fit,
+                           np.asarray(r.D_blocks) * A2_PER_FS_TO_CM2_PER_S, tuple(window))
 
 
 # ---------------------------------------------------------------------------------------

@@ -148,7 +148,7 @@ def vdos_plot(nu, d_ref, d_ml, path, title="", labels=("reference", "HDNNP"), nu
         if k in d_ml:
             ax.plot(nu, d_ml[k], label=labels[1], **ML_STYLE)
         ax.set_xlim(0, nu_max)
-        ax.set_title("total (mass-weighted)" if k == "total" else k)
+        ax.set_title("all atoms" if k == "total" else k)
         ax.set_xlabel("frequency / THz")
         ax.set_ylabel("vDOS / THz$^{-1}$")
         ax.legend(loc="upper right")

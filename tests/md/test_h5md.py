@@ -174,7 +174,7 @@ def test_partial_frame_is_ignored_then_removed(tmp_path):
 
 
 def test_mdanalysis_reads_the_file(tmp_path):
-    mda = pytest.importorskip("MDAnalysis")
+    pytest.importorskip("MDAnalysis")
     from MDAnalysis.lib.mdamath import triclinic_vectors
 
     atoms = _atoms()

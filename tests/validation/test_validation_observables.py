@@ -13,22 +13,28 @@ def _traj(pos, cell, symbols, dt=1.0, vel=None, T=300.0):
                       np.ones(len(symbols)), vel)
 
 
-def test_rdf_ideal_gas_is_one():
+ANALYSIS = pytest.param(True, id="hpcnnp.analysis")
+OWN = pytest.param(False, id="fallback")
+
+
+@pytest.mark.parametrize("use_analysis", [ANALYSIS, OWN])
+def test_rdf_ideal_gas_is_one(use_analysis):
     rng = np.random.default_rng(0)
     L, n, nf = 12.0, 300, 40
     symbols = ["Li"] * 150 + ["O"] * 150
     tr = _traj(rng.random((nf, n, 3)) * L, np.eye(3) * L, symbols)
-    r, g = obs.rdf(tr, r_max=5.0, n_bins=25)
+    r, g = obs.rdf(tr, r_max=5.0, n_bins=25, use_analysis=use_analysis)
     for pair in (("Li", "Li"), ("Li", "O"), ("O", "O")):
         assert np.mean(g[pair][5:]) == pytest.approx(1.0, abs=0.03)
     # triclinic cell, same density: still 1
     cell = np.array([[L, 0, 0], [3.0, L, 0], [2.0, 1.0, L]])
     tr = _traj(rng.random((15, n, 3)) @ cell, cell, symbols)
-    r, g = obs.rdf(tr, r_max=5.0, n_bins=25)
+    r, g = obs.rdf(tr, r_max=5.0, n_bins=25, use_analysis=use_analysis)
     assert np.mean(g[("Li", "O")][5:]) == pytest.approx(1.0, abs=0.03)
 
 
-def test_msd_random_walk_gives_known_diffusivity():
+@pytest.mark.parametrize("use_analysis", [ANALYSIS, OWN])
+def test_msd_random_walk_gives_known_diffusivity(use_analysis):
     rng = np.random.default_rng(1)
     D = 0.01                                  # Å²/fs
     dt, nf, n = 2.0, 2000, 200
@@ -36,9 +42,11 @@ def test_msd_random_walk_gives_known_diffusivity():
     x = np.cumsum(steps, axis=0)
     L = 20.0
     tr = _traj(np.mod(x, L), np.eye(3) * L, ["Li"] * n, dt=dt)   # wrapped positions
-    res = obs.diffusion(tr, "Li", window=(0.05, 0.3), n_blocks=4, remove_drift=False)
+    res = obs.diffusion(tr, "Li", window=(0.05, 0.3), n_blocks=4, remove_drift=False,
+                        use_analysis=use_analysis)
     assert res.D == pytest.approx(D * 0.1, rel=0.05)                # cm²/s
-    assert res.D_err > 0 and "4 blocks" in res.error_method
+    assert res.D_err > 0 and "block" in res.error_method
+    assert res.fit["t_lo"] == pytest.approx(0.05 * 3998, abs=dt)
     assert abs(res.D - D * 0.1) < 4 * res.D_err
     # MSD of the wrapped trajectory equals the direct average over origins
     t, m = obs.msd(tr, "Li", remove_drift=False)
@@ -47,14 +55,15 @@ def test_msd_random_walk_gives_known_diffusivity():
     assert m[lag] == pytest.approx(direct, rel=1e-9)
 
 
-def test_vdos_peak_of_harmonic_velocities():
+@pytest.mark.parametrize("use_analysis", [ANALYSIS, OWN])
+def test_vdos_peak_of_harmonic_velocities(use_analysis):
     dt, nf, nu0 = 2.0, 1000, 8.0             # fs, frames, THz
     t = np.arange(nf) * dt
     rng = np.random.default_rng(2)
     phases = rng.random(10) * 2 * np.pi
     v = np.cos(2 * np.pi * nu0 * 1e-3 * t[:, None] + phases)[:, :, None] * [1.0, 0, 0]
     tr = _traj(np.zeros((nf, 10, 3)), np.eye(3) * 10, ["O"] * 10, dt=dt, vel=v)
-    nu, dos = obs.vdos(tr)
+    nu, dos = obs.vdos(tr, use_analysis=use_analysis)
     assert nu[np.argmax(dos["O"])] == pytest.approx(nu0, abs=0.3)
     assert np.trapezoid(dos["total"], nu) == pytest.approx(1.0)
     assert obs.spectral_overlap(nu, dos["O"], dos["O"]) == pytest.approx(1.0)

@@ -16,14 +16,18 @@ from hpcnnp.errors import HpcnnpError
 
 #: sub-command name -> module in hpcnnp.commands (imported when the CLI starts)
 COMMANDS = {
+    "run": "hpcnnp.commands.run",
+    "sample": "hpcnnp.commands.sample",
+    "dataset": "hpcnnp.commands.dataset",
     "sfgen": "hpcnnp.commands.sfgen",
-    "predict": "hpcnnp.commands.predict",
     "scale": "hpcnnp.commands.scale",
-    "jobs": "hpcnnp.commands.jobs",
+    "train": "hpcnnp.commands.train",
+    "predict": "hpcnnp.commands.predict",
+    "validate": "hpcnnp.commands.validate",
+    "active": "hpcnnp.commands.active",
     "md": "hpcnnp.commands.md",
     "analyze": "hpcnnp.commands.analyze",
-    "train": "hpcnnp.commands.train",
-    "validate": "hpcnnp.commands.validate",
+    "jobs": "hpcnnp.commands.jobs",
 }
 
 

@@ -35,7 +35,8 @@ import numpy as np
 from hpcnnp.descriptors.sfgen import LLZO_LCO_DEFAULT, SymFuncConfig
 
 __all__ = ["LLZO_CELL", "LLZO_FORMULA", "LLZO_NUMBER_DENSITY", "llzo_like_cell",
-           "synthetic_potential", "glorot_weights", "scaling_statistics"]
+           "synthetic_potential", "glorot_weights", "scaling_statistics",
+           "repulsive_potential"]
 
 #: cubic LLZO conventional cell: edge (Å) and content (Li56La24Zr16O96, 192 atoms)
 LLZO_CELL = 12.97
@@ -320,4 +321,67 @@ def synthetic_potential(directory, elements=("Li", "La", "Zr", "O", "Co"),
         sizes = settings.layer_sizes(el)
         n2p2.write_weights(directory / n2p2.weights_filename(el),
                            glorot_weights(sizes, rng), sizes)
+    return directory
+
+
+def repulsive_potential(directory, structures=None, elements=("Li", "La", "Zr", "O", "Co"),
+                        r_cut=5.0, strength=1.0):
+    """Write an n2p2 potential that is a smooth pair repulsion (for MD tests).
+
+    Random-weight potentials (:func:`synthetic_potential`) attract some pairs of
+    atoms until they meet, and atoms that come close reach symmetry-function values
+    far outside ``scaling.data`` (huge forces), so MD with them fails after a few
+    hundred steps.  This potential cannot do that: per element, one r_s = 0 radial
+    SF per neighbour element (eta = 1 Å^-2) and two angular SFs feed a linear
+    1-hidden-layer network (2 nodes), so that
+
+        E_i = strength * sum_j exp(-r_ij^2) f_c(r_ij) + small angular terms,
+
+    a monotonic, bounded repulsion (2 * strength eV for two atoms on top of each
+    other).  It is cheap (12 SFs per element) and exercises the radial and angular
+    kernels, the cutoff function and the network code.
+
+    Parameters
+    ----------
+    directory : path
+        Folder for ``input.nn``, ``scaling.data``, ``weights.ZZZ.data``.
+    structures : iterable of ase.Atoms, optional
+        Structures for ``scaling.data`` (default: two 192-atom LLZO-like cells).
+    elements : sequence of str
+    r_cut : float, Å
+        Cutoff radius of all SFs (cutoff type 6, polynomial).
+    strength : float, eV
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    from hpcnnp.io import n2p2
+    from hpcnnp.potential import Potential
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    elements = tuple(elements)
+    a, b = ("O", "Li") if {"O", "Li"} <= set(elements) else (elements[0], elements[-1])
+    lines = [f"number_of_elements {len(elements)}", "elements " + " ".join(elements),
+             "cutoff_type 6 0.0", "global_hidden_layers_short 1", "global_nodes_short 2",
+             "global_activation_short l l", "use_short_forces"]
+    for c in elements:
+        lines += [f"symfunction_short {c} 2 {e} 1.0 0.0 {r_cut}" for e in elements]
+        lines += [f"symfunction_short {c} 3 {a} {a} 0.1 1 1.0 {r_cut}",
+                  f"symfunction_short {c} 3 {b} {a} 0.2 -1 2.0 {r_cut}"]
+    (directory / "input.nn").write_text("\n".join(lines) + "\n")
+    settings = n2p2.read_settings(directory / "input.nn")
+    if structures is None:
+        structures = _default_structures(elements, 0)
+    stats = scaling_statistics(Potential(settings), structures)
+    n2p2.write_scaling(directory / "scaling.data", settings.elements, stats)
+    for el in settings.elements:
+        sfs = settings.symmetry_functions[el]
+        w1 = np.zeros((len(sfs), 2))
+        for m, sf in enumerate(sfs):
+            w1[m] = (strength, 0.1) if sf.sftype == 2 else (0.02, -0.05)
+        w = np.concatenate([w1.ravel(), [0.0, 0.0], [1.0, 0.5], [0.0]])
+        n2p2.write_weights(directory / n2p2.weights_filename(el), w,
+                           settings.layer_sizes(el))
     return directory

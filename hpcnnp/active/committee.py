@@ -80,12 +80,17 @@ def committee_evaluate(potentials, atoms):
             n_warnings = int(res.n_warnings)
     energies = np.asarray(energies, dtype=float)
     forces = np.asarray(forces, dtype=float)
-    dev = forces - forces.mean(axis=0)
+    # moments of the differences to member 0 (the same numbers, but exactly 0 for
+    # identical members and without cancellation for large forces)
+    shifted = forces - forces[0]
+    dev = shifted - shifted.mean(axis=0)
     sigma_atoms = np.sqrt((dev * dev).sum(axis=2).mean(axis=0))
     n = max(len(atoms), 1)
+    e = (energies - energies[0]) / n
     return {"energies": energies, "forces": forces, "sigma_f_atoms": sigma_atoms,
             "sigma_f": float(sigma_atoms.max()) if len(sigma_atoms) else 0.0,
-            "sigma_e": float(np.std(energies / n)), "n_warnings": n_warnings}
+            "sigma_e": float(np.sqrt(np.mean((e - e.mean()) ** 2))),
+            "n_warnings": n_warnings}
 
 
 def committee_disagreement(potentials, atoms):
@@ -247,8 +252,10 @@ def train_member(folder, data, scaling, blas_threads=None):
         if prop not in summary["errors"]:
             continue
         metric = "RMSEpa" if prop == "energy" else "RMSE"
-        errors[prop] = {s: float(conv(summary["errors"][prop][s][metric]))
-                        for s in ("train", "test")}
+        values = {s: float(conv(summary["errors"][prop][s][metric]))
+                  for s in ("train", "test")}
+        # an empty test set gives NaN: stored as None (JSON has no NaN)
+        errors[prop] = {s: v if np.isfinite(v) else None for s, v in values.items()}
     from hpcnnp.io import n2p2
     seed = n2p2.read_settings(folder / "input.nn").get("random_seed")
     info = {"folder": str(folder), "seed": None if seed is None else int(seed.split()[0]),

@@ -218,8 +218,8 @@ def _check_structures(v):
 
 def _check_type(kind, name):
     def check(v):
-        return v, None if isinstance(v, kind) and not isinstance(v, bool) or \
-            (kind is bool and isinstance(v, bool)) else f"must be {name}"
+        ok = isinstance(v, kind) and (kind is bool or not isinstance(v, bool))
+        return v, None if ok else f"must be {name}"
     return check
 
 

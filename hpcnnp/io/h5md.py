@@ -9,7 +9,7 @@ attributes)::
     /h5md                        attrs version = [1, 1]
     /h5md/author                 attrs name
     /h5md/creator                attrs name = "hpcnnp", version
-    /h5md/modules/units          attrs version = [1, 0], system = "metal"
+    /h5md/modules/units          attrs version = [1, 0] (units are "unit" attributes)
     /particles/all/species       int32 (N,)           atomic numbers
     /particles/all/mass          float64 (N,)         amu
     /particles/all/box           attrs dimension = 3, boundary = periodic x 3
@@ -228,7 +228,6 @@ class H5MDWriter:
         c.attrs["version"] = __version__
         u = h.create_group("modules/units")
         u.attrs["version"] = np.array([1, 0], dtype=np.int32)
-        u.attrs["system"] = "metal"
 
         g = f.create_group(f"particles/{PARTICLE_GROUP}")
         g.create_dataset("species", data=self._numbers)
@@ -472,10 +471,14 @@ class H5MDTrajectory:
         if not os.path.exists(self.path):
             raise H5MDError(f"{self.path}: no such trajectory file")
         try:
-            # no file lock: a running writer's file can be read (committed frames)
-            self._f = h5py.File(self.path, "r", locking=False)
+            self._f = h5py.File(self.path, "r")
         except OSError as exc:
-            raise H5MDError(f"{self.path}: cannot open as HDF5 ({exc})") from None
+            if "lock" not in str(exc).lower():
+                raise H5MDError(f"{self.path}: cannot open as HDF5 ({exc})") from None
+            try:   # a running writer holds the lock: read its committed frames anyway
+                self._f = h5py.File(self.path, "r", locking=False)
+            except OSError as exc2:
+                raise H5MDError(f"{self.path}: cannot open as HDF5 ({exc2})") from None
         f = self._f
         parts = f.get("particles")
         if parts is None or not len(parts):

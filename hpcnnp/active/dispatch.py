@@ -1,0 +1,119 @@
+"""Run independent tasks through Parsl or one after the other.
+
+The task bodies of an active-learning campaign (:func:`~hpcnnp.active.committee.
+train_member`, :func:`~hpcnnp.active.explore.explore_run`,
+:func:`~hpcnnp.active.labeling.label_batch`) are module-level functions of
+hpcnnp, so Parsl workers import them by name.  :class:`Dispatcher` loads the
+site's Parsl configuration on the first call of :meth:`Dispatcher.map` (worker
+start-up costs seconds, a campaign whose steps are all finished pays nothing)
+and shuts it down in :meth:`Dispatcher.close`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hpcnnp.errors import HpcnnpError
+
+__all__ = ["Dispatcher"]
+
+
+class Dispatcher:
+    """Map a task function over keyword-argument sets.
+
+    Parameters
+    ----------
+    parsl : bool
+        Dispatch as Parsl python_apps (True) or call in this process (False).
+    site : str
+        Parsl site name or file (:func:`hpcnnp.hpc.sites.load_site`).
+    run_dir : path
+        Parsl's run directory.
+    nodes, workers_per_node, walltime, account, queue :
+        As for :meth:`hpcnnp.hpc.sites.Site.parsl_config`.
+    log : callable(str), optional
+    """
+
+    def __init__(self, parsl=False, site="local", run_dir="runinfo", nodes=1,
+                 workers_per_node=None, walltime=None, account=None, queue=None, log=None):
+        self.use_parsl = bool(parsl)
+        self.site = site
+        self.run_dir = Path(run_dir)
+        self.options = {"nodes": nodes, "workers_per_node": workers_per_node,
+                        "walltime": walltime, "account": account, "queue": queue}
+        self.log = log or (lambda text: None)
+        self._dfk = None
+        self._apps = {}
+
+    def _load(self):
+        if self._dfk is not None:
+            return
+        try:
+            import parsl
+        except ImportError:
+            raise HpcnnpError("Parsl is not installed (pip install parsl); set "
+                              "parallel.parsl: false or use --no-parsl") from None
+        from hpcnnp.hpc.sites import load_site
+
+        site = load_site(self.site)
+        config = site.parsl_config(run_dir=str(self.run_dir),
+                                   **{k: v for k, v in self.options.items() if v is not None})
+        self.log(f"Parsl: site {site.name}, run dir {self.run_dir}")
+        self._dfk = parsl.load(config)
+
+    def map(self, func, kwargs_list):
+        """``[func(**kw) for kw in kwargs_list]``, as Parsl apps when enabled.
+
+        Every task runs to its end before the first error (if any) is raised, so
+        that finished tasks leave their results on disk.
+        """
+        kwargs_list = list(kwargs_list)
+        if not kwargs_list:
+            return []
+        if not self.use_parsl:
+            results, first = [], None
+            for kw in kwargs_list:
+                try:
+                    results.append(func(**kw))
+                except Exception as exc:      # noqa: BLE001 - re-raised below
+                    results.append(None)
+                    first = first or exc
+            if first is not None:
+                raise first
+            return results
+        self._load()
+        from parsl import python_app
+
+        app = self._apps.get(func)
+        if app is None:
+            app = self._apps[func] = python_app(func, data_flow_kernel=self._dfk)
+        futures = [app(**kw) for kw in kwargs_list]
+        results, first = [], None
+        for fut in futures:
+            try:
+                results.append(fut.result())
+            except Exception as exc:          # noqa: BLE001 - re-raised below
+                results.append(None)
+                first = first or exc
+        if first is not None:
+            raise first
+        return results
+
+    def close(self):
+        """Shut down the Parsl workers (if they were started)."""
+        if self._dfk is None:
+            return
+        import parsl
+
+        try:
+            self._dfk.cleanup()
+        finally:
+            parsl.clear()
+            self._dfk = None
+            self._apps = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

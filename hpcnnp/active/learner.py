@@ -1,0 +1,560 @@
+"""The active-learning loop: train → explore → select → label → retrain.
+
+Folder layout (``workdir`` of the campaign)::
+
+    start-structures.xyz              the starting structures (built once)
+    iteration_000/
+      train/        input.data, scaling/scaling.data, committee/member_k/, done.json
+      explore/      run_NNN.h5 (H5MD), run_NNN.json, frames.csv, done.json
+      select/       frames.csv (class, σ_F, selected), selected.json, done.json
+      label/        batch_NNN.data/.json, labelled.data, failures.json, done.json
+      retrain/      input.data (= previous + labelled), scaling/, committee/member_k/,
+                    reevaluation.csv, done.json
+      record.json, sigma-histogram.png
+    iteration_001/  explore/ select/ label/ retrain/ ...  (committee: the previous
+                    iteration's retrain/committee)
+    active-learning.csv, active-learning.png, active-learning.json, active.log
+
+Iteration 0 trains the first committee (``train``); every iteration explores with
+its committee, selects, labels and retrains (the retrained committee explores in
+the next iteration).  The loop stops when the fraction of accurate frames reaches
+``stop.accurate_fraction``, when there is nothing new to label (no candidates, or
+all of them failed to label), or after ``stop.max_iterations`` iterations.  The
+final potential is ``committee/member_0`` of the last committee
+(``active-learning.json``: ``final_committee``).
+
+Resuming
+--------
+Each step writes ``done.json`` as its last act; a step whose marker exists is never
+run again, and inside a step the tasks (committee members, MD runs, label batches)
+have markers of their own, so a re-run after a kill continues where it stopped:
+finished members, runs and batches are skipped, an interrupted member continues
+from its training checkpoint.  ``record.json`` is written when the iteration is
+complete.  For tests, ``stop_after="label"`` (or ``"1:label"``; environment
+variable ``HPCNNP_ACTIVE_STOP_AFTER``) raises :class:`ActiveInterrupted` right
+after that step's marker is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hpcnnp.active import record as rec
+from hpcnnp.active.committee import load_committee, prepare_member, train_member
+from hpcnnp.active.config import ActiveConfig, load_config
+from hpcnnp.active.dispatch import Dispatcher
+from hpcnnp.active.explore import explore_run, read_run_frames, starting_structures
+from hpcnnp.active.labeling import label_batch_to_file
+from hpcnnp.active.selection import diversity_filter, select_frames, structure_fingerprint
+from hpcnnp.errors import HpcnnpError
+
+__all__ = ["ActiveLearner", "ActiveInterrupted", "STEPS", "MARKER"]
+
+#: the steps of an iteration, in order
+STEPS = ("train", "explore", "select", "label", "retrain")
+#: marker file of a finished step (in the step's folder)
+MARKER = "done.json"
+#: seed offset between iterations (random_seed of member k in iteration n: seed + k + 1000 n)
+SEED_STRIDE = 1000
+_FRAME_COLUMNS = ("run", "name", "temperature", "frame", "step", "sigma_f", "sigma_e",
+                  "n_warnings", "energy", "status")
+
+
+class ActiveInterrupted(HpcnnpError):
+    """Raised by the ``stop_after`` test hook after a step has finished."""
+
+
+def _mean_errors(members):
+    out = {}
+    for prop in ("energy", "force"):
+        for split in ("train", "test"):
+            vals = [m["errors"][prop][split] for m in members if prop in m.get("errors", {})]
+            vals = [v for v in vals if v is not None and np.isfinite(v)]
+            if vals:
+                out[f"{prop}_{split}"] = float(np.mean(vals))
+    return out
+
+
+def _finite_mean(values):
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else None
+
+
+class ActiveLearner:
+    """An active-learning campaign.
+
+    Parameters
+    ----------
+    config : path, dict or ActiveConfig
+        The campaign (:func:`hpcnnp.active.config.load_config`).
+    parsl : bool, optional
+        Override ``parallel.parsl``.
+    stop_after : str, optional
+        Test hook: ``"STEP"`` or ``"N:STEP"`` — raise :class:`ActiveInterrupted` after
+        that step (default: ``$HPCNNP_ACTIVE_STOP_AFTER``).
+    stream : file, optional
+        Progress lines (default stdout; None = quiet).  ``active.log`` is always written.
+
+    Examples
+    --------
+    >>> learner = ActiveLearner("campaign.yaml")                # doctest: +SKIP
+    >>> summary = learner.run(iterations=3)
+    >>> summary["status"], summary["final_committee"]
+    """
+
+    def __init__(self, config, *, parsl=None, stop_after=None, stream=sys.stdout):
+        self.cfg = config if isinstance(config, ActiveConfig) else load_config(config)
+        self.workdir = self.cfg.workdir
+        self.use_parsl = self.cfg["parallel.parsl"] if parsl is None else bool(parsl)
+        hook = stop_after if stop_after is not None else os.environ.get(
+            "HPCNNP_ACTIVE_STOP_AFTER")
+        self.stop_after = None
+        if hook:
+            n, _, step = hook.rpartition(":")
+            if step not in STEPS:
+                raise HpcnnpError(f"stop_after: unknown step '{step}' (steps: "
+                                  f"{', '.join(STEPS)})")
+            self.stop_after = (int(n) if n else None, step)
+        self.stream = stream
+        self._dispatcher = None
+        self._potentials = {}
+
+    # ------------------------------------------------------------------ paths
+    def iteration_dir(self, n):
+        return self.workdir / f"iteration_{n:03d}"
+
+    def step_dir(self, n, step):
+        return self.iteration_dir(n) / step
+
+    def committee_step(self, n):
+        """(iteration, step) whose committee explores in iteration n."""
+        return (0, "train") if n == 0 else (n - 1, "retrain")
+
+    def committee_dirs(self, n):
+        """Member folders of the committee that explores in iteration n."""
+        it, step = self.committee_step(n)
+        base = self.step_dir(it, step) / "committee"
+        return [base / f"member_{k}" for k in range(self.cfg["committee.size"])]
+
+    def data_path(self, n):
+        """The data set the committee of iteration n was trained on."""
+        it, step = self.committee_step(n)
+        return self.step_dir(it, step) / "input.data"
+
+    def completed_iterations(self):
+        """Record dicts of the completed iterations, in order."""
+        out = []
+        n = 0
+        while (self.iteration_dir(n) / "record.json").is_file():
+            out.append(rec.read_json(self.iteration_dir(n) / "record.json"))
+            n += 1
+        return out
+
+    # ---------------------------------------------------------------- logging
+    def log(self, text):
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with open(self.workdir / "active.log", "a") as f:
+            f.write(f"{stamp} {text}\n")
+        if self.stream is not None:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    # --------------------------------------------------------------- plumbing
+    @property
+    def dispatcher(self):
+        if self._dispatcher is None:
+            c = self.cfg
+            self._dispatcher = Dispatcher(
+                parsl=self.use_parsl, site=c["parallel.site"],
+                run_dir=self.workdir / "runinfo", nodes=c["parallel.nodes"],
+                workers_per_node=c["parallel.workers_per_node"],
+                walltime=c["parallel.walltime"], account=c["parallel.account"],
+                queue=c["parallel.queue"], log=self.log)
+        return self._dispatcher
+
+    def close(self):
+        if self._dispatcher is not None:
+            self._dispatcher.close()
+            self._dispatcher = None
+
+    def _potentials_of(self, n):
+        if n not in self._potentials:
+            self._potentials = {n: load_committee(self.committee_dirs(n))}
+        return self._potentials[n]
+
+    def _step(self, n, step, func):
+        """Run ``func(folder)`` unless the step's marker exists; write the marker."""
+        folder = self.step_dir(n, step)
+        marker = folder / MARKER
+        if marker.is_file():
+            return rec.read_json(marker)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.log(f"iteration {n}: {step} ...")
+        t0 = time.perf_counter()
+        summary = func(folder)
+        summary["elapsed"] = time.perf_counter() - t0
+        rec.write_json(marker, summary)
+        self.log(f"iteration {n}: {step} done ({summary['elapsed']:.1f} s)")
+        if self.stop_after is not None and self.stop_after[1] == step and \
+                self.stop_after[0] in (None, n):
+            raise ActiveInterrupted(f"stopped after iteration {n} step {step} "
+                                    "(stop_after test hook)")
+        return summary
+
+    # ------------------------------------------------------------------ steps
+    def _train_committee(self, folder, data, iteration, warm_from=None):
+        """Scaling of ``data`` and K members in ``folder/committee`` (shared by train and
+        retrain)."""
+        from hpcnnp.descriptors.scaling import run_scaling
+
+        c = self.cfg
+        scaling_dir = folder / "scaling"
+        scaling = scaling_dir / "scaling.data"
+        if not scaling.is_file():
+            run_scaling(c["input_nn"], data, scaling_dir, histograms=False,
+                        neighbors_out=False, progress_interval=0)
+        members = []
+        for k in range(c["committee.size"]):
+            member = folder / "committee" / f"member_{k}"
+            if not (member / "input.nn").is_file():
+                prepare_member(member, c["input_nn"],
+                               seed=c["committee.seed"] + k + SEED_STRIDE * iteration,
+                               test_fraction=c["committee.test_fraction"],
+                               epochs=c["committee.epochs"],
+                               old_weights=None if warm_from is None else warm_from[k])
+            members.append(member)
+        infos = self.dispatcher.map(train_member, [
+            {"folder": str(m), "data": str(data), "scaling": str(scaling)} for m in members])
+        for info in infos:
+            info.pop("skipped", None)
+            info["folder"] = self._relative(info["folder"])
+        n_data = _count_structures(data)
+        return {"members": infos, "mean_errors": _mean_errors(infos), "n_data": n_data,
+                "committee": self._relative(folder / "committee")}
+
+    def _relative(self, path):
+        """Path relative to workdir (records stay valid when the campaign moves)."""
+        try:
+            return str(Path(path).resolve().relative_to(self.workdir.resolve()))
+        except ValueError:
+            return str(path)
+
+    def step_train(self, folder):
+        """Iteration 0: the first committee on the campaign's data."""
+        data = folder / "input.data"
+        if not data.is_file():
+            shutil.copyfile(self.cfg["data"], data)
+        return self._train_committee(folder, data, 0)
+
+    def _starting_structures(self):
+        import ase.io
+
+        path = self.workdir / "start-structures.xyz"
+        if path.is_file():
+            return ase.io.read(path, index=":")
+        images = starting_structures(self.cfg["exploration.structures"], self.cfg["data"])
+        tmp = path.with_name(path.name + ".tmp")
+        ase.io.write(tmp, images, format="extxyz")
+        os.replace(tmp, path)
+        return ase.io.read(path, index=":")
+
+    def step_explore(self, n, folder):
+        c = self.cfg
+        starts = self._starting_structures()
+        elements = set(self._potentials_of(n)[0].elements)
+        for i, atoms in enumerate(starts):
+            missing = sorted(set(atoms.get_chemical_symbols()) - elements)
+            if missing:
+                raise HpcnnpError(f"exploration.structures: {atoms.info.get('name', i)} has "
+                                  f"element(s) {', '.join(missing)} that the potential "
+                                  f"does not know ({', '.join(sorted(elements))})")
+        tasks = []
+        for s, atoms in enumerate(starts):
+            for T in c["exploration.temperatures"]:
+                r = len(tasks)
+                tasks.append({"committee": [str(p) for p in self.committee_dirs(n)],
+                              "atoms": atoms, "temperature": T,
+                              "steps": c["exploration.steps"],
+                              "stride": c["exploration.stride"],
+                              "timestep": c["exploration.timestep"],
+                              "friction": c["exploration.friction"],
+                              "seed": [c["exploration.seed"], n, r],
+                              "output": str(folder / f"run_{r:03d}"),
+                              "min_distance": c["exploration.min_distance"]})
+        runs = self.dispatcher.map(explore_run, tasks)
+        rows = []
+        for r, info in enumerate(runs):
+            for fr in info["frames"]:
+                rows.append({"run": r, "name": info["name"], "temperature": info["temperature"],
+                             **{k: fr[k] for k in _FRAME_COLUMNS[3:]}})
+        _write_rows(folder / "frames.csv", _FRAME_COLUMNS, rows)
+        return {"runs": [{"run": r, "name": i["name"], "temperature": i["temperature"],
+                          "frames": len(i["frames"]), "ended": i["ended"]}
+                         for r, i in enumerate(runs)],
+                "explored": len(rows)}
+
+    def step_select(self, n, folder):
+        c = self.cfg
+        rows = _read_rows(self.step_dir(n, "explore") / "frames.csv")
+        sigma = np.array([float(r["sigma_f"]) for r in rows])
+        warn = np.array([int(r["n_warnings"]) for r in rows])
+        failed = np.array([r["status"] != "ok" for r in rows])
+        sel = select_frames(sigma, warn, sigma_low=c["selection.sigma_low"],
+                            sigma_high=c["selection.sigma_high"],
+                            extrapolation=c["selection.extrapolation"], failed=failed)
+        cand = sel["candidate"]
+        picked = []
+        if len(cand):
+            pot = self._potentials_of(n)[0]
+            frames = self._frames(n, [rows[i] for i in cand])
+            fps = np.array([structure_fingerprint(pot, a) for a in frames])
+            reference = None
+            if c["selection.against_data"]:
+                from hpcnnp.io import n2p2
+                reference = np.array([structure_fingerprint(pot, a)
+                                      for a in n2p2.read_data(self.data_path(n))])
+            order = diversity_filter(fps, min_distance=c["selection.min_distance"],
+                                     max_select=c["selection.max_select"],
+                                     reference=reference, priority=sigma[cand])
+            picked = [int(cand[k]) for k in order]
+        chosen = set(picked)
+        out_rows = [dict(r, **{"class": sel["classes"][i], "selected": int(i in chosen)})
+                    for i, r in enumerate(rows)]
+        _write_rows(folder / "frames.csv", _FRAME_COLUMNS + ("class", "selected"), out_rows)
+        selected = [{"index": i, "run": int(rows[i]["run"]), "frame": int(rows[i]["frame"]),
+                     "sigma_f": float(rows[i]["sigma_f"])} for i in picked]
+        rec.write_json(folder / "selected.json", selected)
+        counts = {k: int(len(sel[k])) for k in ("accurate", "candidate", "failed")}
+        counts["explored"] = len(rows)
+        counts["selected"] = len(picked)
+        return {"counts": counts,
+                "fraction_accurate": counts["accurate"] / max(1, len(rows)),
+                "sigma_f": {"mean": _finite_mean(sigma),
+                            "median": (float(np.median(sigma[np.isfinite(sigma)]))
+                                       if np.isfinite(sigma).any() else None),
+                            "max": (float(np.max(sigma[np.isfinite(sigma)]))
+                                    if np.isfinite(sigma).any() else None)},
+                "histogram": rec.sigma_histogram(sigma, c["selection.sigma_low"],
+                                                 c["selection.sigma_high"])}
+
+    def _frames(self, n, rows):
+        """ase.Atoms of explored frames (rows of frames.csv), with ``info`` id/comment."""
+        explore = self.step_dir(n, "explore")
+        by_run = {}
+        for k, r in enumerate(rows):
+            by_run.setdefault(int(r["run"]), []).append((k, int(r["frame"])))
+        out = [None] * len(rows)
+        for run, items in by_run.items():
+            images = read_run_frames(explore / f"run_{run:03d}", [f for _, f in items])
+            for (k, f), atoms in zip(items, images):
+                atoms.info["id"] = f"iteration_{n:03d}/run_{run:03d}/frame_{f}"
+                atoms.info["comment"] = (f"hpcnnp active iteration {n} run {run} frame {f} "
+                                         f"{atoms.info['name']} T={atoms.info['temperature']:g}K")
+                out[k] = atoms
+        return out
+
+    def step_label(self, n, folder):
+        c = self.cfg
+        selected = rec.read_json(self.step_dir(n, "select") / "selected.json")
+        frames = self._frames(n, [{"run": s["run"], "frame": s["frame"]} for s in selected])
+        size = c["labeler.batch"]
+        tasks = [{"name": c["labeler.name"], "options": c["labeler.options"],
+                  "frames": frames[b:b + size], "output": str(folder / f"batch_{b // size:03d}")}
+                 for b in range(0, len(frames), size)]
+        infos = self.dispatcher.map(label_batch_to_file, tasks)
+        failures = [f for info in infos for f in info["failures"]]
+        parts = [Path(t["output"]).with_suffix(".data").read_text() for t in tasks]
+        tmp = folder / "labelled.data.tmp"
+        tmp.write_text("".join(parts))
+        os.replace(tmp, folder / "labelled.data")
+        rec.write_json(folder / "failures.json", failures)
+        for f in failures:
+            self.log(f"iteration {n}: labelling {f['id']} failed: {f['error']}")
+        return {"labelled": sum(len(i["labelled"]) for i in infos), "failed": len(failures)}
+
+    def step_retrain(self, n, folder):
+        data = folder / "input.data"
+        if not data.is_file():
+            tmp = folder / "input.data.tmp"
+            tmp.write_text(self.data_path(n).read_text()
+                           + (self.step_dir(n, "label") / "labelled.data").read_text())
+            os.replace(tmp, data)
+        warm = self.committee_dirs(n) if self.cfg["committee.warm_start"] else None
+        summary = self._train_committee(folder, data, n + 1, warm_from=warm)
+        # the explored frames as the retrained committee sees them
+        rows = _read_rows(self.step_dir(n, "select") / "frames.csv")
+        ok = [r for r in rows if r["status"] == "ok"]
+        new = load_committee([folder / "committee" / f"member_{k}"
+                              for k in range(self.cfg["committee.size"])])
+        from hpcnnp.active.committee import committee_disagreement
+        after = []
+        for atoms in self._frames(n, ok):
+            try:
+                after.append(committee_disagreement(new, atoms)[0])
+            except HpcnnpError:
+                after.append(float("nan"))
+        before = [float(r["sigma_f"]) for r in ok]
+        _write_rows(folder / "reevaluation.csv",
+                    ("run", "frame", "class", "selected", "sigma_f_before", "sigma_f_after"),
+                    [{"run": r["run"], "frame": r["frame"], "class": r["class"],
+                      "selected": r["selected"], "sigma_f_before": b, "sigma_f_after": a}
+                     for r, b, a in zip(ok, before, after)])
+        cand = [i for i, r in enumerate(ok) if r["class"] == "candidate"]
+        summary["reevaluation"] = {
+            "frames": len(ok),
+            "sigma_f_mean_before": _finite_mean(before),
+            "sigma_f_mean_after": _finite_mean(after),
+            "candidates_sigma_f_mean_before": _finite_mean([before[i] for i in cand]),
+            "candidates_sigma_f_mean_after": _finite_mean([after[i] for i in cand])}
+        return summary
+
+    # ------------------------------------------------------------------- loop
+    def _stop_rule(self, select):
+        c = self.cfg
+        if select["fraction_accurate"] >= c["stop.accurate_fraction"]:
+            return "converged"
+        if select["counts"]["candidate"] == 0:
+            return "no candidates"
+        if select["counts"]["selected"] == 0:
+            return "no new frames"
+        return None
+
+    def run_iteration(self, n):
+        """Run (or finish) iteration n; returns its record."""
+        if n > 0 and not (self.iteration_dir(n - 1) / "record.json").is_file():
+            raise HpcnnpError(f"iteration {n}: iteration {n - 1} is not complete")
+        steps = {}
+        if n == 0:
+            steps["train"] = self._step(0, "train", self.step_train)
+        else:
+            steps["train"] = rec.read_json(self.step_dir(n - 1, "retrain") / MARKER)
+        steps["explore"] = self._step(n, "explore", lambda d: self.step_explore(n, d))
+        steps["select"] = self._step(n, "select", lambda d: self.step_select(n, d))
+        stop = self._stop_rule(steps["select"])
+        if stop is None:
+            steps["label"] = self._step(n, "label", lambda d: self.step_label(n, d))
+            if steps["label"]["labelled"] == 0:
+                stop = "labelling failed"
+        if stop is None:
+            steps["retrain"] = self._step(n, "retrain", lambda d: self.step_retrain(n, d))
+        return self._record(n, steps, stop)
+
+    def _record(self, n, steps, stop):
+        c = self.cfg
+        sel = steps["select"]
+        counts = dict(sel["counts"])
+        label = steps.get("label") or {"labelled": 0, "failed": 0}
+        counts["labelled"] = label["labelled"]
+        counts["label_failed"] = label["failed"]
+        retrain = steps.get("retrain")
+        r = {"iteration": n, "counts": counts, "fraction_accurate": sel["fraction_accurate"],
+             "sigma_f": sel["sigma_f"], "histogram": sel["histogram"],
+             "thresholds": {"sigma_low": c["selection.sigma_low"],
+                            "sigma_high": c["selection.sigma_high"]},
+             "committee": {k: steps["train"][k] for k in ("committee", "members",
+                                                           "mean_errors")},
+             "retrained": None if retrain is None else {
+                 k: retrain[k] for k in ("committee", "members", "mean_errors")},
+             "reevaluation": None if retrain is None else retrain["reevaluation"],
+             "data": {"before": steps["train"]["n_data"],
+                      "after": None if retrain is None else retrain["n_data"]},
+             "runs": steps["explore"]["runs"],
+             "elapsed": {k: v.get("elapsed") for k, v in steps.items()
+                         if not (k == "train" and n > 0)},
+             "stop": stop}
+        folder = self.iteration_dir(n)
+        sigma_after = None
+        if retrain is not None:
+            rows = _read_rows(self.step_dir(n, "retrain") / "reevaluation.csv")
+            sigma_after = [float(x["sigma_f_after"]) for x in rows]
+        try:
+            rec.plot_histogram(folder / "sigma-histogram.png", r, sigma_after)
+        except ImportError:                 # pragma: no cover - matplotlib is a dependency
+            pass
+        rec.write_json(folder / "record.json", r)
+        self.log(f"iteration {n}: {counts['explored']} frames explored, "
+                 f"{counts['accurate']} accurate ({r['fraction_accurate']:.1%}), "
+                 f"{counts['candidate']} candidates, {counts['failed']} failed, "
+                 f"{counts['selected']} selected, {counts['labelled']} labelled"
+                 + (f"; σ_F mean {r['reevaluation']['sigma_f_mean_before']:.4g} -> "
+                    f"{r['reevaluation']['sigma_f_mean_after']:.4g} eV/Å after retraining"
+                    if r["reevaluation"] and r["reevaluation"]["sigma_f_mean_after"]
+                    is not None else "")
+                 + (f"; stop: {stop}" if stop else ""))
+        return r
+
+    def _summary(self, records, status):
+        if records and records[-1].get("retrained"):
+            final = str(self.workdir / records[-1]["retrained"]["committee"])
+        elif records:
+            final = str(self.workdir / records[-1]["committee"]["committee"])
+        else:
+            final = None
+        rec.write_csv(self.workdir / "active-learning.csv", records)
+        if records:
+            rec.plot_summary(self.workdir / "active-learning.png", records)
+        summary = {"status": status, "iterations": len(records),
+                   "final_committee": final,
+                   "final_potential": None if final is None else str(Path(final) / "member_0"),
+                   "records": [str(self.iteration_dir(r["iteration"]) / "record.json")
+                               for r in records]}
+        rec.write_json(self.workdir / "active-learning.json", summary)
+        return summary
+
+    def run(self, iterations=None):
+        """Run the campaign until a stop rule holds or ``iterations`` iterations
+        (default ``stop.max_iterations``) are complete; continues a campaign already
+        on disk.  Returns the summary (also ``active-learning.json``)."""
+        limit = self.cfg["stop.max_iterations"] if iterations is None else int(iterations)
+        if limit < 1:
+            raise HpcnnpError("iterations must be >= 1")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            records = self.completed_iterations()
+            status = "max iterations"
+            if records and records[-1]["stop"]:
+                status = records[-1]["stop"]
+            else:
+                while len(records) < limit:
+                    r = self.run_iteration(len(records))
+                    records.append(r)
+                    rec.write_csv(self.workdir / "active-learning.csv", records)
+                    if r["stop"]:
+                        status = r["stop"]
+                        break
+            summary = self._summary(records, status)
+            self.log(f"campaign: {summary['iterations']} iteration(s), status: {status}; "
+                     f"final potential {summary['final_potential']}")
+            return summary
+        finally:
+            self.close()
+
+
+def _count_structures(path):
+    with open(path) as f:
+        return sum(1 for line in f if line.split()[:1] == ["begin"])
+
+
+def _write_rows(path, columns, rows):
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
+    os.replace(tmp, path)
+
+
+def _read_rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))

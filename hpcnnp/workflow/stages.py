@@ -1,0 +1,362 @@
+"""The stages of the main job, in order, as a table (:data:`STAGES`).
+
+Every stage reads the files of the stages before it and writes its own folder
+under the project's work folder; when it has finished it writes
+``.done/<stage>.json``.  Re-running ``hpcnnp run`` skips finished stages and
+restarts the first unfinished one, which itself resumes where it can (the
+campaign skips finished tasks, training continues from its checkpoint, MD from
+its last segment), so a killed main job loses at most the work of one
+segment/epoch/task.
+
+The stages call the same commands a user would (``hpcnnp sample``, ``scale``,
+``train``, ``validate``, ``active``, ``md``, ``analyze``), in subprocesses:
+MPI stages are started with the site's launcher (``mpiexec -n R`` locally), and
+a crash in a stage cannot take the driver down with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from hpcnnp.errors import HpcnnpError
+
+#: training keywords the main job writes unless the project overrides them
+#: (n2p2 names; the Kalman settings of n2p2's examples)
+TRAINING_DEFAULTS = {
+    "epochs": 10,
+    "random_seed": 12345,
+    "test_fraction": 0.1,
+    "use_short_forces": "",
+    "updater_type": 1,
+    "parallel_mode": 0,
+    "jacobian_mode": 1,
+    "update_strategy": 0,
+    "selection_mode": 2,
+    "task_batch_size_energy": 1,
+    "task_batch_size_force": 1,
+    "memorize_symfunc_results": "",
+    "short_energy_fraction": 1.0,
+    "short_force_fraction": 0.05,
+    "short_energy_error_threshold": 0.0,
+    "short_force_error_threshold": 1.0,
+    "rmse_threshold_trials": 3,
+    "force_weight": 10.0,
+    "weights_min": -1.0,
+    "weights_max": 1.0,
+    "normalize_data_set": "ref",
+    "write_weights_epoch": 1,
+    "write_trainpoints": 1,
+    "write_trainforces": 1,
+    "kalman_type": 0,
+    "kalman_epsilon": 1.0e-2,
+    "kalman_q0": 0.01,
+    "kalman_qtau": 2.302,
+    "kalman_qmin": 1.0e-6,
+    "kalman_eta": 0.01,
+    "kalman_etatau": 2.302,
+    "kalman_etamax": 1.0,
+}
+
+
+class StageError(HpcnnpError):
+    """A stage failed (message names the stage, the command and its log)."""
+
+
+class Context:
+    """What the stages share: the project, the work folder, the MPI launcher."""
+
+    def __init__(self, project, ranks=None, log=print):
+        from hpcnnp.hpc.sites import load_site
+
+        self.project = project
+        self.work = project.workdir
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.site = load_site(project["site"])
+        self.ranks = ranks or project["ranks"] or max(1, os.cpu_count() or 1)
+        self.log = log
+
+    def path(self, *parts):
+        return self.work.joinpath(*parts)
+
+    def mpi(self, ranks=None):
+        n = ranks or self.ranks
+        return self.site.mpi_command(n) if n > 1 else []
+
+    def hpcnnp(self, *args, mpi=False, stage="", cwd=None, ranks=None):
+        """Run ``hpcnnp ARGS`` (under MPI when asked); output to the stage's log file."""
+        cmd = (self.mpi(ranks) if mpi else []) + [sys.executable, "-m", "hpcnnp.cli", *map(str, args)]
+        logf = self.path("logs", f"{stage or args[0]}.log")
+        logf.parent.mkdir(exist_ok=True)
+        env = dict(os.environ)
+        lib = str(Path(sys.prefix) / "lib")
+        env["LD_LIBRARY_PATH"] = lib + os.pathsep + env.get("LD_LIBRARY_PATH", "")
+        env.setdefault("OMP_NUM_THREADS", "1")
+        t0 = time.time()
+        with open(logf, "a") as fh:
+            fh.write(f"\n$ {' '.join(cmd)}\n")
+            fh.flush()
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    cwd=cwd or self.work, env=env, text=True)
+            last = ""
+            for line in proc.stdout:
+                fh.write(line)
+                fh.flush()
+                line = line.rstrip()
+                if line:
+                    last = line
+                    if _is_progress(line):
+                        self.log(f"    {line[:150]}")
+            rc = proc.wait()
+        if rc != 0:
+            raise StageError(f"stage {stage}: `hpcnnp {args[0]}` failed with exit code {rc} "
+                             f"after {time.time() - t0:.0f} s: {last[:300]} (log: {logf})")
+        return logf
+
+
+def _is_progress(line):
+    keys = ("epoch", "segment", "ETA", "tasks", "error", "Error", "ns/day", "iteration",
+            "RMSE", "warning")
+    return any(k in line for k in keys)
+
+
+# ---------------------------------------------------------------------------
+# stages
+# ---------------------------------------------------------------------------
+
+def stage_sample(ctx):
+    """Structures + labels: the campaign through Parsl -> dataset.h5 -> input.data."""
+    p = ctx.project
+    d = ctx.path("sample")
+    d.mkdir(exist_ok=True)
+    camp = dict(p["campaign"])
+    camp.setdefault("name", p["name"])
+    camp["output"] = "dataset.h5"
+    camp["workdir"] = "campaign.work"
+    camp.setdefault("site", p["site"])
+    camp["labeler"] = p["labeler"]
+    camp["scale"] = p["scale"] * camp.get("scale", 1.0)
+    camp.setdefault("seed", p["seed"])
+    (d / "campaign.yaml").write_text(yaml.safe_dump(camp, sort_keys=False))
+    ctx.hpcnnp("sample", "campaign.yaml", "--resume", stage="sample", cwd=d)
+    ctx.hpcnnp("dataset", "export", "dataset.h5", "-o", "input.data", stage="sample", cwd=d)
+    return {"data": str(d / "input.data")}
+
+
+def _input_nn_text(p):
+    net = p["network"]
+    train = dict(TRAINING_DEFAULTS)
+    train["random_seed"] = p["seed"]
+    train.update(p["training"])
+    els = p["elements"]
+    lines = [f"# input.nn written by hpcnnp run for project '{p['name']}'",
+             f"number_of_elements {len(els)}", f"elements {' '.join(els)}",
+             "cutoff_type 6 0.0", "scale_symmetry_functions", "center_symmetry_functions",
+             "scale_min_short -1.0", "scale_max_short 1.0",
+             f"global_hidden_layers_short {len(net['hidden'])}",
+             f"global_nodes_short {' '.join(map(str, net['hidden']))}",
+             f"global_activation_short {net['activation']}"]
+    for k, v in train.items():
+        lines.append(f"{k} {v}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def stage_descriptors(ctx):
+    """input.nn: elements, network, training keywords and the SF set (hpcnnp sfgen)."""
+    p = ctx.project
+    d = ctx.path("potential_setup")
+    d.mkdir(exist_ok=True)
+    (d / "input.nn").write_text(_input_nn_text(p))
+    ctx.hpcnnp("sfgen", "--preset", p["descriptors"]["preset"], "--append-to", "input.nn",
+               "--replace", stage="descriptors", cwd=d)
+    shutil.copy2(ctx.path("sample", "input.data"), d / "input.data")
+    return {"input.nn": str(d / "input.nn")}
+
+
+def stage_scale(ctx):
+    """scaling.data from the SF statistics of the data set (hpcnnp scale, MPI)."""
+    d = ctx.path("potential_setup")
+    ctx.hpcnnp("scale", "100", "--no-histograms", "--no-neighbors-out", mpi=True,
+               stage="scale", cwd=d)
+    return {"scaling.data": str(d / "scaling.data")}
+
+
+def stage_train(ctx):
+    """The potential: Kalman-filter training across MPI ranks (hpcnnp train)."""
+    d = ctx.path("potential_setup")
+    out = ctx.path("train")
+    args = ["train", "--output-dir", str(out), "--quiet"]
+    if (out / "checkpoint" / "meta.json").exists():
+        args.append("--restart")
+    ctx.hpcnnp(*args, mpi=True, stage="train", cwd=d)
+    return {"potential": str(out)}
+
+
+def stage_validate(ctx):
+    """Errors per structure class, parity plots and the requested property checks."""
+    p = ctx.project
+    out = ctx.path("validation")
+    props = p["validation"].get("properties", ["errors"])
+    args = ["validate", "--potential", ctx.path("train"), "--output-dir", out,
+            "--train", ctx.path("train", "train.data"), "--test", ctx.path("train", "test.data"),
+            "--properties", ",".join(props)]
+    if "reference_labeler" in p["validation"]:
+        args += ["--reference-labeler", p["validation"]["reference_labeler"]]
+    ctx.hpcnnp(*args, stage="validate")
+    return {"report": str(out)}
+
+
+def stage_active(ctx):
+    """One active-learning iteration: committee, exploration, selection, labels, retraining."""
+    p = ctx.project
+    d = ctx.path("active")
+    d.mkdir(exist_ok=True)
+    cfg = dict(p["active"])
+    cfg.setdefault("data", str(ctx.path("potential_setup", "input.data")))
+    cfg.setdefault("settings", str(ctx.path("potential_setup", "input.nn")))
+    cfg.setdefault("labeler", p["labeler"])
+    cfg.setdefault("site", p["site"])
+    iterations = cfg.pop("iterations", 1)
+    (d / "active.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    ctx.hpcnnp("active", "active.yaml", "--iterations", iterations, "--resume",
+               stage="active", cwd=d)
+    return {"folder": str(d)}
+
+
+def _md_stage(ctx, name, builder):
+    p = ctx.project
+    spec = dict(p["production"].get(name, {}))
+    d = ctx.path(f"md_{name}")
+    d.mkdir(exist_ok=True)
+    struct = d / "structure.extxyz"
+    if not struct.exists():
+        from ase.io import write
+        atoms = builder(spec)
+        tmp = struct.with_suffix(".tmp.extxyz")
+        write(tmp, atoms)
+        os.replace(tmp, struct)
+    T = spec.get("temperature", 1500)
+    protocol = {
+        "structure": "structure.extxyz",
+        "potential": str(ctx.path("train")),
+        "output": "run",
+        "timestep": spec.get("timestep", 1.0),
+        "seed": p["seed"],
+        "dump_stride": spec.get("dump_stride", 50),
+        "thermo_stride": spec.get("dump_stride", 50),
+        "segment": spec.get("segment", "1 ps"),
+        "trajectory": {"file": "traj.h5", "fields": ["position", "image", "velocity"]},
+        "pair": {"showewsum": spec.get("dump_stride", 50)},
+        "stages": [
+            {"type": "minimize", "ftol": 1.0e-2, "maxiter": spec.get("minimize_steps", 200)},
+            {"type": "heat", "T0": 300, "T1": T, "time": spec.get("heat_time", "1 ps")},
+            {"type": "nvt", "T": T, "time": spec.get("time", "2 ps")},
+        ],
+    }
+    (d / "protocol.yaml").write_text(yaml.safe_dump(protocol, sort_keys=False))
+    args = ["md", "protocol.yaml"]
+    if (d / "run").exists():
+        args.append("--resume")
+    ctx.hpcnnp(*args, mpi=True, stage=f"md_{name}", cwd=d)
+    return {"trajectory": str(d / "run" / "traj.h5")}
+
+
+def _build_interface(spec):
+    from hpcnnp import structures as st
+    return st.interface(st.llzo_cubic(), (0, 0, 1), st.lco(), (1, 0, 4),
+                        natoms=spec.get("natoms", 900))
+
+
+def _build_gb(spec):
+    from hpcnnp import structures as st
+    axis, plane = {13: ((0, 0, 1), (2, 3, 0)), 17: ((0, 0, 1), (5, 3, 0)),
+                   33: ((0, 1, 1), (5, 2, -2)), 19: ((1, 1, 1), (3, 2, -5))}[spec.get("sigma", 13)]
+    return st.grain_boundary(st.llzo_cubic(), axis=axis, plane=plane,
+                             natoms=spec.get("natoms", 700))
+
+
+def stage_md_interface(ctx):
+    """Production MD of an LLZO(001)|LCO(104) interface with the plugin pair style."""
+    return _md_stage(ctx, "interface", _build_interface)
+
+
+def stage_md_gb(ctx):
+    """Production MD of a symmetric Σ-tilt grain boundary of cubic LLZO."""
+    return _md_stage(ctx, "gb", _build_gb)
+
+
+def stage_analysis(ctx):
+    """Co segregation, Li probability density and profiles of both trajectories."""
+    p = ctx.project
+    a = p["analysis"]
+    for name in ("interface", "gb"):
+        traj = ctx.path(f"md_{name}", "run", "traj.h5")
+        args = ["analyze", traj, "-o", ctx.path("analysis", name)]
+        if a.get("segregation"):
+            args += ["--segregation", a["segregation"]]
+        if a.get("li_density", True):
+            args += ["--li-density"]
+        args += ["--profiles", "--rdf", "--msd", "Li"]
+        ctx.hpcnnp(*args, mpi=True, stage="analysis")
+    return {"folder": str(ctx.path("analysis"))}
+
+
+def stage_report(ctx):
+    """One Markdown report with the tables and figures of every stage."""
+    from hpcnnp.workflow.report import write_report
+    path = write_report(ctx)
+    return {"report": str(path)}
+
+
+#: (name, function) in pipeline order
+STAGES = [
+    ("sample", stage_sample),
+    ("descriptors", stage_descriptors),
+    ("scale", stage_scale),
+    ("train", stage_train),
+    ("validate", stage_validate),
+    ("active", stage_active),
+    ("md_interface", stage_md_interface),
+    ("md_gb", stage_md_gb),
+    ("analysis", stage_analysis),
+    ("report", stage_report),
+]
+
+
+def run_project(project, ranks=None, only=None, log=print):
+    """Run the stages that have not finished; returns the path of the report."""
+    ctx = Context(project, ranks=ranks, log=log)
+    done = ctx.path(".done")
+    done.mkdir(exist_ok=True)
+    t_start = time.time()
+    names = [n for n, _ in STAGES]
+    if only:
+        unknown = [s for s in only if s not in names]
+        if unknown:
+            raise HpcnnpError(f"unknown stage(s) {', '.join(unknown)} (stages: {', '.join(names)})")
+    result = None
+    for k, (name, fn) in enumerate(STAGES, 1):
+        marker = done / f"{name}.json"
+        if only and name not in only:
+            continue
+        if marker.exists() and not only:
+            log(f"[{k}/{len(STAGES)}] {name}: done earlier, skipped")
+            continue
+        log(f"[{k}/{len(STAGES)}] {name}: {fn.__doc__.strip().splitlines()[0]}")
+        t0 = time.time()
+        info = fn(ctx) or {}
+        info["seconds"] = round(time.time() - t0, 1)
+        tmp = marker.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info, indent=1))
+        os.replace(tmp, marker)
+        log(f"[{k}/{len(STAGES)}] {name}: finished in {info['seconds']:.0f} s "
+            f"(total {time.time() - t_start:.0f} s)")
+        result = info
+    return ctx.path("report.md") if result is not None else None

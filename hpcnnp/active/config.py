@@ -73,7 +73,9 @@ OPTIONS = (
            "starting structures, a list of {file: PATH, index: I} (n2p2 .data or any "
            "ASE format; index default 0), {builder: NAME, options: {...}} (a builder "
            "of hpcnnp.structures) or {data: [I, ...]} (structures of 'data'); each may "
-           "add repeat: [n1, n2, n3] and name: LABEL"),
+           "add repeat: [n1, n2, n3] and name: LABEL; a builder option may itself be "
+           "such an entry (interfaces, grain boundaries: {builder: grain_boundary, "
+           "options: {atoms: {builder: llzo_cubic}}})"),
     Option("exploration.temperatures", "temperatures", REQUIRED,
            "temperatures (K); every structure runs at every temperature"),
     Option("exploration.steps", "int>=1", 1000, "MD steps per run"),
@@ -104,7 +106,10 @@ OPTIONS = (
            "reference calculator: a name of hpcnnp.sampling.labelers, 'hdnnp' (an n2p2 "
            "potential, options: {potential: DIR}) or 'module:function' (a factory "
            "returning an ASE calculator)"),
-    Option("labeler.options", "mapping", {}, "keyword arguments of the labeler factory"),
+    Option("labeler.options", "mapping", {},
+           "keyword arguments of the labeler factory; other keys of the labeler "
+           "section are options too ({name: chgnet, threads: 1}, as in the project "
+           "file); checked when the campaign is read"),
     Option("labeler.batch", "int>=1", 10, "frames per labelling task"),
     Option("stop.max_iterations", "int>=1", 5,
            "most iterations (hpcnnp active --iterations overrides)"),
@@ -123,6 +128,10 @@ OPTIONS = (
 )
 
 _BY_KEY = {o.key: o for o in OPTIONS}
+
+#: other spellings accepted for a key (those of ``hpcnnp train`` and of the project
+#: file of ``hpcnnp run``): alias -> key
+ALIASES = {"settings": "input_nn", "site": "parallel.site"}
 _SECTIONS = sorted({o.key.split(".")[0] for o in OPTIONS if "." in o.key})
 
 
@@ -131,10 +140,12 @@ def options_help():
     import textwrap
 
     lines = []
+    aliases = {v: k for k, v in ALIASES.items()}
     for o in OPTIONS:
         default = ("required" if o.default is REQUIRED else
                    "default: none" if o.default is None else f"default: {o.default!r}")
-        lines.append(f"  {o.key}  ({default})")
+        alias = f", alias: {aliases[o.key]}" if o.key in aliases else ""
+        lines.append(f"  {o.key}  ({default}{alias})")
         lines += textwrap.wrap(o.doc, 76, initial_indent="      ", subsequent_indent="      ")
     return "\n".join(lines)
 
@@ -357,9 +368,23 @@ def load_config(source, overrides=None):
             if not isinstance(value, dict):
                 raise cfg.error(key, "must be a mapping")
             for sub, v in value.items():
-                flat[f"{key}.{sub}"] = v
+                full = f"{key}.{sub}"
+                if key == "labeler" and full not in _BY_KEY:
+                    # the project file's form {name: chgnet, threads: 1}: options inline
+                    flat.setdefault("labeler.options", {})
+                    if not isinstance(flat["labeler.options"], dict):
+                        raise cfg.error("labeler.options", "must be a mapping")
+                    flat["labeler.options"] = {**flat["labeler.options"], sub: v}
+                    continue
+                if full == "labeler.options" and isinstance(flat.get(full), dict) \
+                        and isinstance(v, dict):
+                    v = {**flat[full], **v}
+                flat[full] = v
         else:
-            flat[key] = value
+            target = ALIASES.get(key, key)
+            if target in flat:
+                raise cfg.error(key, f"given twice (as {key} and as {target})")
+            flat[target] = value
     flat.update(overrides or {})
     for key in flat:
         if key not in _BY_KEY:
@@ -395,5 +420,37 @@ def load_config(source, overrides=None):
         if "file" in entry and not Path(entry["file"]).is_file():
             raise cfg.error("exploration.structures", f"entry {i}: file not found: "
                                                       f"{entry['file']}")
+    _check_labeler(cfg, values)
     cfg.values = values
     return cfg
+
+
+def _check_labeler(cfg, values):
+    """Labeler options checked now, not after hours of training: the project's table
+    (hpcnnp.sampling.labelers) knows the options of its labelers; ``hdnnp`` needs a
+    potential folder (relative paths: to the campaign file)."""
+    name, options = values["labeler.name"], values["labeler.options"]
+    if name == "hdnnp":
+        pot = options.get("potential")
+        if not isinstance(pot, str):
+            raise cfg.error("labeler.options", "labeler hdnnp needs {potential: DIR}")
+        unknown = sorted(set(options) - {"potential", "warn_extrapolation"})
+        if unknown:
+            raise cfg.error("labeler", f"labeler hdnnp: unknown option '{unknown[0]}' "
+                                       "(known: potential, warn_extrapolation)")
+        options["potential"] = str((cfg.base / os.path.expanduser(pot)).resolve())
+        if not Path(options["potential"]).is_dir():
+            raise cfg.error("labeler.options", f"potential folder not found: "
+                                               f"{options['potential']}")
+        return
+    if ":" in name:
+        return
+    try:
+        from hpcnnp.sampling.labelers import labeler_settings
+    except ImportError:                       # pragma: no cover - part of hpcnnp
+        return
+    from hpcnnp.errors import HpcnnpError
+    try:
+        labeler_settings(name, **options)
+    except HpcnnpError as exc:
+        raise cfg.error("labeler", str(exc)) from None

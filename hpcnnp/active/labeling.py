@@ -35,8 +35,11 @@ def _hdnnp(potential, **options):
 LABELERS = {"hdnnp": _hdnnp}
 
 
-def make_labeler(name, options=None):
+def make_labeler(name, options=None, directory=None):
     """An ASE calculator for labelling (see the module docstring for the lookup).
+
+    ``directory``: working folder of file-based programs (CP2K, VASP; passed to
+    :func:`hpcnnp.sampling.labelers.get_labeler`, default a temporary folder).
 
     Raises
     ------
@@ -59,7 +62,7 @@ def make_labeler(name, options=None):
             raise HpcnnpError(f"unknown labeler '{name}' (hpcnnp.sampling.labelers is not "
                               f"available; known here: {', '.join(LABELERS)} or "
                               "'module:function')") from None
-        return get_labeler(name, **options)
+        return get_labeler(name, directory=directory, **options)
     try:
         return factory(**options)
     except TypeError as exc:
@@ -74,12 +77,12 @@ def _failure_types():
         return (Exception,)
 
 
-def label_batch(name, options, frames):
+def label_batch(name, options, frames, directory=None):
     """Label frames (a task body).
 
     Parameters
     ----------
-    name, options :
+    name, options, directory :
         The labeler (:func:`make_labeler`).
     frames : list of ase.Atoms
 
@@ -91,7 +94,7 @@ def label_batch(name, options, frames):
     """
     from ase.calculators.singlepoint import SinglePointCalculator
 
-    calc = make_labeler(name, options)
+    calc = make_labeler(name, options, directory)
     out = []
     for atoms in frames:
         a = atoms.copy()
@@ -134,7 +137,8 @@ def label_batch_to_file(name, options, frames, output):
     marker = output.with_suffix(".json")
     if marker.is_file():
         return json.loads(marker.read_text())
-    results = label_batch(name, options, frames)
+    results = label_batch(name, options, frames,
+                          directory=output.with_name(output.name + ".work"))
     good = [a for a, _ in results if a is not None]
     for a in good:
         a.info = {"comment": a.info.get("comment", a.info.get("id", ""))}

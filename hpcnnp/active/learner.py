@@ -379,7 +379,8 @@ class ActiveLearner:
         rec.write_json(folder / "failures.json", failures)
         for f in failures:
             self.log(f"iteration {n}: labelling {f['id']} failed: {f['error']}")
-        return {"labelled": sum(len(i["labelled"]) for i in infos), "failed": len(failures)}
+        return {"labelled": sum(len(i["labelled"]) for i in infos), "failed": len(failures),
+                "labeler": _labeler_provenance(c["labeler.name"], c["labeler.options"])}
 
     def step_retrain(self, n, folder):
         data = folder / "input.data"
@@ -468,6 +469,7 @@ class ActiveLearner:
              "data": {"before": steps["train"]["n_data"],
                       "after": None if retrain is None else retrain["n_data"]},
              "runs": steps["explore"]["runs"],
+             "labeler": (steps.get("label") or {}).get("labeler"),
              "elapsed": {k: v.get("elapsed") for k, v in steps.items()
                          if not (k == "train" and n > 0)},
              "stop": stop}
@@ -537,6 +539,17 @@ class ActiveLearner:
             return summary
         finally:
             self.close()
+
+
+def _labeler_provenance(name, options):
+    """The labeler's settings with defaults filled in (project table) or as given."""
+    try:
+        from hpcnnp.sampling.labelers import LABELERS, labeler_settings
+        if name.strip().lower() in LABELERS:
+            return labeler_settings(name, **options)
+    except (ImportError, HpcnnpError):
+        pass
+    return {"name": name, **options}
 
 
 def _count_structures(path):

@@ -432,6 +432,9 @@ class LabelerCalculator(Calculator):
 # CHGNet
 # ---------------------------------------------------------------------------------------
 
+_CHGNET_MODELS = {}
+
+
 class ChgnetLabeler(Labeler):
     """CHGNet universal potential (offline; a PBE(+U)-trained *teacher*, not DFT)."""
 
@@ -458,9 +461,12 @@ class ChgnetLabeler(Labeler):
                                 category=UserWarning)
         from chgnet.model import CHGNet
         from chgnet.model.dynamics import CHGNetCalculator
+        key = (self.settings["model"], self.settings["device"])
         with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
-            model = CHGNet.load(model_name=self.settings["model"], use_device=self.settings["device"],
-                                verbose=False)
+            model = _CHGNET_MODELS.get(key)
+            if model is None:   # one model per process (a Parsl worker runs many tasks)
+                model = CHGNet.load(model_name=key[0], use_device=key[1], verbose=False)
+                _CHGNET_MODELS[key] = model
             calc = CHGNetCalculator(model=model, use_device=self.settings["device"])
         return calc
 

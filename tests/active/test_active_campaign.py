@@ -199,3 +199,30 @@ def test_active_parsl_tasks_equal_sequential(toy, toy_cfg, toy_campaign, tmp_pat
         assert (tmp_path / "iteration_000" / name).read_text() == \
             (ref_dir / "iteration_000" / name).read_text(), name
     assert "Parsl: site local" in (tmp_path / "active.log").read_text()
+
+
+def test_active_selection_against_data_and_min_distance(toy, toy_cfg, toy_campaign, tmp_path):
+    """Re-select the toy campaign's explored frames with a larger fingerprint distance
+    and the data set as reference: fewer frames, all far enough apart and from the
+    data (the finished train and explore steps are reused through their markers)."""
+    from hpcnnp.active.selection import fingerprint_distance, structure_fingerprint
+    from hpcnnp.io import n2p2
+
+    ref_dir, _, _ = toy_campaign
+    for step in ("train", "explore"):
+        shutil.copytree(ref_dir / "iteration_000" / step, tmp_path / "iteration_000" / step)
+    shutil.copy(ref_dir / "start-structures.xyz", tmp_path)
+    ref_selected = json.loads((ref_dir / "iteration_000/select/selected.json").read_text())
+    cfg = toy_cfg(toy, tmp_path, selection={"min_distance": 0.08, "against_data": True})
+    learner = ActiveLearner(cfg, stop_after="0:select", stream=None)
+    with pytest.raises(ActiveInterrupted):
+        learner.run()
+    selected = json.loads((tmp_path / "iteration_000/select/selected.json").read_text())
+    assert 0 < len(selected) < len(ref_selected)
+    pot = learner._potentials_of(0)[0]
+    rows = [{"run": s["run"], "frame": s["frame"]} for s in selected]
+    fps = np.array([structure_fingerprint(pot, a) for a in learner._frames(0, rows)])
+    data = np.array([structure_fingerprint(pot, a)
+                     for a in n2p2.read_data(learner.data_path(0))])
+    d = fingerprint_distance(fps, fps) + np.eye(len(fps)) * 1e9
+    assert d.min() >= 0.08 and fingerprint_distance(fps, data).min() >= 0.08

@@ -193,6 +193,12 @@ labeler:
 """
 
 
+def _copy_inputs(toy, folder):
+    for name in ("input.data", "input.nn", "start.data"):
+        shutil.copy(toy / name, folder / name)
+    shutil.copytree(toy / "teacher", folder / "teacher")
+
+
 @pytest.mark.parametrize("change, line, message", [
     (("committee:\n  size: 3", "committee:\n  size: 3\n  epoch: 4"), 5,
      "committee.epoch: unknown key"),
@@ -208,10 +214,16 @@ labeler:
     (("- file: start.data", "- file: missing.data"), 6, "file not found"),
     (("labeler:", "labeller:"), 12, "labeller: unknown key"),
     (("input_nn: input.nn", "input_nn: nowhere.nn"), 2, "input_nn: file not found"),
+    (("options: {potential: teacher}", "options: {potential: nowhere}"), 14,
+     "potential folder not found"),
+    (("name: hdnnp\n  options: {potential: teacher}", "name: emt\n  bogus: 1"), 12,
+     "labeler: labeler emt: unknown option(s) bogus"),
+    (("name: hdnnp", "name: nonesuch"), 12, "unknown labeler 'nonesuch'"),
+    (("input_nn: input.nn", "input_nn: input.nn\nsettings: input.nn"), 3,
+     "settings: given twice"),
 ])
 def test_active_bad_config_names_key_and_line(toy, tmp_path, change, line, message):
-    for name in ("input.data", "input.nn", "start.data"):
-        shutil.copy(toy / name, tmp_path / name)
+    _copy_inputs(toy, tmp_path)
     path = tmp_path / "campaign.yaml"
     old, new = change
     assert old in _GOOD
@@ -224,8 +236,7 @@ def test_active_bad_config_names_key_and_line(toy, tmp_path, change, line, messa
 
 
 def test_active_good_config_defaults_and_paths(toy, tmp_path):
-    for name in ("input.data", "input.nn", "start.data"):
-        shutil.copy(toy / name, tmp_path / name)
+    _copy_inputs(toy, tmp_path)
     (tmp_path / "campaign.yaml").write_text(_GOOD)
     cfg = load_config(tmp_path / "campaign.yaml")
     assert cfg["committee.size"] == 3 and cfg.committee.epochs is None
@@ -235,6 +246,16 @@ def test_active_good_config_defaults_and_paths(toy, tmp_path):
     assert cfg.workdir == tmp_path
     assert cfg["parallel.site"] == "local" and cfg["stop.accurate_fraction"] == 0.99
     assert cfg.as_dict()["selection"]["sigma_high"] == 0.35
+    assert cfg["labeler.options"] == {"potential": str(tmp_path / "teacher")}
+    # the spellings of the project file (hpcnnp run): settings, site, inline options
+    text = _GOOD.replace("input_nn:", "settings:") + "site: local\n"
+    text = text.replace("name: hdnnp\n  options: {potential: teacher}",
+                        "name: emt\n  stress: false\n  batch: 4")
+    (tmp_path / "campaign.yaml").write_text(text)
+    cfg = load_config(tmp_path / "campaign.yaml")
+    assert cfg["input_nn"] == str(tmp_path / "input.nn")
+    assert cfg["parallel.site"] == "local" and cfg["labeler.batch"] == 4
+    assert cfg["labeler.name"] == "emt" and cfg["labeler.options"] == {"stress": False}
 
 
 def test_active_cli_help_and_errors(toy, tmp_path, capsys):
@@ -246,8 +267,7 @@ def test_active_cli_help_and_errors(toy, tmp_path, capsys):
     text = capsys.readouterr().out
     for opt in OPTIONS:                                   # every key is documented
         assert opt.key in text, opt.key
-    for name in ("input.data", "input.nn", "start.data"):
-        shutil.copy(toy / name, tmp_path / name)
+    _copy_inputs(toy, tmp_path)
     (tmp_path / "campaign.yaml").write_text(_GOOD.replace("size: 3", "size: three"))
     assert cli.main(["active", str(tmp_path / "campaign.yaml")]) == 2
     err = capsys.readouterr().err
@@ -303,3 +323,21 @@ def test_active_warm_start_member_starts_from_old_weights(toy, tmp_path):
                                Potential.from_n2p2(old).compute(atoms).forces, atol=1e-12)
     assert member_done(member, toy / "input.data", old / "scaling.data") is not None
     assert train_member(member, toy / "input.data", old / "scaling.data")["skipped"] is True
+
+
+def test_active_evaluate_trajectory_marks_broken_frames(toy):
+    """Frames from elsewhere (e.g. a LAMMPS run) are judged frame by frame; a frame
+    the engine rejects (atoms 0.05 A apart) is 'failed', not an exception."""
+    from hpcnnp.active.explore import evaluate_trajectory
+    from hpcnnp.io import n2p2
+    from hpcnnp.potential import Potential
+
+    members = [Potential.from_n2p2(toy / "teacher") for _ in range(2)]
+    frames = n2p2.read_data(toy / "input.data")[:2]
+    broken = frames[0].copy()
+    broken.positions[1] = broken.positions[0] + [0.05, 0.0, 0.0]
+    rows = evaluate_trajectory(members, frames + [broken])
+    assert [r["status"] for r in rows] == ["ok", "ok", "failed"]
+    assert rows[0]["sigma_f"] == 0.0 and np.isnan(rows[2]["sigma_f"])
+    sel = select_frames([r["sigma_f"] for r in rows], sigma_low=0.05, sigma_high=0.35)
+    assert sel["failed"].tolist() == [2]

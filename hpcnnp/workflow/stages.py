@@ -181,11 +181,22 @@ def stage_descriptors(ctx):
 
 
 def stage_scale(ctx):
-    """scaling.data from the SF statistics of the data set (hpcnnp scale, MPI)."""
+    """scaling.data from the SF statistics of the data set (hpcnnp scale, MPI), after
+    pruning the SFs without spread on this data set (n2p2's nnp-prune range)."""
+    from hpcnnp.descriptors.prune import prune_by_range
+
     d = ctx.path("potential_setup")
-    ctx.hpcnnp("scale", "100", "--no-histograms", "--no-neighbors-out", mpi=True,
-               stage="scale", cwd=d)
-    return {"scaling.data": str(d / "scaling.data")}
+    args = ("scale", "100", "--no-histograms", "--no-neighbors-out")
+    ctx.hpcnnp(*args, mpi=True, stage="scale", cwd=d)
+    threshold = float(ctx.project["descriptors"].get("prune_range", 1e-4))
+    info = {"scaling.data": str(d / "scaling.data")}
+    if threshold > 0:
+        pruned = prune_by_range(d / "input.nn", d / "scaling.data", threshold)
+        ctx.log(f"    pruned SFs with range < {threshold:g}: "
+                + ", ".join(f"{el} {n}" for el, n in pruned.items()))
+        ctx.hpcnnp(*args, mpi=True, stage="scale", cwd=d)
+        info["pruned"] = pruned
+    return info
 
 
 def stage_train(ctx):
@@ -254,6 +265,7 @@ def _md_stage(ctx, name, builder):
         "segment": spec.get("segment", "1 ps"),
         "trajectory": {"file": "traj.h5", "fields": ["position", "image", "velocity"]},
         "pair": {"showewsum": spec.get("dump_stride", 50)},
+        "zbl": spec.get("zbl"),
         "stages": [
             {"type": "minimize", "ftol": 1.0e-2, "maxiter": spec.get("minimize_steps", 200)},
             {"type": "heat", "T0": 300, "T1": T, "time": spec.get("heat_time", "1 ps")},

@@ -1,0 +1,68 @@
+"""Remove symmetry functions that carry no information on a data set.
+
+Rule-generated SF sets (imbalzano2018 shift grids start at r_s = r_c/N, i.e.
+0.67 Å for the published LLZO/LCO set) contain functions that are zero, or
+nearly constant, for every atom of a data set because no pair of atoms comes
+that close.  With min/max scaling their scaling factor (S_max − S_min)/(G_max −
+G_min) is huge, so their scaled values and derivatives explode for any new
+structure and destabilise force training; n2p2's answer is ``nnp-prune range
+<threshold>``, which comments those lines out of ``input.nn``.  This module
+does the same: SFs whose range G_max − G_min over the data set is below a
+threshold are commented out (``#pruned: symfunction_short ...``), so that the
+settings file still documents them, and the scaling statistics must then be
+recomputed (``hpcnnp scale``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from hpcnnp.io.n2p2 import read_scaling, read_settings
+
+PRUNE_MARK = "#pruned (range < {:g}): "
+
+
+def prune_by_range(settings, scaling, threshold=1e-4, output=None):
+    """Comment out SFs with G_max − G_min < ``threshold`` (SF units).
+
+    Parameters
+    ----------
+    settings : path
+        input.nn with the SF lines.
+    scaling : path
+        scaling.data computed for exactly these SFs.
+    threshold : float
+        Minimum range (max − min over all atoms) an SF must have to stay.
+    output : path, optional
+        Where to write the pruned input.nn (default: overwrite ``settings``,
+        atomically).
+
+    Returns
+    -------
+    dict element -> number of pruned SFs.  An element would be left without
+    SFs -> ValueError (lower the threshold).
+    """
+    settings = Path(settings)
+    st = read_settings(settings)
+    n_sf = {el: len(st.symmetry_functions[el]) for el in st.elements}
+    stats = read_scaling(scaling, n_sf, st.elements)
+    drop_lines, counts = set(), {}
+    for el in st.elements:
+        rng = stats[el][:, 1] - stats[el][:, 0]
+        bad = np.flatnonzero(rng < threshold)
+        if len(bad) == n_sf[el]:
+            raise ValueError(f"{settings}: pruning with range < {threshold:g} would remove "
+                             f"every SF of {el}; use a smaller threshold")
+        counts[el] = int(len(bad))
+        drop_lines.update(st.symmetry_functions[el][i].line for i in bad)
+    lines = settings.read_text().splitlines(keepends=True)
+    mark = PRUNE_MARK.format(threshold)
+    out_lines = [mark + line if i + 1 in drop_lines else line for i, line in enumerate(lines)]
+    target = Path(output) if output else settings
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text("".join(out_lines))
+    os.replace(tmp, target)
+    return counts

@@ -1,0 +1,87 @@
+"""The main job's project file and stage driver (hpcnnp run).
+
+The full pipeline is exercised by examples/llzo_lco/project.yaml (README's first
+command); here: a malformed project stops before any work with a message naming
+the key, and a killed run resumes from the last finished stage.
+"""
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hpcnnp.cli import main
+from hpcnnp.errors import InputFileError
+from hpcnnp.workflow import stages as stages_mod
+from hpcnnp.workflow.project import load_project
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "llzo_lco" / "project.yaml"
+
+
+def _write(tmp_path, data):
+    path = tmp_path / "project.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _example():
+    return yaml.safe_load(EXAMPLE.read_text())
+
+
+def test_example_project_is_valid():
+    p = load_project(EXAMPLE)
+    assert p["labeler"]["name"] == "chgnet"
+    assert p["site"] == "local"
+
+
+@pytest.mark.parametrize("edit,key", [
+    (lambda d: d.pop("labeler"), "labeler"),
+    (lambda d: d.pop("campaign"), "campaign"),
+    (lambda d: d.__setitem__("labeler", {"name": "dft-of-my-dreams"}), "labeler.name"),
+    (lambda d: d.__setitem__("site", "no-such-machine"), "site"),
+    (lambda d: d.__setitem__("scale", -1), "scale"),
+    (lambda d: d.__setitem__("network", {"hidden": [10, 10], "activation": "t l"}),
+     "network.activation"),
+    (lambda d: d.__setitem__("descriptors", {"preset": "nope"}), "descriptors.preset"),
+    (lambda d: d.__setitem__("colour", "blue"), "colour"),
+])
+def test_malformed_project_names_the_key(tmp_path, capsys, edit, key):
+    data = _example()
+    edit(data)
+    path = _write(tmp_path, data)
+    with pytest.raises(InputFileError, match=key.replace(".", r"\.")):
+        load_project(path)
+    # the command stops with one line, before creating the work folder
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and key in err[0]
+    assert not (tmp_path / "run_llzo_lco").exists()
+
+
+def test_killed_run_resumes_from_last_finished_stage(tmp_path, monkeypatch):
+    """Stages write markers; after a crash in stage 3 a re-run skips 1-2."""
+    calls = []
+
+    def make(name, fail=False):
+        def fn(ctx):
+            calls.append(name)
+            if fail and not (ctx.path("retry")).exists():
+                ctx.path("retry").write_text("x")
+                raise RuntimeError(f"{name} killed")
+            (ctx.path(f"{name}.out")).write_text(name)
+            return {"out": name}
+        fn.__doc__ = f"fake stage {name}"
+        return fn
+
+    fake = [("a", make("a")), ("b", make("b")), ("c", make("c", fail=True)), ("d", make("d"))]
+    monkeypatch.setattr(stages_mod, "STAGES", fake)
+    path = _write(tmp_path, _example())
+    project = load_project(path)
+    with pytest.raises(RuntimeError, match="c killed"):
+        stages_mod.run_project(project, ranks=1, log=lambda m: None)
+    assert calls == ["a", "b", "c"]
+    assert sorted(p.name for p in (project.workdir / ".done").iterdir()) == ["a.json", "b.json"]
+    stages_mod.run_project(project, ranks=1, log=lambda m: None)
+    assert calls == ["a", "b", "c", "c", "d"]          # a, b skipped on the re-run
+    assert (project.workdir / "d.out").exists()
+    shutil.rmtree(project.workdir)

@@ -225,12 +225,12 @@ hdnnp_model *hdnnp_model_load_n2p2(const char *dir, char *err)
     else if (sigma) stype = HDNNP_SCALE_SCALESIGMA;
 
     /* scaling.data rows, element by element in sorted SF order */
+    /* scaling.data gives the scaling and, like in n2p2, the SF ranges behind the
+     * extrapolation warnings: read it whenever it exists */
     FILE *fs = NULL;
-    if (stype != HDNNP_SCALE_NONE) {
-        snprintf(path, sizeof(path), "%s/scaling.data", dir);
-        fs = fopen(path, "r");
-        if (!fs) FAIL("%s: cannot open (needed for SF scaling)", path);
-    }
+    snprintf(path, sizeof(path), "%s/scaling.data", dir);
+    fs = fopen(path, "r");
+    if (!fs && stype != HDNNP_SCALE_NONE) FAIL("%s: cannot open (needed for SF scaling)", path);
     lineno = 0;
     for (int e = 0; e < em.ne; ++e) {
         int cnt = 0, t[MAXSF], e1[MAXSF], e2[MAXSF];

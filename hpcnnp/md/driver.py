@@ -364,6 +364,7 @@ class MDRun:
         self.progress_interval = float(progress_interval)
         self.lmp = None
         self.traj = None
+        self.ew_traj = None
         self.dir = protocol.output
         self.schedule = _schedule(protocol)
         self.n_segments = sum(s[2] for s in self.schedule)
@@ -499,6 +500,16 @@ class MDRun:
             self.say(f"hpcnnp md: resuming {self.dir} after segment {state['segment']} "
                      f"(step {state['step']}); {self.traj.n_frames} frames kept, {dropped} "
                      "written after the last restart dropped")
+        ew_name = self.protocol.extrapolations_file
+        if ew_name:
+            ew_path = self.dir / ew_name
+            resume = state is not None and ew_path.exists()
+            self.ew_traj = H5MDWriter(ew_path, atoms, fields=self.protocol.fields,
+                                      observables=OBSERVABLES, mode="a" if resume else "w",
+                                      metadata=None if resume else
+                                      {"content": "frames following extrapolation warnings"})
+            if resume:
+                self.ew_traj.truncate_after(state["step"])
 
     def _provenance(self, prep):
         from hpcnnp import __version__
@@ -548,10 +559,13 @@ class MDRun:
             else:
                 obs["n_extrapolation_warnings"] = ew - self._ew_last
             self._ew_last = ew
-        self.traj.write_frame(step, step * self.protocol.timestep_fs / 1000.0,
-                              (s @ low) @ qt, low @ qt, image=img,
-                              velocity=None if v is None else v @ qt,
-                              force=None if f is None else f @ qt, observables=obs)
+        frame = dict(image=img, velocity=None if v is None else v @ qt,
+                     force=None if f is None else f @ qt, observables=obs)
+        t_ps = step * self.protocol.timestep_fs / 1000.0
+        self.traj.write_frame(step, t_ps, (s @ low) @ qt, low @ qt, **frame)
+        if self.ew_traj is not None and obs.get("n_extrapolation_warnings", 0) > 0:
+            # extrapolating configurations for active learning (same frame, own file)
+            self.ew_traj.write_frame(step, t_ps, (s @ low) @ qt, low @ qt, **frame)
 
     # ------------------------------------------------------------ state
     def _end_segment(self, segment, stage, stage_done, step):
@@ -561,6 +575,9 @@ class MDRun:
         if self.rank == 0:
             self.traj.flush()
             _fsync_path(self.protocol.trajectory_path)
+            if self.ew_traj is not None:
+                self.ew_traj.flush()
+                _fsync_path(self.dir / self.protocol.extrapolations_file)
         self.cmd(f"write_restart {_q(tmp)}", f"segment {segment}: writing the restart file")
         self._need_setup = True
 
@@ -731,11 +748,12 @@ class MDRun:
         return segment
 
     def close(self):
-        if self.traj is not None:
-            try:
-                self.traj.close()
-            except Exception:  # pragma: no cover
-                pass
+        for w in (self.traj, self.ew_traj):
+            if w is not None:
+                try:
+                    w.close()
+                except Exception:  # pragma: no cover
+                    pass
         if self.lmp is not None:
             try:
                 self.lmp.close()

@@ -18,6 +18,9 @@ where it has one)::
     trajectory:
       file: traj.h5                 # H5MD (hpcnnp.io.h5md), in the run folder
       fields: [position, image]     # + velocity, force
+      extrapolations: null          # e.g. extrapolations.h5: every dumped frame that
+                                    # follows extrapolation warnings also goes here
+                                    # (H5MD; candidates for active learning)
     pair:                           # keywords of pair_style hpcnnp / n2p2's hdnnp
       showew: no
       showewsum: 0                  # steps between extrapolation-warning summaries
@@ -370,6 +373,7 @@ class Protocol:
     thermo_stride: int = 100
     segment_steps: int = 10000
     trajectory_file: str = "traj.h5"
+    extrapolations_file: str | None = None
     fields: tuple = ("position", "image")
     pair: dict = field(default_factory=dict)
     zbl: dict | None = None
@@ -476,10 +480,15 @@ def parse_protocol(text, path="protocol.yaml"):
     traj = data.get("trajectory") or {}
     if not isinstance(traj, dict):
         raise where.error(["trajectory"], "must be a mapping (file, fields)")
-    bad = sorted(set(traj) - {"file", "fields"})
+    bad = sorted(set(traj) - {"file", "fields", "extrapolations"})
     if bad:
-        raise where.error(["trajectory", bad[0]], "unknown key (allowed: file, fields)")
+        raise where.error(["trajectory", bad[0]],
+                          "unknown key (allowed: file, fields, extrapolations)")
     proto.trajectory_file = str(traj.get("file", "traj.h5"))
+    ex = traj.get("extrapolations")
+    if ex is not None and not isinstance(ex, str):
+        raise where.error(["trajectory", "extrapolations"], "must be a file name (H5MD)")
+    proto.extrapolations_file = ex
     fields = traj.get("fields", ["position", "image"])
     if isinstance(fields, str):
         fields = fields.replace(",", " ").split()

@@ -343,9 +343,12 @@ def run_aimd(atoms, calc, settings, directory=None, log=None):
             thermo_state = json.loads(str(z["thermostat"]))
         resumed_from = step
     else:
-        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
-        MaxwellBoltzmannDistribution(atoms, temperature_K=s.temperature, rng=rng)
-        Stationary(atoms)
+        from ase.md import velocitydistribution as vd
+        if hasattr(vd, "thermalize_momenta"):            # ASE >= 3.28
+            vd.thermalize_momenta(atoms, temperature_K=s.temperature, rng=rng)
+        else:  # pragma: no cover
+            vd.MaxwellBoltzmannDistribution(atoms, temperature_K=s.temperature, rng=rng)
+        vd.Stationary(atoms)
     dyn = make(atoms, s, rng)
     set_state(dyn, rng, thermo_state)
     snap_steps = s.snapshot_steps()

@@ -271,7 +271,11 @@ def build_structure(spec, seed=0, base_dir="."):
         raise HpcnnpError(f"builder {builder}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
                           f" failed: {type(exc).__name__}: {exc}") from exc
     if spec.get("repeat") is not None:
-        atoms = _st().supercell(atoms, repeat=tuple(spec["repeat"]))
+        info = dict(atoms.info)
+        atoms = atoms.repeat(tuple(int(r) for r in spec["repeat"]))
+        atoms.info = dict(info, supercell={"repeat": list(spec["repeat"]),
+                                           "parent_natoms": len(atoms) // int(np.prod(
+                                               spec["repeat"]))})
     elif natoms is not None:
         atoms = _st().supercell(atoms, natoms=int(natoms))
     if spec.get("rattle"):
@@ -425,7 +429,7 @@ class Campaign:
         from hpcnnp.sampling.labelers import make_labeler
         out = {}
         for entry in self.entries:
-            lab = dict(self.labeler, **entry.get("labeler", {}))
+            lab = _entry_labeler(self.labeler, entry.get("labeler"))
             name = lab.pop("name")
             label_settings = make_labeler(name, **lab).label_settings()
             md = dict(self.md, **entry.get("md", {}))
@@ -440,6 +444,16 @@ class Campaign:
                                 where=entry["where"], base_dir=str(self.path.parent))
                     out.setdefault(task.hash, task)
         return list(out.values())
+
+
+def _entry_labeler(default, override):
+    """Labeler of a sampling entry: the campaign's, with the entry's options on top
+    (an entry naming another labeler starts from that labeler's defaults)."""
+    if not override:
+        return dict(default)
+    if override.get("name", default["name"]) != default["name"]:
+        return dict(override)
+    return dict(default, **override)
 
 
 def _number(doc, keys, value, kind=float, low=None, strict=True):
@@ -587,11 +601,12 @@ def load_campaign(path, scale=None, site=None, output=None, workdir=None):
         else:
             spec = builtin_class(sname)
             if spec is None:
-                known = list(specs) + list(STRUCTURE_CLASSES) + \
-                    ["mixture #1..#5", "<n>Co_<La|Zr|Li> (n = 1..6)"]
+                builtin = list(STRUCTURE_CLASSES) + ["mixture #1..#5",
+                                                     "<n>Co_<La|Zr|Li> (n = 1..6)"]
                 raise doc.error(keys + ("structure",),
-                                f"unknown structure class {sname!r}; defined in structures: "
-                                f"or built in: {', '.join(known)}")
+                                f"unknown structure class {sname!r}; defined under "
+                                f"structures: {', '.join(specs) or 'none'}; built in: "
+                                f"{', '.join(builtin)}")
             check_structure_spec(spec, f"structure class {sname!r}")
         cls = str(spec.pop("class", sname))
         temps = entry["temperatures"]
@@ -609,7 +624,7 @@ def load_campaign(path, scale=None, site=None, output=None, workdir=None):
         if entry.get("labeler") is not None:
             if not isinstance(entry["labeler"], dict):
                 raise doc.error(keys + ("labeler",), "must be a mapping of labeler options")
-            over = dict(lab, **entry["labeler"])
+            over = _entry_labeler(lab, entry["labeler"])
             try:
                 make_labeler(**over)
             except HpcnnpError as exc:

@@ -181,8 +181,10 @@ def stage_descriptors(ctx):
 
 
 def stage_scale(ctx):
-    """scaling.data from the SF statistics of the data set (hpcnnp scale, MPI), after
-    pruning the SFs without spread on this data set (n2p2's nnp-prune range)."""
+    """scaling.data (hpcnnp scale, MPI), pruning SFs without spread (nnp-prune range).
+
+    SFs whose range over the data set is below descriptors.prune_range are
+    commented out of input.nn and the statistics are computed again."""
     from hpcnnp.descriptors.prune import prune_by_range
 
     d = ctx.path("potential_setup")

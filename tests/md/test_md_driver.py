@@ -302,3 +302,28 @@ def test_prepare_errors_in_process(inputs):
     prep = prepare(proto)
     assert prep["elements"] == ["O", "Li", "La", "Zr"] and not prep["triclinic"]
     assert prep["cutoff"] == pytest.approx(5.0) and not prep["warnings"]
+
+
+def test_extrapolating_frames_written_for_active_learning(inputs, tmp_path):
+    """trajectory.extrapolations: frames after extrapolation warnings go to their own
+    H5MD file (every such frame, and only those)."""
+    from ase.io import read
+
+    atoms = read(inputs / "cell.extxyz")
+    atoms.set_cell(atoms.cell * 0.85, scale_atoms=True)   # denser than the SF range
+    atoms.write(tmp_path / "hot.extxyz")
+    proto = _protocol(tmp_path, "run_ew", [{"type": "nvt", "T": 900, "time": "30 steps"}],
+                      structure=tmp_path / "hot.extxyz", potential=inputs / "pot",
+                      dump_stride=5, segment="15 steps",
+                      trajectory={"extrapolations": "extrapolations.h5"})
+    _run(["md", proto, "--progress-interval", "0"])
+    out = tmp_path / "run_ew"
+    with h5md.H5MDTrajectory(out / "traj.h5") as t:
+        steps, _, ew = t.observable("n_extrapolation_warnings")
+        expected = [int(s) for s, n in zip(steps, ew) if n > 0]
+        pos = {int(s): t.frame(i)["position"] for i, s in enumerate(t.steps)}
+    assert expected, "the test structure should extrapolate"
+    with h5md.H5MDTrajectory(out / "extrapolations.h5") as e:
+        assert [int(s) for s in e.steps] == expected
+        for i, s in enumerate(e.steps):
+            assert np.array_equal(e.frame(i)["position"], pos[int(s)])

@@ -37,8 +37,6 @@ import tempfile            # noqa: E402
 import time                # noqa: E402
 from pathlib import Path   # noqa: E402
 
-import numpy as np         # noqa: E402
-
 
 def cells():
     from ase import Atoms

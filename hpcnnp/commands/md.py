@@ -45,6 +45,10 @@ def register(subparsers):
     p.add_argument("--engine", choices=("hpcnnp", "n2p2"), default="hpcnnp",
                    help="hpcnnp (default): run now; n2p2: only write data.lammps and "
                    "in.lammps for a LAMMPS with n2p2's pair_style hdnnp")
+    p.add_argument("--until-ns", type=float, default=None, metavar="T",
+                   help="stop at the end of the segment that reaches simulated time T (ns); "
+                   "with --resume each chained batch job advances the run by its share "
+                   "(hpcnnp jobs render); the run is complete only when its last stage ends")
     p.add_argument("--progress-interval", type=float, default=10.0, metavar="S",
                    help="seconds between progress lines within a segment (default 10)")
     p.set_defaults(func=run)
@@ -74,8 +78,10 @@ def run(args):
             return 0
         from hpcnnp.md.driver import MDAbort, run_protocol
         try:
+            if args.until_ns is not None and args.until_ns <= 0:
+                raise HpcnnpError("--until-ns must be > 0")
             run_protocol(protocol, resume=args.resume, comm=comm,
-                         progress_interval=args.progress_interval)
+                         progress_interval=args.progress_interval, until_ns=args.until_ns)
         except MDAbort as exc:
             if comm is not None and comm.Get_size() > 1:
                 # raised on one rank only: the others wait in LAMMPS

@@ -774,7 +774,7 @@ def _read_cp2k(path, cell=None, **options):
         return None if m is None else float(m.group(1))
 
     for k, (pf, ff) in enumerate(zip(frames(path), frames(frc))):
-        (line, header, syms, pos), (_, fheader, fsyms, f) = pf, ff
+        (line, header, syms, pos), (_, _, fsyms, f) = pf, ff
         if syms != fsyms:
             raise InputFileError(frc, None, f"frame {k}: elements differ from {path.name}")
         energy = field_of(header, "E")

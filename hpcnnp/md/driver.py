@@ -75,6 +75,14 @@ THERMO = {"temp": "temperature", "pe": "potential_energy", "ke": "kinetic_energy
 OBSERVABLES = tuple(THERMO.values()) + ("n_extrapolation_warnings",)
 
 
+class _TargetReached(Exception):
+    """The run reached --until-ns at the end of a segment (not an error)."""
+
+    def __init__(self, step):
+        super().__init__(step)
+        self.step = step
+
+
 class MDError(HpcnnpError):
     """The MD run cannot go on (bad input, a LAMMPS error); the message says why."""
 
@@ -348,7 +356,8 @@ class MDRun:
         Progress lines at least this often (and one per segment).
     """
 
-    def __init__(self, protocol, comm=None, resume=False, out=None, progress_interval=10.0):
+    def __init__(self, protocol, comm=None, resume=False, out=None, progress_interval=10.0,
+                 until_ns=None):
         if comm is None:
             try:
                 from mpi4py import MPI
@@ -360,6 +369,9 @@ class MDRun:
         self.rank = comm.Get_rank() if comm is not None else 0
         self.size = comm.Get_size() if comm is not None else 1
         self.resume = resume
+        # stop after the segment that reaches this simulated time (chained batch jobs)
+        self.until_step = None if until_ns is None else \
+            int(round(until_ns * 1e6 / protocol.timestep_fs))
         self.out = out if out is not None else sys.stdout
         self.progress_interval = float(progress_interval)
         self.lmp = None
@@ -635,6 +647,12 @@ class MDRun:
                      f"({state['n_frames']} frames, step {state['step']})")
             return {"complete": True, "step": state["step"], "n_frames": state["n_frames"],
                     "already_complete": True}
+        if state is not None and self.until_step is not None and \
+                state["step"] >= self.until_step:
+            self.say(f"hpcnnp md: {self.dir}: step {state['step']} already reaches the "
+                     f"target (step {self.until_step}); nothing to do")
+            return {"complete": False, "step": state["step"], "n_frames": state["n_frames"],
+                    "already_complete": False}
         for w in prep["warnings"]:
             self.say(f"hpcnnp md: warning: {w}")
         self.natoms = len(prep["atoms"])
@@ -646,11 +664,18 @@ class MDRun:
         try:
             self._start_lammps(prep)
             self._on_root(lambda: self._open_trajectory(prep))
-            self._loop(state)
+            try:
+                self._loop(state)
+                complete, last = True, p.total_steps
+            except _TargetReached as stop:
+                complete, last = False, stop.step
+                self.say(f"hpcnnp md: stopped after step {last} (target "
+                         f"{self.until_step * p.timestep_fs / 1e6:g} ns reached); continue "
+                         "with --resume")
             n_frames = self._bcast(self.traj.n_frames if self.rank == 0 else None)
         finally:
             self.close()
-        return {"complete": True, "step": p.total_steps, "n_frames": n_frames,
+        return {"complete": complete, "step": last, "n_frames": n_frames,
                 "already_complete": False}
 
     def _loop(self, state):
@@ -745,6 +770,8 @@ class MDRun:
             self._last_print = -1e30
             self._progress(step, f"segment {segment}/{self.n_segments} {stage.label} done "
                            f"({rate:.1f} steps/s in segment);")
+            if self.until_step is not None and step >= self.until_step and step < end:
+                raise _TargetReached(step)
         return segment
 
     def close(self):
@@ -762,14 +789,15 @@ class MDRun:
             self.lmp = None
 
 
-def run_protocol(protocol, resume=False, comm=None, out=None, progress_interval=10.0):
+def run_protocol(protocol, resume=False, comm=None, out=None, progress_interval=10.0,
+                 until_ns=None):
     """Load (if a path) and run a protocol; see :class:`MDRun`."""
     from hpcnnp.md.protocol import Protocol, load_protocol
 
     if not isinstance(protocol, Protocol):
         protocol = load_protocol(protocol)
     return MDRun(protocol, comm=comm, resume=resume, out=out,
-                 progress_interval=progress_interval).run()
+                 progress_interval=progress_interval, until_ns=until_ns).run()
 
 
 # ---------------------------------------------------------------------------------------

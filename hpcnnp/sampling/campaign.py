@@ -63,7 +63,7 @@ import json
 import math
 import os
 import re
-import sys
+import shutil
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -80,6 +80,11 @@ __all__ = ["Campaign", "Task", "load_campaign", "run_campaign", "run_task", "mer
 
 #: site name that runs the tasks in the driver process, without Parsl
 SERIAL_SITE = "serial"
+#: failure reasons retried within one run (``resources.retries`` times): transient ones;
+#: deterministic failures (scf, nan, md, input) are only retried by a new run
+RETRY_REASONS = ("timeout", "worker", "crash")
+#: Parsl errors meaning that the executor itself is broken (no task could run)
+EXECUTOR_FAILURES = ("TooManyJobFailuresError", "BadStateException", "ScalingFailed")
 
 DONE, FAILED, MERGED, TASK, LOCK = "done.json", "failed.json", "merged.json", "task.json", ".lock"
 
@@ -945,18 +950,19 @@ def _parsl_executor(campaign, log):
     except ImportError as exc:
         raise HpcnnpError(f"Parsl is not installed ({exc}): pip install parsl, or run with "
                           "--site serial") from None
-    from hpcnnp.hpc.sites import load_site
+    from hpcnnp.hpc.sites import SCHEDULERS, load_site
     site = load_site(campaign.site)
+    submit_cmd = SCHEDULERS[site.scheduler]["submit"].split()[0]
+    if site.scheduler != "local" and shutil.which(submit_cmd) is None:
+        raise HpcnnpError(f"site {site.name} submits batch jobs with {submit_cmd}, which is "
+                          "not on PATH here: run hpcnnp sample on a login node of that "
+                          "machine (or choose --site local / serial)")
     res = campaign.resources
     run_dir = (campaign.workdir / "parsl").resolve()
-    options = {}
-    if res.get("retries") is not None:
-        options["retries"] = int(res["retries"])
     config = site.parsl_config(nodes=res.get("nodes", 1), walltime=res.get("walltime"),
                                workers_per_node=res.get("workers_per_node", 2),
                                run_dir=str(run_dir), account=res.get("account"),
-                               queue=res.get("queue"), max_blocks=res.get("max_blocks", 1),
-                               **options)
+                               queue=res.get("queue"), max_blocks=res.get("max_blocks", 1))
     # workers must import this hpcnnp, also when it is not installed
     root = str(Path(__file__).resolve().parents[2])
     os.environ["PYTHONPATH"] = os.pathsep.join(
@@ -1068,12 +1074,20 @@ def run_campaign(path, site=None, resume=False, scale=None, output=None, workdir
             ((lambda _: None), (lambda: None), True)
         t_run = time.perf_counter()
         finished_now = 0
+        retries = int(campaign.resources.get("retries") or 0)
+        attempts = {}
+        queue = []          # serial mode: futures in the order they are run
+
+        def launch(task, d):
+            fut = submit(d.resolve())      # workers may start in another folder
+            futures[fut] = (task, d)
+            pending.add(fut)
+            queue.append(fut)
+
         try:
-            futures = {}
+            futures, pending = {}, set()
             for task, d in todo:
-                fut = submit(d)
-                futures[fut] = (task, d)
-            pending = set(futures)
+                launch(task, d)
             last = 0.0
 
             def progress(force=False):
@@ -1094,6 +1108,14 @@ def run_campaign(path, site=None, resume=False, scale=None, output=None, workdir
                 nonlocal finished_now
                 task, d = futures[fut]
                 finished_now += 1
+                if error is not None and type(error).__name__ in EXECUTOR_FAILURES:
+                    # no task ran: the executor cannot start workers (wrong machine,
+                    # scheduler refused the job, ...) -- stop instead of failing all tasks
+                    first = str(error).strip().splitlines()
+                    raise HpcnnpError(
+                        f"Parsl cannot start workers on site {campaign.site}: "
+                        f"{' '.join(first[:3])[:400]} (logs in "
+                        f"{campaign.workdir / 'parsl'}); no task was run or marked failed")
                 if error is not None:
                     # the worker died (not a labeling failure): record it here
                     failed = {"hash": task.hash, "error": f"{type(error).__name__}: {error}",
@@ -1102,6 +1124,15 @@ def run_campaign(path, site=None, resume=False, scale=None, output=None, workdir
                               "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
                     _atomic_json(d / FAILED, failed)
                     result = dict(failed, status="failed")
+                if result.get("status") != "done" and result.get("reason") in RETRY_REASONS \
+                        and attempts.get(task.hash, 0) < retries:
+                    attempts[task.hash] = attempts.get(task.hash, 0) + 1
+                    log(f"  retry  {task.hash} {task.structure_class} T={task.temperature:g} K"
+                        f" ({result.get('reason')}: {result.get('error')}), attempt "
+                        f"{attempts[task.hash]}/{retries} of this run")
+                    pending.discard(fut)
+                    launch(task, d)
+                    return
                 if result.get("status") == "done":
                     merge(task, d)
                     log(f"  done   {task.hash} {task.structure_class} T={task.temperature:g} K"
@@ -1121,7 +1152,8 @@ def run_campaign(path, site=None, resume=False, scale=None, output=None, workdir
 
             progress(force=True)
             if serial:
-                for fut in list(futures):
+                while queue:
+                    fut = queue.pop(0)
                     try:
                         result, error = run_task(futures[fut][1]), None
                     except Exception as exc:    # pragma: no cover - run_task catches

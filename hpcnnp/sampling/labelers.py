@@ -260,6 +260,16 @@ def _positive(labeler, key, minimum=0.0, strict=True):
                            f"{'>' if strict else '>='} {minimum}, got {value}")
 
 
+def _check_launcher(labeler):
+    """The launcher's program must exist (``site`` is resolved by a campaign)."""
+    launcher = labeler.settings.get("launcher")
+    if launcher and launcher != "site":
+        words = _launch_prefix(labeler)
+        if words and shutil.which(words[0]) is None:
+            raise LabelerError(f"labeler {labeler.name}: MPI launcher {words[0]!r} not found "
+                               f"on PATH (option launcher={launcher!r})")
+
+
 def _launch_prefix(labeler):
     """The MPI launch prefix of a labeler as an argument list ('' -> [])."""
     launcher = labeler.settings.get("launcher")
@@ -512,7 +522,7 @@ class XtbLabeler(Labeler):
     def build(self, directory):
         self.check()
         # tblite uses OpenMP: the thread count is read when the library starts
-        os.environ.setdefault("OMP_NUM_THREADS", str(self.settings["threads"]))
+        os.environ["OMP_NUM_THREADS"] = str(int(self.settings["threads"]))
         from tblite.ase import TBLite
         s = self.settings
         return TBLite(method=s["method"], electronic_temperature=s["electronic_temperature"],
@@ -629,10 +639,12 @@ class Cp2kLabeler(Labeler):
                 raise LabelerError("labeler cp2k: no CP2K shell found on PATH (tried "
                                    f"{', '.join(CP2K_SHELLS)}); install cp2k or set command")
         _which(self, cmd)
-        return " ".join(shlex.quote(t) for t in _launch_prefix(self)) + \
-            (" " if self.settings["launcher"] else "") + cmd
+        prefix = ["env", f"OMP_NUM_THREADS={int(self.settings['threads'])}"] + \
+            _launch_prefix(self)
+        return " ".join(shlex.quote(t) for t in prefix) + " " + cmd
 
     def check(self, elements=()):
+        _check_launcher(self)
         self.command()
         if elements:
             self.kinds(sorted(set(elements)))
@@ -780,8 +792,6 @@ class _Cp2kDeferred(Calculator):
         if self._calc is None or key != self._key:
             self.close()
             s = self.labeler.settings
-            env_threads = str(int(s["threads"]))
-            os.environ["OMP_NUM_THREADS"] = env_threads
             label = os.path.join(self.directory, "cp2k")
             self._calc = CP2K(command=self.labeler.command(), inp=self.labeler.input_text(self.atoms),
                               label=label, basis_set_file=None, potential_file=None,
@@ -846,6 +856,7 @@ class VaspLabeler(Labeler):
         return Path(path)
 
     def check(self, elements=()):
+        _check_launcher(self)
         _which(self, self.settings["command"])
         root = self._pp_path()
         sub = {"PBE": "potpaw_PBE", "LDA": "potpaw"}.get(self.settings["xc"].upper(), "potpaw_PBE")
@@ -901,6 +912,7 @@ class EspressoLabeler(Labeler):
         return Path(folder)
 
     def check(self, elements=()):
+        _check_launcher(self)
         _which(self, self.settings["command"])
         folder = self._pseudo_dir()
         pseudos = self.settings["pseudopotentials"] or {}

@@ -327,3 +327,20 @@ def test_extrapolating_frames_written_for_active_learning(inputs, tmp_path):
         assert [int(s) for s in e.steps] == expected
         for i, s in enumerate(e.steps):
             assert np.array_equal(e.frame(i)["position"], pos[int(s)])
+
+
+def test_until_ns_advances_a_chained_run_segment_by_segment(inputs, tmp_path):
+    """What the chained batch jobs of `hpcnnp jobs render` do: each job runs
+    `hpcnnp md P --resume --until-ns T_k`; the first starts the run, later ones resume,
+    a job whose target is reached returns at once; frames exactly once."""
+    proto = _protocol(tmp_path, "run_chain", [{"type": "nvt", "T": 300, "time": "60 steps"}],
+                      structure=inputs / "cell.extxyz", potential=inputs / "pot",
+                      dump_stride=10, segment="20 steps")
+    out = tmp_path / "run_chain"
+    for until in (2e-5, 4e-5, 4e-5, 6e-5):                     # ns: 20, 40, 40, 60 steps
+        _run(["md", proto, "--resume", "--until-ns", until, "--progress-interval", "0"])
+        state = json.loads((out / "state.json").read_text())
+        assert state["step"] == round(until * 1e6)
+    assert state["complete"]
+    with h5md.H5MDTrajectory(out / "traj.h5") as t:
+        assert list(t.steps) == [0, 10, 20, 30, 40, 50, 60]

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from hpcnnp.cli import main
-from hpcnnp.errors import HpcnnpError, InputFileError
+from hpcnnp.errors import InputFileError
 from hpcnnp.io import n2p2
 from hpcnnp.io.dataset import Dataset, export_n2p2
 from hpcnnp.sampling.campaign import load_campaign, run_campaign, task_status
@@ -94,6 +94,26 @@ def test_failed_labelings_are_recorded_never_stored(tmp_path, capsys, monkeypatc
     assert "4 task(s) already merged" in out and "2 failed" in out
     failed = [json.loads(p.read_text()) for p in (tmp_path / "work").glob("tasks/*/failed.json")]
     assert sorted(f["attempt"] for f in failed) == [2, 2]
+    with Dataset(tmp_path / "data.h5") as ds:
+        assert len(ds) == 8
+    assert main(["sample", str(path), "--list"]) == 0
+    listing = capsys.readouterr()
+    assert listing.out.count(" merged ") == 4 and listing.out.count(" failed ") == 2
+    assert json.loads(listing.err) == {"merged": 4, "failed": 2}
+
+
+def test_transient_failures_are_retried_in_the_same_run(tmp_path, monkeypatch):
+    text = GOOD.replace("seed: 2", "seed: 2\nresources: {retries: 1}").replace(
+        "labeler: {name: emt}",
+        f"labeler: {{name: python, factory: \"{FAULTY}:flaky_emt\", kwargs: {{fail_at: 6}}}}")
+    path = write(tmp_path, text)
+    monkeypatch.chdir(tmp_path)
+    lines = []
+    report = run_campaign(path, log=lines.append)
+    assert (report.done, report.failed) == (4, 0)
+    assert sum("retry" in line and "crash" in line for line in lines) == 4
+    logs = [p.read_text() for p in (tmp_path / "work").glob("tasks/*/task.log")]
+    assert all("resume" in text for text in logs)        # continued from the checkpoint
     with Dataset(tmp_path / "data.h5") as ds:
         assert len(ds) == 8
 

@@ -2,7 +2,6 @@
 n2p2 and extxyz export (read back exactly), imports, outlier filter, CLI."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 
 from hpcnnp.cli import main
-from hpcnnp.errors import HpcnnpError, InputFileError
+from hpcnnp.errors import InputFileError
 from hpcnnp.io import n2p2
 from hpcnnp.io.dataset import (Dataset, DatasetError, Record, export_extxyz, export_n2p2,
                                filter_dataset, find_outliers, import_files, read_structures,

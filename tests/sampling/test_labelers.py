@@ -7,7 +7,6 @@ to O(h^2) (a central difference with two SCF runs instead of three).
 """
 
 import importlib.util
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -146,9 +145,19 @@ def test_cp2k_input_spin_and_basis_files():
     assert "&SMEAR ON" in smear and "ADDED_MOS" in smear and "&OT" not in smear
 
 
-@pytest.mark.skipif(CP2K_MISSING is not None or shutil.which("cp2k_shell.psmp") is None
-                    and shutil.which("cp2k_shell") is None,
-                    reason=f"cp2k not installed ({CP2K_MISSING or 'no cp2k_shell'})")
+@pytest.mark.skipif(CP2K_MISSING is not None, reason=f"cp2k not usable: {CP2K_MISSING}")
+def test_cp2k_unconverged_scf_is_a_labeling_error(tmp_path):
+    calc = lb.get_labeler("cp2k", directory=tmp_path, basis="SZV-MOLOPT-SR-GTH", cutoff=150,
+                          scf="smearing", max_scf=3, stress=False)
+    try:
+        with pytest.raises(lb.LabelingError, match="SCF not converged") as exc:
+            lb.single_point(lco_unit(), calc)
+        assert exc.value.reason == "scf"
+    finally:
+        calc.close()
+
+
+@pytest.mark.skipif(CP2K_MISSING is not None, reason=f"cp2k not usable: {CP2K_MISSING}")
 def test_cp2k_forces_match_energy_differences(tmp_path):
     # light settings for a test (SZV, 300 Ry); the labeler's defaults are DZVP/400 Ry
     calc = lb.get_labeler("cp2k", directory=tmp_path, basis="SZV-MOLOPT-SR-GTH",

@@ -182,18 +182,23 @@ def main(argv=None):
         return 0
 
     per_update = float(times.mean())
-    plain = float(times[~folded].mean()) if (~folded).any() else float("nan")
-    fold_extra = (float(times[folded].mean()) - plain) if folded.any() else 0.0
+    plain = float(times[~folded].mean()) if (~folded).any() else None
+    fold_extra = (float(times[folded].mean()) - plain
+                  if folded.any() and plain is not None else None)
     model = traffic_model(n, args.fold_every, m=m,
                           ranks=1 if args.replicated else ranks)
-    moved = model["total"] * (ranks if args.replicated else 1)
+    copies = ranks if args.replicated else 1     # replicated: P per rank
+    moved = model["total"] * copies
     bw_best = max(bw.values())          # the most optimistic of the three
     t_bound = moved / bw_best
     print(f"P init (allocate + touch owned half): {t_init:.2f} s")
-    print(f"time per update: {per_update:.4f} s (mean of {len(times)}; "
-          f"without fold {plain:.4f} s, fold adds {fold_extra:.3f} s every "
-          f"{args.fold_every} updates)")
-    if (~folded).any():
+    if plain is None:
+        print(f"time per update: {per_update:.4f} s (mean of {len(times)}, "
+              "every update folds)")
+    else:
+        print(f"time per update: {per_update:.4f} s (mean of {len(times)}; "
+              f"without fold {plain:.4f} s, a fold adds {fold_extra:.3f} s "
+              f"every {args.fold_every} updates)")
         nf = times[~folded]
         print(f"  updates without fold: min {nf.min():.4f} s, median "
               f"{np.median(nf):.4f} s, max {nf.max():.4f} s")
@@ -203,18 +208,19 @@ def main(argv=None):
           + ", ".join(f"{r / GIB:.3f}" for r in rss_all) + " GiB "
           f"(max {max(rss_all) / GIB:.3f}, sum {sum(rss_all) / GIB:.3f})")
     print(f"bytes moved over P per update (model, all ranks): "
-          f"{moved / 1e9:.3f} GB = product {model['product'] / 1e9:.3f} "
-          f"+ fold {model['fold'] / 1e9:.3f} (n2p2 model "
-          f"{model['n2p2'] / 1e9:.2f} GB)")
+          f"{moved / 1e9:.3f} GB = {copies} x (product "
+          f"{model['product'] / 1e9:.3f} + fold {model['fold'] / 1e9:.3f}) "
+          f"(n2p2 model {model['n2p2'] / 1e9:.2f} GB)")
     print(f"memory-bound limit: {moved / 1e9:.3f} GB / {bw_best / 1e9:.1f} "
-          f"GB/s (best of read/copy/triad) = {t_bound:.4f} s/update -> running at "
-          f"{100 * t_bound / per_update:.0f} % of the bandwidth limit "
-          f"(effective {moved / per_update / 1e9:.1f} GB/s)")
-    print(f"vs n2p2: {N2P2_SECONDS / per_update:.1f}x faster "
-          f"({N2P2_SECONDS} s -> {per_update:.3f} s), peak RSS "
-          f"{max(rss_all) / 1e9:.2f} GB per rank / {sum(rss_all) / 1e9:.2f} GB "
-          f"total vs {N2P2_RSS_BYTES / 1e9:.1f} GB "
-          f"({N2P2_RSS_BYTES / sum(rss_all):.2f}x less)")
+          f"GB/s (best of read/copy/triad) = {t_bound:.4f} s/update -> "
+          f"running at {100 * t_bound / per_update:.0f} % of the bandwidth "
+          f"limit (effective {moved / per_update / 1e9:.1f} GB/s)")
+    print(f"vs n2p2 ({N2P2_SECONDS} s/update, {N2P2_RSS_BYTES / 1e9:.1f} GB "
+          f"RSS): time ratio n2p2/hpcnnp {N2P2_SECONDS / per_update:.1f}, "
+          f"RSS ratio n2p2/hpcnnp {N2P2_RSS_BYTES / sum(rss_all):.2f} "
+          f"(all ranks, {sum(rss_all) / 1e9:.2f} GB) and "
+          f"{N2P2_RSS_BYTES / max(rss_all):.2f} (per rank, "
+          f"{max(rss_all) / 1e9:.2f} GB)")
     print(f"w identical on all ranks: {len(set(digests)) == 1}")
     print(f"status() after the run ({t_status:.2f} s): Pdiag {st['Pdiag']:.6e} "
           f"Poffdiag {st['Poffdiag']:.6e} Kmean {st['Kmean']:.3e}")

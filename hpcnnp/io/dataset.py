@@ -49,8 +49,9 @@ atom shifted by a lattice vector counts as different.
 Import and export
 -----------------
 :func:`export_n2p2` writes n2p2's ``input.data`` (optionally tagging a random
-test fraction with ``set=test``), :func:`export_extxyz` extended XYZ with all
-metadata.  :func:`import_files` reads extended XYZ, VASP ``vasprun.xml`` and
+test fraction with ``set=test``; every number survives the round trip exactly),
+:func:`export_extxyz` extended XYZ with all metadata (ASE's writer keeps 8
+decimals of positions and forces).  :func:`import_files` reads extended XYZ, VASP ``vasprun.xml`` and
 ``OUTCAR`` (through :mod:`ase.io`) and CP2K MD output (``PROJECT-pos-1.xyz`` +
 ``PROJECT-frc-1.xyz`` (+ ``PROJECT-1.cell``)); :data:`IMPORTERS` is the table.
 :func:`find_outliers` flags structures whose energy per atom or largest force
@@ -900,6 +901,7 @@ def find_outliers(dataset, sigma=5.0, energy=True, forces=True):
         natoms = ds.column("natoms").astype(float)
         epa = ds.energies / np.maximum(natoms, 1)
         offsets = ds.column("offset")
+        allf = None
         out = {}
         for cls in sorted(set(classes)):
             idx = np.flatnonzero(classes == cls)
@@ -914,8 +916,9 @@ def find_outliers(dataset, sigma=5.0, energy=True, forces=True):
                             out[int(i)] = (f"energy/atom {epa[i]:.4f} eV is {zi:.1f} σ from "
                                            f"the mean {mu:.4f} eV of class {cls!r}")
             if forces:
-                comps = [ds._a["forces"][int(offsets[i]):int(offsets[i] + natoms[i])]
-                         for i in idx]
+                if allf is None:
+                    allf = ds._a["forces"][:ds.n_atoms]
+                comps = [allf[int(offsets[i]):int(offsets[i] + natoms[i])] for i in idx]
                 allc = np.concatenate([c.ravel() for c in comps])
                 mu, sd = allc.mean(), allc.std()
                 if sd > 0:
@@ -977,14 +980,16 @@ def summary(dataset):
         offsets = ds.column("offset")
         out = {"path": str(ds.path), "structures": n, "atoms": ds.n_atoms,
                "file_bytes": ds.path.stat().st_size, "classes": {}}
+        f2_struct = np.zeros(n)
+        for start in range(0, ds.n_atoms, 1 << 20):          # bounded memory
+            stop = min(ds.n_atoms, start + (1 << 20))
+            f = ds._a["forces"][start:stop]
+            owner = np.searchsorted(offsets, np.arange(start, stop), side="right") - 1
+            np.add.at(f2_struct, owner, np.sum(f * f, axis=1))
         for cls in sorted(set(classes)):
             idx = np.flatnonzero(classes == cls)
-            f2 = 0.0
-            nf = 0
-            for i in idx:
-                f = ds._a["forces"][int(offsets[i]):int(offsets[i] + natoms[i])]
-                f2 += float(np.sum(f * f))
-                nf += f.size
+            f2 = float(f2_struct[idx].sum())
+            nf = int(3 * natoms[idx].sum())
             names = sorted({labelers[i].get("name", "?") for i in idx})
             out["classes"][cls] = {
                 "structures": int(len(idx)),

@@ -118,6 +118,17 @@ rank 0 so that all ranks hold the same bytes even if their BLAS libraries
 round differently.  All MPI ranks must call :meth:`KalmanFilter.update`
 and :meth:`KalmanFilter.status` together (they are collective).
 
+Measured (``benchmarks/bench_kalman.py``, N_w = 24 805, m = 1,
+``fold_every=16``, 2-core AMD EPYC VM shared with other jobs, so the
+spread is large): 1 rank with 2 BLAS threads 0.08–0.11 s per update (n2p2:
+≈1.5 s), P 4.58 GiB allocated and 2.49 GiB peak RSS; 2 ranks distributed
+0.10–0.18 s per update with 2.29 GiB allocated / 1.28 GiB RSS per rank;
+2 ranks replicated 0.20 s; ``fold_every=1`` (no deferral) 0.27 s.  The
+off-diagonal blocks of the distributed layout are processed with a pair of
+``dgemv`` per cache tile (≈1.5× slower per byte than ``dsymv``), so on one
+node the distributed filter is not faster than one rank with all cores;
+its purpose is memory per rank.
+
 Threads: on a node, give every rank its share of the cores for the BLAS
 (e.g. ``OPENBLAS_NUM_THREADS=1`` with 2 ranks on 2 cores).
 

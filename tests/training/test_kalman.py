@@ -157,6 +157,31 @@ def test_initial_status_and_header(refdata):
     assert fm[-2].split()[-2:] == ["lambda", "kgamma"]
 
 
+def test_schedules_match_n2p2_updater_file(refdata):
+    """q and η per epoch as in n2p2's Cu2S updater.000.out (209 updates per
+    epoch, kalman_q0/qtau/qmin = 0.01/2.302/1e-6, eta/etatau/etamax =
+    0.01/2.302/1.0), including η overshooting η_max and q undershooting
+    q_min by less than one factor."""
+    path = refdata / "nnp-train-sample" / "Cu2S_PBE" / "updater.000.out"
+    rows = [line.split() for line in path.read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    kf = KalmanFilter(2, epsilon=0.01, q0=0.01, qtau=2.302, qmin=1e-6,
+                      eta=0.01, etatau=2.302, etamax=1.0,
+                      updates_per_epoch=209, fold_every=64)
+    w = np.zeros(2)
+    h = np.array([[1e-3], [0.0]])
+    done = 0
+    for row in rows:
+        epoch, nupdates = int(row[0]), int(row[1])
+        while done < nupdates:
+            kf.update(w, h, np.zeros(1))
+            done += 1
+        line = kf.status_line(epoch).split()
+        assert line[:2] == row[:2]
+        assert float(line[6]) == pytest.approx(float(row[6]), rel=2e-8)   # q
+        assert float(line[7]) == pytest.approx(float(row[7]), rel=2e-8)   # eta
+
+
 @pytest.mark.parametrize("m", [1, 3])
 def test_recovers_linear_model(m):
     """Noise-free linear model y = x·w*: the filter finds w*."""

@@ -456,6 +456,82 @@ def test_two_ranks_identical_weights_and_distributed_equals_replicated(mpi_runs)
     assert upd[:, 1].tolist() == [0, 68, 136, 204]
 
 
+def _three_element_symfunctions(elements, rc=6.0):
+    """Radial SFs for every pair and a few angular ones (type 3 and 9), per element."""
+    lines = []
+    for c in elements:
+        for k, a in enumerate(elements):
+            lines += [f"{c} 2 {a} 0.5 0.0 {rc}", f"{c} 2 {a} 1.0 {1.5 + 0.3 * k} {rc - 0.5}"]
+        lines += [f"{c} 3 {elements[0]} {elements[1]} 0.1 1 1.0 {rc}",
+                  f"{c} 3 {elements[1]} {elements[2]} 0.05 -1 2.0 {rc}",
+                  f"{c} 9 {elements[1]} {elements[1]} 0.03 1 2.0 {rc - 1.0}"]
+    return lines
+
+
+@pytest.mark.mpi
+def test_two_rank_update_rows_equal_serial_recomputation(tmp_path):
+    """mpiexec -n 2 on a 3-element data set (Li/O/Co, Co only in half of the
+    structures, atom energies, data-set normalisation): for every update the
+    (H, xi) handed to the updaters equal the rows recomputed from scratch by a serial
+    trainer holding all structures, with the weights of that moment (see
+    _mpi_rows_check.py) — JM_FULL with batches of 2 (row order = rank order, then
+    batch), JM_TASK with per-element updaters (US_ELEMENT error split), JM_SUM."""
+    mpiexec = _mpiexec()
+    if mpiexec is None:
+        pytest.skip("mpiexec not found")
+    pytest.importorskip("mpi4py")
+    from hpcnnp.io import n2p2
+
+    elements = ("Li", "O", "Co")
+    rng = np.random.default_rng(17)
+    structures = []
+    for k in range(36):
+        n = int(rng.integers(6, 13))
+        edge = (n / 0.035) ** (1.0 / 3.0)
+        cell = np.diag([edge, 1.05 * edge, 0.97 * edge])
+        cell += 0.3 * np.triu(rng.uniform(-1, 1, (3, 3)), 1)
+        symbols = elements if k % 2 else elements[:2]
+        structures.append(random_structure(rng, n, cell=cell, symbols=symbols,
+                                           min_distance=1.4))
+    sfs = _three_element_symfunctions(elements)
+    pot = write_synthetic_potential(tmp_path / "pot", structures, elements=elements,
+                                    symfunctions=sfs, nodes=(6, 6), seed=2,
+                                    atom_energy={"Li": -1.5, "O": -2.0, "Co": -3.1})
+    other = write_synthetic_potential(tmp_path / "other", structures, elements=elements,
+                                      symfunctions=sfs, nodes=(6, 6), seed=7,
+                                      atom_energy={"Li": -1.5, "O": -2.0, "Co": -3.1})
+    n2p2.write_data(tmp_path / "input.data", _label(structures, other))
+    text = (pot / "input.nn").read_text() + TRAIN_KEYWORDS
+    common = dict(epochs="1", selection_mode="0", test_fraction="0.15",
+                  short_force_fraction="0.04", write_trainpoints=None,
+                  write_trainforces=None, write_weights_epoch=None, write_neuronstats=None,
+                  write_trainlog=None)
+    configs = {
+        "full": dict(jacobian_mode="2", task_batch_size_energy="2",
+                     task_batch_size_force="2", normalize_data_set="ref"),
+        "task-element": dict(jacobian_mode="1", update_strategy="1",
+                             normalize_data_set="force"),
+        "sum": dict(jacobian_mode="0"),
+    }
+    folders = []
+    for name, changes in configs.items():
+        d = tmp_path / name
+        d.mkdir()
+        (d / "input.nn").write_text(_with(text, **common, **changes))
+        shutil.copy(tmp_path / "input.data", d / "input.data")
+        shutil.copy(pot / "scaling.data", d / "scaling.data")
+        folders.append(str(d))
+    script = Path(__file__).with_name("_mpi_rows_check.py")
+    proc = subprocess.run([mpiexec, "-n", "2", sys.executable, str(script), *folders],
+                          cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "MPI-ROWS-OK" in proc.stdout, proc.stdout + proc.stderr
+    for name in configs:                            # every configuration was checked
+        assert re.search(rf"^{name}: [1-9]\d* updates checked", proc.stdout, re.M), \
+            proc.stdout
+
+
 # ============================================================== 4. restart
 def test_restart_after_crash_is_bit_identical(base, monkeypatch):
     """Serial: a crash after 200 updates (inside epoch 2 of 3, 137 updates per epoch),

@@ -68,18 +68,26 @@ def make_potential(folder, weight_scale, seed=0):
     return folder
 
 
-def make_cell(folder, n_atoms, seed=1):
-    """extxyz + LAMMPS data file of an LLZO-like cell; returns (extxyz, data, neighbours)."""
+def make_cell(folder, n_atoms, seed=1, structure="llzo-like"):
+    """extxyz + LAMMPS data file of an LLZO-like cell or an LLZO(001)|LCO(104)
+    interface (hpcnnp.structures.interface, smallest cell with >= n_atoms);
+    returns (extxyz, data, neighbours)."""
     from ase.io import write
     from ase.neighborlist import neighbor_list
 
     from hpcnnp.md.driver import lammps_frame, write_lammps_data
     from hpcnnp.testing import llzo_like_cell
 
-    xyz, data = folder / f"cell{n_atoms}.extxyz", folder / f"cell{n_atoms}.lammps"
-    meta = folder / f"cell{n_atoms}.json"
+    tag = f"{structure}{n_atoms}"
+    xyz, data = folder / f"{tag}.extxyz", folder / f"{tag}.lammps"
+    meta = folder / f"{tag}.json"
     if not meta.exists():
-        atoms = llzo_like_cell(n_atoms, seed=seed)
+        if structure == "interface":
+            from hpcnnp import structures as st
+            atoms = st.interface(st.llzo_cubic(), (0, 0, 1), st.lco(), (1, 0, 4),
+                                 natoms=n_atoms)
+        else:
+            atoms = llzo_like_cell(n_atoms, seed=seed)
         write(xyz, atoms)
         q, _ = lammps_frame(atoms.cell.array)
         write_lammps_data(data, atoms, ["Li", "O", "Co", "Zr", "La"], q, triclinic=False)
@@ -199,6 +207,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 17000])
     ap.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--structure", choices=("llzo-like", "interface"), default="llzo-like",
+                    help="speed runs on LLZO-like random cells or on LLZO(001)|LCO(104) "
+                    "interfaces (the smallest matched cell with at least --sizes atoms)")
     ap.add_argument("--folder", default="bench_md_data")
     ap.add_argument("--weight-scale", type=float, default=0.1)
     ap.add_argument("--skip-drift", action="store_true")
@@ -232,7 +243,7 @@ def main():
               f"{'atom-steps/s/core':>17} {'(cpu)':>8} {'ms/atom-step/core':>17} "
               f"{'vs n2p2':>7} {'pair %':>6} {'RSS MB/rank':>12}", flush=True)
         for n in args.sizes:
-            _, data, nbrs = make_cell(folder, n)
+            _, data, nbrs = make_cell(folder, n, structure=args.structure)
             steps, warmup = (20, 2) if n <= 5000 else (5, 1)
             for r in args.ranks:
                 row = speed(data, pot, r, steps, warmup, folder)

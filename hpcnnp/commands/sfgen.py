@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -193,43 +191,7 @@ def build_config(args):
 # Output
 # ---------------------------------------------------------------------------
 
-def _new_file_mode():
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def write_atomic(path, text):
-    """Write *text* to *path* via a temporary file in the same folder.
-
-    The old file (if any) keeps its permission bits; readers never see a
-    partly written file.
-    """
-    path = Path(path)
-    try:
-        mode = path.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        mode = _new_file_mode()
-    except OSError as exc:
-        raise InputFileError(path, None, f"cannot access: {exc.strerror}") from None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                   suffix=".tmp")
-    except OSError as exc:
-        raise InputFileError(path, None, f"cannot write: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+from hpcnnp.fileio import write_atomic  # noqa: E402  (re-exported for callers)
 
 
 def _is_sf_line(line):

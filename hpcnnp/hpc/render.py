@@ -29,7 +29,6 @@ import math
 import os
 import re
 import shlex
-import tempfile
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -103,26 +102,8 @@ def _job_name(text):
 
 
 def _write_atomic(path, text, executable=True):
-    umask = os.umask(0)
-    os.umask(umask)
-    mode = (0o777 if executable else 0o666) & ~umask
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise HpcnnpError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from hpcnnp.fileio import write_atomic
+    write_atomic(path, text, executable=executable)
 
 
 def render_jobs(site, nodes, walltime=None, command=None, protocol=None, total_time_ns=None,

@@ -8,7 +8,6 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 
 
 def _rel(ctx, path):
@@ -55,7 +54,11 @@ def _stage_table(ctx):
     total = 0.0
     for name, _ in STAGES:
         marker = ctx.path(".done", f"{name}.json")
-        if marker.exists():
+        failed = ctx.path(".done", f"{name}.failed.json")
+        if failed.exists():
+            err = json.loads(failed.read_text()).get("error", "")
+            rows.append(f"| {name} | **failed**: {err[:300]} | |")
+        elif marker.exists():
             sec = json.loads(marker.read_text()).get("seconds", 0.0)
             total += sec
             rows.append(f"| {name} | done | {sec:.0f} |")

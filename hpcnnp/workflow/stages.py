@@ -310,8 +310,13 @@ def stage_analysis(ctx):
     """Co segregation, Li probability density and profiles of both trajectories."""
     p = ctx.project
     a = p["analysis"]
+    done_any = False
     for name in ("interface", "gb"):
         traj = ctx.path(f"md_{name}", "run", "traj.h5")
+        if not ctx.path(".done", f"md_{name}.json").exists():
+            ctx.log(f"    analysis of {name}: skipped (its MD stage has not finished)")
+            continue
+        done_any = True
         args = ["analyze", traj, "-o", ctx.path("analysis", name)]
         if a.get("segregation"):
             args += ["--segregation", a["segregation"]]
@@ -319,6 +324,8 @@ def stage_analysis(ctx):
             args += ["--li-density"]
         args += ["--profiles", "--rdf", "--msd", "Li"]
         ctx.hpcnnp(*args, mpi=True, stage="analysis")
+    if not done_any:
+        raise StageError("no finished MD trajectory to analyse")
     return {"folder": str(ctx.path("analysis"))}
 
 
@@ -328,6 +335,10 @@ def stage_report(ctx):
     path = write_report(ctx)
     return {"report": str(path)}
 
+
+#: stages whose failure is recorded in the report instead of stopping the job (the
+#: potential exists by then; a failed production run must not hide it)
+SOFT_STAGES = {"active", "md_interface", "md_gb", "analysis"}
 
 #: (name, function) in pipeline order
 STAGES = [
@@ -356,6 +367,7 @@ def run_project(project, ranks=None, only=None, log=print):
         if unknown:
             raise HpcnnpError(f"unknown stage(s) {', '.join(unknown)} (stages: {', '.join(names)})")
     result = None
+    failures = []
     for k, (name, fn) in enumerate(STAGES, 1):
         marker = done / f"{name}.json"
         if only and name not in only:
@@ -365,7 +377,19 @@ def run_project(project, ranks=None, only=None, log=print):
             continue
         log(f"[{k}/{len(STAGES)}] {name}: {fn.__doc__.strip().splitlines()[0]}")
         t0 = time.time()
-        info = fn(ctx) or {}
+        failed = done / f"{name}.failed.json"
+        try:
+            info = fn(ctx) or {}
+        except HpcnnpError as exc:
+            if name not in SOFT_STAGES:
+                raise
+            # recorded for the report; the next run retries the stage
+            failed.write_text(json.dumps({"error": str(exc),
+                                          "seconds": round(time.time() - t0, 1)}, indent=1))
+            failures.append(name)
+            log(f"[{k}/{len(STAGES)}] {name}: FAILED ({exc}); continuing, see the report")
+            continue
+        failed.unlink(missing_ok=True)
         info["seconds"] = round(time.time() - t0, 1)
         tmp = marker.with_suffix(".tmp")
         tmp.write_text(json.dumps(info, indent=1))
@@ -373,4 +397,7 @@ def run_project(project, ranks=None, only=None, log=print):
         log(f"[{k}/{len(STAGES)}] {name}: finished in {info['seconds']:.0f} s "
             f"(total {time.time() - t_start:.0f} s)")
         result = info
+    if failures:
+        raise StageError(f"stage(s) {', '.join(failures)} failed (details in "
+                         f"{ctx.path('report.md')}); run again to retry them")
     return ctx.path("report.md") if result is not None else None

@@ -85,3 +85,31 @@ def test_killed_run_resumes_from_last_finished_stage(tmp_path, monkeypatch):
     assert calls == ["a", "b", "c", "c", "d"]          # a, b skipped on the re-run
     assert (project.workdir / "d.out").exists()
     shutil.rmtree(project.workdir)
+
+
+def test_failed_production_stage_is_reported_not_fatal(tmp_path, monkeypatch):
+    """A failing MD stage (e.g. a poorly trained potential loses atoms) is recorded,
+    the remaining stages and the report still run, and the command fails at the end."""
+    from hpcnnp.workflow.report import write_report
+    from hpcnnp.workflow.stages import StageError
+
+    def ok(ctx):
+        return {}
+    ok.__doc__ = "fine"
+
+    def md(ctx):
+        raise StageError("LAMMPS: Lost atoms")
+    md.__doc__ = "md"
+
+    def report(ctx):
+        return {"report": str(write_report(ctx))}
+    report.__doc__ = "report"
+
+    monkeypatch.setattr(stages_mod, "STAGES", [("train", ok), ("md_interface", md),
+                                               ("report", report)])
+    project = load_project(_write(tmp_path, _example()))
+    with pytest.raises(StageError, match="md_interface"):
+        stages_mod.run_project(project, ranks=1, log=lambda m: None)
+    text = (project.workdir / "report.md").read_text()
+    assert "**failed**: LAMMPS: Lost atoms" in text
+    assert (project.workdir / ".done" / "train.json").exists()

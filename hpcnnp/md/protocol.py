@@ -110,23 +110,9 @@ class _Where:
         return InputFileError(self.path, line, f"{name}: {message}" if name else message)
 
 
-def _key_lines(node, prefix=(), out=None):
-    """Map key paths (tuples) of a composed YAML document to 1-based lines."""
-    import yaml
-
-    out = {} if out is None else out
-    if node is None:
-        return out
-    out.setdefault(prefix, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            path = prefix + (str(key.value),)
-            out[path] = key.start_mark.line + 1
-            _key_lines(value, path, out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, value in enumerate(node.value):
-            _key_lines(value, prefix + (i,), out)
-    return out
+def _key_lines(node):
+    from hpcnnp.fileio import yaml_key_lines
+    return yaml_key_lines(node, index=int)
 
 
 _DURATION = re.compile(r"^\s*([-+0-9.eE]+)\s*(fs|ps|ns|steps?)?\s*$")

@@ -293,20 +293,9 @@ def build_structure(spec, seed=0, base_dir="."):
 # YAML with line numbers
 # ---------------------------------------------------------------------------------------
 
-def _key_lines(node, prefix=(), out=None):
-    out = {} if out is None else out
-    if isinstance(node, yaml.MappingNode):
-        out.setdefault(prefix, node.start_mark.line + 1)
-        for key, value in node.value:
-            path = prefix + (str(key.value),)
-            out[path] = key.start_mark.line + 1
-            _key_lines(value, path, out)
-    elif isinstance(node, yaml.SequenceNode):
-        out.setdefault(prefix, node.start_mark.line + 1)
-        for i, item in enumerate(node.value):
-            out[prefix + (str(i),)] = item.start_mark.line + 1
-            _key_lines(item, prefix + (str(i),), out)
-    return out
+def _key_lines(node):
+    from hpcnnp.fileio import yaml_key_lines
+    return yaml_key_lines(node, index=str)
 
 
 class _Doc:

@@ -10,57 +10,63 @@ atoms with ordered Li:
 =====  =======  ===================================  ====================
 atom   Wyckoff  x, y, z                               coordination
 =====  =======  ===================================  ====================
-La     24c      1/8, 0, 1/4                           8 O (2.51, 2.58 Å)
-Zr     16a      0, 0, 0                               6 O (2.11 Å)
-O      96h      0.28107, 0.10039, 0.19526             2 La + 1 Zr + Li
+La     24c      1/8, 0, 1/4                           8 O (2.52, 2.59 Å)
+Zr     16a      0, 0, 0                               6 O (2.10 Å)
+O      96h      0.28161, 0.10060, 0.19546             2 La + 1 Zr + Li
 Li1    24d      3/8, 0, 1/4                           4 O (1.92 Å), tetrahedral
-Li2    96h      0.0968, 0.6846, 0.5779                "octahedral", split 48g
+Li2    96h      0.1004, 0.6853, 0.5769                "octahedral", split 48g
 =====  =======  ===================================  ====================
 
-Lattice parameter a = 12.97 Å.  References: C. A. Geiger et al., Inorg.
-Chem. 50, 1089 (2011) (cubic LLZO, a ~ 12.97 Å, La 24c, Zr 16a,
-O 96h, Li 24d + 96h); J. Awaka et al., Chem. Lett. 40, 60 (2011) (neutron
-refinement of cubic LLZO: Li1 24d, Li2 96h, Li1-Li2 ~ 1.6 Å).  The numerical
-values of the free parameters above are representative of these refinements
-(rounded; the original tables were not at hand offline, cross-check them
-before publication); they were checked here against the published crystal chemistry
-(Zr-O 2.11 Å, La-O 2.51/2.58 Å, Li1-O 1.92 Å, 24d-96h 1.63 Å, 96h-96h split
-pair 0.77 Å around 48g (1/8, 0.6846, 0.5654)).
+Lattice parameter a = 12.97 Å.  Free parameters from the neutron powder
+refinement of cubic (Al-stabilised, Al0.196Li6.06La3Zr2O12) LLZO by
+H. Buschmann et al., Phys. Chem. Chem. Phys. 13, 19378 (2011), COD entry
+7215448: a = 12.9727(2) Å, O1 96h (-0.03161, 0.05454, 0.14940) -- the same
+orbit as the representative listed above --, Li2 96h (0.1004, 0.6853,
+0.5769), Li1 24d, La 24c, Zr 16a; published distances Zr-O 2.104(1),
+La-O 2.516(1) and 2.588(1) Å, which this cell reproduces (Li1-O 1.92 Å).
+The lattice parameter (0.003 Å from the COD value) is the one usually
+quoted for cubic LLZO (Geiger et al., Inorg. Chem. 50, 1089 (2011); Awaka
+et al., Chem. Lett. 40, 60 (2011)); the coordinate tables of those two
+papers were not consulted.  Li1-Li2 (24d-96h) 1.67 Å, split 96h-96h pair
+0.68 Å around 48g (1/8, 0.6792, 0.5708).
 
 Tetragonal Li7La3Zr2O12, space group I4_1/acd (No. 142), **origin choice 2**
 (``ase.spacegroup.crystal(..., spacegroup=142, setting=2)``), a = 13.134 Å,
-c = 12.663 Å (J. Awaka, N. Kijima, H. Hayakawa, J. Akimoto, J. Solid State
-Chem. 182, 2046 (2009)): La1 8b (0, 1/4, 1/8), La2 16e (0.1253, 0, 1/4),
-Zr 16c (0, 0, 0), O1/O2/O3 3 x 32g, Li1 8a (0, 1/4, 3/8) tetrahedral,
-Li2 16f (x, x+1/4, 1/8) and Li3 32g octahedral.  The three O 32g positions,
-Li2 x = 0.1846 and Li3 (0.5779, 0.0968, 0.6846) are obtained from the cubic
-sites above by the group-subgroup splitting Ia-3d -> I4_1/acd (same origin;
-96h -> 3 x 32g, 24d -> 8a + 16e, 48g -> 16f + 32g): Li2 sits at the centre
-of the 48g octahedron between two empty 16e tetrahedra, Li3 at the 96h split
-position that points away from the occupied 8a tetrahedron (Li1-Li3 2.38 Å),
-consistent with the ordered arrangement reported by Awaka et al.  These
-derived values are not the refined ones of Awaka's table (not available
-offline when this was written); La-O, Zr-O, Li-O and Li-Li distances were
-checked (Zr-O 2.07 Å, La-O >= 2.48 Å, Li-O >= 1.86 Å, Li-Li >= 2.38 Å).
-Fractional coordinates are kept when the metric is made tetragonal.
+c = 12.663 Å, positions of the neutron refinement of J. Awaka, N. Kijima,
+H. Hayakawa, J. Akimoto, J. Solid State Chem. 182, 2046 (2009) (Table 6,
+a = 13.1279, c = 12.6715 Å there; every 32g given by the orbit member
+nearest to the cubic setting): La1 8b (0, 1/4, 1/8), La2 16e (0.127, 0, 1/4),
+Zr 16c (0, 0, 0), O3 32g (0.2776, 0.1004, 0.1964), O1 32g (0.1952, 0.2838,
+0.0976), O2 32g (0.1029, 0.1959, 0.2838), Li1 8a (0, 1/4, 3/8) tetrahedral,
+Li2 16f (0.1797, 0.4297, 1/8) and Li3 32g (0.5806, 0.0857, 0.6959)
+octahedral.  These agree to <= 0.002 with the DFT-relaxed Materials Project
+structure mp-942733.  Distances: Zr-O 2.10-2.11 Å, La-O 2.47-2.63 Å,
+Li1-O 1.91 Å, Li2-O 1.96 (x 4) Å, Li3-O 1.87-2.23 Å, Li-Li >= 2.56 Å.
+Fractional coordinates are kept when the metric is changed.
 
 LiCoO2 (alpha-NaFeO2 type), space group R-3m (No. 166), hexagonal axes,
 a = 2.8156 Å, c = 14.0542 Å, Li 3a (0, 0, 0), Co 3b (0, 0, 1/2),
 O 6c (0, 0, z), z = 0.2396 (Co-O 1.92 Å, Li-O 2.09 Å).  References:
 J. Akimoto, Y. Gotoh, Y. Oosawa, J. Solid State Chem. 141, 298 (1998);
-H. J. Orman, P. J. Wiseman, Acta Cryst. C 40, 12 (1984).
+H. J. Orman, P. J. Wiseman, Acta Cryst. C 40, 12 (1984) (tables not
+consulted); checked against a = 2.816, c = 14.052 Å quoted as the literature
+values by K. Teshima et al., Cryst. Growth Des. 10, 4471 (2010), and the
+single-crystal O-O edge of the CoO6 octahedron, 2.6180(9) Å (Y. Takahashi,
+K. Dokko, M. Nishizawa, J. Akimoto, "Structure and electron density analysis
+of electrochemically and chemically delithiated LiCoO2 single crystals"),
+which z = 0.2396 gives as 2.616 Å (2.618 Å would need z = 0.2397).
 
 Li ordering in cubic LLZO
 =========================
 The cubic cell offers 24 + 96 = 120 Li sites for 56 Li.  Sites closer than
-``d_excl`` = 1.7 Å (the 24d-96h pair at 1.63 Å and the split 96h-96h pair at
-0.77 Å around 48g) exclude each other, so at most one of a 24d site and its
+``d_excl`` = 1.7 Å (the 24d-96h pair at 1.67 Å and the split 96h-96h pair at
+0.68 Å around 48g) exclude each other, so at most one of a 24d site and its
 four adjacent 96h sites is filled.  Exact integer programming over this
 exclusion graph shows that at most 60 Li fit and that 56 Li need 8 to 13 of
 them on 24d.  All orderings keep the body-centring translation (sites are
 filled in (x, x + 1/2) pairs), so a 96-atom primitive cell exists; with
 this constraint 8, 10 or 12 Li sit on 24d.  Allowed Li-Li distances are then
->= 2.36 Å.  Three orderings are available (``ordering=``):
+>= 2.32 Å.  Three orderings are available (``ordering=``):
 
 ``"search"`` (default)
     Simulated annealing (seeded, deterministic) of the Ewald energy of the
@@ -69,12 +75,14 @@ this constraint 8, 10 or 12 Li sit on 24d.  Allowed Li-Li distances are then
     ordering and from ``n_starts`` random exclusion-free configurations with
     8, 10 and 12 Li on 24d (random-objective integer programs).  For every
     seed tried (0-9, also with 5x longer annealing) it ends in the same
-    ordering: 10 Li on 24d + 46 on 96h, Ewald energy -715.276 eV per cell,
-    0.02 eV below the tetragonal-like 8 + 48 ordering (I4_1cd, -715.253 eV)
-    and 1.3 eV below the plain mapping of the tetragonal structure.  Its
-    24d:96h ratio (0.42 : 0.48 site occupancy) is closer to the neutron
-    refinement of cubic LLZO (0.56 : 0.44, Awaka 2011) than the tetragonal
-    ordering (0.33 : 0.50).
+    ordering: 12 Li on 24d + 44 on 96h (space group Cc), Ewald energy
+    -717.542 eV per cell, 0.34 eV below the tetragonal-like 8 + 48 ordering
+    (I4_1cd, -717.207 eV, the annealing optimum from the tetragonal start)
+    and 1.38 eV below the plain mapping of the tetragonal structure
+    (-716.167 eV).  Its 24d site occupancy (0.50; 0.46 on 96h) is closer to
+    the neutron refinement of cubic LLZO (24d: 0.54 Li + 0.065 Al, 96h:
+    0.37 Li for Li6.06Al0.2, Buschmann 2011) than the tetragonal ordering
+    (0.33 : 0.50).
 
 ``"tetragonal"``
     The ordering of tetragonal LLZO mapped onto the cubic cell: the 8
@@ -109,27 +117,34 @@ __all__ = ["llzo_cubic", "llzo_tetragonal", "lco", "supercell"]
 # literature data
 # --------------------------------------------------------------------------
 LLZO_CUBIC_A = 12.97
+# O 96h and Li2 96h: neutron refinement of Buschmann et al. 2011 (COD 7215448),
+# O given as the representative of the published orbit nearest to the usual
+# (x ~ 0.28, y ~ 0.10, z ~ 0.195) setting; see the module docstring.
 LLZO_CUBIC_SITES = {
     "La_24c": (0.125, 0.0, 0.25),
     "Zr_16a": (0.0, 0.0, 0.0),
-    "O_96h": (0.28107, 0.10039, 0.19526),
+    "O_96h": (0.28161, 0.10060, 0.19546),
     "Li_24d": (0.375, 0.0, 0.25),
-    "Li_96h": (0.0968, 0.6846, 0.5779),
+    "Li_96h": (0.1004, 0.6853, 0.5769),
 }
-REF_LLZO_CUBIC = ("C. A. Geiger et al., Inorg. Chem. 50, 1089 (2011); "
+REF_LLZO_CUBIC = ("H. Buschmann et al., Phys. Chem. Chem. Phys. 13, 19378 (2011), "
+                  "COD 7215448 (O 96h, Li 96h, a = 12.9727 A); "
+                  "C. A. Geiger et al., Inorg. Chem. 50, 1089 (2011); "
                   "J. Awaka et al., Chem. Lett. 40, 60 (2011)")
 
 LLZO_TET_A, LLZO_TET_C = 13.134, 12.663
+# Awaka et al. 2009, neutron refinement (Table 6), origin choice 2; each 32g
+# given by the member of its orbit nearest to the cubic-derived setting.
 LLZO_TET_SITES = [
-    ("La", "8b", (0.0, 0.25, 0.125)),
-    ("La", "16e", (0.1253, 0.0, 0.25)),
+    ("La", "8b", (0.0, 0.25, 0.125)),       # La1
+    ("La", "16e", (0.127, 0.0, 0.25)),      # La2
     ("Zr", "16c", (0.0, 0.0, 0.0)),
-    ("O", "32g", (0.28107, 0.10039, 0.19526)),
-    ("O", "32g", (0.19526, 0.28107, 0.10039)),
-    ("O", "32g", (0.10039, 0.19526, 0.28107)),
-    ("Li", "8a", (0.0, 0.25, 0.375)),
-    ("Li", "16f", (0.1846, 0.4346, 0.125)),
-    ("Li", "32g", (0.5779, 0.0968, 0.6846)),
+    ("O", "32g", (0.2776, 0.1004, 0.1964)),  # O3
+    ("O", "32g", (0.1952, 0.2838, 0.0976)),  # O1
+    ("O", "32g", (0.1029, 0.1959, 0.2838)),  # O2
+    ("Li", "8a", (0.0, 0.25, 0.375)),        # Li1, tetrahedral
+    ("Li", "16f", (0.1797, 0.4297, 0.125)),  # Li2, octahedral
+    ("Li", "32g", (0.5806, 0.0857, 0.6959)),  # Li3, octahedral
 ]
 REF_LLZO_TET = ("J. Awaka, N. Kijima, H. Hayakawa, J. Akimoto, "
                 "J. Solid State Chem. 182, 2046 (2009)")

@@ -10,7 +10,8 @@ it, the first rule that applies winning:
 2. ``atoms.info["structure_class"]`` (set by the builders of
    :mod:`hpcnnp.structures`);
 3. a ``structure_class=...`` (or ``class=...``) entry in the ``comment``, quoted
-   (``structure_class="LLZO cubic"``) or a single word;
+   (``structure_class="LLZO cubic"``) or a single word; or the first field of the
+   comments ``hpcnnp dataset export`` writes (``LLZO cubic | T=1273K | labeler=...``);
 4. otherwise :data:`UNCLASSIFIED`.
 
 Mapping file example::
@@ -39,13 +40,19 @@ _COMMENT_KEY = re.compile(
     r"""(?:^|[\s,;])(?:structure_class|class)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s,;]+))""")
 
 
+#: comment written by ``hpcnnp dataset export``: "<class> | T=<K>K | labeler=... | ..."
+_DATASET_COMMENT = re.compile(r"^\s*([^|]*?[^|\s])\s*\|\s*T=[0-9.]+\s*K\b")
+
+
 def class_from_comment(comment):
-    """The ``structure_class=``/``class=`` value of an n2p2 comment, or None."""
+    """The ``structure_class=``/``class=`` value of an n2p2 comment (or the class
+    field of a ``hpcnnp dataset export`` comment), or None."""
     if not comment:
         return None
     m = _COMMENT_KEY.search(str(comment))
     if not m:
-        return None
+        m = _DATASET_COMMENT.match(str(comment))
+        return m.group(1) if m else None
     value = next(g for g in m.groups() if g is not None).strip()
     return value or None
 

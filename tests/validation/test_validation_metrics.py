@@ -31,6 +31,10 @@ def test_class_rules(tmp_path):
     assert ClassResolver()(a) == "GB Σ5(310)"
     assert class_from_comment("class=LCO seed=1") == "LCO"
     assert class_from_comment("llzo_like_cell n_atoms=5") is None
+    # the comments of `hpcnnp dataset export` (what the main job trains on)
+    assert class_from_comment("mixture (1 LLZO + 2 LCO) | T=3000K | labeler=chgnet | "
+                              "hpcnnp-dataset:17") == "mixture (1 LLZO + 2 LCO)"
+    assert class_from_comment("a | b") is None
     b = Atoms("Li")
     b.info.update(comment="anything", structure_class="LLZO cubic")
     assert ClassResolver()(b) == "LLZO cubic"

@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from hpcnnp.errors import HpcnnpError
@@ -254,7 +255,7 @@ def _md_stage(ctx, name, builder):
     struct = d / "structure.extxyz"
     if not struct.exists():
         from ase.io import write
-        atoms = builder(spec)
+        atoms = builder(spec, p["seed"])
         tmp = struct.with_suffix(".tmp.extxyz")
         write(tmp, atoms)
         os.replace(tmp, struct)
@@ -285,18 +286,42 @@ def _md_stage(ctx, name, builder):
     return {"trajectory": str(d / "run" / "traj.h5")}
 
 
-def _build_interface(spec):
+def _build_interface(spec, seed):
     from hpcnnp import structures as st
     return st.interface(st.llzo_cubic(), (0, 0, 1), st.lco(), (1, 0, 4),
                         natoms=spec.get("natoms", 900))
 
 
-def _build_gb(spec):
+def _build_gb(spec, seed):
     from hpcnnp import structures as st
     axis, plane = {13: ((0, 0, 1), (2, 3, 0)), 17: ((0, 0, 1), (5, 3, 0)),
                    33: ((0, 1, 1), (5, 2, -2)), 19: ((1, 1, 1), (3, 2, -5))}[spec.get("sigma", 13)]
-    return st.grain_boundary(st.llzo_cubic(), axis=axis, plane=plane,
-                             natoms=spec.get("natoms", 700))
+    atoms = st.grain_boundary(st.llzo_cubic(), axis=axis, plane=plane,
+                              natoms=spec.get("natoms", 700))
+    if spec.get("dopant"):
+        substitute(atoms, seed=seed, **spec["dopant"])
+    return atoms
+
+
+def substitute(atoms, element="Co", site="La", count=1, seed=0):
+    """Replace ``count`` randomly chosen (seeded) ``site`` atoms by ``element`` in place.
+
+    Uniform over the whole cell, so a segregation profile measured afterwards comes
+    from the MD and not from the start structure.  Meant for isovalent substitution
+    (Co3+ on La3+, the default): charge neutrality is the caller's business.  The
+    substitution is recorded in ``atoms.info["substitution"]``.
+    """
+    sym = np.array(atoms.get_chemical_symbols(), dtype=object)
+    hosts = np.flatnonzero(sym == site)
+    count = int(count)
+    if not 0 < count <= len(hosts):
+        raise StageError(f"production gb dopant: count {count} must be 1..{len(hosts)} "
+                         f"(number of {site} atoms in the cell)")
+    chosen = np.random.default_rng(seed).choice(hosts, count, replace=False)
+    sym[chosen] = element
+    atoms.set_chemical_symbols(list(sym))
+    atoms.info["substitution"] = f"{count} {element} on {site} (random, seed {seed})"
+    return atoms
 
 
 def stage_md_interface(ctx):

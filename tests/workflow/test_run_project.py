@@ -113,3 +113,20 @@ def test_failed_production_stage_is_reported_not_fatal(tmp_path, monkeypatch):
     text = (project.workdir / "report.md").read_text()
     assert "**failed**: LAMMPS: Lost atoms" in text
     assert (project.workdir / ".done" / "train.json").exists()
+
+
+def test_gb_of_the_example_is_co_doped_isovalently_with_its_planes():
+    """The demo GB carries Co (Co3+ on La3+, random) so that the analysis stage has a
+    segregation profile to measure; the builder's plane metadata survive."""
+    spec = _example()["production"]["gb"]
+    atoms = stages_mod._build_gb(spec, seed=3)
+    sym = atoms.get_chemical_symbols()
+    n_co = spec["dopant"]["count"]
+    assert sym.count("Co") == n_co
+    # isovalent: La + Co = 3/2 Zr (LLZO La3Zr2), Li and O untouched
+    assert 2 * (sym.count("La") + sym.count("Co")) == 3 * sym.count("Zr")
+    assert atoms.info["planes"] and "Co on La" in atoms.info["substitution"]
+    again = stages_mod._build_gb(spec, seed=3)
+    assert again.get_chemical_symbols() == sym                 # seeded
+    with pytest.raises(stages_mod.StageError, match="count"):
+        stages_mod.substitute(atoms.copy(), site="La", count=10**6)

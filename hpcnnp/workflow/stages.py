@@ -396,15 +396,20 @@ def run_project(project, ranks=None, only=None, log=print):
             raise HpcnnpError(f"unknown stage(s) {', '.join(unknown)} (stages: {', '.join(names)})")
     result = None
     failures = []
+    ran_any = False
     for k, (name, fn) in enumerate(STAGES, 1):
         marker = done / f"{name}.json"
         if only and name not in only:
             continue
-        if marker.exists() and not only:
+        # the report is cheap and summarises every stage: always rewritten when any
+        # stage ran in this invocation, so a retried stage shows up in it
+        rerun_report = name == "report" and ran_any
+        if marker.exists() and not only and not rerun_report:
             log(f"[{k}/{len(STAGES)}] {name}: done earlier, skipped")
             continue
         log(f"[{k}/{len(STAGES)}] {name}: {fn.__doc__.strip().splitlines()[0]}")
         t0 = time.time()
+        ran_any = True
         failed = done / f"{name}.failed.json"
         try:
             info = fn(ctx) or {}

@@ -113,6 +113,18 @@ def test_failed_production_stage_is_reported_not_fatal(tmp_path, monkeypatch):
     text = (project.workdir / "report.md").read_text()
     assert "**failed**: LAMMPS: Lost atoms" in text
     assert (project.workdir / ".done" / "train.json").exists()
+    # the retry succeeds: the report (done earlier) is rewritten, train is skipped
+    calls = []
+
+    def md_ok(ctx):
+        calls.append("md")
+        return {}
+    md_ok.__doc__ = "md"
+    monkeypatch.setattr(stages_mod, "STAGES", [("train", ok), ("md_interface", md_ok),
+                                               ("report", report)])
+    stages_mod.run_project(project, ranks=1, log=lambda m: None)
+    assert calls == ["md"]
+    assert "Lost atoms" not in (project.workdir / "report.md").read_text()
 
 
 def test_gb_of_the_example_is_co_doped_isovalently_with_its_planes():

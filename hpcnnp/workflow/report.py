@@ -74,16 +74,15 @@ def _dataset_summary(ctx):
     from collections import Counter
 
     from hpcnnp.io.n2p2 import iter_data
+    from hpcnnp.validation.classes import ClassResolver
 
     data = ctx.path("potential_setup", "input.data")
     if not data.exists():
         return []
     per_class, atoms = Counter(), Counter()
+    resolve = ClassResolver()
     for a in iter_data(data):
-        cls = a.info.get("structure_class") or a.info.get("comment", "?")
-        for tok in str(cls).split(";"):
-            if tok.strip().startswith("class="):
-                cls = tok.split("=", 1)[1].strip()
+        cls = resolve(a)
         per_class[cls] += 1
         atoms[cls] += len(a)
     rows = ["| structure class | structures | atoms |", "|---|---|---|"]

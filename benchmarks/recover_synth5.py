@@ -1,22 +1,25 @@
 """Full-size recovery of the 5-element reference potential synth5_A (issue #3 acceptance).
 
 The teacher is n2p2's own ``../shared/refdata/synth5_A/potential`` (Li La Zr O Co, the
-published 225-SF set per element, 20-20 tanh networks, 24 805 weights, atom_energy
-offsets).  Structures like the reference's structure 1 (2×2×2 rock-salt cells, 64 atoms,
-random cations, thermal noise, random strain/shear) are labelled with it by the core
-engine; ``hpcnnp scale`` computes the student's scaling.data on the training data, and
-``hpcnnp train`` trains a fresh network of the same shape from random weights (n2p2's
-default Kalman settings, ``normalize_data_set ref``).  Per epoch the script prints the
-test RMSEs in physical units (meV/atom, meV/Å) against the targets 2 meV/atom and
-50 meV/Å.
+published 225-SF set per element, 20-20 tanh networks, atom_energy offsets) made usable
+on new structures as an n2p2 user would (:func:`hpcnnp.testing.pruned_potential`: SF
+scaling recomputed on the data, SFs without range pruned, all other weights kept; the
+reference scaling.data has SF ranges down to 3e-54 and makes the reference potential
+extrapolate everywhere).  Structures like the reference's structure 1 (2×2×2 rock-salt
+cells, 64 atoms, random cations, thermal noise, random strain/shear) are labelled with it
+by the core engine and ``hpcnnp train`` trains a fresh network of the same shape from
+random weights (Nguyen–Widrow, n2p2's Kalman settings, ``normalize_data_set ref``).  The
+table at the end gives the test RMSEs per epoch in physical units against the targets
+2 meV/atom and 50 meV/Å.
 
-Run (about 3 min per epoch on one core for the defaults)::
+Run (about 3 min per epoch on one core with --memorize)::
 
-    python benchmarks/recover_synth5.py --workdir /tmp/recover5 --epochs 20
-    mpiexec -n 2 ...   # see --ranks
+    python benchmarks/recover_synth5.py --workdir /tmp/recover5 --epochs 15 --memorize
+    python benchmarks/recover_synth5.py --workdir /tmp/recover5 --restart   # continue
+    python benchmarks/recover_synth5.py --workdir /tmp/recover5 --report    # table only
 
-The folder keeps input.data, scaling.data, input.nn and the training output ``out/``
-(learning-curve.out, parity plots); re-running with ``--restart`` continues the training.
+The folder keeps teacher/, input.data, scaling.data, input.nn and the training output
+``out/`` (learning-curve.out, parity plots).
 """
 
 from __future__ import annotations
@@ -69,97 +72,26 @@ kalman_etamax 1.0
 {memorize}
 """
 
-
-def rocksalt_cell(rng, a_range=(4.1, 4.3), noise=(0.05, 0.15), shear=0.02):
-    """64-atom 2×2×2 rock-salt cell: O on the anion sites, Li/La/Zr/Co on the cation
-    sites drawn with the proportions of the reference structure 1 (17:3:4:8), Gaussian
-    displacements (Å), random cell strain/shear."""
-    from ase import Atoms
-
-    a = rng.uniform(*a_range)
-    frac = []
-    for i in range(4):
-        for j in range(4):
-            for k in range(4):
-                frac.append((i / 4, j / 4, k / 4))
-    frac = np.array(frac)
-    anion = (np.round(frac * 4).sum(axis=1) % 2).astype(bool)
-    cations = rng.choice(["Li", "La", "Zr", "Co"], size=int((~anion).sum()),
-                         p=np.array([17, 3, 4, 8]) / 32)
-    symbols = np.where(anion, "O", "X").astype(object)
-    symbols[~anion] = cations
-    cell = 2 * a * (np.eye(3) + rng.uniform(-shear, shear, (3, 3)))
-    atoms = Atoms(symbols=list(symbols), scaled_positions=frac, cell=cell, pbc=True)
-    atoms.positions += rng.normal(0.0, rng.uniform(*noise), (len(atoms), 3))
-    atoms.info["comment"] = f"rocksalt 2x2x2 a={a:.3f}"
-    return atoms
-
-
-def _run(args, cwd):
-    subprocess.run([sys.executable, "-m", "hpcnnp.cli", *args], cwd=cwd, env=_env(),
-                   check=True)
-
-
-def pruned_teacher(folder, structures, threshold):
-    """synth5_A restricted to the SFs that vary on ``structures``.
-
-    The reference scaling.data of synth5_A was computed on its three structures; 154
-    of its 1125 SFs have a range below 1e-3 there (down to 3e-54), i.e. scaling
-    factors up to 1e53, so on any new structure the reference potential extrapolates
-    (~400 warnings per 64-atom cell) and gives forces of hundreds of eV/Å -- no
-    smooth function to recover.  As n2p2 users do (nnp-scaling, nnp-prune range), the
-    scaling is recomputed on the recovery data and SFs with a range below
-    ``threshold`` are pruned; the teacher keeps synth5_A's weights for the remaining
-    inputs (first-layer rows of pruned inputs dropped, every other weight unchanged).
-    """
-    from ase.data import atomic_numbers
-
-    from hpcnnp.descriptors.prune import prune_by_range
-    from hpcnnp.io import n2p2
-
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(TEACHER / "input.nn", folder / "input.nn.full")
-    shutil.copy(TEACHER / "input.nn", folder / "input.nn")
-    n2p2.write_data(folder / "input.data", structures)
-    _run(["scale", "-q", "--no-histograms", "--no-neighbors-out", "10"], folder)
-    full = n2p2.read_settings(folder / "input.nn")
-    prune_by_range(folder / "input.nn", folder / "scaling.data", threshold)
-    pruned = n2p2.read_settings(folder / "input.nn")
-    _run(["scale", "-q", "--no-histograms", "--no-neighbors-out", "10"], folder)
-    kept_total = 0
-    for el in full.elements:
-        kept_lines = {sf.line for sf in pruned.symmetry_functions[el]}
-        old_index = [i + 1 for i, sf in enumerate(full.symmetry_functions[el])
-                     if sf.line in kept_lines]
-        new_of_old = {old: new + 1 for new, old in enumerate(old_index)}
-        kept_total += len(old_index)
-        name = f"weights.{atomic_numbers[el]:03d}.data"
-        out, index = [], 0
-        for line in (TEACHER / name).read_text().splitlines():
-            tok = line.split()
-            if line.startswith("#") or len(tok) != 7:
-                out.append(line)
-                continue
-            value, kind, _, ls, ns, le, ne = tok
-            if kind == "a" and ls == "0":
-                if int(ns) not in new_of_old:
-                    continue
-                ns = str(new_of_old[int(ns)])
-            index += 1
-            out.append(f"{float(value): .16E} {kind} {index:9d} {int(ls):5d} {int(ns):5d} "
-                       f"{int(le):5d} {int(ne):5d}")
-        (folder / name).write_text("\n".join(out) + "\n")
-    print(f"teacher: synth5_A pruned to {kept_total} of 1125 SFs (range >= {threshold:g} "
-          "on the recovery data)", flush=True)
-    return folder
+#: keywords of synth5_A's input.nn replaced by the training block above
+TRAINING_KEYS = {"random_seed", "epochs", "updater_type", "parallel_mode", "jacobian_mode",
+                 "update_strategy", "selection_mode", "task_batch_size_energy",
+                 "task_batch_size_force", "memorize_symfunc_results", "test_fraction",
+                 "force_weight", "short_energy_fraction", "short_force_fraction",
+                 "short_energy_error_threshold", "short_force_error_threshold",
+                 "rmse_threshold_trials", "weights_min", "weights_max",
+                 "main_error_metric", "write_weights_epoch", "kalman_type",
+                 "kalman_epsilon", "kalman_q0", "kalman_qtau", "kalman_qmin",
+                 "kalman_eta", "kalman_etatau", "kalman_etamax", "use_short_forces"}
 
 
 def prepare(folder, n_structures, seed, args):
-    """Label the structures with the teacher and write input.data and input.nn."""
+    """Teacher (synth5_A pruned to the SFs that vary on the data), labelled structures,
+    input.nn and scaling.data of the student."""
     from ase.calculators.singlepoint import SinglePointCalculator
 
     from hpcnnp.io import n2p2
     from hpcnnp.potential import Potential
+    from hpcnnp.testing import pruned_potential, rocksalt_cell
 
     rng = np.random.default_rng(seed)
     structures = []
@@ -168,7 +100,10 @@ def prepare(folder, n_structures, seed, args):
         if atoms.get_all_distances(mic=True)[np.triu_indices(len(atoms), 1)].min() < 1.2:
             continue
         structures.append(atoms)
-    teacher_dir = pruned_teacher(folder / "teacher", structures, args.prune)
+    teacher_dir = pruned_potential(TEACHER, folder / "teacher", structures, args.prune)
+    print("teacher: synth5_A, " + " ".join(
+        (teacher_dir / "pruned.txt").read_text().split("\n")[1:]).strip()
+        + f" SFs kept (range >= {args.prune:g})", flush=True)
     teacher = Potential.from_n2p2(teacher_dir)
     warnings = 0
     for atoms in structures:
@@ -182,23 +117,8 @@ def prepare(folder, n_structures, seed, args):
           f"E/atom {epa.mean():.3f} ± {epa.std() * 1e3:.1f} meV/atom, "
           f"force std {forces.std():.3f} eV/Å, |F|max {np.abs(forces).max():.2f} eV/Å, "
           f"{warnings} extrapolation warnings", flush=True)
-    lines = (teacher_dir / "input.nn").read_text().splitlines()
-    keep = []
-    training_keys = {"random_seed", "epochs", "updater_type", "parallel_mode",
-                     "jacobian_mode", "update_strategy", "selection_mode",
-                     "task_batch_size_energy", "task_batch_size_force",
-                     "memorize_symfunc_results", "test_fraction", "force_weight",
-                     "short_energy_fraction", "short_force_fraction",
-                     "short_energy_error_threshold", "short_force_error_threshold",
-                     "rmse_threshold_trials", "weights_min", "weights_max",
-                     "main_error_metric", "write_weights_epoch", "kalman_type",
-                     "kalman_epsilon", "kalman_q0", "kalman_qtau", "kalman_qmin",
-                     "kalman_eta", "kalman_etatau", "kalman_etamax", "use_short_forces"}
-    for ln in lines:
-        tok = ln.split()
-        if tok and tok[0] in training_keys:
-            continue
-        keep.append(ln)
+    keep = [ln for ln in (teacher_dir / "input.nn").read_text().splitlines()
+            if not (ln.split() and ln.split()[0] in TRAINING_KEYS)]
     text = "\n".join(keep) + TRAIN.format(
         seed=args.seed, epochs=args.epochs, force_weight=args.force_weight,
         force_fraction=args.force_fraction,
@@ -234,7 +154,8 @@ def main(argv=None):
     ap.add_argument("--structures", type=int, default=300)
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--force-fraction", type=float, default=0.02)
-    ap.add_argument("--force-weight", type=float, default=10.0)
+    ap.add_argument("--force-weight", type=float, default=1.0,
+                    help="force_weight (n2p2's examples: 10, which diverges here)")
     ap.add_argument("--seed", type=int, default=7, help="training random_seed")
     ap.add_argument("--data-seed", type=int, default=1)
     ap.add_argument("--memorize", action="store_true")
@@ -260,7 +181,7 @@ def main(argv=None):
         print(f"data + scaling in {time.perf_counter() - t0:.0f} s", flush=True)
     cmd = [sys.executable, "-m", "hpcnnp.cli", "train", "-o", "out"]
     if args.restart:
-        cmd.append("--restart")
+        cmd += ["--restart", "--epochs", str(args.epochs)]
     if args.ranks > 1:
         cmd = ["mpiexec", "-n", str(args.ranks)] + cmd
     t0 = time.perf_counter()

@@ -36,7 +36,7 @@ from hpcnnp.descriptors.sfgen import LLZO_LCO_DEFAULT, SymFuncConfig
 
 __all__ = ["LLZO_CELL", "LLZO_FORMULA", "LLZO_NUMBER_DENSITY", "llzo_like_cell",
            "synthetic_potential", "glorot_weights", "scaling_statistics",
-           "repulsive_potential"]
+           "repulsive_potential", "rocksalt_cell", "pruned_potential"]
 
 #: cubic LLZO conventional cell: edge (Å) and content (Li56La24Zr16O96, 192 atoms)
 LLZO_CELL = 12.97
@@ -384,4 +384,101 @@ def repulsive_potential(directory, structures=None, elements=("Li", "La", "Zr", 
         w = np.concatenate([w1.ravel(), [0.0, 0.0], [1.0, 0.5], [0.0]])
         n2p2.write_weights(directory / n2p2.weights_filename(el), w,
                            settings.layer_sizes(el))
+    return directory
+
+
+# ---------------------------------------------------------------------------------------
+# A teacher from the reference potential synth5_A (training recovery)
+# ---------------------------------------------------------------------------------------
+
+def rocksalt_cell(rng, a_range=(4.1, 4.3), noise=(0.05, 0.15), shear=0.02,
+                  cations=("Li", "La", "Zr", "Co"), weights=(17, 3, 4, 8)):
+    """A 64-atom 2×2×2 rock-salt cell like structure 1 of refdata's synth5_A.
+
+    O on the anion sites, ``cations`` drawn with relative ``weights`` on the cation
+    sites (default: the proportions of synth5_A's structure 1), lattice constant
+    uniform in ``a_range`` (Å), Gaussian displacements with a standard deviation
+    uniform in ``noise`` (Å), every cell-matrix element strained by up to ±``shear``.
+    ``rng``: a numpy Generator or a seed.
+    """
+    from ase import Atoms
+
+    rng = np.random.default_rng(rng)
+    a = rng.uniform(*a_range)
+    frac = np.array([(i / 4, j / 4, k / 4) for i in range(4) for j in range(4)
+                     for k in range(4)])
+    anion = (np.round(frac * 4).sum(axis=1) % 2).astype(bool)
+    p = np.asarray(weights, float)
+    symbols = np.full(len(frac), "O", dtype=object)
+    symbols[~anion] = rng.choice(list(cations), size=int((~anion).sum()), p=p / p.sum())
+    cell = 2 * a * (np.eye(3) + rng.uniform(-shear, shear, (3, 3)))
+    atoms = Atoms(symbols=list(symbols), scaled_positions=frac, cell=cell, pbc=True)
+    atoms.positions += rng.normal(0.0, rng.uniform(*noise), (len(atoms), 3))
+    atoms.info["comment"] = f"rocksalt 2x2x2 a={a:.3f}"
+    return atoms
+
+
+def _raw_sf_arrays(potential, structures):
+    per_el = {el: [] for el in potential.elements}
+    for atoms in structures:
+        for sym, g in zip(atoms.get_chemical_symbols(),
+                          potential.symmetry_functions(atoms)):
+            per_el[sym].append(g)
+    return {el: np.array(v) for el, v in per_el.items() if v}
+
+
+def pruned_potential(source, directory, structures, threshold=1e-4):
+    """An n2p2 potential restricted to the SFs that vary on ``structures``.
+
+    A potential's ``scaling.data`` belongs to the data it was fitted on: refdata's
+    synth5_A was scaled on three structures, and 154 of its 1125 SFs have a range
+    below 1e-3 there (down to 3e-54), i.e. scaling factors up to ~1e53 -- on any
+    other structure it extrapolates hundreds of times per cell and its forces reach
+    hundreds of eV/Å.  This does what an n2p2 user does before training (nnp-scaling,
+    nnp-prune range): SFs whose range over ``structures`` is below ``threshold`` are
+    commented out of ``input.nn`` and ``scaling.data`` is recomputed on
+    ``structures``; the networks keep every weight of ``source`` except the
+    first-layer rows of the pruned inputs.
+
+    Returns the folder (input.nn, scaling.data, weights.ZZZ.data, and pruned.txt
+    with the SFs kept per element).
+    """
+    from hpcnnp.descriptors.prune import prune_by_range
+    from hpcnnp.io import n2p2
+    from hpcnnp.potential import Potential
+
+    source, directory = Path(source), Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    structures = list(structures)
+    nn = directory / "input.nn"
+    nn.write_text((source / "input.nn").read_text())
+    full = n2p2.read_settings(nn)
+    raw = _raw_sf_arrays(Potential(full, scaling=None, weights=None, directory=directory),
+                         structures)
+    stats = {}
+    for el in full.elements:
+        n_sf = len(full.symmetry_functions[el])
+        G = raw.get(el, np.zeros((1, n_sf)))
+        stats[el] = np.stack([G.min(0), G.max(0), G.mean(0), np.ones(n_sf)], axis=1)
+    n2p2.write_scaling(directory / "scaling.data", full.elements, stats)
+    prune_by_range(nn, directory / "scaling.data", threshold)
+    pruned = n2p2.read_settings(nn)
+    sf_only = Potential(pruned, scaling=None, weights=None, directory=directory)
+    n2p2.write_scaling(directory / "scaling.data", pruned.elements,
+                       scaling_statistics(sf_only, structures))
+    report = []
+    for el in full.elements:
+        kept_lines = {sf.line for sf in pruned.symmetry_functions[el]}
+        keep = [i for i, sf in enumerate(full.symmetry_functions[el])
+                if sf.line in kept_lines]
+        sizes = full.layer_sizes(el)
+        name = n2p2.weights_filename(el)
+        w = n2p2.read_weights(source / name, n2p2._n_connections(sizes))
+        first = w[:sizes[0] * sizes[1]].reshape(sizes[0], sizes[1])
+        new = np.concatenate([first[keep].ravel(), w[sizes[0] * sizes[1]:]])
+        n2p2.write_weights(directory / name, new, pruned.layer_sizes(el))
+        report.append(f"{el} {len(keep)}/{sizes[0]}")
+    (directory / "pruned.txt").write_text(
+        f"SFs kept with range >= {threshold:g} on {len(structures)} structures\n"
+        + "\n".join(report) + "\n")
     return directory

@@ -1,0 +1,106 @@
+"""Small CI version of the synth5_A recovery (issue #3 acceptance; the full run is
+benchmarks/recover_synth5.py).
+
+Teacher: refdata's 5-element Li-La-Zr-O-Co potential synth5_A (225 SFs per element,
+20-20 tanh networks) with its SF scaling redone on the data and SFs without range
+pruned (hpcnnp.testing.pruned_potential).  A fresh network of the same shape starts
+from random weights and is trained with n2p2's Kalman filter on the teacher's
+energies and forces; after two epochs the test errors must have fallen far below
+their initial values (full run: 125 -> 5.4 meV/atom and 0.73 -> 0.19 eV/Å in 8
+epochs on 300 structures).
+"""
+
+import numpy as np
+import pytest
+
+TRAIN = """
+normalize_data_set ref
+use_short_forces
+random_seed 7
+epochs 2
+updater_type 1
+parallel_mode 0
+jacobian_mode 1
+update_strategy 0
+selection_mode 2
+task_batch_size_energy 1
+task_batch_size_force 1
+test_fraction 0.1
+force_weight 1.0
+short_energy_fraction 1.0
+short_force_fraction 0.02
+short_energy_error_threshold 0.0
+short_force_error_threshold 1.0
+rmse_threshold_trials 3
+weights_min -1.0
+weights_max 1.0
+nguyen_widrow_weights_short
+main_error_metric RMSEpa
+memorize_symfunc_results
+kalman_type 0
+kalman_epsilon 1.0E-2
+kalman_q0 0.01
+kalman_qtau 2.302
+kalman_qmin 1.0E-6
+kalman_eta 0.01
+kalman_etatau 2.302
+kalman_etamax 1.0
+"""
+
+#: synth5_A keywords replaced by the training block
+_DROP = {"random_seed", "epochs", "updater_type", "parallel_mode", "jacobian_mode",
+         "update_strategy", "selection_mode", "task_batch_size_energy",
+         "task_batch_size_force", "memorize_symfunc_results", "test_fraction",
+         "force_weight", "short_energy_fraction", "short_force_fraction",
+         "short_energy_error_threshold", "short_force_error_threshold",
+         "rmse_threshold_trials", "weights_min", "weights_max", "main_error_metric",
+         "write_weights_epoch", "kalman_type", "kalman_epsilon", "kalman_q0",
+         "kalman_qtau", "kalman_qmin", "kalman_eta", "kalman_etatau", "kalman_etamax",
+         "use_short_forces"}
+
+
+@pytest.mark.slow
+def test_recovers_synth5_teacher(tmp_path, refdata):
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from hpcnnp.io import n2p2
+    from hpcnnp.potential import Potential
+    from hpcnnp.testing import pruned_potential, rocksalt_cell
+    from hpcnnp.training.comm import Comm
+    from hpcnnp.training.trainer import Trainer
+
+    rng = np.random.default_rng(3)
+    structures = [rocksalt_cell(rng, noise=(0.05, 0.1)) for _ in range(100)]
+    teacher_dir = pruned_potential(refdata / "synth5_A" / "potential", tmp_path / "teacher",
+                                   structures)
+    teacher = Potential.from_n2p2(teacher_dir)
+    for atoms in structures:
+        res = teacher.compute(atoms)
+        assert res.n_warnings == 0             # the teacher is inside its scaling range
+        atoms.calc = SinglePointCalculator(atoms, energy=res.energy, forces=res.forces)
+    forces = np.concatenate([a.get_forces() for a in structures])
+    assert 0.3 < forces.std() < 3.0 and np.abs(forces).max() < 30   # a smooth teacher
+
+    run = tmp_path / "run"
+    run.mkdir()
+    n2p2.write_data(run / "input.data", structures)
+    (run / "scaling.data").write_bytes((teacher_dir / "scaling.data").read_bytes())
+    lines = [ln for ln in (teacher_dir / "input.nn").read_text().splitlines()
+             if not (ln.split() and ln.split()[0] in _DROP)]
+    (run / "input.nn").write_text("\n".join(lines) + TRAIN)
+    tr = Trainer(settings=run / "input.nn", data=run / "input.data",
+                 scaling=run / "scaling.data", output_dir=run / "out", comm=Comm(None),
+                 stream=None, plots=False, checkpoint_dir=False)
+    tr.run()
+    # same shape as the teacher: 5 elements, (n_sf)-20-20-1 each
+    settings = n2p2.read_settings(teacher_dir / "input.nn")
+    assert tr.n_w_total == sum(
+        n2p2._n_connections(settings.layer_sizes(el)) for el in settings.elements)
+    txt = (run / "out" / "learning-curve.out").read_text().splitlines()
+    cols = [ln for ln in txt if ln.startswith("#") and "epoch" in ln][-1].lstrip("#").split()
+    curve = np.loadtxt(run / "out" / "learning-curve.out")
+    e = curve[:, cols.index("RMSEpa_Etest_pu")]
+    f = curve[:, cols.index("RMSE_Ftest_pu")]
+    assert curve.shape[0] == 3
+    assert e[-1] < 0.25 * e[0], e
+    assert f[-1] < 0.7 * f[0], f

@@ -77,9 +77,26 @@ class ValidationConfig:
     max_parity_points: int = 50000
 
 
+def _md_progress(ctx, what, lines=10):
+    """Progress callback for run_md: about ``lines`` log lines with rate and ETA."""
+    t0 = time.perf_counter()
+
+    def report(done, total):
+        step = max(1, total // lines)
+        if done % step and done != total:
+            return
+        dt = time.perf_counter() - t0
+        rate = done / dt if dt > 0 else 0.0
+        eta = (total - done) / rate if rate > 0 else 0.0
+        ctx.log(f"  {what}: frame {done}/{total}, {rate:.2f} frames/s, "
+                f"elapsed {dt:.0f} s, ETA {eta:.0f} s")
+    return report
+
+
 # ---------------------------------------------------------------------------------------
 # calculators
 # ---------------------------------------------------------------------------------------
+
 
 def _parse_options(text):
     opts = {}
@@ -313,7 +330,8 @@ def _trajectory_pairs(ctx):
                     f"({n_frames} frames)")
             tr = run_md(start, ctx.reference, T, n_frames, cfg.frame_interval or 5.0,
                         cfg.md_timestep, cfg.md_equilibration, seed=cfg.seed,
-                        name=f"reference_{T:g}K")
+                        name=f"reference_{T:g}K",
+                        progress=_md_progress(ctx, f"reference MD {T:g} K"))
             ctx.files.append(tr.write(tdir / f"reference_{T:g}K.extxyz"))
             refs.append(tr)
     labels = []
@@ -338,7 +356,8 @@ def _trajectory_pairs(ctx):
             t0 = time.perf_counter()
             ml = run_md(tr.atoms(0), ctx.calculator, tr.temperature, n, tr.frame_interval,
                         cfg.md_timestep, cfg.md_equilibration, seed=cfg.seed,
-                        name=f"hdnnp_{lab}")
+                        name=f"hdnnp_{lab}",
+                        progress=_md_progress(ctx, f"potential MD {tr.temperature:g} K"))
             ctx.log(f"  done in {time.perf_counter() - t0:.1f} s")
             ctx.files.append(ml.write(tdir / f"hdnnp_{lab}.extxyz"))
             pairs.append(TrajectoryPair(tr, ml, lab))

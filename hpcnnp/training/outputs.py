@@ -260,9 +260,10 @@ def make_plots(folder, curve, props, names, parity=None, title="hpcnnp train"):
     curve = np.atleast_2d(np.asarray(curve, dtype=float))
     # column indices (physical units): energy RMSEpa train/test = 1, 2; forces after
     # the 8 energy columns: RMSE train/test = 9, 10
-    panels = [("energy", 1, "energy RMSE per atom")]
+    # physical units = the units of input.data (eV and Å for data made by hpcnnp)
+    panels = [("energy", 1, "energy RMSE per atom (data units, eV/atom)")]
     if "force" in props:
-        panels.append(("force", 9, "force RMSE"))
+        panels.append(("force", 9, "force RMSE (data units, eV/Å)"))
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
     for ax, (p, col, label) in zip(axes[0], panels):
         ep = curve[:, 0]
@@ -272,7 +273,7 @@ def make_plots(folder, curve, props, names, parity=None, title="hpcnnp train"):
             if ok.any():
                 ax.semilogy(ep[ok], y[ok], style, ms=3, label=name)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(label + " (physical units)")
+        ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     fig.suptitle(title)
@@ -294,7 +295,7 @@ def make_plots(folder, curve, props, names, parity=None, title="hpcnnp train"):
                 for i, t, a, b in zip(idx, tr, ref, nnp):
                     f.write("%d,%s,%.10e,%.10e\n" % (i, "train" if t else "test", a, b))
             _parity_png(plt, folder / "parity-energy.png", tr, ref, nnp,
-                        "energy per atom (physical units, offsets removed)")
+                        "energy per atom (data units, eV/atom; offsets removed)")
             files += [folder / "parity-energy.csv", folder / "parity-energy.png"]
         if "force" in parity:
             si, ai, ci, tr, ref, nnp = parity["force"]
@@ -304,7 +305,7 @@ def make_plots(folder, curve, props, names, parity=None, title="hpcnnp train"):
                     f.write("%d,%d,%d,%s,%.10e,%.10e\n" % (a, b, c, "train" if t else "test",
                                                            x, y))
             _parity_png(plt, folder / "parity-forces.png", tr, ref, nnp,
-                        "force component (physical units)")
+                        "force component (data units, eV/Å)")
             files += [folder / "parity-forces.csv", folder / "parity-forces.png"]
     return files
 

@@ -264,5 +264,9 @@ def train_member(folder, data, scaling, blas_threads=None):
     tmp = folder / (MEMBER_MARKER + ".tmp")
     tmp.write_text(json.dumps(info, indent=1))
     os.replace(tmp, folder / MEMBER_MARKER)
+    # the member is final (the marker makes re-runs skip it): its checkpoint -- the
+    # Kalman covariance, 8 N_w^2 bytes, ~0.9 GB for the demo's 10-10 networks -- is
+    # not needed any more
+    shutil.rmtree(folder / "checkpoint", ignore_errors=True)
     info["skipped"] = False
     return info

@@ -213,6 +213,9 @@ def stage_train(ctx):
     if (out / "checkpoint" / "meta.json").exists():
         args.append("--restart")
     ctx.hpcnnp(*args, mpi=True, stage="train", cwd=d)
+    # finished: the stage marker makes re-runs skip it, so the checkpoint (the Kalman
+    # covariance, 8 N_w^2 bytes: ~0.9 GB for the demo) only costs disk space
+    shutil.rmtree(out / "checkpoint", ignore_errors=True)
     return {"potential": str(out)}
 
 

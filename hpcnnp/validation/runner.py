@@ -78,18 +78,25 @@ class ValidationConfig:
 
 
 def _md_progress(ctx, what, lines=10):
-    """Progress callback for run_md: about ``lines`` log lines with rate and ETA."""
+    """Progress callback for run_md: about ``lines`` log lines with rate and ETA (the
+    rate is measured from the first stored frame on, so equilibration does not
+    distort the ETA)."""
     t0 = time.perf_counter()
+    first = {}
 
     def report(done, total):
+        now = time.perf_counter()
+        if not first:
+            first.update(t=now, done=done)
         step = max(1, total // lines)
         if done % step and done != total:
             return
-        dt = time.perf_counter() - t0
-        rate = done / dt if dt > 0 else 0.0
-        eta = (total - done) / rate if rate > 0 else 0.0
+        frames = done - first["done"]
+        dt = now - first["t"]
+        rate = frames / dt if frames > 0 and dt > 0 else 0.0
+        eta = f"{(total - done) / rate:.0f} s" if rate > 0 else "--"
         ctx.log(f"  {what}: frame {done}/{total}, {rate:.2f} frames/s, "
-                f"elapsed {dt:.0f} s, ETA {eta:.0f} s")
+                f"elapsed {now - t0:.0f} s, ETA {eta}")
     return report
 
 

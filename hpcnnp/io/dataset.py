@@ -609,6 +609,34 @@ def _comment(rec, index):
     return " | ".join(parts)
 
 
+def canonical_order(ds, indices):
+    """``indices`` sorted by (structure class, temperature, provenance task, MD step,
+    structure hash).
+
+    Campaign tasks are merged into the data set in the order they finish, which
+    varies from run to run; exporting in this order instead makes the exported file
+    -- and so the train/test split and the training that reads it -- the same for
+    the same campaign, however its tasks were scheduled.
+    """
+    idx = np.asarray(indices, int)
+    keys = []
+    for i, rec in zip(idx, ds.records(idx)):
+        prov = rec.provenance or {}
+        temp = rec.temperature if not math.isnan(rec.temperature) else math.inf
+        step = prov.get("step")
+        keys.append((rec.structure_class or "", temp, str(prov.get("task", "")),
+                     int(step) if isinstance(step, (int, float)) else -1,
+                     rec.hash or "", int(i)))
+    return np.array([k[-1] for k in sorted(keys)], dtype=int)
+
+
+def _records_in_order(ds, order):
+    """Records in the given (arbitrary) order, read in increasing index order."""
+    recs = dict(zip(np.sort(order).tolist(), ds.records(np.sort(order))))
+    for i in order:
+        yield int(i), recs[int(i)]
+
+
 def export_n2p2(dataset, path, indices=None, test_fraction=None, seed=0):
     """Write structures to n2p2's ``input.data`` (atomically).
 
@@ -633,6 +661,7 @@ def export_n2p2(dataset, path, indices=None, test_fraction=None, seed=0):
     ds, close = _open(dataset)
     try:
         idx = np.arange(len(ds)) if indices is None else np.unique(np.asarray(indices, int))
+        idx = canonical_order(ds, idx)
         sets = None
         if test_fraction is not None:
             if not 0.0 <= float(test_fraction) < 1.0:
@@ -643,7 +672,7 @@ def export_n2p2(dataset, path, indices=None, test_fraction=None, seed=0):
             sets = {int(i): ("test" if int(i) in test else "train") for i in idx}
 
         def images():
-            for i, rec in zip(idx, ds.records(idx)):
+            for i, rec in _records_in_order(ds, idx):
                 atoms = rec.to_atoms()
                 atoms.info = {"comment": _comment(rec, int(i)), "charge": 0.0}
                 if sets is not None:
@@ -669,9 +698,10 @@ def export_extxyz(dataset, path, indices=None):
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(3).hex()}.tmp")
     try:
         idx = np.arange(len(ds)) if indices is None else np.unique(np.asarray(indices, int))
+        idx = canonical_order(ds, idx)
         count = 0
         with open(tmp, "w") as fh:
-            for i, rec in zip(idx, ds.records(idx)):
+            for i, rec in _records_in_order(ds, idx):
                 atoms = rec.to_atoms()
                 atoms.info = {"structure_class": rec.structure_class,
                               "temperature": rec.temperature,

@@ -293,8 +293,16 @@ def test_campaign_export_reads_back_with_n2p2_reader(killed_and_resumed, tmp_pat
                       test_fraction=0.25, seed=1)
     back = n2p2.read_data(tmp_path / "input.data")
     with Dataset(killed_and_resumed["dir"] / "data.h5") as ds:
-        for rec, atoms in zip(ds.records(), back):
+        recs = list(ds.records())
+        assert len(back) == len(recs)
+        for atoms in back:
+            rec = recs[int(atoms.info["comment"].rsplit("hpcnnp-dataset:", 1)[1])]
             np.testing.assert_array_equal(atoms.positions, rec.positions)
             np.testing.assert_array_equal(atoms.get_forces(), rec.forces)
             assert atoms.get_potential_energy() == rec.energy
+        # exported in canonical order (class, T, task, step): the same file whatever
+        # order the tasks were merged in
+        keys = [(r.structure_class, r.temperature, r.provenance["task"], r.provenance["step"])
+                for r in (recs[int(a.info["comment"].rsplit(":", 1)[1])] for a in back)]
+        assert keys == sorted(keys)
     assert out["test"] == 3 and [a.info["set"] for a in back].count("test") == 3

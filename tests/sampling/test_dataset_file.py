@@ -146,7 +146,12 @@ def test_export_n2p2_reads_back_exactly_with_train_test_tags(tmp_path):
     assert out == {"structures": 20, "train": 15, "test": 5}
     back = n2p2.read_data(tmp_path / "input.data")
     assert len(back) == 20
-    for rec, atoms in zip(recs, back):
+    # written in canonical order (class, T, task, step, hash), each tagged with its index
+    index = [int(a.info["comment"].rsplit("hpcnnp-dataset:", 1)[1]) for a in back]
+    assert sorted(index) == list(range(20))
+    assert [a.info["comment"].split(" |")[0] for a in back] == ["LCO"] * 10 + ["LLZO cubic"] * 10
+    for i, atoms in zip(index, back):
+        rec = recs[i]
         np.testing.assert_array_equal(atoms.numbers, rec.numbers)
         np.testing.assert_array_equal(atoms.positions, rec.positions)
         np.testing.assert_array_equal(np.array(atoms.cell), rec.cell)
@@ -160,6 +165,15 @@ def test_export_n2p2_reads_back_exactly_with_train_test_tags(tmp_path):
     assert [a.info["set"] for a in n2p2.read_data(tmp_path / "again.data")] == sets
     export_n2p2(path, tmp_path / "plain.data")
     assert "set" not in n2p2.read_data(tmp_path / "plain.data")[0].info
+    # the same records merged in another order (campaign tasks finish in any order)
+    # export to the same structures in the same order with the same tags
+    with Dataset(tmp_path / "r.h5", "a") as ds:
+        ds.append(recs[::-1])
+    export_n2p2(tmp_path / "r.h5", tmp_path / "reversed.data", test_fraction=0.25, seed=5)
+    rev = n2p2.read_data(tmp_path / "reversed.data")
+    for a, b in zip(back, rev):
+        np.testing.assert_array_equal(a.positions, b.positions)
+        assert a.info["set"] == b.info["set"]
 
 
 def test_extxyz_round_trip_and_import(tmp_path):
@@ -169,7 +183,11 @@ def test_extxyz_round_trip_and_import(tmp_path):
         ds.append(recs)
     assert export_extxyz(tmp_path / "a.h5", tmp_path / "a.extxyz") == 4
     back = read_structures(tmp_path / "a.extxyz")
-    for a, b in zip(recs, back):
+    import ase.io
+    order = [int(a.info["dataset_index"]) for a in ase.io.read(tmp_path / "a.extxyz", ":")]
+    assert sorted(order) == [0, 1, 2, 3]
+    for i, b in zip(order, back):
+        a = recs[i]
         assert_same(a, b, atol=1e-8)
         assert b.temperature == 4000.0
     out = import_files(tmp_path / "b.h5", [tmp_path / "a.extxyz"])

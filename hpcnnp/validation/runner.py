@@ -424,15 +424,25 @@ def _step_diffusion(ctx):
                                                    cfg.species, tuple(cfg.fit_window),
                                                    cfg.blocks)
     ctx.files += files
+
+    def d_cell(d, err):
+        # an MSD that has not left its vibrational plateau gives a slope within its
+        # error of zero (or negative): no diffusivity can be quoted from this run
+        text = f"{d:.3e} ± {err:.1e}"
+        return text + " (not resolved)" if not d - 2 * err > 0 else text
     table = md_table(["T / K", f"D({cfg.species}) ref / cm² s⁻¹",
                       f"D({cfg.species}) HDNNP / cm² s⁻¹", "fit window / ps"],
-                     [(f"{r[1]:g}", f"{r[2]:.3e} ± {r[3]:.1e}", f"{r[4]:.3e} ± {r[5]:.1e}",
+                     [(f"{r[1]:g}", d_cell(r[2], r[3]), d_cell(r[4], r[5]),
                        f"{r[6] / 1000:.3g}–{r[7] / 1000:.3g}") for r in rows])
+    unresolved = any(not r[2] - 2 * r[3] > 0 or not r[4] - 2 * r[5] > 0 for r in rows)
     lines = ["## Li diffusion" if cfg.species == "Li" else f"## {cfg.species} diffusion", "",
              f"Tracer diffusivity from the MSD (centre-of-mass drift removed), linear fit "
              f"in {100 * cfg.fit_window[0]:g}–{100 * cfg.fit_window[1]:g} % of the run; "
              f"uncertainty: {rows[0][8] if rows else ''}.", "", table,
              f"MSD plot: [msd.png]({ctx.rel(ctx.out / 'diffusion' / 'msd.png')}).", ""]
+    if unresolved:
+        lines += ["*Not resolved*: D is not larger than twice its uncertainty -- the MSD "
+                  "has not left its vibrational plateau; run longer or hotter.", ""]
     if arr["reference"] is not None or arr["ml"] is not None:
         def ea(fit):
             return "n/a" if fit is None else \

@@ -37,53 +37,6 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 TEACHER = REPO.parent / "shared" / "refdata" / "synth5_A" / "potential"
 
-TRAIN = """
-normalize_data_set ref
-use_short_forces
-random_seed {seed}
-epochs {epochs}
-updater_type 1
-parallel_mode 0
-jacobian_mode 1
-update_strategy 0
-selection_mode 2
-task_batch_size_energy 1
-task_batch_size_force 1
-test_fraction 0.1
-force_weight {force_weight}
-short_energy_fraction 1.0
-short_force_fraction {force_fraction}
-short_energy_error_threshold 0.0
-short_force_error_threshold 1.0
-rmse_threshold_trials 3
-weights_min -1.0
-weights_max 1.0
-nguyen_widrow_weights_short
-main_error_metric RMSEpa
-write_weights_epoch 5
-kalman_type 0
-kalman_epsilon 1.0E-2
-kalman_q0 0.01
-kalman_qtau 2.302
-kalman_qmin 1.0E-6
-kalman_eta 0.01
-kalman_etatau 2.302
-kalman_etamax 1.0
-{memorize}
-"""
-
-#: keywords of synth5_A's input.nn replaced by the training block above
-TRAINING_KEYS = {"random_seed", "epochs", "updater_type", "parallel_mode", "jacobian_mode",
-                 "update_strategy", "selection_mode", "task_batch_size_energy",
-                 "task_batch_size_force", "memorize_symfunc_results", "test_fraction",
-                 "force_weight", "short_energy_fraction", "short_force_fraction",
-                 "short_energy_error_threshold", "short_force_error_threshold",
-                 "rmse_threshold_trials", "weights_min", "weights_max",
-                 "main_error_metric", "write_weights_epoch", "kalman_type",
-                 "kalman_epsilon", "kalman_q0", "kalman_qtau", "kalman_qmin",
-                 "kalman_eta", "kalman_etatau", "kalman_etamax", "use_short_forces"}
-
-
 def prepare(folder, n_structures, seed, args):
     """Teacher (synth5_A pruned to the SFs that vary on the data), labelled structures,
     input.nn and scaling.data of the student."""
@@ -91,7 +44,7 @@ def prepare(folder, n_structures, seed, args):
 
     from hpcnnp.io import n2p2
     from hpcnnp.potential import Potential
-    from hpcnnp.testing import pruned_potential, rocksalt_cell
+    from hpcnnp.testing import pruned_potential, rocksalt_cell, with_training_settings
 
     rng = np.random.default_rng(seed)
     structures = []
@@ -117,12 +70,10 @@ def prepare(folder, n_structures, seed, args):
           f"E/atom {epa.mean():.3f} ± {epa.std() * 1e3:.1f} meV/atom, "
           f"force std {forces.std():.3f} eV/Å, |F|max {np.abs(forces).max():.2f} eV/Å, "
           f"{warnings} extrapolation warnings", flush=True)
-    keep = [ln for ln in (teacher_dir / "input.nn").read_text().splitlines()
-            if not (ln.split() and ln.split()[0] in TRAINING_KEYS)]
-    text = "\n".join(keep) + TRAIN.format(
-        seed=args.seed, epochs=args.epochs, force_weight=args.force_weight,
-        force_fraction=args.force_fraction,
-        memorize="memorize_symfunc_results" if args.memorize else "")
+    text = with_training_settings(
+        (teacher_dir / "input.nn").read_text(), random_seed=args.seed, epochs=args.epochs,
+        force_weight=args.force_weight, short_force_fraction=args.force_fraction,
+        write_weights_epoch=5, memorize_symfunc_results="" if args.memorize else None)
     (folder / "input.nn").write_text(text)
     shutil.copy(teacher_dir / "scaling.data", folder / "scaling.data")
 

@@ -36,7 +36,8 @@ from hpcnnp.descriptors.sfgen import LLZO_LCO_DEFAULT, SymFuncConfig
 
 __all__ = ["LLZO_CELL", "LLZO_FORMULA", "LLZO_NUMBER_DENSITY", "llzo_like_cell",
            "synthetic_potential", "glorot_weights", "scaling_statistics",
-           "repulsive_potential", "rocksalt_cell", "pruned_potential"]
+           "repulsive_potential", "rocksalt_cell", "pruned_potential",
+           "KALMAN_TRAINING", "with_training_settings"]
 
 #: cubic LLZO conventional cell: edge (Å) and content (Li56La24Zr16O96, 192 atoms)
 LLZO_CELL = 12.97
@@ -482,3 +483,32 @@ def pruned_potential(source, directory, structures, threshold=1e-4):
         f"SFs kept with range >= {threshold:g} on {len(structures)} structures\n"
         + "\n".join(report) + "\n")
     return directory
+
+
+#: n2p2 training keywords of the synth5_A reference run (n2p2's example Kalman settings)
+#: with the recipe that converges on LLZO/LCO-like data (force_weight 1, see README)
+KALMAN_TRAINING = {
+    "normalize_data_set": "ref", "use_short_forces": "", "random_seed": 7, "epochs": 10,
+    "updater_type": 1, "parallel_mode": 0, "jacobian_mode": 1, "update_strategy": 0,
+    "selection_mode": 2, "task_batch_size_energy": 1, "task_batch_size_force": 1,
+    "test_fraction": 0.1, "force_weight": 1.0, "short_energy_fraction": 1.0,
+    "short_force_fraction": 0.02, "short_energy_error_threshold": 0.0,
+    "short_force_error_threshold": 1.0, "rmse_threshold_trials": 3,
+    "weights_min": -1.0, "weights_max": 1.0, "nguyen_widrow_weights_short": "",
+    "main_error_metric": "RMSEpa", "kalman_type": 0, "kalman_epsilon": 1.0e-2,
+    "kalman_q0": 0.01, "kalman_qtau": 2.302, "kalman_qmin": 1.0e-6, "kalman_eta": 0.01,
+    "kalman_etatau": 2.302, "kalman_etamax": 1.0,
+}
+
+#: training keywords of a settings file that ``with_training_settings`` replaces
+_TRAINING_KEYS = set(KALMAN_TRAINING) | {"memorize_symfunc_results", "write_weights_epoch"}
+
+
+def with_training_settings(nn_text, **changes):
+    """``input.nn`` text with its training keywords replaced by :data:`KALMAN_TRAINING`
+    updated with ``changes`` (value None drops a keyword, "" writes a flag)."""
+    keep = [ln for ln in nn_text.splitlines()
+            if not (ln.split() and ln.split()[0] in _TRAINING_KEYS)]
+    settings = dict(KALMAN_TRAINING, **changes)
+    block = [f"{k} {v}".rstrip() for k, v in settings.items() if v is not None]
+    return "\n".join(keep + [""] + block) + "\n"

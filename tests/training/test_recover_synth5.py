@@ -13,59 +13,13 @@ epochs on 300 structures).
 import numpy as np
 import pytest
 
-TRAIN = """
-normalize_data_set ref
-use_short_forces
-random_seed 7
-epochs 2
-updater_type 1
-parallel_mode 0
-jacobian_mode 1
-update_strategy 0
-selection_mode 2
-task_batch_size_energy 1
-task_batch_size_force 1
-test_fraction 0.1
-force_weight 1.0
-short_energy_fraction 1.0
-short_force_fraction 0.02
-short_energy_error_threshold 0.0
-short_force_error_threshold 1.0
-rmse_threshold_trials 3
-weights_min -1.0
-weights_max 1.0
-nguyen_widrow_weights_short
-main_error_metric RMSEpa
-memorize_symfunc_results
-kalman_type 0
-kalman_epsilon 1.0E-2
-kalman_q0 0.01
-kalman_qtau 2.302
-kalman_qmin 1.0E-6
-kalman_eta 0.01
-kalman_etatau 2.302
-kalman_etamax 1.0
-"""
-
-#: synth5_A keywords replaced by the training block
-_DROP = {"random_seed", "epochs", "updater_type", "parallel_mode", "jacobian_mode",
-         "update_strategy", "selection_mode", "task_batch_size_energy",
-         "task_batch_size_force", "memorize_symfunc_results", "test_fraction",
-         "force_weight", "short_energy_fraction", "short_force_fraction",
-         "short_energy_error_threshold", "short_force_error_threshold",
-         "rmse_threshold_trials", "weights_min", "weights_max", "main_error_metric",
-         "write_weights_epoch", "kalman_type", "kalman_epsilon", "kalman_q0",
-         "kalman_qtau", "kalman_qmin", "kalman_eta", "kalman_etatau", "kalman_etamax",
-         "use_short_forces"}
-
-
 @pytest.mark.slow
 def test_recovers_synth5_teacher(tmp_path, refdata):
     from ase.calculators.singlepoint import SinglePointCalculator
 
     from hpcnnp.io import n2p2
     from hpcnnp.potential import Potential
-    from hpcnnp.testing import pruned_potential, rocksalt_cell
+    from hpcnnp.testing import pruned_potential, rocksalt_cell, with_training_settings
     from hpcnnp.training.comm import Comm
     from hpcnnp.training.trainer import Trainer
 
@@ -85,9 +39,8 @@ def test_recovers_synth5_teacher(tmp_path, refdata):
     run.mkdir()
     n2p2.write_data(run / "input.data", structures)
     (run / "scaling.data").write_bytes((teacher_dir / "scaling.data").read_bytes())
-    lines = [ln for ln in (teacher_dir / "input.nn").read_text().splitlines()
-             if not (ln.split() and ln.split()[0] in _DROP)]
-    (run / "input.nn").write_text("\n".join(lines) + TRAIN)
+    (run / "input.nn").write_text(with_training_settings(
+        (teacher_dir / "input.nn").read_text(), epochs=2, memorize_symfunc_results=""))
     tr = Trainer(settings=run / "input.nn", data=run / "input.data",
                  scaling=run / "scaling.data", output_dir=run / "out", comm=Comm(None),
                  stream=None, plots=False, checkpoint_dir=False)

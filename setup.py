@@ -50,7 +50,7 @@ extensions = [
     Extension(
         "hpcnnp._core",
         sources=["cython_kernels/_core.pyx", "cython_kernels/hdnnp_core.c",
-                 "cython_kernels/hdnnp_n2p2.c"],
+                 "cython_kernels/hdnnp_n2p2.c", "cython_kernels/kalman_product.c"],
         include_dirs=[numpy.get_include(), "cython_kernels"],
         extra_compile_args=cflags,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],

@@ -73,6 +73,7 @@ def prepare(folder, n_structures, seed, args):
     text = with_training_settings(
         (teacher_dir / "input.nn").read_text(), random_seed=args.seed, epochs=args.epochs,
         force_weight=args.force_weight, short_force_fraction=args.force_fraction,
+        jacobian_mode=args.jacobian_mode, task_batch_size_force=args.force_batch,
         write_weights_epoch=5, memorize_symfunc_results="" if args.memorize else None)
     (folder / "input.nn").write_text(text)
     shutil.copy(teacher_dir / "scaling.data", folder / "scaling.data")
@@ -107,6 +108,10 @@ def main(argv=None):
     ap.add_argument("--force-fraction", type=float, default=0.02)
     ap.add_argument("--force-weight", type=float, default=1.0,
                     help="force_weight (n2p2's examples: 10, which diverges here)")
+    ap.add_argument("--jacobian-mode", type=int, default=1,
+                    help="jacobian_mode (2: one Kalman observation per force component)")
+    ap.add_argument("--force-batch", type=int, default=1,
+                    help="task_batch_size_force (force components per rank and update)")
     ap.add_argument("--seed", type=int, default=7, help="training random_seed")
     ap.add_argument("--data-seed", type=int, default=1)
     ap.add_argument("--memorize", action="store_true")

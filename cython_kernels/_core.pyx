@@ -392,3 +392,56 @@ def energy_forces(Model model, NeighborList nl, elements, int n_all=-1, bint for
     if full:
         res.update(G=np.asarray(G), Gs=np.asarray(Gs), dEdGs=np.asarray(D))
     return res
+
+
+# ---------------------------------------------------------------------------
+# Kalman covariance products (kalman_product.c), used by hpcnnp.training.kalman
+# ---------------------------------------------------------------------------
+cdef extern from "kalman_product.h":
+    void hp_kalman_rect_product(int64_t p, int64_t q, const double *A,
+                                int64_t lda, int m, const double *Hi,
+                                const double *Hj, double *Xi, double *Xj) nogil
+    void hp_kalman_sym_lower_product(int64_t n, const double *A, int64_t lda,
+                                     int m, const double *H, double *X) nogil
+
+
+def _check_block(Py_ssize_t size, Py_ssize_t offset, Py_ssize_t lda,
+                 Py_ssize_t rows, Py_ssize_t cols):
+    if rows < 0 or cols < 0 or offset < 0 or lda < rows:
+        raise ValueError("invalid block of P")
+    if rows and cols and offset + (cols - 1) * lda + rows > size:
+        raise ValueError("block exceeds the storage of P")
+
+
+def kalman_sym_lower_product(const double[::1] P, Py_ssize_t offset, Py_ssize_t lda,
+                             Py_ssize_t n, const double[:, ::1] H, double[:, ::1] X,
+                             Py_ssize_t row0):
+    """X[row0:row0+n] += sym(A) H[row0:row0+n] for the n × n symmetric block A of
+    the column-major storage ``P`` starting at element ``offset`` (leading
+    dimension ``lda``, lower triangle read).  H, X: row-major (N, m)."""
+    cdef int m = H.shape[1]
+    _check_block(P.shape[0], offset, lda, n, n)
+    if X.shape[1] != m or row0 < 0 or row0 + n > H.shape[0] or row0 + n > X.shape[0]:
+        raise ValueError("H/X do not match the block")
+    if n == 0 or m == 0:
+        return
+    with nogil:
+        hp_kalman_sym_lower_product(n, &P[offset], lda, m, &H[row0, 0], &X[row0, 0])
+
+
+def kalman_rect_product(const double[::1] P, Py_ssize_t offset, Py_ssize_t lda,
+                        Py_ssize_t p, Py_ssize_t q, const double[:, ::1] H,
+                        double[:, ::1] X, Py_ssize_t i0, Py_ssize_t j0):
+    """For the p × q block A of the column-major storage ``P`` at element
+    ``offset`` (leading dimension ``lda``) standing for P[i0:i0+p, j0:j0+q]:
+    X[i0:i0+p] += A H[j0:j0+q] and X[j0:j0+q] += Aᵀ H[i0:i0+p]."""
+    cdef int m = H.shape[1]
+    _check_block(P.shape[0], offset, lda, p, q)
+    if (X.shape[1] != m or i0 < 0 or j0 < 0 or i0 + p > H.shape[0]
+            or j0 + q > H.shape[0] or X.shape[0] != H.shape[0]):
+        raise ValueError("H/X do not match the block")
+    if p == 0 or q == 0 or m == 0:
+        return
+    with nogil:
+        hp_kalman_rect_product(p, q, &P[offset], lda, m, &H[i0, 0], &H[j0, 0],
+                               &X[i0, 0], &X[j0, 0])

@@ -40,8 +40,10 @@ K ξ = Y (L⁻¹ ξ).  The covariance correction is therefore a symmetric
 rank-m update, and P stays *exactly* symmetric.
 
 *One triangle only.*  Because P is symmetric, only one triangle is ever read
-or written: X = P H is a ``dsymv`` over the lower triangle (each stored
-element is read once and used for both P[i,j] and P[j,i]), and updates of P
+or written: X = P H is a ``dsymv`` over the lower triangle for m = 1 and
+the C kernel ``cython_kernels/kalman_product.c`` for m > 1 (each stored
+element is read once, for all m columns, and used for both P[i,j] and
+P[j,i]), and updates of P
 are ``dsyrk`` / ``dgemm`` on the same triangle.  The other triangle is never
 touched.  (n2p2's ``Pasym`` column is therefore exactly 0 here; in n2p2 it
 is rounding noise, ~1e-17.)
@@ -71,9 +73,10 @@ The update is bound by memory bandwidth: the flops per byte of P are tiny
 (2 m flops per 8 bytes read in X = P H).  With T = 8·N_w(N_w+1)/2 bytes (one
 triangle; 2.46 GB for N_w = 24 805):
 
-* product X = P₀ H: T per update (``m`` passes over the diagonal blocks for
-  m > 1 because ``dsymv`` handles one column at a time; the off-diagonal
-  blocks are processed in cache-sized tiles and read once for all m);
+* product X = P₀ H: T per update for any m (m > 1: the C kernel keeps the
+  H and X rows of a row block in L2 and streams the columns of P past them
+  four at a time; m calls of ``dsymv`` would read P m times, and OpenBLAS's
+  ``dsymm``/``dgemm`` pack their operands and are slower still for thin H);
 * fold (read + write of the triangle): 2T every ``fold_every`` updates.
 
 Total ≈ T·(1 + 2/fold_every) per update (2.77 GB for N_w = 24 805 and
@@ -128,6 +131,13 @@ off-diagonal blocks of the distributed layout are processed with a pair of
 ``dgemv`` per cache tile (≈1.5× slower per byte than ``dsymv``), so on one
 node the distributed filter is not faster than one rank with all cores;
 its purpose is memory per rank.
+
+m > 1 (multi-stream: one observation per rank, more with jacobian_mode 2
+and task batches), N_w = 22 865, 2 ranks distributed, one thread each:
+m = 2 / 4 / 8 take 0.098 / 0.125 / 0.196 s per update with the C product
+kernel, against 0.14 / – / 0.45 s with m passes of ``dsymv``/``dgemv``;
+eight observations cost twice one.  (The C kernel is single-threaded: with
+one undivided P, m = 2 therefore still uses two multi-threaded ``dsymv``.)
 
 Threads: on a node, give every rank its share of the cores for the BLAS
 (e.g. ``OPENBLAS_NUM_THREADS=1`` with 2 ranks on 2 cores).
@@ -556,25 +566,43 @@ class KalmanFilter:
         M = self._M
         Xp = np.zeros((n, m), order="F")
         d0, nr = self._d0, self._nr
-        # diagonal block: lower triangle, M offset d0, leading dim N
-        for j in range(m):
-            b.dsymv(b"L", nr, 1.0, _addr(M, d0), n, _addr(Hf, d0 + j * n),
-                    1.0, _addr(Xp, d0 + j * n))
-        # off-diagonal owned rectangles, in cache-sized tiles read once
-        for (row0, col0, p, q) in self._rects:
-            r0 = self._offsets[self._rank] + col0      # first P row
-            width = max(8, min(q, self._tile_bytes // (8 * p)))
-            for c0 in range(0, q, width):
-                cw = min(width, q - c0)
-                a = _addr(M, row0 + (col0 + c0) * n)
-                for j in range(m):
-                    # X[rows] += P[rows, cols] H[cols]   (= tileᵀ H[cols])
-                    b.dgemv(b"T", p, cw, 1.0, a, n, _addr(Hf, row0 + j * n),
-                            1.0, _addr(Xp, r0 + c0 + j * n))
-                    # X[cols] += P[cols, rows] H[rows]   (= tile H[rows])
-                    b.dgemv(b"N", p, cw, 1.0, a, n,
-                            _addr(Hf, r0 + c0 + j * n), 1.0,
-                            _addr(Xp, row0 + j * n))
+        if m > 2 or (m == 2 and self._size > 1):
+            # C kernel: every owned element of P read once for all m columns
+            # (m dsymv/dgemv calls would read P m times; OpenBLAS's
+            # dsymm/dgemm are slower still for thin H because they pack).
+            # It is single-threaded: an undivided P with m = 2 goes to two
+            # multi-threaded dsymv calls instead.
+            from hpcnnp import _core
+            flat = M.reshape(-1, order="F")
+            Hr = np.ascontiguousarray(Hf)
+            Xr = np.zeros((n, m))
+            _core.kalman_sym_lower_product(flat, d0, n, nr, Hr, Xr, d0)
+            for (row0, col0, p, q) in self._rects:
+                _core.kalman_rect_product(flat, row0 + col0 * n, n, p, q, Hr,
+                                          Xr, row0, self._offsets[self._rank]
+                                          + col0)
+            Xp = Xr
+        else:
+            # diagonal block: lower triangle, M offset d0, leading dim N
+            for j in range(m):
+                b.dsymv(b"L", nr, 1.0, _addr(M, d0), n, _addr(Hf, d0 + j * n),
+                        1.0, _addr(Xp, d0 + j * n))
+            # off-diagonal owned rectangles, in cache-sized tiles read once
+            for (row0, col0, p, q) in self._rects:
+                r0 = self._offsets[self._rank] + col0      # first P row
+                width = max(8, min(q, self._tile_bytes // (8 * p)))
+                for c0 in range(0, q, width):
+                    cw = min(width, q - c0)
+                    a = _addr(M, row0 + (col0 + c0) * n)
+                    for j in range(m):
+                        # X[rows] += P[rows, cols] H[cols]  (= tileᵀ H[cols])
+                        b.dgemv(b"T", p, cw, 1.0, a, n,
+                                _addr(Hf, row0 + j * n), 1.0,
+                                _addr(Xp, r0 + c0 + j * n))
+                        # X[cols] += P[cols, rows] H[rows]  (= tile H[rows])
+                        b.dgemv(b"N", p, cw, 1.0, a, n,
+                                _addr(Hf, r0 + c0 + j * n), 1.0,
+                                _addr(Xp, row0 + j * n))
         lo, hi = self.row_range
         if self.distributed:
             send = np.ascontiguousarray(Xp)            # C order: rows together
@@ -583,7 +611,7 @@ class KalmanFilter:
             self._comm.Reduce_scatter(send, recv, recvcounts=counts,
                                       op=self._mpi.SUM)
             return np.asfortranarray(recv)
-        return Xp[lo:hi]
+        return np.asfortranarray(Xp[lo:hi])
 
     def _scaled_pending(self):
         """Y_s = Y_p·√c (column-major, N × k)."""

@@ -428,7 +428,7 @@ def _raw_sf_arrays(potential, structures):
     return {el: np.array(v) for el, v in per_el.items() if v}
 
 
-def pruned_potential(source, directory, structures, threshold=1e-4):
+def pruned_potential(source, directory, structures, threshold=1e-4, max_tail=None):
     """An n2p2 potential restricted to the SFs that vary on ``structures``.
 
     A potential's ``scaling.data`` belongs to the data it was fitted on: refdata's
@@ -441,10 +441,15 @@ def pruned_potential(source, directory, structures, threshold=1e-4):
     ``structures``; the networks keep every weight of ``source`` except the
     first-layer rows of the pruned inputs.
 
+    ``max_tail``: also prune rare-event SFs, (G_max − G_mean)/σ_G > max_tail on
+    ``structures`` (:func:`hpcnnp.descriptors.prune.prune_by_tail`).  synth5_A's
+    weights are not fitted to any physics, so its response to the few atoms that
+    light up such an SF is an arbitrary near-step; see benchmarks/recover_synth5.py.
+
     Returns the folder (input.nn, scaling.data, weights.ZZZ.data, and pruned.txt
     with the SFs kept per element).
     """
-    from hpcnnp.descriptors.prune import prune_by_range
+    from hpcnnp.descriptors.prune import prune_by_range, prune_by_tail
     from hpcnnp.io import n2p2
     from hpcnnp.potential import Potential
 
@@ -460,9 +465,14 @@ def pruned_potential(source, directory, structures, threshold=1e-4):
     for el in full.elements:
         n_sf = len(full.symmetry_functions[el])
         G = raw.get(el, np.zeros((1, n_sf)))
-        stats[el] = np.stack([G.min(0), G.max(0), G.mean(0), np.ones(n_sf)], axis=1)
+        stats[el] = np.stack([G.min(0), G.max(0), G.mean(0), G.std(0)], axis=1)
     n2p2.write_scaling(directory / "scaling.data", full.elements, stats)
     prune_by_range(nn, directory / "scaling.data", threshold)
+    if max_tail is not None:                   # needs the statistics of the kept SFs
+        kept = n2p2.read_settings(nn)
+        n2p2.write_scaling(directory / "scaling.data", kept.elements, scaling_statistics(
+            Potential(kept, scaling=None, weights=None, directory=directory), structures))
+        prune_by_tail(nn, directory / "scaling.data", max_tail)
     pruned = n2p2.read_settings(nn)
     sf_only = Potential(pruned, scaling=None, weights=None, directory=directory)
     n2p2.write_scaling(directory / "scaling.data", pruned.elements,
@@ -480,7 +490,9 @@ def pruned_potential(source, directory, structures, threshold=1e-4):
         n2p2.write_weights(directory / name, new, pruned.layer_sizes(el))
         report.append(f"{el} {len(keep)}/{sizes[0]}")
     (directory / "pruned.txt").write_text(
-        f"SFs kept with range >= {threshold:g} on {len(structures)} structures\n"
+        f"SFs kept with range >= {threshold:g}"
+        + ("" if max_tail is None else f" and (max - mean)/sigma <= {max_tail:g}")
+        + f" on {len(structures)} structures\n"
         + "\n".join(report) + "\n")
     return directory
 

@@ -23,6 +23,7 @@ import numpy as np
 from hpcnnp.io.n2p2 import read_scaling, read_settings
 
 PRUNE_MARK = "#pruned (range < {:g}): "
+TAIL_MARK = "#pruned (tail > {:g} sigma): "
 
 
 def prune_by_range(settings, scaling, threshold=1e-4, output=None):
@@ -45,21 +46,45 @@ def prune_by_range(settings, scaling, threshold=1e-4, output=None):
     dict element -> number of pruned SFs.  An element would be left without
     SFs -> ValueError (lower the threshold).
     """
+    return _prune(settings, scaling, lambda st: st[:, 1] - st[:, 0] < threshold,
+                  PRUNE_MARK.format(threshold), f"range < {threshold:g}", output)
+
+
+def prune_by_tail(settings, scaling, max_tail, output=None):
+    """Comment out rare-event SFs: (G_max − G_mean)/σ_G > ``max_tail``.
+
+    Such a function is nearly constant on the data set and leaves its
+    baseline only for a handful of atoms (a narrow radial shell or a high-ζ
+    angular term that a pair or triplet of atoms enters rarely).  Min/max
+    scaling maps those few atoms to the far end of the input range, so a
+    network responds to them with a near-step that the data set samples only
+    a few times.  ``scaling`` must hold real σ values (column 6).  Same
+    parameters and return value as :func:`prune_by_range`.
+    """
+    def bad(st):
+        sigma = st[:, 3]
+        tail = np.where(sigma > 0, (st[:, 1] - st[:, 2]) / np.where(sigma > 0, sigma, 1.0),
+                        0.0)
+        return tail > max_tail
+    return _prune(settings, scaling, bad, TAIL_MARK.format(max_tail),
+                  f"(max - mean)/sigma > {max_tail:g}", output)
+
+
+def _prune(settings, scaling, is_bad, mark, rule, output):
+    """Comment out the SF lines for which ``is_bad(stats[el])`` is True."""
     settings = Path(settings)
     st = read_settings(settings)
     n_sf = {el: len(st.symmetry_functions[el]) for el in st.elements}
     stats = read_scaling(scaling, n_sf, st.elements)
     drop_lines, counts = set(), {}
     for el in st.elements:
-        rng = stats[el][:, 1] - stats[el][:, 0]
-        bad = np.flatnonzero(rng < threshold)
+        bad = np.flatnonzero(is_bad(stats[el]))
         if len(bad) == n_sf[el]:
-            raise ValueError(f"{settings}: pruning with range < {threshold:g} would remove "
-                             f"every SF of {el}; use a smaller threshold")
+            raise ValueError(f"{settings}: pruning with {rule} would remove "
+                             f"every SF of {el}; relax the threshold")
         counts[el] = int(len(bad))
         drop_lines.update(st.symmetry_functions[el][i].line for i in bad)
     lines = settings.read_text().splitlines(keepends=True)
-    mark = PRUNE_MARK.format(threshold)
     out_lines = [mark + line if i + 1 in drop_lines else line for i, line in enumerate(lines)]
     target = Path(output) if output else settings
     tmp = target.with_name(target.name + ".tmp")

@@ -2,16 +2,26 @@
 benchmarks/recover_synth5.py).
 
 Teacher: refdata's 5-element Li-La-Zr-O-Co potential synth5_A (225 SFs per element,
-20-20 tanh networks) with its SF scaling redone on the data and SFs without range
-pruned (hpcnnp.testing.pruned_potential).  A fresh network of the same shape starts
-from random weights and is trained with n2p2's Kalman filter on the teacher's
-energies and forces; after two epochs the test errors must have fallen far below
-their initial values (full run: 125 -> 5.4 meV/atom and 0.73 -> 0.19 eV/Å in 8
-epochs on 300 structures).
+20-20 tanh networks) with its SF scaling redone on the data, SFs without range and
+rare-event SFs pruned (hpcnnp.testing.pruned_potential, max_tail 10).  A fresh network
+of the same shape starts from random weights and is trained with n2p2's Kalman filter
+(jacobian_mode 2, 4 force components per update) on the teacher's energies and forces;
+after two epochs the test errors must have fallen by an order of magnitude (energy) and
+below half (forces).  The acceptance run itself is benchmarks/recover_synth5.py: 1,000
+structures, 2 ranks, 1.40 meV/atom and 45.8 meV/Å at epoch 4, 0.87 and 31.8 at epoch 16.
 """
 
 import numpy as np
 import pytest
+
+N_STRUCTURES = 150
+FORCE_FRACTION = 0.04
+#: limits after two epochs (eV/atom, eV/Å).  Measured: 125.8 -> 27.9 -> 11.9 meV/atom,
+#: 920 -> 403 -> 344 meV/Å (139 s on 2 cores).  The CI data set (135 training
+#: structures, 1,036 force components per epoch) is far too small for the targets:
+#: short_force_fraction 0.15 took 7 min and still ended at 8.5 meV/atom and 198 meV/Å.
+E_LIMIT = 0.02
+F_LIMIT = 0.45
 
 @pytest.mark.slow
 def test_recovers_synth5_teacher(tmp_path, refdata):
@@ -24,9 +34,9 @@ def test_recovers_synth5_teacher(tmp_path, refdata):
     from hpcnnp.training.trainer import Trainer
 
     rng = np.random.default_rng(3)
-    structures = [rocksalt_cell(rng, noise=(0.05, 0.1)) for _ in range(100)]
+    structures = [rocksalt_cell(rng, noise=(0.05, 0.1)) for _ in range(N_STRUCTURES)]
     teacher_dir = pruned_potential(refdata / "synth5_A" / "potential", tmp_path / "teacher",
-                                   structures)
+                                   structures, max_tail=10)
     teacher = Potential.from_n2p2(teacher_dir)
     for atoms in structures:
         res = teacher.compute(atoms)
@@ -40,7 +50,8 @@ def test_recovers_synth5_teacher(tmp_path, refdata):
     n2p2.write_data(run / "input.data", structures)
     (run / "scaling.data").write_bytes((teacher_dir / "scaling.data").read_bytes())
     (run / "input.nn").write_text(with_training_settings(
-        (teacher_dir / "input.nn").read_text(), epochs=2, memorize_symfunc_results=""))
+        (teacher_dir / "input.nn").read_text(), epochs=2, memorize_symfunc_results="",
+        jacobian_mode=2, task_batch_size_force=4, short_force_fraction=FORCE_FRACTION))
     tr = Trainer(settings=run / "input.nn", data=run / "input.data",
                  scaling=run / "scaling.data", output_dir=run / "out", comm=Comm(None),
                  stream=None, plots=False, checkpoint_dir=False)
@@ -54,6 +65,8 @@ def test_recovers_synth5_teacher(tmp_path, refdata):
     curve = np.loadtxt(run / "out" / "learning-curve.out")
     e = curve[:, cols.index("RMSEpa_Etest_pu")]
     f = curve[:, cols.index("RMSE_Ftest_pu")]
+    print("test RMSE per epoch: E (meV/atom)", np.round(e * 1e3, 2),
+          "F (meV/Å)", np.round(f * 1e3, 1))
     assert curve.shape[0] == 3
-    assert e[-1] < 0.25 * e[0], e
-    assert f[-1] < 0.7 * f[0], f
+    assert e[-1] < E_LIMIT and e[-1] < 0.15 * e[0], e
+    assert f[-1] < F_LIMIT and f[-1] < 0.5 * f[0], f

@@ -258,6 +258,9 @@ def test_layout_and_traffic_model():
     tri = 8.0 * 24805 * 24806 / 2
     assert t["product"] == tri and t["fold"] == 2 * tri / 16
     assert t["total"] == pytest.approx(2.769e9, rel=1e-3)
+    # m > 1: the C kernel reads P once; undivided P with m = 2: two dsymv passes
+    assert traffic_model(24805, m=8, ranks=2)["product"] == tri
+    assert traffic_model(24805, m=2, ranks=1)["product"] == 2 * tri
     kf = make(50)
     assert kf.p_block_bytes == 8 * 50 * 50
     assert kf.memory_bytes() >= kf.p_block_bytes

@@ -14,7 +14,6 @@
  * groups of four (four column streams of P at once).
  */
 #include <stdint.h>
-#include <string.h>
 
 #include "kalman_product.h"
 

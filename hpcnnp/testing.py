@@ -186,21 +186,23 @@ def scaling_statistics(potential, structures):
     SFs with a zero range get min/max = value -/+ 0.5 (and sigma 1) so that the
     scaled values stay finite; sigma is 1 when fewer than two atoms were seen.
     """
-    per_el = {el: [] for el in potential.elements}
-    for atoms in structures:
-        symbols = atoms.get_chemical_symbols()
-        for sym, g in zip(symbols, potential.symmetry_functions(atoms)):
-            per_el[sym].append(g)
+    return _sf_statistics(_raw_sf_arrays(potential, structures),
+                          {el: len(potential.symmetry_function_list[el])
+                           for el in potential.elements})
+
+
+def _sf_statistics(raw, n_sf):
+    """:func:`scaling_statistics` from raw SF arrays (element -> (n_atoms, n_sf);
+    elements without atoms may be missing) for the elements and SF counts ``n_sf``."""
     stats = {}
-    for el in potential.elements:
-        n_sf = len(potential.symmetry_function_list[el])
-        if per_el[el]:
-            G = np.array(per_el[el])
+    for el, n in n_sf.items():
+        G = raw.get(el)
+        if G is not None and len(G):
             gmin, gmax, gmean = G.min(axis=0), G.max(axis=0), G.mean(axis=0)
-            gsig = G.std(axis=0, ddof=1) if len(G) > 1 else np.ones(n_sf)
+            gsig = G.std(axis=0, ddof=1) if len(G) > 1 else np.ones(n)
         else:
-            gmin = gmax = gmean = np.zeros(n_sf)
-            gsig = np.ones(n_sf)
+            gmin = gmax = gmean = np.zeros(n)
+            gsig = np.ones(n)
         flat = gmax - gmin <= 0
         gmin = np.where(flat, gmean - 0.5, gmin)
         gmax = np.where(flat, gmean + 0.5, gmax)
@@ -468,20 +470,27 @@ def pruned_potential(source, directory, structures, threshold=1e-4, max_tail=Non
         stats[el] = np.stack([G.min(0), G.max(0), G.mean(0), G.std(0)], axis=1)
     n2p2.write_scaling(directory / "scaling.data", full.elements, stats)
     prune_by_range(nn, directory / "scaling.data", threshold)
-    if max_tail is not None:                   # needs the statistics of the kept SFs
+
+    def columns(settings, el):
+        """Indices of the SFs of ``settings`` among those of ``full`` (same lines)."""
+        lines = {sf.line for sf in settings.symmetry_functions[el]}
+        return [i for i, sf in enumerate(full.symmetry_functions[el]) if sf.line in lines]
+
+    def write_statistics():
+        """scaling.data of the SFs now in input.nn, from the raw values above."""
         kept = n2p2.read_settings(nn)
-        n2p2.write_scaling(directory / "scaling.data", kept.elements, scaling_statistics(
-            Potential(kept, scaling=None, weights=None, directory=directory), structures))
+        n2p2.write_scaling(directory / "scaling.data", kept.elements, _sf_statistics(
+            {el: G[:, columns(kept, el)] for el, G in raw.items()},
+            {el: len(kept.symmetry_functions[el]) for el in kept.elements}))
+        return kept
+
+    if max_tail is not None:                   # needs the statistics of the kept SFs
+        write_statistics()
         prune_by_tail(nn, directory / "scaling.data", max_tail)
-    pruned = n2p2.read_settings(nn)
-    sf_only = Potential(pruned, scaling=None, weights=None, directory=directory)
-    n2p2.write_scaling(directory / "scaling.data", pruned.elements,
-                       scaling_statistics(sf_only, structures))
+    pruned = write_statistics()
     report = []
     for el in full.elements:
-        kept_lines = {sf.line for sf in pruned.symmetry_functions[el]}
-        keep = [i for i, sf in enumerate(full.symmetry_functions[el])
-                if sf.line in kept_lines]
+        keep = columns(pruned, el)
         sizes = full.layer_sizes(el)
         name = n2p2.weights_filename(el)
         w = n2p2.read_weights(source / name, n2p2._n_connections(sizes))

@@ -61,11 +61,8 @@ def prune_by_tail(settings, scaling, max_tail, output=None):
     a few times.  ``scaling`` must hold real σ values (column 6).  Same
     parameters and return value as :func:`prune_by_range`.
     """
-    def bad(st):
-        sigma = st[:, 3]
-        tail = np.where(sigma > 0, (st[:, 1] - st[:, 2]) / np.where(sigma > 0, sigma, 1.0),
-                        0.0)
-        return tail > max_tail
+    def bad(st):               # (max - mean) > max_tail * sigma, without dividing by 0
+        return st[:, 1] - st[:, 2] > max_tail * st[:, 3]
     return _prune(settings, scaling, bad, TAIL_MARK.format(max_tail),
                   f"(max - mean)/sigma > {max_tail:g}", output)
 

@@ -322,6 +322,13 @@ def _owned_blocks(offsets, rank):
     return (o_r, n_r), rects
 
 
+def _product_kernel(m, ranks):
+    """Whether X = P H goes to the C kernel (every element of P read once for all
+    m columns) rather than m multi-threaded ``dsymv`` passes.  The kernel is
+    single-threaded, so an undivided P with m = 2 stays with ``dsymv``."""
+    return m > 2 or (m == 2 and ranks > 1)
+
+
 def traffic_model(n_weights, fold_every=16, m=1, ranks=1):
     """Bytes moved over P per update (summed over all ranks of a node).
 
@@ -348,7 +355,7 @@ def traffic_model(n_weights, fold_every=16, m=1, ranks=1):
     offsets = row_partition(n, ranks)
     diag = sum(int(b) * (int(b) + 1) // 2 for b in np.diff(offsets))
     tri = n * (n + 1) // 2
-    if m > 2 or (m == 2 and ranks > 1):        # C kernel: P read once for all m
+    if _product_kernel(m, ranks):               # P read once for all m
         product = 8.0 * tri
     else:                                      # m dsymv passes over the diagonal blocks
         product = 8.0 * (m * diag + (tri - diag))
@@ -567,25 +574,21 @@ class KalmanFilter:
         b = _blas()
         n = self.n_weights
         M = self._M
-        Xp = np.zeros((n, m), order="F")
         d0, nr = self._d0, self._nr
-        if m > 2 or (m == 2 and self._size > 1):
-            # C kernel: every owned element of P read once for all m columns
-            # (m dsymv/dgemv calls would read P m times; OpenBLAS's
-            # dsymm/dgemm are slower still for thin H because they pack).
-            # It is single-threaded: an undivided P with m = 2 goes to two
-            # multi-threaded dsymv calls instead.
+        if _product_kernel(m, self._size):
+            # (m dsymv/dgemv calls would read P m times; OpenBLAS's dsymm/dgemm
+            # are slower still for thin H because they pack their operands)
             from hpcnnp import _core
             flat = M.reshape(-1, order="F")
             Hr = np.ascontiguousarray(Hf)
-            Xr = np.zeros((n, m))
-            _core.kalman_sym_lower_product(flat, d0, n, nr, Hr, Xr, d0)
+            Xp = np.zeros((n, m))                      # row-major for the kernel
+            _core.kalman_sym_lower_product(flat, d0, n, nr, Hr, Xp, d0)
             for (row0, col0, p, q) in self._rects:
                 _core.kalman_rect_product(flat, row0 + col0 * n, n, p, q, Hr,
-                                          Xr, row0, self._offsets[self._rank]
+                                          Xp, row0, self._offsets[self._rank]
                                           + col0)
-            Xp = Xr
         else:
+            Xp = np.zeros((n, m), order="F")
             # diagonal block: lower triangle, M offset d0, leading dim N
             for j in range(m):
                 b.dsymv(b"L", nr, 1.0, _addr(M, d0), n, _addr(Hf, d0 + j * n),

@@ -111,6 +111,30 @@ OPTIONS = (
            "section are options too ({name: chgnet, threads: 1}, as in the project "
            "file); checked when the campaign is read"),
     Option("labeler.batch", "int>=1", 10, "frames per labelling task"),
+    Option("labeler.max_force", "float>0", None,
+           "labels whose largest teacher force component exceeds this (eV/Å) are "
+           "rejected (recorded in failures.json)"),
+    Option("dataset", "path", None,
+           "HDF5 data set (hpcnnp.io.dataset) that receives every label with its "
+           "provenance (iteration, run, frame, selection reason, train/test)"),
+    Option("test.per_class", "int>=0", 0,
+           "held-out test frames per structure class, drawn at random from the explored "
+           "frames (never by disagreement) and never used for selection or training"),
+    Option("test.seed", "int>=0", 7, "seed of the test draw"),
+    Option("selection.label_high", "bool", True,
+           "frames with σ_F >= sigma_high are labelled too when their shortest "
+           "interatomic distance is >= failure_floor (exploration that fails is data)"),
+    Option("selection.failure_frames", "int>=0", 2,
+           "frames before the failure of a run that are always labelled"),
+    Option("selection.failure_floor", "float>=0", 1.2,
+           "shortest interatomic distance (Å) below which a frame is not labelled"),
+    Option("stop.min_iterations", "int>=1", 1,
+           "iterations before the stop rule may declare convergence"),
+    Option("stop.max_warning_rate", "float>=0", None,
+           "convergence needs at most this many extrapolation warnings per atom and "
+           "evaluated frame (None: not checked)"),
+    Option("stop.finished_runs", "bool", True,
+           "convergence needs every exploration run to finish"),
     Option("stop.max_iterations", "int>=1", 5,
            "most iterations (hpcnnp active --iterations overrides)"),
     Option("stop.accurate_fraction", "fraction", 0.99,
@@ -192,9 +216,9 @@ def _check_temperatures(v):
     return [float(t) for t in v], None
 
 
-_SOURCE_KEYS = {"file": ("file", "index", "repeat", "name"),
-                "builder": ("builder", "options", "repeat", "name"),
-                "data": ("data", "repeat", "name")}
+_SOURCE_KEYS = {"file": ("file", "index", "repeat", "name", "strains"),
+                "builder": ("builder", "options", "repeat", "name", "strains"),
+                "data": ("data", "repeat", "name", "strains")}
 
 
 def _check_structures(v):

@@ -61,40 +61,44 @@ class Dispatcher:
         self.log(f"Parsl: site {site.name}, run dir {self.run_dir}")
         self._dfk = parsl.load(config)
 
-    def map(self, func, kwargs_list):
+    def map(self, func, kwargs_list, progress=None):
         """``[func(**kw) for kw in kwargs_list]``, as Parsl apps when enabled.
 
         Every task runs to its end before the first error (if any) is raised, so
-        that finished tasks leave their results on disk.
+        that finished tasks leave their results on disk.  ``progress(done, total)``
+        (e.g. a :class:`hpcnnp.progress.Progress`) is called as tasks finish.
         """
         kwargs_list = list(kwargs_list)
         if not kwargs_list:
             return []
+        n = len(kwargs_list)
+        report = progress or (lambda done, total: None)
+        results, first = [None] * n, None
         if not self.use_parsl:
-            results, first = [], None
-            for kw in kwargs_list:
+            for k, kw in enumerate(kwargs_list):
                 try:
-                    results.append(func(**kw))
+                    results[k] = func(**kw)
                 except Exception as exc:      # noqa: BLE001 - re-raised below
-                    results.append(None)
                     first = first or exc
-            if first is not None:
-                raise first
-            return results
-        self._load()
-        from parsl import python_app
+                report(k + 1, n)
+        else:
+            self._load()
+            from concurrent.futures import as_completed
 
-        app = self._apps.get(func)
-        if app is None:
-            app = self._apps[func] = python_app(func, data_flow_kernel=self._dfk)
-        futures = [app(**kw) for kw in kwargs_list]
-        results, first = [], None
-        for fut in futures:
-            try:
-                results.append(fut.result())
-            except Exception as exc:          # noqa: BLE001 - re-raised below
-                results.append(None)
-                first = first or exc
+            from parsl import python_app
+
+            app = self._apps.get(func)
+            if app is None:
+                app = self._apps[func] = python_app(func, data_flow_kernel=self._dfk)
+            futures = {app(**kw): k for k, kw in enumerate(kwargs_list)}
+            for done, fut in enumerate(as_completed(futures), 1):
+                try:
+                    results[futures[fut]] = fut.result()
+                except Exception as exc:      # noqa: BLE001 - re-raised below
+                    first = first or exc
+                report(done, n)
+        if hasattr(progress, "close"):
+            progress.close()
         if first is not None:
             raise first
         return results

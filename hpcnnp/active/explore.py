@@ -131,6 +131,20 @@ def starting_structures(entries, data_path):
                     if isinstance(atoms.info.get(k), str)}
             atoms.info = {"name": label, **keep}
             out.append(atoms)
+            out += _variants(atoms, entry, i)
+    return out
+
+
+def _variants(atoms, entry, i):
+    """Strained copies (``strains``: isotropic linear strains, e.g. [-0.02, 0.03]) of a
+    starting structure: the potential must also be right away from the equilibrium
+    density (pressure at high T, a compressed boundary).  Same class name."""
+    out = []
+    for eps in entry.get("strains") or []:
+        a = atoms.copy()
+        a.set_cell(atoms.cell.array * (1.0 + float(eps)), scale_atoms=True)
+        a.info = dict(atoms.info, variant=f"strain {float(eps):+.1%}")
+        out.append(a)
     return out
 
 
@@ -138,13 +152,13 @@ def starting_structures(entries, data_path):
 # One exploration run (task body)
 # ---------------------------------------------------------------------------------------
 
-def _too_close(atoms, min_distance):
-    if min_distance <= 0:
-        return False
+def shortest_distance(atoms, cutoff=3.0):
+    """Shortest interatomic distance (Å) of a periodic structure; ``cutoff`` if no
+    pair is closer than ``cutoff``."""
     from ase.neighborlist import neighbor_list
 
-    d = neighbor_list("d", atoms, min_distance, self_interaction=False)
-    return bool(len(d))
+    d = neighbor_list("d", atoms, cutoff, self_interaction=False)
+    return float(d.min()) if len(d) else float(cutoff)
 
 
 def _wrap(atoms):
@@ -231,8 +245,11 @@ def explore_run(committee, atoms, temperature, steps, stride, timestep, friction
             row = {"frame": len(frames), "step": step,
                    "temperature": float(atoms.get_temperature())}
             try:
-                if _too_close(atoms, min_distance):
-                    raise HpcnnpError(f"atoms closer than {min_distance} Å")
+                row["d_min"] = (shortest_distance(atoms) if np.isfinite(atoms.positions).all()
+                                else float("nan"))
+                if row["d_min"] < min_distance:
+                    raise HpcnnpError(f"atoms closer than {min_distance} Å "
+                                      f"({row['d_min']:.2f} Å)")
                 ev = committee_evaluate(potentials, atoms)
                 row.update(sigma_f=ev["sigma_f"], sigma_e=ev["sigma_e"],
                            n_warnings=ev["n_warnings"], energy=float(ev["energies"].mean()),
@@ -262,13 +279,15 @@ def explore_run(committee, atoms, temperature, steps, stride, timestep, friction
             except HpcnnpError as exc:            # the engine rejected a structure
                 ended = f"after step {step}: {exc}"
                 frames.append({"frame": len(frames), "step": step + stride,
-                               "temperature": float("nan"), "sigma_f": float("nan"),
+                               "temperature": float("nan"), "d_min": float("nan"),
+                               "sigma_f": float("nan"),
                                "sigma_e": float("nan"), "n_warnings": 0,
                                "energy": float("nan"), "status": "failed",
                                "stored": False})
                 break
             step += stride
-    info = {"name": atoms.info.get("name", ""), "temperature": float(temperature),
+    info = {"name": atoms.info.get("name", ""), "variant": atoms.info.get("variant", ""),
+            "temperature": float(temperature),
             "n_atoms": len(atoms), "steps": int(steps), "stride": int(stride),
             "ended": ended, "frames": frames, "trajectory": h5.name}
     tmp = marker.with_suffix(".json.tmp")

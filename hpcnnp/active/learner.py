@@ -47,12 +47,14 @@ from pathlib import Path
 import numpy as np
 
 from hpcnnp.active import record as rec
-from hpcnnp.active.committee import load_committee, prepare_member, train_member
+from hpcnnp.active.committee import (committee_disagreement, load_committee, prepare_member,
+                                     train_member)
 from hpcnnp.active.config import ActiveConfig, load_config
 from hpcnnp.active.dispatch import Dispatcher
 from hpcnnp.active.explore import explore_run, read_run_frames, starting_structures
 from hpcnnp.active.labeling import label_batch_to_file
-from hpcnnp.active.selection import diversity_filter, select_frames, structure_fingerprint
+from hpcnnp.active.selection import (diversity_filter, draw_test_frames, failure_precursors,
+                                     select_frames, structure_fingerprint)
 from hpcnnp.errors import HpcnnpError
 
 __all__ = ["ActiveLearner", "ActiveInterrupted", "STEPS", "MARKER"]
@@ -64,7 +66,7 @@ MARKER = "done.json"
 #: seed offset between iterations (random_seed of member k in iteration n: seed + k + 1000 n)
 SEED_STRIDE = 1000
 _FRAME_COLUMNS = ("run", "name", "temperature", "frame", "step", "sigma_f", "sigma_e",
-                  "n_warnings", "energy", "status")
+                  "n_warnings", "energy", "d_min", "n_atoms", "status")
 
 
 class ActiveInterrupted(HpcnnpError):
@@ -80,6 +82,25 @@ def _mean_errors(members):
             if vals:
                 out[f"{prop}_{split}"] = float(np.mean(vals))
     return out
+
+
+def _float(value):
+    """A CSV cell as float (empty or missing: NaN)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _warning_rate(rows):
+    """Extrapolation warnings of member 0 per atom and evaluated frame (frames.csv
+    rows); n2p2 counts one warning per atom and symmetry function out of range."""
+    n_warn = sum(int(float(r["n_warnings"] or 0)) for r in rows if r["status"] == "ok")
+    atom_frames = sum(int(float(r["n_atoms"] or 0)) for r in rows if r["status"] == "ok")
+    return {"total": n_warn, "atom_frames": atom_frames,
+            "rate": n_warn / atom_frames if atom_frames else 0.0,
+            "frames_with_warnings": sum(1 for r in rows if r["status"] == "ok"
+                                        and int(float(r["n_warnings"] or 0)) > 0)}
 
 
 def _finite_mean(values):
@@ -168,6 +189,14 @@ class ActiveLearner:
             self.stream.write(text + "\n")
             self.stream.flush()
 
+    def progress(self, label, unit):
+        """A progress reporter for one step's tasks (lines with rate and ETA, and
+        events for ``hpcnnp run``); silent when the learner is quiet."""
+        from hpcnnp.progress import Progress
+
+        return Progress(f"active {label}", unit=unit, interval=5.0,
+                        out=self.stream if self.stream is not None else False)
+
     # --------------------------------------------------------------- plumbing
     @property
     def dispatcher(self):
@@ -233,13 +262,16 @@ class ActiveLearner:
                                old_weights=None if warm_from is None else warm_from[k])
             members.append(member)
         infos = self.dispatcher.map(train_member, [
-            {"folder": str(m), "data": str(data), "scaling": str(scaling)} for m in members])
+            {"folder": str(m), "data": str(data), "scaling": str(scaling)} for m in members],
+            progress=self.progress(f"iteration {iteration}: committee training",
+                                   "members"))
         for info in infos:
             info.pop("skipped", None)
             info["folder"] = self._relative(info["folder"])
         n_data = _count_structures(data)
         return {"members": infos, "mean_errors": _mean_errors(infos), "n_data": n_data,
-                "committee": self._relative(folder / "committee")}
+                "committee": self._relative(folder / "committee"),
+                "test_by_class": test_errors_by_class(members[0])}
 
     def _relative(self, path):
         """Path relative to workdir (records stay valid when the campaign moves)."""
@@ -290,30 +322,92 @@ class ActiveLearner:
                               "seed": [c["exploration.seed"], n, r],
                               "output": str(folder / f"run_{r:03d}"),
                               "min_distance": c["exploration.min_distance"]})
-        runs = self.dispatcher.map(explore_run, tasks)
+        runs = self.dispatcher.map(explore_run, tasks,
+                                   progress=self.progress(f"iteration {n}: exploration",
+                                                          "runs"))
         rows = []
         for r, info in enumerate(runs):
             for fr in info["frames"]:
                 rows.append({"run": r, "name": info["name"], "temperature": info["temperature"],
-                             **{k: fr[k] for k in _FRAME_COLUMNS[3:]}})
-        _write_rows(folder / "frames.csv", _FRAME_COLUMNS, rows)
-        return {"runs": [{"run": r, "name": i["name"], "temperature": i["temperature"],
+                             "n_atoms": info.get("n_atoms", ""),
+                             **{k: fr.get(k, float("nan")) for k in _FRAME_COLUMNS[3:]
+                                if k != "n_atoms"},
+                             "stored": int(fr.get("stored", True))})
+        _write_rows(folder / "frames.csv", _FRAME_COLUMNS + ("stored",), rows)
+        return {"runs": [{"run": r, "name": i["name"], "variant": i.get("variant", ""),
+                          "temperature": i["temperature"], "n_atoms": i.get("n_atoms"),
                           "frames": len(i["frames"]), "ended": i["ended"]}
                          for r, i in enumerate(runs)],
                 "explored": len(rows)}
 
+    def _test_counts(self, n):
+        """structure class -> held-out test frames drawn in iterations before n."""
+        counts = {}
+        for k in range(n):
+            path = self.step_dir(k, "select") / "selected.json"
+            if path.is_file():
+                for s in rec.read_json(path):
+                    if s.get("purpose") == "test":
+                        counts[s["name"]] = counts.get(s["name"], 0) + 1
+        return counts
+
     def step_select(self, n, folder):
+        """Test draw, trust band, failure precursors, diversity filter -> selected.json.
+
+        1. Held-out test frames: ``test.per_class`` per structure class in total, drawn
+           uniformly from the stored, evaluated frames (never by σ_F) and excluded
+           from everything below.
+        2. Candidates: trust-band candidates (σ_low ≤ σ_F < σ_high, or extrapolation
+           warnings), and -- exploration that fails is data -- frames with
+           σ_F ≥ σ_high whose shortest distance is still ≥ ``selection.failure_floor``,
+           and the last ``selection.failure_frames`` frames before a run failed.
+        3. Failure precursors are always labelled; the other candidates go through the
+           diversity filter up to ``selection.max_select`` in total.
+        """
         c = self.cfg
         rows = _read_rows(self.step_dir(n, "explore") / "frames.csv")
-        sigma = np.array([float(r["sigma_f"]) for r in rows])
-        warn = np.array([int(r["n_warnings"]) for r in rows])
-        failed = np.array([r["status"] != "ok" for r in rows])
+        sigma = np.array([_float(r["sigma_f"]) for r in rows])
+        warn = np.array([int(float(r["n_warnings"] or 0)) for r in rows])
+        dmin = np.array([_float(r.get("d_min")) for r in rows])
+        ok = np.array([r["status"] == "ok" for r in rows])
+        stored = np.array([int(r.get("stored", 1) or 0) == 1 for r in rows])
         sel = select_frames(sigma, warn, sigma_low=c["selection.sigma_low"],
                             sigma_high=c["selection.sigma_high"],
-                            extrapolation=c["selection.extrapolation"], failed=failed)
-        cand = sel["candidate"]
-        picked = []
-        if len(cand):
+                            extrapolation=c["selection.extrapolation"], failed=~ok)
+        # 1. held-out test frames (random per class)
+        groups = {}
+        for i, r in enumerate(rows):
+            if ok[i] and stored[i]:
+                groups.setdefault(r["name"], []).append(i)
+        tests = draw_test_frames(groups, c["test.per_class"], self._test_counts(n),
+                                 seed=[c["test.seed"], n])
+        test_idx = {i for idx in tests.values() for i in idx}
+        # 2. candidates and why
+        floor = c["selection.failure_floor"]
+        reason = {}
+        for i in sel["candidate"]:
+            reason[int(i)] = "extrapolation" if sigma[i] < c["selection.sigma_low"] \
+                else "disagreement"
+        if c["selection.label_high"]:
+            for i in sel["failed"]:
+                if ok[i] and stored[i] and np.isfinite(sigma[i]) and dmin[i] >= floor:
+                    reason[int(i)] = "high disagreement"
+        forced = []
+        by_run = {}
+        for i, r in enumerate(rows):
+            by_run.setdefault(int(r["run"]), []).append(i)
+        for run, idx in sorted(by_run.items()):
+            frames = [{"status": rows[i]["status"], "stored": stored[i], "d_min": dmin[i]}
+                      for i in idx]
+            for k in failure_precursors(frames, floor, c["selection.failure_frames"]):
+                forced.append(idx[k])
+                reason[idx[k]] = "failure precursor"
+        forced = [i for i in dict.fromkeys(forced) if i not in test_idx]
+        cand = np.array(sorted(i for i in reason if i not in test_idx and i not in forced),
+                        dtype=int)
+        picked = list(forced[:c["selection.max_select"]])
+        room = c["selection.max_select"] - len(picked)
+        if len(cand) and room > 0:
             pot = self._potentials_of(n)[0]
             frames = self._frames(n, [rows[i] for i in cand])
             fps = np.array([structure_fingerprint(pot, a) for a in frames])
@@ -323,26 +417,41 @@ class ActiveLearner:
                 reference = np.array([structure_fingerprint(pot, a)
                                       for a in n2p2.read_data(self.data_path(n))])
             order = diversity_filter(fps, min_distance=c["selection.min_distance"],
-                                     max_select=c["selection.max_select"],
-                                     reference=reference, priority=sigma[cand])
-            picked = [int(cand[k]) for k in order]
+                                     max_select=room, reference=reference,
+                                     priority=np.nan_to_num(sigma[cand], nan=np.inf))
+            picked += [int(cand[k]) for k in order]
         chosen = set(picked)
-        out_rows = [dict(r, **{"class": sel["classes"][i], "selected": int(i in chosen)})
+        out_rows = [dict(r, **{"class": sel["classes"][i], "selected": int(i in chosen),
+                               "test": int(i in test_idx)})
                     for i, r in enumerate(rows)]
-        _write_rows(folder / "frames.csv", _FRAME_COLUMNS + ("class", "selected"), out_rows)
-        selected = [{"index": i, "run": int(rows[i]["run"]), "frame": int(rows[i]["frame"]),
-                     "sigma_f": float(rows[i]["sigma_f"])} for i in picked]
+        _write_rows(folder / "frames.csv", _FRAME_COLUMNS + ("stored", "class", "selected",
+                                                             "test"), out_rows)
+
+        def entry(i, purpose, why):
+            return {"index": i, "run": int(rows[i]["run"]), "frame": int(rows[i]["frame"]),
+                    "name": rows[i]["name"], "temperature": _float(rows[i]["temperature"]),
+                    "sigma_f": _float(rows[i]["sigma_f"]), "n_warnings": int(warn[i]),
+                    "d_min": _float(rows[i].get("d_min")), "purpose": purpose,
+                    "reason": why}
+        selected = [entry(i, "train", reason[i]) for i in picked]
+        selected += [entry(i, "test", "random draw per class") for i in sorted(test_idx)]
         rec.write_json(folder / "selected.json", selected)
         counts = {k: int(len(sel[k])) for k in ("accurate", "candidate", "failed")}
         counts["explored"] = len(rows)
         counts["selected"] = len(picked)
-        return {"counts": counts,
+        counts["test_drawn"] = len(test_idx)
+        reasons = {}
+        for i in picked:
+            reasons[reason[i]] = reasons.get(reason[i], 0) + 1
+        finite = sigma[np.isfinite(sigma)]
+        return {"counts": counts, "reasons": reasons,
                 "fraction_accurate": counts["accurate"] / max(1, len(rows)),
+                "warnings": _warning_rate(rows),
                 "sigma_f": {"mean": _finite_mean(sigma),
-                            "median": (float(np.median(sigma[np.isfinite(sigma)]))
-                                       if np.isfinite(sigma).any() else None),
-                            "max": (float(np.max(sigma[np.isfinite(sigma)]))
-                                    if np.isfinite(sigma).any() else None)},
+                            "median": float(np.median(finite)) if finite.size else None,
+                            "p90": float(np.percentile(finite, 90)) if finite.size else None,
+                            "max": float(finite.max()) if finite.size else None,
+                            "values": [float(x) for x in finite]},
                 "histogram": rec.sigma_histogram(sigma, c["selection.sigma_low"],
                                                  c["selection.sigma_high"])}
 
@@ -356,31 +465,80 @@ class ActiveLearner:
         for run, items in by_run.items():
             images = read_run_frames(explore / f"run_{run:03d}", [f for _, f in items])
             for (k, f), atoms in zip(items, images):
+                name, T = atoms.info["name"], float(atoms.info["temperature"])
                 atoms.info["id"] = f"iteration_{n:03d}/run_{run:03d}/frame_{f}"
-                atoms.info["comment"] = (f"hpcnnp active iteration {n} run {run} frame {f} "
-                                         f"{atoms.info['name']} T={atoms.info['temperature']:g}K")
+                # "<class> | T=<K>K | ..." is the data set's comment form: the class of
+                # the frame is its starting structure's name (hpcnnp.validation.classes)
+                atoms.info["comment"] = (f"{name} | T={T:g}K | hpcnnp active iteration {n} "
+                                         f"run {run} frame {f}")
+                atoms.info["structure_class"] = name
                 out[k] = atoms
         return out
 
     def step_label(self, n, folder):
+        """Label the selected and the test frames (Parsl batches) -> labelled.data
+        (``set=train``/``set=test`` tags) and, with ``dataset``, the HDF5 data set
+        with each label's provenance."""
         c = self.cfg
         selected = rec.read_json(self.step_dir(n, "select") / "selected.json")
         frames = self._frames(n, [{"run": s["run"], "frame": s["frame"]} for s in selected])
+        for atoms, s in zip(frames, selected):
+            atoms.info["set"] = s["purpose"]
         size = c["labeler.batch"]
         tasks = [{"name": c["labeler.name"], "options": c["labeler.options"],
                   "frames": frames[b:b + size], "output": str(folder / f"batch_{b // size:03d}")}
                  for b in range(0, len(frames), size)]
-        infos = self.dispatcher.map(label_batch_to_file, tasks)
+        infos = self.dispatcher.map(label_batch_to_file, tasks,
+                                    progress=self.progress(f"iteration {n}: labelling",
+                                                           "batches"))
         failures = [f for info in infos for f in info["failures"]]
-        parts = [Path(t["output"]).with_suffix(".data").read_text() for t in tasks]
-        tmp = folder / "labelled.data.tmp"
-        tmp.write_text("".join(parts))
-        os.replace(tmp, folder / "labelled.data")
-        rec.write_json(folder / "failures.json", failures)
+        from hpcnnp.io import n2p2
+        by_id = {a.info["id"]: (a, s) for a, s in zip(frames, selected)}
+        labelled, rejected = [], []
+        fmax = c["labeler.max_force"]
+        for t, info in zip(tasks, infos):
+            out = Path(t["output"]).with_suffix(".data")
+            images = n2p2.read_data(out) if info["labelled"] else []
+            for frame_id, a in zip(info["labelled"], images):
+                frame, s = by_id[frame_id]
+                f = float(np.abs(a.get_forces()).max())
+                if fmax is not None and f > fmax:
+                    rejected.append({"id": frame.info["id"], "max_force": f})
+                    continue
+                a.info = {"comment": frame.info["comment"], "set": s["purpose"]}
+                labelled.append((a, frame, s))
+        n2p2.write_data(folder / "labelled.data", [a for a, _, _ in labelled])
+        if c["dataset"]:
+            self._append_dataset(n, labelled)
+        rec.write_json(folder / "failures.json", failures + [
+            {"id": r["id"], "error": f"rejected: teacher max |F| {r['max_force']:.1f} eV/Å "
+             f"> labeler.max_force"} for r in rejected])
         for f in failures:
             self.log(f"iteration {n}: labelling {f['id']} failed: {f['error']}")
-        return {"labelled": sum(len(i["labelled"]) for i in infos), "failed": len(failures),
+        n_test = sum(1 for _, _, s in labelled if s["purpose"] == "test")
+        return {"labelled": len(labelled) - n_test, "labelled_test": n_test,
+                "failed": len(failures), "rejected": len(rejected),
                 "labeler": _labeler_provenance(c["labeler.name"], c["labeler.options"])}
+
+    def _append_dataset(self, n, labelled):
+        """Append labels to the HDF5 data set with their provenance."""
+        from hpcnnp.io.dataset import Dataset, Record
+
+        labeler = _labeler_provenance(self.cfg["labeler.name"], self.cfg["labeler.options"])
+        records = []
+        for a, frame, s in labelled:
+            prov = {"source": "active learning", "iteration": n, "run": s["run"],
+                    "frame": s["frame"], "step": frame.info.get("step"),
+                    "structure": s["name"], "selection": s["reason"],
+                    "set": s["purpose"], "sigma_f": s["sigma_f"],
+                    "n_warnings": s["n_warnings"], "d_min": s["d_min"],
+                    "committee": self._relative(self.committee_dirs(n)[0].parent),
+                    "task": f"active/{n:03d}/{s['run']:03d}"}
+            records.append(Record.from_atoms(a, structure_class=s["name"],
+                                             temperature=s["temperature"],
+                                             labeler=labeler, provenance=prov))
+        with Dataset(self.cfg["dataset"], "a") as ds:
+            ds.append(records, where=f"active iteration {n}")
 
     def step_retrain(self, n, folder):
         data = folder / "input.data"
@@ -393,10 +551,9 @@ class ActiveLearner:
         summary = self._train_committee(folder, data, n + 1, warm_from=warm)
         # the explored frames as the retrained committee sees them
         rows = _read_rows(self.step_dir(n, "select") / "frames.csv")
-        ok = [r for r in rows if r["status"] == "ok"]
+        ok = [r for r in rows if r["status"] == "ok" and int(r.get("stored", 1) or 0)]
         new = load_committee([folder / "committee" / f"member_{k}"
                               for k in range(self.cfg["committee.size"])])
-        from hpcnnp.active.committee import committee_disagreement
         after = []
         for atoms in self._frames(n, ok):
             try:
@@ -419,13 +576,25 @@ class ActiveLearner:
         return summary
 
     # ------------------------------------------------------------------- loop
-    def _stop_rule(self, select):
+    def _stop_rule(self, n, explore, select):
+        """Why the campaign stops after exploring in iteration n (None: go on).
+
+        Converged means, measured on this iteration's exploration: at least
+        ``stop.min_iterations`` iterations, a fraction ≥ ``stop.accurate_fraction``
+        of the explored frames below σ_low, every run finished
+        (``stop.finished_runs``) and at most ``stop.max_warning_rate`` extrapolation
+        warnings per atom and evaluated frame.
+        """
         c = self.cfg
-        if select["fraction_accurate"] >= c["stop.accurate_fraction"]:
+        failed_runs = sum(1 for r in explore["runs"] if r["ended"])
+        rate = select["warnings"]["rate"]
+        if (n + 1 >= c["stop.min_iterations"]
+                and select["fraction_accurate"] >= c["stop.accurate_fraction"]
+                and (failed_runs == 0 or not c["stop.finished_runs"])
+                and (c["stop.max_warning_rate"] is None
+                     or rate <= c["stop.max_warning_rate"])):
             return "converged"
-        if select["counts"]["candidate"] == 0:
-            return "no candidates"
-        if select["counts"]["selected"] == 0:
+        if n + 1 >= c["stop.min_iterations"] and select["counts"]["selected"] == 0:
             return "no new frames"
         return None
 
@@ -440,10 +609,12 @@ class ActiveLearner:
             steps["train"] = rec.read_json(self.step_dir(n - 1, "retrain") / MARKER)
         steps["explore"] = self._step(n, "explore", lambda d: self.step_explore(n, d))
         steps["select"] = self._step(n, "select", lambda d: self.step_select(n, d))
-        stop = self._stop_rule(steps["select"])
-        if stop is None:
+        stop = self._stop_rule(n, steps["explore"], steps["select"])
+        # the test frames of a converged iteration are labelled too: they are the
+        # unbiased sample of what the final potential meets in MD
+        if stop is None or steps["select"]["counts"]["test_drawn"]:
             steps["label"] = self._step(n, "label", lambda d: self.step_label(n, d))
-            if steps["label"]["labelled"] == 0:
+            if stop is None and steps["label"]["labelled"] == 0:
                 stop = "labelling failed"
         if stop is None:
             steps["retrain"] = self._step(n, "retrain", lambda d: self.step_retrain(n, d))
@@ -455,20 +626,26 @@ class ActiveLearner:
         counts = dict(sel["counts"])
         label = steps.get("label") or {"labelled": 0, "failed": 0}
         counts["labelled"] = label["labelled"]
-        counts["label_failed"] = label["failed"]
+        counts["labelled_test"] = label.get("labelled_test", 0)
+        counts["label_failed"] = label["failed"] + label.get("rejected", 0)
         retrain = steps.get("retrain")
+        runs = steps["explore"]["runs"]
         r = {"iteration": n, "counts": counts, "fraction_accurate": sel["fraction_accurate"],
-             "sigma_f": sel["sigma_f"], "histogram": sel["histogram"],
+             "sigma_f": {k: v for k, v in sel["sigma_f"].items() if k != "values"},
+             "histogram": sel["histogram"], "reasons": sel.get("reasons", {}),
+             "warnings": sel.get("warnings"),
+             "runs_failed": sum(1 for x in runs if x["ended"]),
              "thresholds": {"sigma_low": c["selection.sigma_low"],
                             "sigma_high": c["selection.sigma_high"]},
-             "committee": {k: steps["train"][k] for k in ("committee", "members",
-                                                           "mean_errors")},
+             "committee": {k: steps["train"].get(k) for k in ("committee", "members",
+                                                               "mean_errors", "test_by_class")},
              "retrained": None if retrain is None else {
-                 k: retrain[k] for k in ("committee", "members", "mean_errors")},
+                 k: retrain.get(k) for k in ("committee", "members", "mean_errors",
+                                             "test_by_class")},
              "reevaluation": None if retrain is None else retrain["reevaluation"],
              "data": {"before": steps["train"]["n_data"],
                       "after": None if retrain is None else retrain["n_data"]},
-             "runs": steps["explore"]["runs"],
+             "runs": runs,
              "labeler": (steps.get("label") or {}).get("labeler"),
              "elapsed": {k: v.get("elapsed") for k, v in steps.items()
                          if not (k == "train" and n > 0)},
@@ -478,15 +655,18 @@ class ActiveLearner:
         if retrain is not None:
             rows = _read_rows(self.step_dir(n, "retrain") / "reevaluation.csv")
             sigma_after = [float(x["sigma_f_after"]) for x in rows]
-        try:
-            rec.plot_histogram(folder / "sigma-histogram.png", r, sigma_after)
-        except ImportError:                 # pragma: no cover - matplotlib is a dependency
-            pass
+        rec.write_json(folder / "sigma.json", {"explored": sel["sigma_f"].get("values", []),
+                                               "retrained": sigma_after})
+        rec.plot_histogram(folder / "sigma-histogram.png", r, sigma_after)
         rec.write_json(folder / "record.json", r)
+        w = r["warnings"] or {}
         self.log(f"iteration {n}: {counts['explored']} frames explored, "
                  f"{counts['accurate']} accurate ({r['fraction_accurate']:.1%}), "
                  f"{counts['candidate']} candidates, {counts['failed']} failed, "
-                 f"{counts['selected']} selected, {counts['labelled']} labelled"
+                 f"{r['runs_failed']} of {len(runs)} runs failed, "
+                 f"{w.get('rate', 0):.2g} warnings per atom-frame, "
+                 f"{counts['selected']} selected, {counts['labelled']} labelled "
+                 f"(+{counts['labelled_test']} test)"
                  + (f"; σ_F mean {r['reevaluation']['sigma_f_mean_before']:.4g} -> "
                     f"{r['reevaluation']['sigma_f_mean_after']:.4g} eV/Å after retraining"
                     if r["reevaluation"] and r["reevaluation"]["sigma_f_mean_after"]
@@ -503,7 +683,11 @@ class ActiveLearner:
             final = None
         rec.write_csv(self.workdir / "active-learning.csv", records)
         if records:
-            rec.plot_summary(self.workdir / "active-learning.png", records)
+            sigma = []
+            for r in records:
+                f = self.iteration_dir(r["iteration"]) / "sigma.json"
+                sigma.append(rec.read_json(f)["explored"] if f.is_file() else [])
+            rec.plot_summary(self.workdir / "active-learning.png", records, sigma)
         summary = {"status": status, "iterations": len(records),
                    "final_committee": final,
                    "final_potential": None if final is None else str(Path(final) / "member_0"),
@@ -539,6 +723,38 @@ class ActiveLearner:
             return summary
         finally:
             self.close()
+
+
+def test_errors_by_class(member):
+    """Errors of a trained member on its held-out test structures, per class.
+
+    Parameters
+    ----------
+    member : path
+        A trained member folder (its ``test.data`` holds the structures tagged
+        ``set=test`` and those the random split put there).
+
+    Returns
+    -------
+    dict
+        structure class -> ``{"structures", "energy_rmse" (eV/atom), "force_rmse"
+        (eV/Å)}``; the class ``all`` for everything; empty without test data.
+    """
+    from hpcnnp.potential import Potential
+    from hpcnnp.validation.dataset import ALL, evaluate_dataset
+    from hpcnnp.validation.metrics import rmse
+
+    path = Path(member) / "test.data"
+    if not path.is_file() or _count_structures(path) == 0:
+        return {}
+    res = evaluate_dataset(Potential.from_n2p2(member), path, "test")
+    out = {}
+    for cls in [ALL] + res.class_names():
+        s, _ = res.select(cls)
+        out[cls] = {"structures": int(s.sum()),
+                    "energy_rmse": float(rmse(*res.energy_per_atom(cls))),
+                    "force_rmse": float(rmse(*res.forces(cls)))}
+    return out
 
 
 def _labeler_provenance(name, options):

@@ -27,6 +27,11 @@ import numpy as np
 __all__ = ["write_json", "read_json", "sigma_histogram", "CSV_COLUMNS", "write_csv",
            "plot_histogram", "plot_summary"]
 
+def _test(r, cls, prop):
+    """Test RMSE of class ``cls`` of the committee that explored in iteration r."""
+    return ((r["committee"].get("test_by_class") or {}).get(cls) or {}).get(prop)
+
+
 #: columns of active-learning.csv: name -> function(record) -> value
 CSV_COLUMNS = {
     "iteration": lambda r: r["iteration"],
@@ -34,21 +39,24 @@ CSV_COLUMNS = {
     "accurate": lambda r: r["counts"]["accurate"],
     "candidate": lambda r: r["counts"]["candidate"],
     "failed": lambda r: r["counts"]["failed"],
+    "runs": lambda r: len(r.get("runs", [])),
+    "runs_failed": lambda r: r.get("runs_failed"),
     "selected": lambda r: r["counts"]["selected"],
     "labelled": lambda r: r["counts"]["labelled"],
+    "labelled_test": lambda r: r["counts"].get("labelled_test"),
     "label_failed": lambda r: r["counts"]["label_failed"],
     "fraction_accurate": lambda r: r["fraction_accurate"],
+    "warnings_per_atom_frame": lambda r: (r.get("warnings") or {}).get("rate"),
     "sigma_f_mean": lambda r: r["sigma_f"]["mean"],
     "sigma_f_median": lambda r: r["sigma_f"]["median"],
     "sigma_f_max": lambda r: r["sigma_f"]["max"],
-    "energy_rmse_test": lambda r: r["committee"]["mean_errors"].get("energy_test"),
-    "force_rmse_test": lambda r: r["committee"]["mean_errors"].get("force_test"),
+    "energy_rmse_test": lambda r: _test(r, "all", "energy_rmse"),
+    "force_rmse_test": lambda r: _test(r, "all", "force_rmse"),
     "sigma_f_mean_retrained": lambda r: (r.get("reevaluation") or {}).get("sigma_f_mean_after"),
     "n_data": lambda r: r["data"]["before"],
     "n_data_after": lambda r: r["data"].get("after"),
     "stop": lambda r: r.get("stop") or "",
 }
-
 
 def write_json(path, obj):
     """Write JSON atomically (temporary file + rename)."""
@@ -111,20 +119,19 @@ def write_csv(path, records):
     os.replace(tmp, path)
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+def _figure(**kw):
+    """A matplotlib Figure on the Agg canvas (no pyplot, no global state)."""
+    from matplotlib.figure import Figure
+    return Figure(**kw)
 
 
 def plot_histogram(path, record, sigma_after=None):
     """σ_F histogram of one iteration (and, if given, of the same frames as seen by
     the retrained committee) with the trust band."""
-    plt = _pyplot()
     h = record["histogram"]
     edges = np.asarray(h["edges"])
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = _figure(figsize=(6, 4))
+    ax = fig.add_subplot()
     ax.stairs(h["counts"], edges, fill=True, alpha=0.5,
               label=f"committee of iteration {record['iteration']}")
     if sigma_after is not None:
@@ -143,46 +150,59 @@ def plot_histogram(path, record, sigma_after=None):
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
-def plot_summary(path, records):
-    """Fraction of accurate frames, counts, mean σ_F and test errors over iterations."""
-    plt = _pyplot()
+def plot_summary(path, records, sigma=None):
+    """The convergence of a campaign over iterations, four panels: the σ_F
+    distribution of the explored frames (box: quartiles, whiskers 5-95 %, with the
+    trust band), the fraction of accurate frames and the warning rate, the test
+    force RMSE per structure class, and the test energy RMSE per class.
+
+    ``sigma``: per record the σ_F values of its explored frames (``sigma.json``);
+    without them the box panel shows mean and median only.
+    """
     it = [r["iteration"] for r in records]
-    fig, axes = plt.subplots(2, 2, figsize=(9, 6.5))
+    fig = _figure(figsize=(11, 7.5))
+    axes = fig.subplots(2, 2)
     ax = axes[0, 0]
-    ax.plot(it, [r["fraction_accurate"] for r in records], "o-")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_ylabel("fraction accurate")
+    if sigma and any(len(v) for v in sigma):
+        data = [np.asarray(v, float) if len(v) else np.array([np.nan]) for v in sigma]
+        ax.boxplot(data, positions=it, whis=(5, 95), showfliers=False, widths=0.5)
+    ax.plot(it, [r["sigma_f"]["median"] for r in records], "o", ms=4, label="median")
+    band = records[-1]["thresholds"]
+    ax.axhspan(band["sigma_low"], band["sigma_high"], color="tab:orange", alpha=0.15,
+               label="candidate band")
+    ax.set_yscale("log")
+    ax.set_ylabel("σ_F of explored frames (eV/Å)")
+    ax.legend(fontsize=8)
     ax = axes[0, 1]
-    for key in ("candidate", "failed", "selected", "labelled"):
-        ax.plot(it, [r["counts"][key] for r in records], "o-", label=key)
-    ax.set_ylabel("frames")
-    ax.legend(fontsize=8)
-    ax = axes[1, 0]
-    ax.plot(it, [r["sigma_f"]["mean"] for r in records], "o-", label="explored frames")
-    after = [(r["iteration"], r["reevaluation"]["sigma_f_mean_after"]) for r in records
-             if r.get("reevaluation")]
-    if after:
-        ax.plot(*zip(*after), "s--", label="same frames, retrained committee")
-    ax.set_yscale("log")
-    ax.set_ylabel("mean σ_F (eV/Å)")
-    ax.legend(fontsize=8)
-    ax = axes[1, 1]
-    for key, label in (("force_test", "force RMSE test (eV/Å)"),
-                       ("energy_test", "energy RMSE test (eV/atom)")):
-        vals = [r["committee"]["mean_errors"].get(key) for r in records]
-        if any(v is not None for v in vals):
-            ax.plot(it, [np.nan if v is None else v for v in vals], "o-", label=label)
-    ax.set_yscale("log")
-    ax.set_ylabel("committee mean error")
-    ax.legend(fontsize=8)
+    ax.plot(it, [r["fraction_accurate"] for r in records], "o-", label="fraction accurate")
+    ax.plot(it, [r.get("runs_failed", 0) / max(1, len(r.get("runs", []))) for r in records],
+            "s--", label="fraction of runs failed")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("fraction")
+    ax2 = ax.twinx()
+    ax2.plot(it, [(r.get("warnings") or {}).get("rate", np.nan) for r in records], "^:",
+             color="tab:red", label="warnings / atom-frame")
+    ax2.set_ylabel("extrapolation warnings per atom and frame", color="tab:red")
+    lines = ax.get_legend_handles_labels()
+    more = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="center right")
+    classes = sorted({c for r in records for c in (r["committee"].get("test_by_class") or {})})
+    for ax, prop, unit, scale in ((axes[1, 0], "force_rmse", "eV/Å", 1.0),
+                                  (axes[1, 1], "energy_rmse", "meV/atom", 1e3)):
+        for cls in classes:
+            vals = [_test(r, cls, prop) for r in records]
+            vals = [np.nan if v is None else v * scale for v in vals]
+            style = dict(lw=2.5, color="k") if cls == "all" else dict(lw=1)
+            ax.plot(it, vals, "o-", label=cls, **style)
+        ax.set_ylabel(f"test {prop.split('_')[0]} RMSE ({unit}), committee member 0")
+        if classes:
+            ax.legend(fontsize=7, ncol=2)
     for a in axes.ravel():
         a.set_xlabel("iteration")
         a.set_xticks(it)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

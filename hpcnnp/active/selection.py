@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["FRAME_CLASSES", "select_frames", "structure_fingerprint", "fingerprint_distance",
-           "diversity_filter"]
+           "diversity_filter", "draw_test_frames", "failure_precursors"]
 
 #: classes of explored frames, in the order of the trust band
 FRAME_CLASSES = ("accurate", "candidate", "failed")
@@ -174,3 +174,77 @@ def diversity_filter(fingerprints, min_distance=0.0, max_select=None, reference=
         available[k] = False
         d_min = np.minimum(d_min, fingerprint_distance(X, X[k])[:, 0])
     return picked
+
+
+def draw_test_frames(groups, per_class, have=None, seed=0):
+    """Held-out test frames: a uniform random draw per structure class.
+
+    The test set must describe the configurations MD visits, not the ones the
+    committee finds hard, so test frames are drawn at random (never by σ_F)
+    *before* the selection, and the frames drawn are excluded from it: a test
+    frame is never used for selection or training.
+
+    Parameters
+    ----------
+    groups : dict
+        structure class -> indices of the frames of that class that may be drawn.
+    per_class : int
+        Test frames wanted per class in total.
+    have : dict, optional
+        structure class -> test frames already in the test set (earlier
+        iterations); a class draws ``per_class - have[class]`` more.
+    seed : int or sequence of int
+        Seed of the draw.
+
+    Returns
+    -------
+    dict
+        structure class -> sorted list of drawn indices.
+    """
+    have = have or {}
+    rng = np.random.default_rng(seed)
+    out = {}
+    for cls in sorted(groups):
+        want = max(0, int(per_class) - int(have.get(cls, 0)))
+        pool = np.asarray(sorted(groups[cls]), dtype=int)
+        if want and pool.size:
+            pick = rng.choice(pool, size=min(want, pool.size), replace=False)
+            out[cls] = sorted(int(i) for i in pick)
+    return out
+
+
+def failure_precursors(frames, min_distance_floor, count=2):
+    """Frames of a failed exploration run that are worth labelling.
+
+    A run that collapsed (atoms too close, the engine gave up) shows where the
+    potential has no repulsive wall; the last stored frames *before* the failure
+    still have physical geometries, and their reference forces teach the network
+    the wall.  Frames whose shortest interatomic distance is below
+    ``min_distance_floor`` are skipped: there the reference itself is unreliable.
+
+    Parameters
+    ----------
+    frames : list of dict
+        The run's frames in order, each with ``status`` ("ok"/"failed"), ``stored``
+        (bool) and ``d_min`` (Å, shortest interatomic distance; NaN if unknown).
+    min_distance_floor : float, Å
+    count : int
+        How many frames before the failure.
+
+    Returns
+    -------
+    list of int
+        Positions in ``frames`` (at most ``count``), latest first.
+    """
+    failed = [k for k, f in enumerate(frames) if f.get("status") != "ok"]
+    if not failed:
+        return []
+    out = []
+    for k in range(failed[0], -1, -1):
+        f = frames[k]
+        d = f.get("d_min", float("nan"))
+        if f.get("stored", True) and np.isfinite(d) and d >= min_distance_floor:
+            out.append(k)
+            if len(out) == count:
+                break
+    return out

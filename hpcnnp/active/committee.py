@@ -141,7 +141,7 @@ def inputs_hash(*paths):
 
 
 def prepare_member(folder, template, seed, test_fraction=None, epochs=None,
-                   old_weights=None):
+                   old_weights=None, scaling=None):
     """Write ``folder/input.nn`` of one committee member.
 
     Parameters
@@ -155,8 +155,12 @@ def prepare_member(folder, template, seed, test_fraction=None, epochs=None,
     test_fraction : float, optional
     epochs : int, optional
     old_weights : path, optional
-        A previous member folder: its ``weights.ZZZ.data`` are copied and
-        ``use_old_weights_short`` is set (warm start).
+        A previous, trained member folder: warm start (``use_old_weights_short``)
+        from its weights, carried over exactly (:func:`transfer_weights`: the new
+        member, before any update, predicts what the old one predicts).
+    scaling : path, optional
+        The ``scaling.data`` the new member trains with (needed with
+        ``old_weights``).
     """
     from hpcnnp.io import n2p2
 
@@ -169,14 +173,106 @@ def prepare_member(folder, template, seed, test_fraction=None, epochs=None,
     if epochs is not None:
         updates["epochs"] = str(int(epochs))
     if old_weights is not None:
-        for el in settings.elements:
-            name = n2p2.weights_filename(el)
-            shutil.copyfile(Path(old_weights) / name, folder / name)
+        if scaling is None:
+            raise HpcnnpError("prepare_member: a warm start needs the new scaling.data")
+        updates.update(transfer_weights(old_weights, folder, scaling, settings))
         updates["use_old_weights_short"] = ""
     elif "use_old_weights_short" in settings:
         updates["use_old_weights_short"] = None
     n2p2.write_settings(folder / "input.nn", settings, updates, comment="hpcnnp active")
     return folder
+
+
+def _scaling_affine(settings, old, new):
+    """Per SF (α, β) with s_old = α s_new + β for one element's scaling rows
+    (columns min, max, mean, sigma), so that W s_old = (α W) s_new + W β."""
+    st = settings.scaling_type
+    smin, smax = settings.scale_min, settings.scale_max
+    if st == "none":
+        return np.ones(len(old)), np.zeros(len(old))
+
+    def factor_and_centre(table):
+        gmin, gmax, gmean, gsig = np.asarray(table, dtype=float).T
+        if st == "center":
+            return np.ones_like(gmin), gmean
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = (smax - smin) / (gsig if st == "scalesigma" else gmax - gmin)
+        return np.where(np.isfinite(f), f, 0.0), gmin if st == "scale" else gmean
+
+    f_old, c_old = factor_and_centre(old)
+    f_new, c_new = factor_and_centre(new)
+    shift = 0.0 if st == "center" else smin
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alpha = np.where(f_new != 0.0, f_old / f_new, 0.0)
+    # s_old = shift + f_old (G - c_old), G = c_new + (s_new - shift)/f_new; an SF without
+    # spread in the new data (f_new = 0) is the constant G = c_new
+    beta = shift + f_old * (c_new - c_old) - alpha * shift
+    return alpha, beta
+
+
+def transfer_weights(old_member, folder, scaling, settings):
+    """Warm start that changes nothing: the old member's weights, re-expressed for the
+    new member's SF scaling and energy normalisation.
+
+    A committee retrained on a grown data set gets a new ``scaling.data`` (the SF
+    ranges of the new data) and, with ``normalize_data_set``, new energy units.
+    Copying the weights alone would change the network's inputs and outputs, so
+    the warm start would begin from a different (worse) potential.  Instead:
+
+    * first layer: with the scaled inputs s_old = α s_new + β (affine per SF, from
+      the two scalings), connections a'_mn = α_m a_mn and biases
+      b'_n = b_n + Σ_m β_m a_mn give exactly the old hidden-layer inputs;
+    * normalisation: the old member's ``mean_energy``/``conv_energy``/``conv_length``
+      are kept (written into the new input.nn, ``normalize_data_set`` removed).
+
+    Parameters
+    ----------
+    old_member : path
+        Trained member folder (input.nn, scaling.data, weights.ZZZ.data).
+    folder : path
+        The new member folder; its weights.ZZZ.data are written.
+    scaling : path
+        The new member's scaling.data.
+    settings : hpcnnp.io.n2p2.Settings
+        The new member's settings (SF list and network shape, as the old one's).
+
+    Returns
+    -------
+    dict
+        input.nn updates (normalisation keywords).
+    """
+    from hpcnnp.io import n2p2
+
+    old_member, folder = Path(old_member), Path(folder)
+    old_settings = n2p2.read_settings(old_member / "input.nn")
+    n_sf = {el: len(v) for el, v in settings.symmetry_functions.items()}
+    n_sf_old = {el: len(v) for el, v in old_settings.symmetry_functions.items()}
+    if n_sf != n_sf_old or old_settings.elements != settings.elements:
+        raise HpcnnpError(f"warm start from {old_member}: its symmetry functions "
+                          f"({n_sf_old}) differ from the new member's ({n_sf})")
+    els = settings.elements
+    old_scaling = n2p2.read_scaling(old_member / "scaling.data", n_sf, els)
+    new_scaling = n2p2.read_scaling(scaling, n_sf, els)
+    for el in els:
+        sizes = settings.layer_sizes(el)
+        if sizes != old_settings.layer_sizes(el):
+            raise HpcnnpError(f"warm start from {old_member}: network of {el} "
+                              f"{old_settings.layer_sizes(el)} != {sizes}")
+        name = n2p2.weights_filename(el)
+        w = n2p2.read_weights(old_member / name, n2p2._n_connections(sizes)).copy()
+        nin, nout = sizes[0], sizes[1]
+        alpha, beta = _scaling_affine(settings, old_scaling[el], new_scaling[el])
+        a = w[:nin * nout].reshape(nin, nout)
+        bias = w[nin * nout:nin * nout + nout] + beta @ a
+        w[:nin * nout] = (alpha[:, None] * a).ravel()
+        w[nin * nout:nin * nout + nout] = bias
+        n2p2.write_weights(folder / name, w, sizes)
+    norm = old_settings.normalization
+    updates = {"normalize_data_set": None} if "normalize_data_set" in settings else {}
+    if norm is not None:
+        for key, value in zip(("mean_energy", "conv_energy", "conv_length"), norm):
+            updates[key] = repr(float(value))
+    return updates
 
 
 def member_done(folder, data, scaling):

@@ -259,7 +259,8 @@ class ActiveLearner:
                                seed=c["committee.seed"] + k + SEED_STRIDE * iteration,
                                test_fraction=c["committee.test_fraction"],
                                epochs=c["committee.epochs"],
-                               old_weights=None if warm_from is None else warm_from[k])
+                               old_weights=None if warm_from is None else warm_from[k],
+                               scaling=scaling)
             members.append(member)
         infos = self.dispatcher.map(train_member, [
             {"folder": str(m), "data": str(data), "scaling": str(scaling)} for m in members],

@@ -102,12 +102,14 @@ def test_active_toy_iteration_lowers_disagreement(toy_campaign):
     from hpcnnp.potential import Potential
     teacher = Potential.from_n2p2(learner.cfg["labeler.options"]["potential"])
     labelled = n2p2.read_data(it / "label" / "labelled.data")
-    assert labelled[0].info["comment"].startswith("hpcnnp active iteration 0 run ")
+    # the data set's comment form "<class> | T=<K>K | ...": the class is the start structure
+    assert labelled[0].info["comment"].split(" | ")[2].startswith("hpcnnp active iteration 0 run ")
+    assert labelled[0].info["set"] == "train"
     np.testing.assert_allclose(labelled[0].get_forces(),
                                teacher.compute(labelled[0]).forces, atol=1e-12)
 
 
-@pytest.mark.parametrize("target, status", [(0.5, "converged"), (1.0, "no candidates")])
+@pytest.mark.parametrize("target, status", [(0.5, "converged"), (1.0, "no new frames")])
 def test_active_stop_rules(toy, toy_cfg, toy_campaign, tmp_path, target, status):
     """With a band that leaves no candidates the campaign stops after selection, and
     the final potential is the committee that explored (the finished train step of
@@ -115,8 +117,10 @@ def test_active_stop_rules(toy, toy_cfg, toy_campaign, tmp_path, target, status)
     workdir, _, _ = toy_campaign
     shutil.copytree(workdir / "iteration_000" / "train", tmp_path / "iteration_000" / "train")
     cfg = toy_cfg(toy, tmp_path, selection={"sigma_low": 1.4, "sigma_high": 1.5,
-                                               "extrapolation": False},
-                     stop={"max_iterations": 3, "accurate_fraction": target})
+                                               "extrapolation": False, "label_high": False,
+                                               "failure_frames": 0},
+                     stop={"max_iterations": 3, "accurate_fraction": target,
+                           "finished_runs": False})
     summary = ActiveLearner(cfg, stream=None).run()
     assert summary["status"] == status and summary["iterations"] == 1
     assert not (tmp_path / "iteration_000" / "label").exists()

@@ -341,3 +341,85 @@ def test_active_evaluate_trajectory_marks_broken_frames(toy):
     assert rows[0]["sigma_f"] == 0.0 and np.isnan(rows[2]["sigma_f"])
     sel = select_frames([r["sigma_f"] for r in rows], sigma_low=0.05, sigma_high=0.35)
     assert sel["failed"].tolist() == [2]
+
+
+def test_warm_start_transfer_is_exact(toy, toy_campaign, tmp_path):
+    """A member warm-started on a grown data set (new scaling.data, new
+    normalisation) predicts, before any update, exactly what the old member does:
+    first-layer weights re-expressed for the new SF scaling, old normalisation kept."""
+    from hpcnnp.active.committee import prepare_member
+    from hpcnnp.descriptors.scaling import run_scaling
+    from hpcnnp.io import n2p2
+    from hpcnnp.potential import Potential
+
+    import shutil
+
+    workdir, _, _ = toy_campaign
+    old = tmp_path / "old"                  # a trained member in normalised units
+    shutil.copytree(workdir / "iteration_000" / "train" / "committee" / "member_0", old,
+                    ignore=shutil.ignore_patterns("checkpoint"))
+    n2p2.write_settings(old / "input.nn", n2p2.read_settings(old / "input.nn"),
+                        {"mean_energy": "-3.25", "conv_energy": "2.5", "conv_length": "1.3"})
+    template = tmp_path / "template.nn"     # the campaign's: normalise on the new data
+    n2p2.write_settings(template, n2p2.read_settings(toy / "input.nn"),
+                        {"normalize_data_set": "ref"})
+    data = tmp_path / "grown.data"
+    images = n2p2.read_data(toy / "input.data")
+    rng = np.random.default_rng(3)
+    for a in images:                            # wider SF ranges than the old data
+        a.positions += rng.normal(0, 0.15, a.positions.shape)
+    n2p2.write_data(data, images)
+    run_scaling(old / "input.nn", data, tmp_path / "scal", histograms=False,
+                neighbors_out=False, progress_interval=0)
+    member = prepare_member(tmp_path / "m", template, seed=3, old_weights=old,
+                            scaling=tmp_path / "scal" / "scaling.data")
+    (member / "scaling.data").write_bytes((tmp_path / "scal" / "scaling.data").read_bytes())
+    assert (member / "scaling.data").read_bytes() != (old / "scaling.data").read_bytes()
+    new_settings = n2p2.read_settings(member / "input.nn")
+    assert new_settings.normalization == pytest.approx((-3.25, 2.5, 1.3))
+    assert "normalize_data_set" not in new_settings
+    a, b = Potential.from_n2p2(old), Potential.from_n2p2(member)
+    for atoms in images[:3]:
+        ra, rb = a.compute(atoms), b.compute(atoms)
+        assert rb.energy == pytest.approx(ra.energy, rel=1e-10, abs=1e-9)
+        np.testing.assert_allclose(rb.forces, ra.forces, rtol=1e-8, atol=1e-9)
+
+
+def test_stop_rule_needs_measured_convergence(toy, toy_cfg, tmp_path):
+    """Converged only when, in this iteration's exploration, enough frames are below
+    σ_low, every run finished and the warning rate is low, and not before
+    stop.min_iterations."""
+    from hpcnnp.active import ActiveLearner
+
+    def stop(n=2, accurate=0.95, ended=(None, None), rate=0.0, selected=3, **cfg):
+        learner = ActiveLearner(toy_cfg(toy, tmp_path, stop=dict(
+            {"max_iterations": 5, "accurate_fraction": 0.9, "min_iterations": 3}, **cfg)),
+            stream=None)
+        explore = {"runs": [{"ended": e} for e in ended]}
+        select = {"fraction_accurate": accurate, "warnings": {"rate": rate},
+                  "counts": {"selected": selected}}
+        return learner._stop_rule(n, explore, select)
+
+    assert stop() == "converged"
+    assert stop(n=1) is None                                    # before min_iterations
+    assert stop(accurate=0.8) is None
+    assert stop(ended=(None, "step 40: atoms closer than 1.0 Å")) is None
+    assert stop(ended=(None, "step 40"), finished_runs=False) == "converged"
+    assert stop(rate=1e-2, max_warning_rate=1e-3) is None
+    assert stop(rate=1e-4, max_warning_rate=1e-3) == "converged"
+    assert stop(accurate=0.5, selected=0) == "no new frames"
+
+
+def test_test_draw_and_failure_precursors():
+    from hpcnnp.active.selection import draw_test_frames, failure_precursors
+
+    groups = {"A": list(range(10)), "B": [10, 11], "C": []}
+    got = draw_test_frames(groups, 3, have={"A": 1}, seed=[1, 0])
+    assert len(got["A"]) == 2 and set(got["A"]) <= set(groups["A"])
+    assert got["B"] == [10, 11] and "C" not in got
+    assert draw_test_frames(groups, 3, have={"A": 1}, seed=[1, 0]) == got   # seeded
+    assert draw_test_frames(groups, 3, have={"A": 3, "B": 3}) == {}
+    frames = [{"status": "ok", "stored": True, "d_min": d} for d in (1.9, 1.8, 1.3, 1.1)]
+    frames.append({"status": "failed", "stored": True, "d_min": 0.7})
+    assert failure_precursors(frames, 1.2, count=2) == [2, 1]   # latest first, >= floor
+    assert failure_precursors(frames[:4], 1.2) == []            # the run did not fail

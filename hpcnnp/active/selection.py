@@ -237,7 +237,7 @@ def failure_precursors(frames, min_distance_floor, count=2):
         Positions in ``frames`` (at most ``count``), latest first.
     """
     failed = [k for k, f in enumerate(frames) if f.get("status") != "ok"]
-    if not failed:
+    if not failed or count <= 0:
         return []
     out = []
     for k in range(failed[0], -1, -1):

@@ -305,17 +305,20 @@ def test_active_warm_start_member_starts_from_old_weights(toy, tmp_path):
     from hpcnnp.io import n2p2
     from hpcnnp.potential import Potential
 
+    from hpcnnp.errors import HpcnnpError
+
     old = tmp_path / "old"
     shutil.copytree(toy / "teacher", old)
-    member = prepare_member(tmp_path / "m", toy / "input.nn", seed=5, test_fraction=0.2,
-                            epochs=0, old_weights=old)
-    st = n2p2.read_settings(member / "input.nn")
-    assert st.get_flag("use_old_weights_short") and st.get("random_seed").split()[0] == "5"
-    # the teacher's 8-8 networks do not fit the students' 6-6 template
+    # the teacher's 8-8 networks do not fit the students' 6-6 template: a clear error
+    with pytest.raises(HpcnnpError, match="network of"):
+        prepare_member(tmp_path / "m", toy / "input.nn", seed=5, test_fraction=0.2,
+                       epochs=0, old_weights=old, scaling=old / "scaling.data")
     (tmp_path / "teacher.nn").write_text((toy / "input.nn").read_text().replace(
         "global_nodes_short 6 6", "global_nodes_short 8 8"))
     member = prepare_member(tmp_path / "m", tmp_path / "teacher.nn", seed=5, epochs=0,
-                            old_weights=old)
+                            old_weights=old, scaling=old / "scaling.data")
+    st = n2p2.read_settings(member / "input.nn")
+    assert st.get_flag("use_old_weights_short") and st.get("random_seed").split()[0] == "5"
     info = train_member(member, toy / "input.data", old / "scaling.data")
     assert info["skipped"] is False and info["epochs"] == 0
     atoms = n2p2.read_data(toy / "input.data")[0]
@@ -423,3 +426,4 @@ def test_test_draw_and_failure_precursors():
     frames.append({"status": "failed", "stored": True, "d_min": 0.7})
     assert failure_precursors(frames, 1.2, count=2) == [2, 1]   # latest first, >= floor
     assert failure_precursors(frames[:4], 1.2) == []            # the run did not fail
+    assert failure_precursors(frames, 1.2, count=0) == []

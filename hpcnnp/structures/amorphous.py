@@ -38,6 +38,9 @@ __all__ = ["MIXTURE_MODELS", "mixture", "co_doped_llzo", "co_doped_amorphous",
 
 AMU_G_CM3 = 1.66053907  # amu / Å^3 -> g / cm^3
 
+#: sites of LLZO that Co substitutes (co_doped_llzo, co_doped_amorphous)
+DOPANT_SITES = ("La", "Zr", "Li")
+
 #: LLZO-LCO mixture compositions (models #1-#5, as specified for the project).
 MIXTURE_MODELS = {
     1: {"Li": 42, "La": 12, "Zr": 4, "Co": 18, "O": 74},
@@ -193,7 +196,7 @@ def _doping_composition(n, site, compensation, co_oxidation):
         comp["Li"] -= n
         host = 1
     else:
-        raise ValueError("site must be 'Li', 'La' or 'Zr'")
+        raise ValueError(f"site must be one of {', '.join(DOPANT_SITES)}")
     excess = n * (qco - host)  # charge added by the substitution
     if excess == 0:
         comp_rule = "none (isovalent)"

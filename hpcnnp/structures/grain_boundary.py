@@ -53,7 +53,12 @@ from ase.data import chemical_symbols
 from ._common import (FORMAL_CHARGES, formula, periodic_pairs, provenance, total_charge)
 from .surfaces import _layer_positions, _material, _perp2, _wrap_inplane, oriented_cell
 
-__all__ = ["grain_boundary", "sigma_from_lattices", "GB_OVERLAP"]
+__all__ = ["grain_boundary", "sigma_from_lattices", "GB_OVERLAP", "SIGMA_TILTS"]
+
+#: Σ -> (tilt axis [uvw], boundary plane (hkl)) of the symmetric tilt boundaries of
+#: cubic (bcc) LLZO built by :func:`grain_boundary` (step 3 of the module docstring)
+SIGMA_TILTS = {13: ((0, 0, 1), (2, 3, 0)), 17: ((0, 0, 1), (5, 3, 0)),
+               33: ((0, 1, 1), (5, 2, -2)), 19: ((1, 1, 1), (3, 2, -5))}
 
 #: Default overlap thresholds (Å) of the boundary clean-up.
 GB_OVERLAP = {"cation-cation": 1.8, "anion-anion": 1.8, "cation-anion": 1.5}

@@ -152,11 +152,12 @@ def test_active_labelers_and_recorded_failures(toy):
     from hpcnnp.active.labeling import label_batch, label_batch_to_file, make_labeler
     from hpcnnp.calculator import HDNNPCalculator
 
-    assert isinstance(make_labeler("hdnnp", {"potential": str(toy / "teacher")}),
+    # one labeler table (hpcnnp.sampling.labelers): the checked calculator wraps the engine
+    assert isinstance(make_labeler("hdnnp", {"potential": str(toy / "teacher")}).inner,
                       HDNNPCalculator)
     with pytest.raises(HpcnnpError, match="cannot import"):
         make_labeler("no_such_module_xyz:f")
-    with pytest.raises(HpcnnpError, match="labeler 'hdnnp'"):
+    with pytest.raises(HpcnnpError, match="labeler hdnnp: unknown option"):
         make_labeler("hdnnp", {"nonsense": 1})
     # EMT knows O but not Li: the Li frame fails and is recorded, the O frame is labelled
     _, lio = _teacher_and_frame(toy)

@@ -88,11 +88,9 @@ def _known_keys(cls):
 
 class ConfigModel(BaseModel):
     """Base of the configuration models: unknown keys are errors (with the known keys
-    and the closest match), values are validated on assignment, and every field has a
-    description (its documentation)."""
+    and the closest match), and every field has a description (its documentation)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=True,
-                              use_attribute_docstrings=False, hide_input_in_errors=False)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     #: extra spellings accepted for a key (``{"settings": "input_nn"}``)
     ALIASES: ClassVar[dict] = {}

@@ -78,37 +78,38 @@ def _normal(keys):
                  for k in keys)
 
 
-def _walk(node, prefix, lines, path):
+def _walk(node, prefix, lines, path, error):
     """Record lines of keys and items below *node*; reject duplicate keys."""
     if isinstance(node, yaml.MappingNode):
         seen = {}
         for key, value in node.value:
             if key.tag == _MERGE_TAG:
-                _walk(value, prefix, lines, path)
+                _walk(value, prefix, lines, path, error)
                 continue
             name = str(key.value) if isinstance(key, yaml.ScalarNode) else \
                 f"<{key.id} at line {key.start_mark.line + 1}>"
             line = key.start_mark.line + 1
             if name in seen:
-                raise InputFileError(
+                raise error(
                     path, line, f"{key_path(prefix + (name,))}: key given twice in one "
                     f"mapping (first on line {seen[name]}); YAML would keep only the last")
             seen[name] = line
             lines.setdefault(prefix + (name,), line)
-            _walk(value, prefix + (name,), lines, path)
+            _walk(value, prefix + (name,), lines, path, error)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             lines.setdefault(prefix + (i,), item.start_mark.line + 1)
-            _walk(item, prefix + (i,), lines, path)
+            _walk(item, prefix + (i,), lines, path, error)
 
 
-def parse_yaml(text, path="<string>"):
+def parse_yaml(text, path="<string>", error=InputFileError):
     """Parse YAML *text* (see the module docstring).
 
     Raises
     ------
     InputFileError
-        Not valid YAML (line of the problem), several documents, or a duplicate key.
+        (or *error*, a subclass) Not valid YAML (line of the problem), several
+        documents, or a duplicate key.
     """
     path = str(path)
     loader = yaml.SafeLoader(text)
@@ -117,13 +118,13 @@ def parse_yaml(text, path="<string>"):
         lines = {}
         if node is not None:
             lines[()] = node.start_mark.line + 1
-            _walk(node, (), lines, path)
+            _walk(node, (), lines, path, error)
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
-        raise InputFileError(path, None if mark is None else mark.line + 1,
-                             f"not valid YAML: {problem}") from None
+        raise error(path, None if mark is None else mark.line + 1,
+                    f"not valid YAML: {problem}") from None
     finally:
         loader.dispose()
     return YamlDocument(path=path, text=text, data=data, lines=lines)

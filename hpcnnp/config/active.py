@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import ClassVar, Optional
 
 from pydantic import Field, field_validator, model_validator
 
@@ -219,7 +219,7 @@ class Parallel(ConfigModel):
 class ActiveFile(ConfigModel):
     """An active-learning campaign (see :mod:`hpcnnp.active`)."""
 
-    ALIASES = {"settings": "input_nn"}
+    ALIASES: ClassVar[dict] = {"settings": "input_nn"}
 
     workdir: Optional[str] = Field(None, description="folder of the campaign (iteration_NNN/,"
                                    " active-learning.csv, ...); default: the file's folder")

@@ -220,7 +220,8 @@ def _problem(err, data):
         for k in cause.keys:
             value = value.get(k) if isinstance(value, dict) else None
         got = "" if value is None or isinstance(value, (dict, list)) or \
-            not cause.show_value or "got " in cause.message else f" (got {_show(value)})"
+            not cause.show_value or "got " in cause.message or \
+            _show(value) in cause.message else f" (got {_show(value)})"
         return keys, cause.message + got
     if kind == "union_tag_invalid":
         disc = ctx.get("discriminator", "type").strip("'")
@@ -241,7 +242,8 @@ def _problem(err, data):
     else:
         message = err["msg"]
     if kind not in ("missing", "extra_forbidden") and "got " not in message \
-            and not isinstance(err.get("input"), (dict, list)):
+            and not isinstance(err.get("input"), (dict, list)) \
+            and _show(err.get("input")) not in message:
         message += f" (got {_show(err.get('input'))})"
     return path, message
 

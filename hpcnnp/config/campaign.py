@@ -163,15 +163,16 @@ class CampaignFile(ConfigModel):
     @field_validator("site")
     @classmethod
     def _site(cls, value, info):
-        if (info.context or {}).get("check_site", True):
+        if value is not None and (info.context or {}).get("check_site", True):
             problem = check_site(value)
             if problem:
                 raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
-    def _entries(self):
-        default = self.labeler.as_dict()
+    def _entries(self, info):
+        # in a project, the project's labeler replaces the campaign's
+        default = (info.context or {}).get("project_labeler") or self.labeler.as_dict()
         for i, entry in enumerate(self.sampling):
             if entry.structure not in self.structures:
                 spec = builtin_class(entry.structure)

@@ -26,6 +26,7 @@ from .amorphous import (MIXTURE_MODELS, amorphous, co_doped_amorphous, co_doped_
 from .crystals import lco, llzo_cubic, llzo_tetragonal, supercell
 from .grain_boundary import GB_OVERLAP, SIGMA_TILTS, grain_boundary, sigma_from_lattices
 from .packing import PACK_MIN_DIST, random_packing
+from .production import llzo_lco_interface, llzo_tilt_gb
 from .substitution import substitute
 from .surfaces import find_matches, interface, oriented_cell, slab
 from .builders import BUILDERS, STRUCTURE_CLASSES, build_structure, check_structure_spec
@@ -37,4 +38,5 @@ __all__ = [
     "slab", "interface", "oriented_cell", "find_matches",
     "grain_boundary", "sigma_from_lattices", "GB_OVERLAP", "SIGMA_TILTS", "substitute",
     "BUILDERS", "STRUCTURE_CLASSES", "build_structure", "check_structure_spec",
+    "llzo_lco_interface", "llzo_tilt_gb",
 ]

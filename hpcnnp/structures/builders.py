@@ -37,7 +37,9 @@ from .amorphous import AMU_G_CM3, DOPANT_SITES, MIXTURE_MODELS, amorphous as _am
 from .amorphous import co_doped_amorphous, co_doped_llzo, mixture
 from .crystals import lco, llzo_cubic, llzo_tetragonal, supercell
 from .grain_boundary import grain_boundary
+from .grain_boundary import SIGMA_TILTS
 from .packing import random_packing
+from .production import llzo_lco_interface, llzo_tilt_gb
 from .surfaces import interface, slab
 
 __all__ = ["Builder", "BUILDERS", "SIZE_OPTIONS", "STRUCTURE_CLASSES", "CLASS_PATTERNS",
@@ -136,6 +138,10 @@ def _mixture_model(value):
     return None if ok else f"must be one of the mixture models {sorted(MIXTURE_MODELS)}"
 
 
+def _sigma(value):
+    return None if value in SIGMA_TILTS else f"must be one of {sorted(SIGMA_TILTS)}"
+
+
 def _parent(value):
     return None if value in _PARENTS else f"must be one of {', '.join(_PARENTS)}"
 
@@ -194,6 +200,10 @@ BUILDERS = {
                          ("substrate", "film")),
     "grain_boundary": Builder(grain_boundary, "a symmetric tilt bicrystal (two GBs)",
                               ("atoms",)),
+    "llzo_lco_interface": Builder(llzo_lco_interface, "LLZO(001)|LCO(104) interface cell "
+                                  "(production MD of the main job)"),
+    "llzo_tilt_gb": Builder(llzo_tilt_gb, "symmetric Σ-tilt GB of cubic LLZO (Σ13, 17, 19, "
+                            "33; production MD of the main job)", checks={"sigma": _sigma}),
 }
 
 #: options every structure spec may have besides the builder's parameters

@@ -28,6 +28,7 @@ COMMANDS = {
     "md": "hpcnnp.commands.md",
     "analyze": "hpcnnp.commands.analyze",
     "jobs": "hpcnnp.commands.jobs",
+    "config": "hpcnnp.commands.config",
 }
 
 

@@ -20,9 +20,9 @@ with a ``Field(description=...)``; the description is what the JSON Schema
 from __future__ import annotations
 
 import difflib
-from typing import ClassVar
+from typing import Annotated, ClassVar, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, WithJsonSchema, model_validator
 
 from hpcnnp.config.yamlfile import YamlDocument, key_path
 from hpcnnp.errors import InputFileError
@@ -124,8 +124,12 @@ class ConfigModel(BaseModel):
             key = info.alias or name
             sub = _submodel(info.annotation)
             default = None if info.is_required() else info.get_default(call_default_factory=True)
-            out.append((key, _type_name(info.annotation), "required" if info.is_required()
-                        else default, info.description or ""))
+            if isinstance(default, BaseModel):
+                default = "see below"
+            typ = _type_name(Annotated[(info.annotation, *info.metadata)]
+                             if info.metadata else info.annotation)
+            out.append((key, typ, "required" if info.is_required() else default,
+                        info.description or ""))
             if sub is not None:
                 out += [(f"{key}.{k}", t, d, doc) for k, t, d, doc in sub.keys_help()]
         return out
@@ -153,9 +157,37 @@ def _submodel(annotation):
     return None
 
 
+_NAMES = {str: "string", int: "integer", float: "number", bool: "true/false", dict: "mapping"}
+
+
 def _type_name(annotation):
-    name = getattr(annotation, "__name__", None) or str(annotation)
-    return name.replace("typing.", "")
+    """Words for a field's type: ``number > 0 K``, ``list of integer``, ``X or null``."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        schema = next((m.json_schema for m in args[1:] if isinstance(m, WithJsonSchema)), {})
+        if (schema or {}).get("description"):       # named value types: durations, ...
+            return schema["description"]
+        words = _type_name(args[0])
+        for key, sign in (("exclusiveMinimum", ">"), ("minimum", ">="),
+                          ("exclusiveMaximum", "<"), ("maximum", "<=")):
+            if key in (schema or {}):
+                words += f" {sign} {schema[key]:g}"
+        if (schema or {}).get("unit"):
+            words += f" {schema['unit']}"
+        return words
+    if origin is Union or (origin is not None and origin.__name__ == "UnionType"):
+        parts = [a for a in args if a is not type(None)]
+        words = " or ".join(_type_name(a) for a in parts)
+        return words + (" or null" if len(parts) < len(args) else "")
+    if origin is list:
+        return f"list of {_type_name(args[0])}" if args else "list"
+    if origin is dict:
+        return "mapping"
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, args))
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "mapping"
+    return _NAMES.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
 # ---------------------------------------------------------------------------------------

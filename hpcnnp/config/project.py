@@ -18,16 +18,16 @@ description=...)``); the JSON Schema (``docs/schema/project.schema.json``) and
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Optional
+from typing import Annotated, ClassVar, Literal, Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, WithJsonSchema, field_validator, model_validator
 
 from hpcnnp.config.active import ActiveFile, ActiveLabeler, Exploration
 from hpcnnp.config.base import ConfigModel, KeyProblem
 from hpcnnp.config.campaign import CampaignFile, check_site
 from hpcnnp.config.labeler import LabelerSection, as_labeler_dict
 from hpcnnp.config.protocol import ZBL
-from hpcnnp.config.training import check_training, input_nn_keywords
+from hpcnnp.config.training import TRAINING_SCHEMA, check_training, input_nn_keywords
 from hpcnnp.config.types import (Count, Duration, Element, Elements, NonNegativeFloat,
                                  PositiveFloat, Seed, Temperature, Timestep, parse_duration)
 from hpcnnp.config.yamlfile import YamlDocument
@@ -239,7 +239,8 @@ class ProjectFile(ConfigModel):
                                       "format: structures, temperatures, snapshots)")
     descriptors: Descriptors = Field(default_factory=Descriptors, description="SF set")
     network: Network = Field(default_factory=Network, description="atomic networks")
-    training: dict = Field(default_factory=dict, description="n2p2 training keywords of "
+    training: Annotated[dict, WithJsonSchema(TRAINING_SCHEMA)] = Field(
+        default_factory=dict, description="n2p2 training keywords of "
                            "input.nn (e.g. epochs: 8, force_weight: 1.0); defaults: "
                            "hpcnnp.config.training.TRAINING_DEFAULTS")
     validation: Validation = Field(default_factory=Validation, description="hpcnnp validate "

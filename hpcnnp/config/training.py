@@ -20,7 +20,7 @@ from hpcnnp.io.n2p2 import Settings
 from hpcnnp.training.config import _DEFAULTS as _TRAIN_DEFAULTS
 from hpcnnp.training.config import training_config
 
-__all__ = ["TRAINING_KEYWORDS", "TRAINING_DEFAULTS", "FLAG", "INT", "FLOAT", "TEXT",
+__all__ = ["TRAINING_KEYWORDS", "TRAINING_DEFAULTS", "TRAINING_SCHEMA", "FLAG", "INT", "FLOAT", "TEXT",
            "check_training", "input_nn_keywords", "training_keyword_lines"]
 
 FLAG, INT, FLOAT, TEXT = "flag", "int", "float", "text"
@@ -47,6 +47,16 @@ TRAINING_KEYWORDS = {
     "memorize_symfunc_results": FLAG, "repeated_energy_update": FLAG,
     "precondition_weights": FLAG,
 }
+
+_KIND_SCHEMA = {INT: {"type": "integer"}, FLOAT: {"type": "number"},
+                FLAG: {"type": ["boolean", "string", "null"]},
+                TEXT: {"type": ["string", "number"]}}
+
+#: JSON Schema of the ``training:`` section
+TRAINING_SCHEMA = {"type": "object", "additionalProperties": False,
+                   "description": "n2p2 training keywords of input.nn",
+                   "properties": {k: dict(_KIND_SCHEMA[kind]) for k, kind in
+                                  sorted(TRAINING_KEYWORDS.items())}}
 
 #: training keywords the main job writes unless the project overrides them
 #: (n2p2 names; the Kalman settings of n2p2's examples)

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import ClassVar, Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from hpcnnp.config.base import ConfigModel, KeyProblem, OpenModel
 from hpcnnp.config.labeler import labeler_problem
@@ -216,9 +216,22 @@ class Parallel(ConfigModel):
     queue: Optional[str] = Field(None, description="queue/partition of the Parsl blocks")
 
 
+def _alias_schema(schema, cls):
+    """The other spellings in the JSON Schema: ``settings`` (input_nn), ``site``."""
+    props = schema.setdefault("properties", {})
+    if "input_nn" in props:
+        props["settings"] = dict(props["input_nn"], description="alias of input_nn")
+        required = schema.get("required", [])
+        if "input_nn" in required:
+            required.remove("input_nn")
+            schema["anyOf"] = [{"required": ["input_nn"]}, {"required": ["settings"]}]
+    props["site"] = {"type": "string", "description": "alias of parallel.site"}
+
+
 class ActiveFile(ConfigModel):
     """An active-learning campaign (see :mod:`hpcnnp.active`)."""
 
+    model_config = ConfigDict(json_schema_extra=_alias_schema)
     ALIASES: ClassVar[dict] = {"settings": "input_nn"}
 
     workdir: Optional[str] = Field(None, description="folder of the campaign (iteration_NNN/,"

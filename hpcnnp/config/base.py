@@ -215,7 +215,7 @@ _TYPE_WORDS = {
 }
 
 
-def _resolve(loc, data):
+def _resolve(loc, data, missing=False):
     """The key path of *loc* in *data*: pydantic's locations also hold the tags of
     unions and validator names, which are not keys of the file."""
     path, node = [], data
@@ -230,8 +230,8 @@ def _resolve(loc, data):
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             path.append(part)
             node = node[part]
-        elif i == len(loc) - 1 and isinstance(node, dict) and isinstance(part, str) \
-                and not part.startswith(("function-", "json-or-python")):
+        elif missing and i == len(loc) - 1 and isinstance(node, dict) \
+                and isinstance(part, str):
             path.append(part)                # a missing key: named though absent
     return tuple(path), node
 
@@ -244,7 +244,7 @@ def _show(value):
 def _problem(err, data):
     """(key path, message) of one pydantic error dict."""
     loc, kind, ctx = err["loc"], err["type"], err.get("ctx") or {}
-    path, node = _resolve(loc, data)
+    path, node = _resolve(loc, data, missing=kind == "missing")
     cause = ctx.get("error")
     if isinstance(cause, KeyProblem):
         keys = path + cause.keys
@@ -253,7 +253,8 @@ def _problem(err, data):
             value = value.get(k) if isinstance(value, dict) else None
         got = "" if value is None or isinstance(value, (dict, list)) or \
             not cause.show_value or "got " in cause.message or \
-            _show(value) in cause.message else f" (got {_show(value)})"
+            (isinstance(value, str) and _show(value) in cause.message) \
+            else f" (got {_show(value)})"
         return keys, cause.message + got
     if kind == "union_tag_invalid":
         disc = ctx.get("discriminator", "type").strip("'")
@@ -275,7 +276,7 @@ def _problem(err, data):
         message = err["msg"]
     if kind not in ("missing", "extra_forbidden") and "got " not in message \
             and not isinstance(err.get("input"), (dict, list)) \
-            and _show(err.get("input")) not in message:
+            and not (isinstance(err.get("input"), str) and _show(err["input"]) in message):
         message += f" (got {_show(err.get('input'))})"
     return path, message
 

@@ -41,7 +41,8 @@ from hpcnnp.config.site import SiteFile
 from hpcnnp.config.types import parse_walltime
 from hpcnnp.config.yamlfile import parse_yaml
 from hpcnnp.errors import HpcnnpError
-from hpcnnp.hpc.tables import PARSL_LAUNCHERS, PARSL_PROVIDERS, PLACEHOLDERS, SCHEDULERS
+from hpcnnp.hpc.tables import (PARSL_LAUNCHERS, PARSL_PROVIDERS, PLACEHOLDERS,
+                               PROVIDER_CLASSES, SCHEDULERS)
 from hpcnnp.hpc.templates import placeholders, render_text, render_tokens
 
 
@@ -444,7 +445,7 @@ class Site:
 
         launcher = self._construct(getattr(parsl.launchers, launcher_name), launcher_opts,
                                    f"{where_launcher}.launcher_options")
-        provider = self._construct(getattr(parsl.providers, provider_name),
+        provider = self._construct(_provider_class(provider_name),
                                    dict(kwargs, launcher=launcher), "parsl.provider_options")
         executor_opts = dict(spec.executor_options)
         if workers_per_node is not None:
@@ -495,6 +496,19 @@ class Site:
                 "account": "required" if self.account_required else "optional",
                 "parsl": f"{self.parsl.provider or 'LocalProvider'}+{self.parsl.launcher}",
                 "path": str(self.path)}
+
+
+def _provider_class(name):
+    """The class of a Parsl provider named in a site file (Parsl's, or hpcnnp's own
+    such as :class:`hpcnnp.hpc.flux.FluxProvider`)."""
+    import importlib
+
+    import parsl.providers
+
+    if name in PROVIDER_CLASSES:
+        module, _, attr = PROVIDER_CLASSES[name].partition(":")
+        return getattr(importlib.import_module(module), attr)
+    return getattr(parsl.providers, name)
 
 
 def _core_ranges(cores):

@@ -3,7 +3,7 @@ Parsl providers and launchers, and the placeholders of site files."""
 
 from __future__ import annotations
 
-__all__ = ["SCHEDULERS", "PARSL_PROVIDERS", "PARSL_LAUNCHERS", "PLACEHOLDERS"]
+__all__ = ["SCHEDULERS", "PARSL_PROVIDERS", "PROVIDER_CLASSES", "PARSL_LAUNCHERS", "PLACEHOLDERS"]
 
 #: scheduler -> directive prefix of its batch scripts ("" = none) and how chained
 #: jobs depend on each other.  Templates: jobs/templates/{NAME}.sh.tmpl and
@@ -36,7 +36,12 @@ PARSL_PROVIDERS = {
     "LSFProvider": {"nodes": "nodes_per_block", "walltime": "walltime",
                     "account": "project", "queue": "queue", "cores": "cores_per_node",
                     "worker_init": "worker_init"},
+    "FluxProvider": {"nodes": "nodes_per_block", "walltime": "walltime", "account": "bank",
+                     "queue": "queue", "cores": "cores_per_node", "worker_init": "worker_init"},
 }
+
+#: providers that are not Parsl's own: name -> "module:class"
+PROVIDER_CLASSES = {"FluxProvider": "hpcnnp.hpc.flux:FluxProvider"}
 
 #: Parsl launchers a site may name (classes of :mod:`parsl.launchers`).
 PARSL_LAUNCHERS = ("SingleNodeLauncher", "SimpleLauncher", "SrunLauncher", "SrunMPILauncher",

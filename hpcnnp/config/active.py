@@ -16,7 +16,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from hpcnnp.config.base import ConfigModel, KeyProblem, OpenModel
 from hpcnnp.config.labeler import labeler_problem
-from hpcnnp.config.types import (Count, Fraction, NonNegativeFloat, PositiveFloat, Seed,
+from hpcnnp.config.types import (Count, Fraction, NonNegativeFloat, Seed,
                                  Temperature, Timestep, Walltime, number)
 from hpcnnp.structures.builders import spec_problem
 
@@ -104,10 +104,10 @@ class Exploration(ConfigModel):
     stride: Count = Field(10, description="every stride-th step the whole committee "
                           "evaluates the frame")
     timestep: Timestep = Field(1.0, description="MD time step (fs)")
-    friction: PositiveFloat = Field(0.01, description="Langevin friction (1/fs)")
+    friction: number(gt=0, unit="1/fs") = Field(0.01, description="Langevin friction (1/fs)")
     seed: Seed = Field(1, description="seed of the initial velocities and Langevin noise "
                        "(per run and iteration)")
-    min_distance: NonNegativeFloat = Field(0.5, description="a frame with two atoms closer "
+    min_distance: number(ge=0, unit="Å") = Field(0.5, description="a frame with two atoms closer "
                                            "than this (Å) ends its run as 'failed'")
 
     @field_validator("temperatures", mode="before")
@@ -132,9 +132,9 @@ class Exploration(ConfigModel):
 class Selection(ConfigModel):
     """Which explored frames are labelled."""
 
-    sigma_low: NonNegativeFloat = Field(0.05, description="σ_F (eV/Å) below which a frame "
+    sigma_low: number(ge=0, unit="eV/Å") = Field(0.05, description="σ_F (eV/Å) below which a frame "
                                         "counts as accurate")
-    sigma_high: PositiveFloat = Field(0.35, description="σ_F (eV/Å) from which a frame "
+    sigma_high: number(gt=0, unit="eV/Å") = Field(0.35, description="σ_F (eV/Å) from which a frame "
                                       "counts as failed (unphysical, discarded)")
     extrapolation: bool = Field(True, description="frames with extrapolation warnings "
                                 "(member 0) below sigma_high are candidates even when "

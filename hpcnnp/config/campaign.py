@@ -16,7 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from hpcnnp.config.base import ConfigModel, KeyProblem, OpenModel
 from hpcnnp.config.labeler import LabelerSection, labeler_problem
 from hpcnnp.config.types import (Count, NonNegativeInt, PositiveFloat, Seed, Temperature,
-                                 Timestep, Walltime)
+                                 Timestep, Walltime, number)
 from hpcnnp.errors import HpcnnpError
 from hpcnnp.hpc.sites import load_site
 from hpcnnp.sampling.aimd import THERMOSTATS
@@ -47,14 +47,14 @@ class CampaignMD(ConfigModel):
     thermostat: Literal[tuple(THERMOSTATS)] = Field(
         "langevin", description="thermostat (" + ", ".join(THERMOSTATS) + ")")
     timestep: Timestep = Field(1.0, description="MD time step (fs)")
-    friction: PositiveFloat = Field(0.01, description="Langevin friction (1/fs)")
-    tdamp: PositiveFloat = Field(100.0, description="time constant of the Bussi, "
+    friction: number(gt=0, unit="1/fs") = Field(0.01, description="Langevin friction (1/fs)")
+    tdamp: number(gt=0, unit="fs") = Field(100.0, description="time constant of the Bussi, "
                                  "Nosé-Hoover and Berendsen thermostats (fs)")
     equilibration: NonNegativeInt = Field(100, description="MD steps before the first "
                                           "counted step")
     interval: Count = Field(20, description="MD steps between snapshots")
     snapshots_per_task: Count = Field(10, description="snapshots of one trajectory (task)")
-    walltime: Optional[PositiveFloat] = Field(
+    walltime: Optional[number(gt=0, unit="s")] = Field(
         None, description="soft time limit of a task (s); exceeded: state saved, task "
         "retried later from it")
     max_temperature_factor: PositiveFloat = Field(

@@ -108,7 +108,7 @@ class _Thermostat(_MDStage):
 
 
 class _Barostat(ConfigModel):
-    P: FiniteFloat = Field(1.0, description="pressure (bar)")
+    P: number(unit="bar") = Field(1.0, description="pressure (bar)")
     barostat: Literal[BAROSTATS] = Field("iso", description="cell coupling: iso, aniso, tri")
     pdamp: Optional[Duration] = Field(None, description="barostat damping time (default "
                                       "1000 time steps)")
@@ -156,14 +156,14 @@ class MinimizeStage(ConfigModel):
 
     type: Literal["minimize", "minimise"]
     etol: FiniteFloat = Field(0.0, description="energy tolerance (dimensionless)")
-    ftol: FiniteFloat = Field(1e-3, description="force tolerance (eV/Å)")
+    ftol: number(ge=0, unit="eV/Å") = Field(1e-3, description="force tolerance (eV/Å)")
     maxiter: Count = Field(1000, description="most iterations")
     maxeval: Optional[Count] = Field(None, description="most force evaluations (default "
                                      "10 x maxiter)")
     min_style: Literal[MIN_STYLES] = Field("cg", description="LAMMPS min_style")
     box: Optional[Literal[BAROSTATS]] = Field(None, description="relax the cell too: iso, "
                                               "aniso or tri (fix box/relax)")
-    pressure: FiniteFloat = Field(0.0, description="target pressure of box (bar)")
+    pressure: number(unit="bar") = Field(0.0, description="target pressure of box (bar)")
 
     @field_validator("box", mode="before")
     @classmethod

@@ -391,9 +391,7 @@ class Site:
             Parsl is missing, the site has no Parsl provider for this mode, or a
             site option is not accepted by Parsl (the message names the key).
         """
-        try:
-            import parsl.launchers
-            import parsl.providers
+        try:     # Parsl is an optional dependency (the hpc extra)
             from parsl.config import Config
             from parsl.executors import HighThroughputExecutor
         except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -420,33 +418,10 @@ class Site:
                              venv=venv)
         worker_init = "\n".join(self.environment_lines(values))
 
-        if local and self.scheduler != "local":
-            provider_name = "LocalProvider"
-            provider_opts, launcher_name, launcher_opts = {}, spec.in_allocation_launcher, \
-                spec.in_allocation_options
-            where_launcher = "parsl.in_allocation"
-        else:
-            provider_name = spec.provider
-            provider_opts = self._parsl_options(spec.provider_options, values,
-                                                "parsl.provider_options", lines=True)
-            launcher_name, launcher_opts = spec.launcher, spec.launcher_options
-            where_launcher = "parsl"
-        launcher_opts = self._parsl_options(launcher_opts, values,
-                                            f"{where_launcher}.launcher_options", lines=False)
-        generic = {"nodes": nodes, "walltime": format_walltime(seconds), "account": account,
-                   "queue": queue, "cores": self.cores_per_node, "worker_init": worker_init}
-        kwargs = {kw: generic[key] for key, kw in PARSL_PROVIDERS[provider_name].items()
-                  if generic[key] is not None}
-        kwargs.update(provider_opts)
-        kwargs = {k: v for k, v in kwargs.items() if v is not None}
-        kwargs.setdefault("init_blocks", 1)
-        kwargs.setdefault("min_blocks", 0)
-        kwargs.setdefault("max_blocks", _positive_int(max_blocks, "max_blocks"))
-
-        launcher = self._construct(getattr(parsl.launchers, launcher_name), launcher_opts,
-                                   f"{where_launcher}.launcher_options")
-        provider = self._construct(_provider_class(provider_name),
-                                   dict(kwargs, launcher=launcher), "parsl.provider_options")
+        provider = self._parsl_provider(local, values, {
+            "nodes": nodes, "walltime": format_walltime(seconds), "account": account,
+            "queue": queue, "cores": self.cores_per_node, "worker_init": worker_init},
+            max_blocks)
         executor_opts = dict(spec.executor_options)
         if workers_per_node is not None:
             executor_opts["max_workers_per_node"] = _positive_int(workers_per_node,
@@ -462,6 +437,39 @@ class Site:
             return Config(executors=[executor], run_dir=str(run_dir), **config_options)
         except TypeError as exc:
             raise HpcnnpError(f"parsl_config: {exc}") from None
+
+    def _parsl_provider(self, local, values, generic, max_blocks):
+        """The Parsl provider (with its launcher) of :meth:`parsl_config`: the site's,
+        or a LocalProvider with the in-allocation launcher inside a batch job."""
+        import parsl.launchers      # optional dependency, checked by parsl_config
+
+        spec = self.parsl
+        if local and self.scheduler != "local":
+            provider_name = "LocalProvider"
+            provider_opts, launcher_name, launcher_opts = {}, spec.in_allocation_launcher, \
+                spec.in_allocation_options
+            where_launcher = "parsl.in_allocation"
+        else:
+            provider_name = spec.provider
+            provider_opts = self._parsl_options(spec.provider_options, values,
+                                                "parsl.provider_options", lines=True)
+            launcher_name, launcher_opts = spec.launcher, spec.launcher_options
+            where_launcher = "parsl"
+        launcher_opts = self._parsl_options(launcher_opts, values,
+                                            f"{where_launcher}.launcher_options", lines=False)
+        kwargs = {kw: generic[key] for key, kw in PARSL_PROVIDERS[provider_name].items()
+                  if generic[key] is not None}
+        kwargs.update(provider_opts)
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        kwargs.setdefault("init_blocks", 1)
+        kwargs.setdefault("min_blocks", 0)
+        kwargs.setdefault("max_blocks", _positive_int(max_blocks, "max_blocks"))
+
+        launcher = self._construct(getattr(parsl.launchers, launcher_name), launcher_opts,
+                                   f"{where_launcher}.launcher_options")
+        provider = self._construct(_provider_class(provider_name),
+                                   dict(kwargs, launcher=launcher), "parsl.provider_options")
+        return provider
 
     def _parsl_options(self, options, values, where, lines):
         """Fill placeholders in string options: provider options are script lines

@@ -20,7 +20,7 @@ from hpcnnp.config.types import (Count, Fraction, NonNegativeFloat, Seed,
                                  Temperature, Timestep, Walltime, number)
 from hpcnnp.structures.builders import spec_problem
 
-__all__ = ["ActiveFile", "Committee", "Exploration", "Selection", "ActiveLabeler", "Stop",
+__all__ = ["ActiveFile", "flat_spec", "Committee", "Exploration", "Selection", "ActiveLabeler", "Stop",
            "Parallel", "SOURCE_KEYS", "resolve_path"]
 
 #: source key of an exploration.structures entry -> the keys it may have
@@ -54,6 +54,14 @@ class Committee(ConfigModel):
                              "weights (use_old_weights_short) instead of new random weights")
 
 
+def flat_spec(entry):
+    """A starting structure ``{builder: NAME, options: {...}}`` (nested entries too) as
+    a structure spec of :data:`hpcnnp.structures.BUILDERS` (``{builder: NAME, ...}``)."""
+    options = {k: flat_spec(v) if isinstance(v, dict) and "builder" in v else v
+               for k, v in (entry.get("options") or {}).items()}
+    return {"builder": entry["builder"], **options}
+
+
 def _source_problem(i, entry, info):
     """(key path, message) of an exploration.structures entry, or None; resolves files."""
     if not isinstance(entry, dict):
@@ -78,7 +86,7 @@ def _source_problem(i, entry, info):
         options = entry.get("options", {})
         if not isinstance(options, dict):
             return (i, "options"), "must be a mapping"
-        problem = spec_problem({"builder": entry["builder"], **options})
+        problem = spec_problem(flat_spec(entry))
         if problem is not None:
             keys = ("builder",) if problem[0] == ("builder",) else ("options",) + problem[0]
             return (i,) + keys, problem[1]

@@ -22,7 +22,7 @@ from typing import Annotated, ClassVar, Literal, Optional
 
 from pydantic import Field, WithJsonSchema, field_validator, model_validator
 
-from hpcnnp.config.active import ActiveFile, ActiveLabeler, Exploration
+from hpcnnp.config.active import ActiveFile, ActiveLabeler, Exploration, flat_spec
 from hpcnnp.config.base import ConfigModel, KeyProblem
 from hpcnnp.config.campaign import CampaignFile, check_site
 from hpcnnp.config.labeler import LabelerSection, as_labeler_dict
@@ -35,6 +35,7 @@ from hpcnnp.descriptors.sfgen import PRESETS
 from hpcnnp.errors import InputFileError
 from hpcnnp.io.n2p2 import Settings
 from hpcnnp.md.protocol import protocol_from_document
+from hpcnnp.structures.builders import builtin_class, structure_elements
 from hpcnnp.structures.grain_boundary import SIGMA_TILTS
 from hpcnnp.structures.production import HOST_ELEMENTS
 from hpcnnp.validation.runner import PROPERTY_NAMES
@@ -276,6 +277,7 @@ class ProjectFile(ConfigModel):
             if missing:
                 raise KeyProblem(("elements",), f"the production cell {name} contains "
                                  f"{', '.join(missing)}, which the potential lacks")
+        self._sampled_elements(have)
         dopant = self.production.gb.dopant
         if dopant is not None and dopant.element not in have:
             raise KeyProblem(("production", "gb", "dopant", "element"), f"{dopant.element!r}"
@@ -295,6 +297,29 @@ class ProjectFile(ConfigModel):
                 raise KeyProblem(("production", name), f"hpcnnp md would refuse its "
                                  f"protocol: {exc.message}", show_value=False) from None
         return self
+
+    def _sampled_elements(self, have):
+        """Every structure the campaign samples and active learning explores must be
+        made of the potential's elements (known without building it)."""
+        camp = self.campaign
+        for i, entry in enumerate(camp.sampling):
+            named = camp.structures.get(entry.structure)
+            spec = named.model_dump() if named is not None else builtin_class(entry.structure)
+            extra = sorted((structure_elements(spec) or set()) - have)
+            if extra:
+                raise KeyProblem(("campaign", "sampling", i, "structure"),
+                                 f"{entry.structure!r} contains {', '.join(extra)}, which the "
+                                 f"potential lacks (elements: {', '.join(self.elements)})",
+                                 show_value=False)
+        structures = self.active.exploration.structures if self.active is not None else []
+        for i, entry in enumerate(structures):
+            if "builder" in entry:
+                extra = sorted((structure_elements(flat_spec(entry)) or set()) - have)
+                if extra:
+                    raise KeyProblem(("active", "exploration", "structures", i),
+                                     f"contains {', '.join(extra)}, which the potential "
+                                     f"lacks (elements: {', '.join(self.elements)})",
+                                     show_value=False)
 
     def input_nn_keywords(self):
         """``[(keyword, text)]`` of the input.nn the main job writes before the SFs."""

@@ -39,11 +39,13 @@ from .crystals import lco, llzo_cubic, llzo_tetragonal, supercell
 from .grain_boundary import grain_boundary
 from .grain_boundary import SIGMA_TILTS
 from .packing import random_packing
-from .production import llzo_lco_interface, llzo_tilt_gb
+from .production import HOST_ELEMENTS, LCO_ELEMENTS, LLZO_ELEMENTS, llzo_lco_interface, \
+    llzo_tilt_gb
 from .surfaces import interface, slab
 
 __all__ = ["Builder", "BUILDERS", "SIZE_OPTIONS", "STRUCTURE_CLASSES", "CLASS_PATTERNS",
-           "builtin_class", "check_structure_spec", "build_structure", "builder_parameters"]
+           "builtin_class", "check_structure_spec", "build_structure", "builder_parameters",
+           "structure_elements"]
 
 # ---------------------------------------------------------------------------------------
 # Builders that adapt a library function to a configuration file
@@ -147,6 +149,48 @@ def _parent(value):
 
 
 # ---------------------------------------------------------------------------------------
+# Elements of a spec (cheap, no structure is built): spec -> set, or None if unknown
+# ---------------------------------------------------------------------------------------
+
+def _fixed(elements):
+    return lambda spec: set(elements)
+
+
+def _formula_elements(spec):
+    try:
+        return set(Atoms(spec.get("composition", "")).get_chemical_symbols())
+    except Exception:
+        return None
+
+
+def _nested_elements(*keys, parent=None):
+    def elements(spec):
+        found = set()
+        for key in keys:
+            value = spec.get(key)
+            if isinstance(value, dict) and "builder" in value:
+                inner = structure_elements(value)
+            elif key == "atoms" and value is None and parent:
+                inner = structure_elements({"builder": spec.get(parent, "llzo_cubic")})
+            else:
+                inner = None
+            if inner is None:
+                return None
+            found |= inner
+        return found
+    return elements
+
+
+def _co_doped(spec):
+    return set(LLZO_ELEMENTS) | {"Co"}
+
+
+def _mixture_elements(spec):
+    comp = MIXTURE_MODELS.get(spec.get("model", 3))
+    return None if comp is None else {el for el, n in comp.items() if n}
+
+
+# ---------------------------------------------------------------------------------------
 # The table
 # ---------------------------------------------------------------------------------------
 
@@ -165,12 +209,16 @@ class Builder:
         for them is built first.
     checks : dict
         Parameter -> ``check(value) -> problem or None``, run when a file is read.
+    elements : callable or None
+        ``elements(spec) -> set`` of the element symbols of the structure a spec
+        builds, without building it (None: not known in advance, e.g. a file).
     """
 
     function: Callable
     summary: str
     structure_args: tuple = ()
     checks: dict = field(default_factory=dict)
+    elements: Callable = None
 
     @property
     def signature(self):
@@ -179,31 +227,42 @@ class Builder:
 
 #: builder name -> :class:`Builder`; the one place a builder is added
 BUILDERS = {
-    "llzo_cubic": Builder(llzo_cubic, "cubic garnet LLZO, 192 atoms (primitive: true -> 96)"),
-    "llzo_tetragonal": Builder(llzo_tetragonal, "tetragonal LLZO, 192 atoms"),
-    "lco": Builder(lco, "LiCoO2 R-3m, 12 atoms"),
+    "llzo_cubic": Builder(llzo_cubic, "cubic garnet LLZO, 192 atoms (primitive: true -> 96)",
+                          elements=_fixed(LLZO_ELEMENTS)),
+    "llzo_tetragonal": Builder(llzo_tetragonal, "tetragonal LLZO, 192 atoms",
+                               elements=_fixed(LLZO_ELEMENTS)),
+    "lco": Builder(lco, "LiCoO2 R-3m, 12 atoms", elements=_fixed(LCO_ELEMENTS)),
     "mixture": Builder(mixture, "LLZO-LCO mixture model #1-#5 (random packing, 122-183 "
-                                "atoms)", checks={"model": _mixture_model}),
+                                "atoms)", checks={"model": _mixture_model},
+                       elements=_mixture_elements),
     "co_doped_amorphous": Builder(co_doped_amorphous, "amorphous nCo-doped LLZO (random "
-                                  "packing)", checks={"site": _dopant_site, "n": _dopant_count}),
+                                  "packing)", checks={"site": _dopant_site, "n": _dopant_count},
+                                  elements=_co_doped),
     "co_doped_llzo": Builder(co_doped_llzo, "crystalline nCo-doped LLZO",
-                             checks={"site": _dopant_site, "n": _dopant_count}),
+                             checks={"site": _dopant_site, "n": _dopant_count},
+                             elements=_co_doped),
     "amorphous": Builder(amorphous_packing, "random packing of a crystal's composition and "
-                         "density", ("atoms",), checks={"parent": _parent}),
-    "packing": Builder(packing, "random packing of a formula at a density"),
-    "bulk": Builder(bulk, "ase.build.bulk (test structures)"),
+                         "density", ("atoms",), checks={"parent": _parent},
+                         elements=_nested_elements("atoms", parent="parent")),
+    "packing": Builder(packing, "random packing of a formula at a density",
+                       elements=_formula_elements),
+    "bulk": Builder(bulk, "ase.build.bulk (test structures)",
+                    elements=lambda spec: {spec.get("name")}),
     "file": Builder(from_file, "a structure file read by ase.io.read"),
     "supercell": Builder(supercell, "a supercell of a structure (natoms or repeat)",
-                         ("atoms",)),
-    "slab": Builder(slab, "a stoichiometric slab (hkl) with vacuum", ("atoms",)),
+                         ("atoms",), elements=_nested_elements("atoms")),
+    "slab": Builder(slab, "a stoichiometric slab (hkl) with vacuum", ("atoms",),
+                    elements=_nested_elements("atoms")),
     "interface": Builder(interface, "a periodic substrate|film interface cell",
-                         ("substrate", "film")),
+                         ("substrate", "film"), elements=_nested_elements("substrate", "film")),
     "grain_boundary": Builder(grain_boundary, "a symmetric tilt bicrystal (two GBs)",
-                              ("atoms",)),
+                              ("atoms",), elements=_nested_elements("atoms")),
     "llzo_lco_interface": Builder(llzo_lco_interface, "LLZO(001)|LCO(104) interface cell "
-                                  "(production MD of the main job)"),
+                                  "(production MD of the main job)",
+                                  elements=_fixed(HOST_ELEMENTS["llzo_lco_interface"])),
     "llzo_tilt_gb": Builder(llzo_tilt_gb, "symmetric Σ-tilt GB of cubic LLZO (Σ13, 17, 19, "
-                            "33; production MD of the main job)", checks={"sigma": _sigma}),
+                            "33; production MD of the main job)", checks={"sigma": _sigma},
+                            elements=_fixed(HOST_ELEMENTS["llzo_tilt_gb"])),
 }
 
 #: options every structure spec may have besides the builder's parameters
@@ -241,6 +300,15 @@ def builtin_class(name):
 def builder_parameters(name):
     """Parameters a spec of builder *name* may give (besides :data:`SIZE_OPTIONS`)."""
     return sorted(set(BUILDERS[name].signature.parameters) - {"base_dir", "seed"})
+
+
+def structure_elements(spec):
+    """Element symbols of the structure *spec* builds (a set), without building it;
+    None when they are not known in advance (a structure file)."""
+    builder = BUILDERS.get(spec.get("builder")) if isinstance(spec, dict) else None
+    if builder is None or builder.elements is None:
+        return None
+    return builder.elements(spec)
 
 
 def _is_spec(value):

@@ -82,6 +82,8 @@ def test_run_check_accepts_the_example_and_prints_the_plan(capsys):
      "network.hidden.1: must be >= 1 (got 0)"),
     ("elements: [Li, La, Zr, O, Co]", "elements: [Li, La, Zr, O]",
      "elements: the production cell interface contains Co, which the potential lacks"),
+    ("{builder: packing, composition: Li7La3Zr2O12, density: 4.8}",
+     "{builder: packing, composition: Li7La3Zr2O11F2, density: 4.8}", None),
 ])
 def test_more_nested_keys_name_file_line_and_path(tmp_path, project_text, old, new, message):
     text = edit(project_text, old, new)
@@ -89,6 +91,11 @@ def test_more_nested_keys_name_file_line_and_path(tmp_path, project_text, old, n
     path.write_text(text)
     with pytest.raises(InputFileError) as info:
         load_project(path)
+    if message is None:       # a sampled structure outside the potential's elements
+        assert "campaign.sampling.1.structure: 'amorphous LLZO' contains F, which the " \
+            "potential lacks (elements: Li, La, Zr, O, Co)" in str(info.value)
+        assert info.value.line == line_of(text, "- {structure: amorphous LLZO")
+        return
     assert message in str(info.value)
     # the line of the key named: the edited line, or the section a cross-key check names
     at = "training:" if message.startswith("training:") else \

@@ -22,7 +22,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from hpcnnp.errors import HpcnnpError
 from hpcnnp.io import n2p2
-from hpcnnp.sampling.labelers import LABELERS, LabelingError, get_labeler
+from hpcnnp.sampling.labelers import LABELERS, get_labeler
 
 __all__ = ["LABELERS", "make_labeler", "labeler_spec", "label_batch", "label_batch_to_file"]
 

@@ -16,8 +16,16 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from hpcnnp.config.base import ConfigModel, KeyProblem, OpenModel
 from hpcnnp.config.labeler import labeler_problem
-from hpcnnp.config.types import (Count, Fraction, NonNegativeFloat, Seed,
-                                 Temperature, Timestep, Walltime, number)
+from hpcnnp.config.site import ParslBlocks
+from hpcnnp.config.types import (
+    Count,
+    Fraction,
+    NonNegativeFloat,
+    Seed,
+    Temperature,
+    Timestep,
+    number,
+)
 from hpcnnp.structures.builders import spec_problem
 
 __all__ = ["ActiveFile", "flat_spec", "Committee", "Exploration", "Selection", "ActiveLabeler", "Stop",
@@ -209,19 +217,13 @@ class Stop(ConfigModel):
                                         "explored frames is accurate")
 
 
-class Parallel(ConfigModel):
-    """Where the committee training, exploration and labelling run."""
+class Parallel(ParslBlocks):
+    """Where the committee training, exploration and labelling run (workers per node:
+    the site's cores per node by default)."""
 
     parsl: bool = Field(True, description="dispatch training, exploration and labelling as "
                         "Parsl apps (hpcnnp active --no-parsl: one after the other here)")
     site: str = Field("local", description="Parsl site (hpcnnp jobs sites)")
-    nodes: Count = Field(1, description="nodes per Parsl block")
-    workers_per_node: Optional[Count] = Field(None, description="Parsl workers per node "
-                                              "(default: the site's cores per node)")
-    walltime: Optional[Walltime] = Field(None, description="walltime HH:MM:SS of a Parsl "
-                                         "block")
-    account: Optional[str] = Field(None, description="account/project of the Parsl blocks")
-    queue: Optional[str] = Field(None, description="queue/partition of the Parsl blocks")
 
 
 def _alias_schema(schema, cls):

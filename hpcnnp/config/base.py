@@ -22,13 +22,19 @@ from __future__ import annotations
 import difflib
 from typing import Annotated, ClassVar, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, ValidationError, WithJsonSchema, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 
 from hpcnnp.config.yamlfile import YamlDocument, key_path
 from hpcnnp.errors import InputFileError
 
 __all__ = ["ConfigModel", "OpenModel", "KeyProblem", "ConfigError", "validate_document",
-           "suggest"]
+           "suggest", "require_in"]
 
 
 class KeyProblem(ValueError):
@@ -75,6 +81,14 @@ def suggest(word, choices):
     """``"; did you mean 'x'?"`` for the closest of *choices*, else ``""``."""
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def require_in(value, table, what):
+    """*value* if it is a key of *table*, else ValueError ``unknown WHAT (known: ...)``."""
+    if value not in table:
+        raise ValueError(f"unknown {what} (known: {', '.join(map(str, table))})"
+                         + suggest(value, table))
+    return value
 
 
 def _known_keys(cls):

@@ -15,13 +15,25 @@ from pydantic import Field, field_validator, model_validator
 
 from hpcnnp.config.base import ConfigModel, KeyProblem, OpenModel
 from hpcnnp.config.labeler import LabelerSection, labeler_problem
-from hpcnnp.config.types import (Count, NonNegativeInt, PositiveFloat, Seed, Temperature,
-                                 Timestep, Walltime, number)
+from hpcnnp.config.site import ParslBlocks
+from hpcnnp.config.types import (
+    Count,
+    NonNegativeInt,
+    PositiveFloat,
+    Seed,
+    Temperature,
+    Timestep,
+    number,
+)
 from hpcnnp.errors import HpcnnpError
 from hpcnnp.hpc.sites import load_site
 from hpcnnp.sampling.aimd import THERMOSTATS
-from hpcnnp.structures.builders import (CLASS_PATTERN_NAMES, STRUCTURE_CLASSES, builtin_class,
-                                        spec_problem)
+from hpcnnp.structures.builders import (
+    CLASS_PATTERN_NAMES,
+    STRUCTURE_CLASSES,
+    builtin_class,
+    spec_problem,
+)
 
 __all__ = ["CampaignFile", "CampaignMD", "Resources", "SamplingEntry", "MD_DEFAULTS",
            "SERIAL_SITE", "entry_labeler", "check_site"]
@@ -65,16 +77,10 @@ class CampaignMD(ConfigModel):
 MD_DEFAULTS = {name: info.default for name, info in CampaignMD.model_fields.items()}
 
 
-class Resources(ConfigModel):
-    """What the Parsl blocks of the campaign ask the site for."""
+class Resources(ParslBlocks):
+    """What the Parsl blocks of the campaign ask the site for (2 workers per node by
+    default)."""
 
-    nodes: Count = Field(1, description="nodes per Parsl block")
-    workers_per_node: Optional[Count] = Field(None, description="Parsl workers per node "
-                                              "(default 2)")
-    walltime: Optional[Walltime] = Field(None, description="walltime of a block HH:MM:SS "
-                                         "(default: the site's)")
-    account: Optional[str] = Field(None, description="account/project/bank to charge")
-    queue: Optional[str] = Field(None, description="queue/partition")
     max_blocks: Count = Field(1, description="most Parsl blocks (batch jobs) at once")
     retries: NonNegativeInt = Field(0, description="retries of a task that failed for a "
                                     "transient reason (timeout, worker, crash) in one run")

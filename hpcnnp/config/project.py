@@ -28,8 +28,18 @@ from hpcnnp.config.campaign import CampaignFile, check_site
 from hpcnnp.config.labeler import LabelerSection, as_labeler_dict
 from hpcnnp.config.protocol import ZBL
 from hpcnnp.config.training import TRAINING_SCHEMA, check_training, input_nn_keywords
-from hpcnnp.config.types import (Count, Duration, Element, Elements, NonNegativeFloat,
-                                 PositiveFloat, Seed, Temperature, Timestep, parse_duration)
+from hpcnnp.config.types import (
+    Count,
+    Duration,
+    Element,
+    Elements,
+    NonNegativeFloat,
+    PositiveFloat,
+    Seed,
+    Temperature,
+    Timestep,
+    parse_duration,
+)
 from hpcnnp.config.yamlfile import YamlDocument
 from hpcnnp.descriptors.sfgen import PRESETS
 from hpcnnp.errors import InputFileError

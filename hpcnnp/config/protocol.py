@@ -14,8 +14,17 @@ from typing import Annotated, Literal, Optional, Union
 from pydantic import Field, field_validator, model_validator
 
 from hpcnnp.config.base import ConfigModel, KeyProblem
-from hpcnnp.config.types import (Count, Duration, Elements, FiniteFloat, Length,
-                                 PositiveFloat, Temperature, Timestep, number)
+from hpcnnp.config.types import (
+    Count,
+    Duration,
+    Elements,
+    FiniteFloat,
+    Length,
+    PositiveFloat,
+    Temperature,
+    Timestep,
+    number,
+)
 
 __all__ = ["ProtocolFile", "STAGE_MODELS", "ZBL", "Trajectory", "PairOptions", "FIELDS",
            "BAROSTATS", "MIN_STYLES"]

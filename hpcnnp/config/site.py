@@ -14,12 +14,12 @@ from typing import Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from hpcnnp.config.base import ConfigModel, KeyProblem
+from hpcnnp.config.base import ConfigModel, KeyProblem, require_in
 from hpcnnp.config.types import Count, Walltime, number
 from hpcnnp.hpc.tables import PARSL_LAUNCHERS, PARSL_PROVIDERS, PLACEHOLDERS, SCHEDULERS
 from hpcnnp.hpc.templates import placeholders
 
-__all__ = ["SiteFile", "Node", "Mpi", "Account", "Queue", "QueueBin", "Environment",
+__all__ = ["SiteFile", "ParslBlocks", "Node", "Mpi", "Account", "Queue", "QueueBin", "Environment",
            "Parsl", "placeholder_problem"]
 
 def placeholder_problem(text):
@@ -45,6 +45,18 @@ def _option_placeholders(options):
             if problem:
                 raise KeyProblem((key,), problem, show_value=False)
     return options
+
+
+class ParslBlocks(ConfigModel):
+    """What each Parsl block (a batch job of workers) asks a site for; the sections of
+    campaigns (``resources:``) and active learning (``parallel:``) extend it."""
+
+    nodes: Count = Field(1, description="nodes per Parsl block")
+    workers_per_node: Optional[Count] = Field(None, description="Parsl workers per node")
+    walltime: Optional[Walltime] = Field(None, description="walltime of a block HH:MM:SS "
+                                         "(default: the site's)")
+    account: Optional[str] = Field(None, description="account/project/bank to charge")
+    queue: Optional[str] = Field(None, description="queue/partition")
 
 
 class Node(ConfigModel):
@@ -190,16 +202,12 @@ class Parsl(ConfigModel):
     @field_validator("provider")
     @classmethod
     def _provider(cls, value):
-        if value is not None and value not in PARSL_PROVIDERS:
-            raise ValueError(f"unknown Parsl provider (known: {', '.join(PARSL_PROVIDERS)})")
-        return value
+        return value if value is None else require_in(value, PARSL_PROVIDERS, "Parsl provider")
 
     @field_validator("launcher")
     @classmethod
     def _launcher(cls, value):
-        if value not in PARSL_LAUNCHERS:
-            raise ValueError(f"unknown Parsl launcher (known: {', '.join(PARSL_LAUNCHERS)})")
-        return value
+        return require_in(value, PARSL_LAUNCHERS, "Parsl launcher")
 
     @field_validator("provider_options", "launcher_options", "executor_options")
     @classmethod
@@ -216,9 +224,11 @@ class Parsl(ConfigModel):
     def _in_allocation(self):
         alloc = self.in_allocation
         if alloc is not None:
-            if alloc.launcher is not None and alloc.launcher not in PARSL_LAUNCHERS:
-                raise KeyProblem(("in_allocation", "launcher"), "unknown Parsl launcher "
-                                 f"(known: {', '.join(PARSL_LAUNCHERS)})")
+            if alloc.launcher is not None:
+                try:
+                    require_in(alloc.launcher, PARSL_LAUNCHERS, "Parsl launcher")
+                except ValueError as exc:
+                    raise KeyProblem(("in_allocation", "launcher"), str(exc)) from None
             try:
                 _option_placeholders(alloc.launcher_options or {})
             except KeyProblem as exc:
@@ -258,9 +268,7 @@ class SiteFile(ConfigModel):
     @field_validator("scheduler")
     @classmethod
     def _scheduler(cls, value):
-        if value not in SCHEDULERS:
-            raise ValueError(f"unknown scheduler (known: {', '.join(SCHEDULERS)})")
-        return value
+        return require_in(value, SCHEDULERS, "scheduler")
 
     @model_validator(mode="after")
     def _directives(self):

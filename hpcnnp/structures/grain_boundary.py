@@ -51,7 +51,8 @@ from ase import Atoms
 from ase.data import chemical_symbols
 
 from ._common import (FORMAL_CHARGES, formula, periodic_pairs, provenance, total_charge)
-from .surfaces import _layer_positions, _material, _perp2, _wrap_inplane, oriented_cell
+from .surfaces import (_cut_heights, _layer_positions, _material, _perp2, _wrap_inplane,
+                       oriented_cell)
 
 __all__ = ["grain_boundary", "sigma_from_lattices", "GB_OVERLAP", "SIGMA_TILTS"]
 
@@ -239,14 +240,7 @@ def _scan_terminations(ori, m_min, termination, overlap, gb_width):
     atomic planes, or the given *termination*): ``[(removed, -d_min, shift)]`` sorted,
     best first, and the number of heights scanned."""
     d = ori.frame.d
-    h = np.sort(np.mod(ori.heights(), d))
-    uniq = [h[0]]
-    for x in h[1:]:
-        if x - uniq[-1] > 1e-3:
-            uniq.append(x)
-    uniq = np.array(uniq)
-    gaps = np.diff(np.r_[uniq, uniq[0] + d])
-    cands = np.mod(uniq + 0.5 * gaps, d) / d
+    cands = _cut_heights(ori)[0] / d
     if termination is not None:
         cands = np.array([float(termination)])
     m_scan = max(m_min, int(np.ceil(5.0 / d)))

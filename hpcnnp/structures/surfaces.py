@@ -131,9 +131,10 @@ def _bonds(ori, scale=1.25):
     return hi, D[:, 2], strength
 
 
-def _termination_scan(ori, tol_dipole=0.01):
+def _cut_heights(ori):
+    """Cut heights (Å, within one period d) half-way between the atomic planes, and the
+    gaps (Å) between those planes."""
     d = ori.frame.d
-    A = ori.frame.area
     h = np.sort(np.mod(ori.heights(), d))
     uniq = [h[0]]
     for x in h[1:]:
@@ -141,7 +142,13 @@ def _termination_scan(ori, tol_dipole=0.01):
             uniq.append(x)
     uniq = np.array(uniq)
     gaps = np.diff(np.r_[uniq, uniq[0] + d])
-    cands = np.mod(uniq + 0.5 * gaps, d)
+    return np.mod(uniq + 0.5 * gaps, d), gaps
+
+
+def _termination_scan(ori, tol_dipole=0.01):
+    d = ori.frame.d
+    A = ori.frame.area
+    cands, gaps = _cut_heights(ori)
     hi, dz, sv = _bonds(ori)
     q = ori.charges
     hq = ori.heights()

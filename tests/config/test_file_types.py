@@ -101,10 +101,17 @@ stages:
 """
 
 
+#: stage signatures of PROTOCOL as computed by the parser of commit 5e66f06: an MD run
+#: started before the typed layer resumes (hpcnnp md --resume checks them)
+PROTOCOL_SIGNATURES = ["70185bff85262b1d", "b2c3d10117ddc7e0", "a142fb54f07252ae",
+                       "a61c154f4b481691"]
+
+
 def test_protocol_good_file(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text(PROTOCOL)
     p = load_protocol(path)
+    assert [s.signature() for s in p.stages] == PROTOCOL_SIGNATURES
     assert [s.type for s in p.stages] == ["minimize", "heat", "npt", "nve"]
     assert [s.n_steps for s in p.stages] == [0, 40000, 2000000, 100]
     assert p.stages[2].pdamp_ps == 1.0 and p.stages[1].velocity == 10

@@ -84,25 +84,38 @@ def _source_problem(i, entry, info):
     if rep is not None and not (isinstance(rep, list) and len(rep) == 3 and all(
             isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in rep)):
         return (i, "repeat"), "must be a list of three whole numbers >= 1"
-    if "data" in entry:
-        idx = [entry["data"]] if isinstance(entry["data"], int) else entry["data"]
-        if not isinstance(idx, list) or not all(isinstance(k, int) and not isinstance(k, bool)
-                                                for k in idx):
-            return (i, "data"), "must be a structure index or a list of them"
-        entry["data"] = idx
-    if "builder" in entry:
-        options = entry.get("options", {})
-        if not isinstance(options, dict):
-            return (i, "options"), "must be a mapping"
-        problem = spec_problem(flat_spec(entry))
-        if problem is not None:
-            keys = ("builder",) if problem[0] == ("builder",) else ("options",) + problem[0]
-            return (i,) + keys, problem[1]
-    if "file" in entry:
-        entry["file"] = resolve_path(entry["file"], info)
-        if _must_exist(info) and not Path(entry["file"]).is_file():
-            return (i, "file"), f"file not found: {entry['file']}"
+    problem = _SOURCE_CHECKS[kinds[0]](entry, info)
+    return None if problem is None else ((i,) + problem[0], problem[1])
+
+
+def _data_problem(entry, info):
+    idx = [entry["data"]] if isinstance(entry["data"], int) else entry["data"]
+    if not isinstance(idx, list) or not all(isinstance(k, int) and not isinstance(k, bool)
+                                            for k in idx):
+        return ("data",), "must be a structure index or a list of them"
+    entry["data"] = idx
     return None
+
+
+def _builder_problem(entry, info):
+    if not isinstance(entry.get("options", {}), dict):
+        return ("options",), "must be a mapping"
+    problem = spec_problem(flat_spec(entry))
+    if problem is None:
+        return None
+    return (("builder",) if problem[0] == ("builder",) else ("options",) + problem[0],
+            problem[1])
+
+
+def _file_problem(entry, info):
+    entry["file"] = resolve_path(entry["file"], info)
+    if _must_exist(info) and not Path(entry["file"]).is_file():
+        return ("file",), f"file not found: {entry['file']}"
+    return None
+
+
+#: source kind -> check(entry, info) -> (key path below the entry, message) or None
+_SOURCE_CHECKS = {"file": _file_problem, "builder": _builder_problem, "data": _data_problem}
 
 
 class Exploration(ConfigModel):

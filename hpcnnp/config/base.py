@@ -178,30 +178,33 @@ def _type_name(annotation):
     """Words for a field's type: ``number > 0 K``, ``list of integer``, ``X or null``."""
     origin, args = get_origin(annotation), get_args(annotation)
     if origin is Annotated:
-        schema = next((m.json_schema for m in args[1:] if isinstance(m, WithJsonSchema)), {})
-        if (schema or {}).get("description"):       # named value types: durations, ...
-            return schema["description"]
-        words = _type_name(args[0])
-        for key, sign in (("exclusiveMinimum", ">"), ("minimum", ">="),
-                          ("exclusiveMaximum", "<"), ("maximum", "<=")):
-            if key in (schema or {}):
-                words += f" {sign} {schema[key]:g}"
-        if (schema or {}).get("unit"):
-            words += f" {schema['unit']}"
-        return words
+        return _annotated_name(args)
     if origin is Union or (origin is not None and origin.__name__ == "UnionType"):
         parts = [a for a in args if a is not type(None)]
         words = " or ".join(_type_name(a) for a in parts)
         return words + (" or null" if len(parts) < len(args) else "")
     if origin is list:
         return f"list of {_type_name(args[0])}" if args else "list"
-    if origin is dict:
-        return "mapping"
     if origin is Literal:
         return "one of " + ", ".join(map(str, args))
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+    if origin is dict or (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
         return "mapping"
     return _NAMES.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def _annotated_name(args):
+    """Words for ``Annotated[type, ...]``: the value types of :mod:`.types` carry their
+    range and unit (or a description) in their JSON Schema."""
+    schema = next((m.json_schema for m in args[1:] if isinstance(m, WithJsonSchema)), None)
+    schema = schema or {}
+    if schema.get("description"):                # named value types: durations, ...
+        return schema["description"]
+    words = _type_name(args[0])
+    for key, sign in (("exclusiveMinimum", ">"), ("minimum", ">="),
+                      ("exclusiveMaximum", "<"), ("maximum", "<=")):
+        if key in schema:
+            words += f" {sign} {schema[key]:g}"
+    return words + (f" {schema['unit']}" if schema.get("unit") else "")
 
 
 # ---------------------------------------------------------------------------------------

@@ -339,29 +339,35 @@ def spec_problem(spec):
     if name not in BUILDERS:
         return ("builder",), (f"unknown builder {name!r}; known builders: "
                               + ", ".join(BUILDERS)), False
-    builder = BUILDERS[name]
-    sig = builder.signature
-    accepted = set(sig.parameters) - {"base_dir"}
     params = {k: v for k, v in spec.items() if k not in SIZE_OPTIONS}
+    return _parameter_problem(name, params) or _nested_problem(name, params) or \
+        _size_problem(spec)
+
+
+def _parameter_problem(name, params):
+    builder = BUILDERS[name]
+    accepted = set(builder.signature.parameters) - {"base_dir"}
     for key in sorted(params):
         if key not in accepted:
             return (key,), (f"builder {name} has no parameter {key!r} (parameters: "
                             f"{', '.join(builder_parameters(name))})"), False
     try:
-        sig.bind_partial(**params)
+        builder.signature.bind_partial(**params)
     except TypeError as exc:
         return (), str(exc), False
     for key, check in builder.checks.items():
-        if key in params:
-            message = check(params[key])
-            if message:
-                return (key,), message, False
-    for key in builder.structure_args:
-        if _is_spec(params.get(key)):
-            inner = spec_problem(params[key])
-            if inner is not None:
-                return ((key,) + inner[0],) + tuple(inner[1:])
-    return _size_problem(spec)
+        message = check(params[key]) if key in params else None
+        if message:
+            return (key,), message, False
+    return None
+
+
+def _nested_problem(name, params):
+    for key in BUILDERS[name].structure_args:
+        inner = spec_problem(params[key]) if _is_spec(params.get(key)) else None
+        if inner is not None:
+            return ((key,) + inner[0],) + tuple(inner[1:])
+    return None
 
 
 def _size_problem(spec):
@@ -389,24 +395,10 @@ def build_structure(spec, seed=0, base_dir="."):
     selects a supercell (:func:`hpcnnp.structures.supercell`); nested specs of
     structure parameters are built first (with the same seed).
     """
-    spec = dict(spec)
     name = spec["builder"]
-    builder = BUILDERS[name]
-    sig = builder.signature
-    params = {k: v for k, v in spec.items() if k not in SIZE_OPTIONS}
-    for key in builder.structure_args:
-        if _is_spec(params.get(key)):
-            params[key] = build_structure(params[key], seed=seed, base_dir=base_dir)
-    if "seed" in sig.parameters:
-        params["seed"] = int(spec.get("seed", seed))
-    if "base_dir" in sig.parameters:
-        params["base_dir"] = str(base_dir)
-    natoms = spec.get("natoms")
-    if natoms is not None and "natoms" in sig.parameters:
-        params["natoms"] = natoms
-        natoms = None
+    params = _call_parameters(dict(spec), seed, base_dir)
     try:
-        atoms = builder.function(**params)
+        atoms = BUILDERS[name].function(**params)
     except HpcnnpError:
         raise
     except Exception as exc:
@@ -419,9 +411,26 @@ def build_structure(spec, seed=0, base_dir="."):
         atoms.info = dict(info, supercell={"repeat": list(spec["repeat"]),
                                            "parent_natoms": len(atoms) // int(np.prod(
                                                spec["repeat"]))})
-    elif natoms is not None:
-        atoms = supercell(atoms, natoms=int(natoms))
+    elif spec.get("natoms") is not None and "natoms" not in params:
+        atoms = supercell(atoms, natoms=int(spec["natoms"]))
     if spec.get("rattle"):
         atoms.rattle(float(spec["rattle"]), seed=int(spec.get("seed", seed)))
     atoms.pbc = True
     return atoms
+
+
+def _call_parameters(spec, seed, base_dir):
+    """The keyword arguments of the builder of *spec*: its parameters, nested specs
+    built, and seed, base_dir, natoms where the builder takes them."""
+    builder = BUILDERS[spec["builder"]]
+    sig = builder.signature
+    params = {k: v for k, v in spec.items() if k not in SIZE_OPTIONS}
+    for key in builder.structure_args:
+        if _is_spec(params.get(key)):
+            params[key] = build_structure(params[key], seed=seed, base_dir=base_dir)
+    extra = {"seed": int(spec.get("seed", seed)), "base_dir": str(base_dir),
+             "natoms": spec.get("natoms")}
+    for key, value in extra.items():
+        if key in sig.parameters and value is not None:
+            params[key] = value
+    return params

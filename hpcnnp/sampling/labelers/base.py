@@ -142,32 +142,45 @@ class Labeler:
         return f"{type(self).__name__}({opts})"
 
 
+def _as_bool(value):
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in ("true", "yes", "on", "1"):
+            return True
+        if low in ("false", "no", "off", "0"):
+            return False
+        raise ValueError(value)
+    return bool(value)
+
+
+def _as_int(value):
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(value)
+    return int(value)
+
+
+def _as_float(value):
+    if isinstance(value, bool):
+        raise ValueError(value)
+    out = float(value)
+    if not math.isfinite(out):
+        raise ValueError(value)
+    return out
+
+
 def _coerce(name, key, value, default):
+    """*value* converted to the type of *default* (bool, int, float; others as given)."""
     if value is None or default is None:
         return value
+    convert = _as_bool if isinstance(default, bool) else _as_int \
+        if isinstance(default, int) else _as_float if isinstance(default, float) else None
+    if convert is None:
+        return value
     try:
-        if isinstance(default, bool):
-            if isinstance(value, str):
-                low = value.strip().lower()
-                if low in ("true", "yes", "on", "1"):
-                    return True
-                if low in ("false", "no", "off", "0"):
-                    return False
-                raise ValueError(value)
-            return bool(value)
-        if isinstance(default, int) and not isinstance(value, bool):
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            return int(value)
-        if isinstance(default, float) and not isinstance(value, bool):
-            out = float(value)
-            if not math.isfinite(out):
-                raise ValueError(value)
-            return out
+        return convert(value)
     except (TypeError, ValueError):
         raise LabelerError(f"labeler {name}: option {key} must be a "
                            f"{type(default).__name__}, got {value!r}") from None
-    return value
 
 
 def _positive(labeler, key, minimum=0.0, strict=True):
@@ -283,15 +296,26 @@ class LabelerCalculator(Calculator):
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
-        name = self.labeler.name
         inner = self.inner
         want_stress = (bool(self.labeler.settings.get("stress", True))
                        and "stress" in getattr(inner, "implemented_properties", ())
                        and bool(np.all(atoms.pbc)) and atoms.cell.rank == 3)
         if "stress" in properties and not want_stress:
-            raise LabelingError(name, "crash", "stress requested but this labeler does not "
-                                "compute it here (option stress off, labeler without "
-                                "stress, or a cell that is not periodic in 3 directions)")
+            raise LabelingError(self.labeler.name, "crash", "stress requested but this "
+                                "labeler does not compute it here (option stress off, labeler "
+                                "without stress, or a cell that is not periodic in 3 "
+                                "directions)")
+        work = atoms.copy()
+        work.calc = None
+        raw = self._evaluate(inner, work, want_stress)
+        self.labeler.after(inner)
+        self.results = self._checked(raw, atoms)
+        self.n_calls += 1
+
+    def _evaluate(self, inner, work, want_stress):
+        """Energy, free energy, forces, stress (or None) of *work* with the program,
+        under the labeler's timeout; failures as :class:`LabelingError`."""
+        name = self.labeler.name
         timeout = self.labeler.settings.get("timeout")
         timer = None
         fired = threading.Event()
@@ -302,20 +326,16 @@ class LabelerCalculator(Calculator):
             timer = threading.Timer(float(timeout), expire)
             timer.daemon = True
             timer.start()
-        work = atoms.copy()
-        work.calc = None
         try:
             energy = inner.get_potential_energy(work)
             free = inner.results.get("free_energy", energy)
             forces = inner.get_forces(work)
             stress = inner.get_stress(work) if want_stress else None
-        except HpcnnpError as exc:
-            if fired.is_set():
-                raise LabelingError(name, "timeout", f"no result within {timeout} s") from exc
-            raise
         except Exception as exc:
             if fired.is_set():
                 raise LabelingError(name, "timeout", f"no result within {timeout} s") from exc
+            if isinstance(exc, HpcnnpError):
+                raise
             reason = "scf" if "converge" in str(exc).lower() else "crash"
             raise LabelingError(name, reason, f"{type(exc).__name__}: {exc}") from exc
         finally:
@@ -323,15 +343,17 @@ class LabelerCalculator(Calculator):
                 timer.cancel()
         if fired.is_set():
             raise LabelingError(name, "timeout", f"no result within {timeout} s")
-        self.labeler.after(inner)
-        n = len(atoms)
+        return {"energy": energy, "free_energy": free, "forces": forces, "stress": stress}
+
+    def _checked(self, raw, atoms):
+        """The results with their shapes checked and every number finite."""
+        name = self.labeler.name
+        shapes = {"energy": (), "free_energy": (), "forces": (len(atoms), 3), "stress": (6,)}
         results = {}
-        for key, value, shape in (("energy", energy, ()), ("free_energy", free, ()),
-                                  ("forces", forces, (n, 3)),
-                                  ("stress", stress, (6,))):
-            if value is None:
+        for key, shape in shapes.items():
+            if raw[key] is None:
                 continue
-            arr = np.array(value, dtype=float)
+            arr = np.array(raw[key], dtype=float)
             if arr.shape == (3, 3) and key == "stress":
                 arr = arr.ravel()[[0, 4, 8, 5, 2, 1]]
             if arr.shape != shape:
@@ -341,8 +363,7 @@ class LabelerCalculator(Calculator):
                 bad = "NaN" if np.any(np.isnan(arr)) else "infinite"
                 raise LabelingError(name, "nan", f"{bad} {key} for {atoms.get_chemical_formula()}")
             results[key] = float(arr) if shape == () else arr
-        self.results = results
-        self.n_calls += 1
+        return results
 
     def close(self):
         """Stop child processes and remove the temporary folder (if it made one)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal, Optional
 
-from pydantic import Field, WithJsonSchema, field_validator, model_validator
+from pydantic import ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from hpcnnp.config.active import ActiveFile, ActiveLabeler, Exploration, flat_spec
 from hpcnnp.config.base import ConfigModel, KeyProblem
@@ -57,10 +57,21 @@ __all__ = ["ProjectFile", "ProjectCampaign", "ProjectActive", "Network", "Descri
 DEFAULT_ELEMENTS = ["Li", "La", "Zr", "O", "Co"]
 
 
+#: campaign keys that the project sets itself
+_SET_BY_PROJECT = (("labeler", "labeler"), ("output", "workdir"), ("workdir", "workdir"))
+
+
+def _without_project_keys(schema, cls):
+    for key, _ in _SET_BY_PROJECT:
+        schema.get("properties", {}).pop(key, None)
+
+
 class ProjectCampaign(CampaignFile):
     """The sampling campaign of the project (format of ``hpcnnp sample``); its data
     set, work folder and labeler are the project's, its scale is multiplied by the
     project's ``scale`` and its site and seed default to the project's."""
+
+    model_config = ConfigDict(json_schema_extra=_without_project_keys)
 
     site: Optional[str] = Field(None, description="site of the sampling (default: the "
                                 "project's site)")
@@ -71,8 +82,7 @@ class ProjectCampaign(CampaignFile):
     @classmethod
     def _set_by_project(cls, data):
         if isinstance(data, dict):
-            for key, by in (("labeler", "labeler"), ("output", "workdir"),
-                            ("workdir", "workdir")):
+            for key, by in _SET_BY_PROJECT:
                 if key in data:
                     raise KeyProblem((key,), f"is set by the project (top-level {by}:); "
                                      "remove it here", show_value=False)

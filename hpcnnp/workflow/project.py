@@ -23,7 +23,8 @@ from pathlib import Path
 
 from hpcnnp.config.base import validate_document
 from hpcnnp.config.project import DEFAULT_ELEMENTS, ProjectFile
-from hpcnnp.config.yamlfile import read_yaml
+from hpcnnp.config.yamlfile import YamlDocument, read_yaml
+from hpcnnp.sampling.tasks import campaign_from_document
 
 __all__ = ["Project", "load_project", "SCHEMA", "DEFAULTS"]
 
@@ -102,6 +103,12 @@ class Project:
         if "site" not in cfg and "site" not in cfg.get("parallel", {}):
             cfg["site"] = self.data["site"]
         return cfg, iterations
+
+    def sampling_tasks(self):
+        """The tasks of the sampling stage's campaign, planned by the code of
+        ``hpcnnp sample`` (which also checks the campaign as that command will)."""
+        doc = YamlDocument(path=f"{self.path}: campaign", text="", data=self.campaign_data())
+        return campaign_from_document(doc, context={"base_dir": self.path.parent}).tasks()
 
     def md_protocol(self, name, structure, potential):
         """The ``hpcnnp md`` protocol (a dict) of production run *name*

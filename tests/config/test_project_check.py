@@ -14,6 +14,19 @@ from hpcnnp.workflow.project import load_project
 
 from _config_helpers import EXAMPLE_PROJECT, edit, line_of
 
+#: task hashes of the example project's sampling stage as planned at commit 5e66f06
+#: (before the typed layer): hpcnnp run resumes a sampling stage of an earlier run
+PROJECT_TASKS = [
+    "19c628875424944a", "047473dd374dd4d1", "d57434179dd82d35", "280ce3d1794a4e0f",
+    "bfe2ac1b9f6d974e", "ddd66c1c21efa216", "db001f4b916e6677", "52c683be1298fab1",
+    "7f0fbcad3f712e49", "ae2b92ab937d9901", "cc3cc25036a8c036", "e5934a950cc0caee",
+    "466987f8b5394029", "1166855bd63a6a14", "ea7a5511c35ff449", "479e9fb4c80dbdec",
+    "7219f0d963269a8a", "c713c35e15f5091e", "f7fa27e38ba018bb", "78d91288f8c99183",
+    "527f462919bc9571", "36d85f4b0be4a9c6", "c4f7efa52dce31d6", "488a315cc0022d23",
+    "255dbd8e90d64306", "e9997ce3b29a8ce3",
+]
+
+
 FOUR_CASES = [
     ("  epochs: 8", "  epochs: eight", "training.epochs: must be a whole number (got 'eight')"),
     ("temperature: 1500,", "temperature: -1500,",
@@ -146,3 +159,7 @@ def _write(tmp_path, text):
     path = tmp_path / "project.yaml"
     path.write_text(text)
     return path
+
+
+def test_the_sampling_stage_plans_the_same_tasks_as_before():
+    assert [t.hash for t in load_project(EXAMPLE_PROJECT).sampling_tasks()] == PROJECT_TASKS

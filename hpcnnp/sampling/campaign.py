@@ -66,20 +66,17 @@ resume); the campaign's parts live beside it: :mod:`hpcnnp.config.campaign`
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
-import fcntl
 import json
-import math
-import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from hpcnnp.config.campaign import MD_DEFAULTS, SERIAL_SITE
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.fileio import folder_lock
 from hpcnnp.io.dataset import Dataset
 from hpcnnp.sampling.dispatch import EXECUTOR_FAILURES, resolve_site_launcher, task_executor
 from hpcnnp.sampling.export import merge_task
+from hpcnnp.progress import Progress, format_duration
 from hpcnnp.sampling.labelers import make_labeler
 from hpcnnp.sampling.tasks import Campaign, Task, canonical, load_campaign
 from hpcnnp.sampling.worker import DONE, FAILED, TASK, atomic_json, read_json, run_task, \
@@ -122,38 +119,6 @@ class CampaignReport:
                                               "failures", "dataset", "workdir")}
 
 
-def _fmt_time(seconds):
-    if seconds is None or not math.isfinite(seconds):
-        return "--"
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
-
-
-@contextlib.contextmanager
-def _driver_lock(workdir):
-    path = Path(workdir) / "driver.lock"
-    fh = open(path, "a+")
-    try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.seek(0)
-        other = fh.read().strip()
-        fh.close()
-        raise HpcnnpError(f"another hpcnnp sample is running on {workdir} ({other or 'pid ?'});"
-                          " one driver per campaign") from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
-    fh.flush()
-    try:
-        yield
-    finally:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-        fh.close()
-
-
 def _preflight(campaign, tasks):
     """Build every distinct structure once (base seed): atoms count and elements;
     check the labelers for those elements.  Returns {(class, structure json): natoms}."""
@@ -192,12 +157,10 @@ class _Driver:
         self.report = CampaignReport(tasks=len(tasks), dataset=str(campaign.output),
                                      workdir=str(self.work))
         self.t0 = time.perf_counter()
-        self.t_run = self.t0
-        self.finished_now = 0
+        self.reporter = None
         self.retries = int(campaign.resources.get("retries") or 0)
         self.attempts = {}
         self.futures, self.pending, self.queue = {}, set(), []
-        self.last_progress = 0.0
         self.submit = None
 
     # -- before dispatch -----------------------------------------------------------
@@ -263,7 +226,10 @@ class _Driver:
         if not todo:
             return
         self.submit, shutdown, serial = task_executor(self.campaign, self.log)
-        self.t_run = time.perf_counter()
+        r = self.report
+        self.reporter = Progress(f"campaign {self.campaign.name}", r.tasks, unit="tasks",
+                                 out=self.log, interval=self.progress_interval,
+                                 initial=r.done + r.skipped)
         try:
             for task, d in todo:
                 self.launch(task, d)
@@ -283,6 +249,7 @@ class _Driver:
                         result, error = None, exc
                     self.handle(fut, result, error)
                 self.progress()
+            self.reporter.close()
         finally:
             shutdown()
 
@@ -295,7 +262,6 @@ class _Driver:
     def handle(self, fut, result, error):
         """A task came back: merge it, retry it, or record its failure."""
         task, d = self.futures[fut]
-        self.finished_now += 1
         self.pending.discard(fut)
         if error is not None:
             result = self._worker_failure(task, d, error)
@@ -339,17 +305,11 @@ class _Driver:
         return dict(failed, status="failed")
 
     def progress(self, force=False):
-        now = time.perf_counter()
-        if not force and now - self.last_progress < self.progress_interval:
-            return
-        self.last_progress = now
+        """A progress line (rate, ETA) and event (:mod:`hpcnnp.progress`)."""
         r = self.report
-        remaining = len(self.pending)
-        elapsed = now - self.t_run
-        eta = elapsed / self.finished_now * remaining if self.finished_now else None
-        self.log(f"[{self.campaign.name}] {r.done + r.skipped}/{r.tasks} done, "
-                 f"{r.failed} failed, {remaining} pending | {r.snapshots_added} snapshots "
-                 f"added | elapsed {_fmt_time(now - self.t0)}, ETA {_fmt_time(eta)}")
+        self.reporter.update(r.done + r.skipped + r.failed, force=force,
+                             msg=f"{r.failed} failed, {len(self.pending)} pending, "
+                                 f"{r.snapshots_added} snapshots added")
 
     # -- after dispatch ------------------------------------------------------------
 
@@ -361,7 +321,7 @@ class _Driver:
         self.log(f"campaign {self.campaign.name}: {r.done + r.skipped}/{r.tasks} tasks "
                  f"finished ({r.skipped} from earlier runs), {r.failed} failed; "
                  f"{r.snapshots_added} snapshots added ({r.duplicates} duplicates "
-                 f"skipped) to {self.campaign.output} in {_fmt_time(r.wall_time)}")
+                 f"skipped) to {self.campaign.output} in {format_duration(r.wall_time)}")
         if r.failed:
             self.log(f"failed tasks are listed in {self.work / 'report.json'}; re-run with "
                      "--resume to retry them")
@@ -407,7 +367,7 @@ def run_campaign(path, site=None, resume=False, scale=None, output=None, workdir
     campaign.workdir.mkdir(parents=True, exist_ok=True)
     (campaign.workdir / "tasks").mkdir(exist_ok=True)
     driver = _Driver(campaign, tasks, log, progress_interval)
-    with _driver_lock(campaign.workdir):
+    with folder_lock(campaign.workdir, "hpcnnp sample"):      # one driver per campaign
         driver.start(resume)
         driver.dispatch(driver.plan())
         driver.finish()

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.fileio import write_atomic
 from hpcnnp.sampling.aimd import MDSettings, run_aimd
 from hpcnnp.sampling.labelers import LabelingError, make_labeler
 from hpcnnp.sampling.tasks import Task
@@ -33,17 +34,8 @@ DONE, FAILED, MERGED, TASK, LOCK = "done.json", "failed.json", "merged.json", "t
 
 
 def atomic_json(path, obj):
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(3).hex()}.tmp")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1, sort_keys=True, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Write *obj* as JSON to *path* atomically (:func:`hpcnnp.fileio.write_atomic`)."""
+    write_atomic(path, json.dumps(obj, indent=1, sort_keys=True, default=str))
 
 
 def read_json(path):

@@ -25,7 +25,7 @@ from pydantic import ConfigDict, Field, WithJsonSchema, field_validator, model_v
 from hpcnnp.config.active import ActiveFile, ActiveLabeler, Exploration, flat_spec
 from hpcnnp.config.base import ConfigModel, KeyProblem
 from hpcnnp.config.campaign import CampaignFile, check_site
-from hpcnnp.config.labeler import LabelerSection, as_labeler_dict
+from hpcnnp.config.labeler import LabelerSection, as_labeler_dict, labeler_problem
 from hpcnnp.config.protocol import ZBL
 from hpcnnp.config.training import TRAINING_SCHEMA, check_training, input_nn_keywords
 from hpcnnp.config.types import (
@@ -143,6 +143,14 @@ class Validation(ConfigModel):
         ["errors"], description="properties of hpcnnp validate: " + ", ".join(PROPERTY_NAMES))
     reference_labeler: Optional[str] = Field(None, description="labeler of the reference "
                                              "MD for rdf/vdos/diffusion")
+
+    @field_validator("reference_labeler")
+    @classmethod
+    def _labeler(cls, value):
+        problem = None if value is None or ":" in value else labeler_problem({"name": value})
+        if problem:
+            raise ValueError(problem[1])
+        return value
 
 
 class ProductionMD(ConfigModel):
@@ -298,6 +306,10 @@ class ProjectFile(ConfigModel):
                 raise KeyProblem(("elements",), f"the production cell {name} contains "
                                  f"{', '.join(missing)}, which the potential lacks")
         self._sampled_elements(have)
+        if self.analysis.segregation is not None and self.analysis.segregation not in have:
+            raise KeyProblem(("analysis", "segregation"), f"{self.analysis.segregation!r} is "
+                             f"not an element of the potential ({', '.join(self.elements)})",
+                             show_value=False)
         dopant = self.production.gb.dopant
         if dopant is not None and dopant.element not in have:
             raise KeyProblem(("production", "gb", "dopant", "element"), f"{dopant.element!r}"

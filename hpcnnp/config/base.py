@@ -125,7 +125,8 @@ class ConfigModel(BaseModel):
             for alias, target in cls.ALIASES.items():
                 if alias in data:
                     if target in data:
-                        raise KeyProblem((alias,), f"given twice (as {alias} and as {target})")
+                        raise KeyProblem((alias,), f"given twice (as {alias} and as {target})",
+                                         show_value=False)
                     data[target] = data.pop(alias)
         return data
 

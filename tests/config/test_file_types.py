@@ -188,6 +188,7 @@ def test_active_good_file(active_dir):
     ("committee: {size: 2,", "committee: {size: 1,", "committee.size: must be >= 2 (got 1)"),
     ("site: local", "site: local\nparallel: {site: local}",
      "site: given twice (as site and as parallel.site)"),
+    ("site: local", "parallel: {site: nosuch}", "parallel.site: unknown site 'nosuch'"),
 ])
 def test_active_broken_keys(active_dir, old, new, message):
     text = edit(ACTIVE, old, new)

@@ -22,10 +22,10 @@ with :func:`evaluate_trajectory`.
 
 Starting structures (:data:`STRUCTURE_SOURCES`): ``{file: PATH, index: I}`` (n2p2
 ``.data`` or any ASE format), ``{builder: NAME, options: {...}}`` (a builder of
-the one table :data:`hpcnnp.structures.BUILDERS`) or ``{data: [I, ...]}`` (structures of the campaign's
-data set); ``repeat: [n1, n2, n3]`` makes a supercell.  A builder option that is
-itself such an entry is built first, so interfaces and grain boundaries can be
-explored::
+the one table :data:`hpcnnp.structures.BUILDERS`) or ``{data: [I, ...]}``
+(structures of the campaign's data set); ``repeat: [n1, n2, n3]`` makes a
+supercell.  A builder option that is itself such an entry is built first, so
+interfaces and grain boundaries can be explored::
 
     - builder: grain_boundary
       options: {atoms: {builder: llzo_cubic}, plane: [2, 3, 0], natoms: 800}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
@@ -29,7 +29,8 @@ from hpcnnp.config.types import (
 )
 from hpcnnp.structures.builders import spec_problem
 
-__all__ = ["ActiveFile", "flat_spec", "Committee", "Exploration", "Selection", "ActiveLabeler", "Stop",
+__all__ = ["ActiveFile", "flat_spec", "Committee", "Exploration", "Selection", "ActiveLabeler",
+           "Stop",
            "Parallel", "SOURCE_KEYS", "resolve_path"]
 
 #: source key of an exploration.structures entry -> the keys it may have
@@ -53,11 +54,11 @@ class Committee(ConfigModel):
     """The committee of potentials trained on the same data."""
 
     size: number(integer=True, ge=2) = Field(4, description="number K of committee members")
-    epochs: Optional[number(integer=True, ge=0)] = Field(
+    epochs: number(integer=True, ge=0) | None = Field(
         None, description="training epochs of every member (default: 'epochs' of input_nn)")
     seed: Seed = Field(12345, description="random_seed of member k in iteration n: seed + k "
                        "+ 1000 n (different initial weights and train/test splits)")
-    test_fraction: Optional[Fraction] = Field(
+    test_fraction: Fraction | None = Field(
         None, description="test_fraction of every member (default: that of input_nn)")
     warm_start: bool = Field(False, description="retrain from the previous committee's "
                              "weights (use_old_weights_short) instead of new random weights")
@@ -266,7 +267,7 @@ class ActiveFile(ConfigModel):
     model_config = ConfigDict(json_schema_extra=_alias_schema)
     ALIASES: ClassVar[dict] = {"settings": "input_nn"}
 
-    workdir: Optional[str] = Field(None, description="folder of the campaign (iteration_NNN/,"
+    workdir: str | None = Field(None, description="folder of the campaign (iteration_NNN/,"
                                    " active-learning.csv, ...); default: the file's folder")
     data: str = Field(description="initial labelled structures (n2p2 input.data: energies "
                       "and forces)")

@@ -9,7 +9,7 @@ validates a file with it and plans the tasks.  The file format is described in
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -66,7 +66,7 @@ class CampaignMD(ConfigModel):
                                           "counted step")
     interval: Count = Field(20, description="MD steps between snapshots")
     snapshots_per_task: Count = Field(10, description="snapshots of one trajectory (task)")
-    walltime: Optional[number(gt=0, unit="s")] = Field(
+    walltime: number(gt=0, unit="s") | None = Field(
         None, description="soft time limit of a task (s); exceeded: state saved, task "
         "retried later from it")
     max_temperature_factor: PositiveFloat = Field(
@@ -112,9 +112,9 @@ class SamplingEntry(ConfigModel):
                            + ")")
     temperatures: list[Temperature] = Field(min_length=1, description="temperatures (K)")
     snapshots: Count = Field(description="labelled snapshots per temperature (x scale)")
-    md: Optional[CampaignMD] = Field(None, description="MD settings of this entry (on top "
+    md: CampaignMD | None = Field(None, description="MD settings of this entry (on top "
                                      "of the campaign's md)")
-    labeler: Optional[dict] = Field(None, description="labeler options of this entry (on "
+    labeler: dict | None = Field(None, description="labeler options of this entry (on "
                                     "top of the campaign's labeler)")
 
     @field_validator("temperatures", mode="before")
@@ -141,10 +141,10 @@ def entry_labeler(default, override):
 class CampaignFile(ConfigModel):
     """A sampling campaign (see :mod:`hpcnnp.sampling.campaign` for the format)."""
 
-    name: Optional[str] = Field(None, description="campaign name (default: the file name)")
+    name: str | None = Field(None, description="campaign name (default: the file name)")
     description: str = Field("", description="free text")
-    output: Optional[str] = Field(None, description="the HDF5 data set (default NAME.h5)")
-    workdir: Optional[str] = Field(None, description="task folders, Parsl logs, report "
+    output: str | None = Field(None, description="the HDF5 data set (default NAME.h5)")
+    workdir: str | None = Field(None, description="task folders, Parsl logs, report "
                                    "(default NAME.work)")
     site: str = Field("local", description="site of jobs/sites (Parsl), a site file, or "
                       "'serial' (in this process, no Parsl)")

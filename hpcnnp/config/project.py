@@ -18,7 +18,7 @@ description=...)``); the JSON Schema (``docs/schema/project.schema.json``) and
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal, Optional
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
@@ -73,9 +73,9 @@ class ProjectCampaign(CampaignFile):
 
     model_config = ConfigDict(json_schema_extra=_without_project_keys)
 
-    site: Optional[str] = Field(None, description="site of the sampling (default: the "
+    site: str | None = Field(None, description="site of the sampling (default: the "
                                 "project's site)")
-    seed: Optional[Seed] = Field(None, description="seed of the first trajectories "
+    seed: Seed | None = Field(None, description="seed of the first trajectories "
                                  "(default: the project's seed)")
 
     @model_validator(mode="before")
@@ -93,11 +93,11 @@ class ProjectActive(ActiveFile):
     """Active learning in the project (format of ``hpcnnp active``); data, input.nn,
     labeler and site are the project's."""
 
-    data: Optional[str] = Field(None, description="initial data (default: the project's "
+    data: str | None = Field(None, description="initial data (default: the project's "
                                 "sampled data set)")
-    input_nn: Optional[str] = Field(None, description="input.nn template (default: the "
+    input_nn: str | None = Field(None, description="input.nn template (default: the "
                                     "project's potential set-up)")
-    labeler: Optional[ActiveLabeler] = Field(None, description="reference calculator "
+    labeler: ActiveLabeler | None = Field(None, description="reference calculator "
                                              "(default: the project's labeler)")
     exploration: Exploration = Field(description="exploration MD (required for the "
                                      "active-learning stage)")
@@ -141,7 +141,7 @@ class Validation(ConfigModel):
 
     properties: list[Literal[PROPERTY_NAMES]] = Field(
         ["errors"], description="properties of hpcnnp validate: " + ", ".join(PROPERTY_NAMES))
-    reference_labeler: Optional[str] = Field(None, description="labeler of the reference "
+    reference_labeler: str | None = Field(None, description="labeler of the reference "
                                              "MD for rdf/vdos/diffusion")
 
     @field_validator("reference_labeler")
@@ -164,7 +164,7 @@ class ProductionMD(ConfigModel):
     timestep: Timestep = Field(1.0, description="MD time step (fs)")
     dump_stride: Count = Field(50, description="steps between trajectory frames")
     minimize_steps: Count = Field(200, description="most minimisation iterations")
-    zbl: Optional[ZBL] = Field(None, description="ZBL overlay {inner, outer} (Å); null: the "
+    zbl: ZBL | None = Field(None, description="ZBL overlay {inner, outer} (Å); null: the "
                                "HDNNP alone")
 
     @model_validator(mode="after")
@@ -219,7 +219,7 @@ class GrainBoundaryMD(ProductionMD):
     natoms: Count = Field(700, description="approximate size of the bicrystal (atoms)")
     sigma: Literal[tuple(SIGMA_TILTS)] = Field(13, description="Σ of the boundary: "
                                                + ", ".join(map(str, SIGMA_TILTS)))
-    dopant: Optional[Dopant] = Field(None, description="dopants in the bicrystal "
+    dopant: Dopant | None = Field(None, description="dopants in the bicrystal "
                                      "(e.g. {element: Co, site: La, count: 8})")
 
     @model_validator(mode="after")
@@ -243,7 +243,7 @@ class Production(ConfigModel):
 class Analysis(ConfigModel):
     """Trajectory analyses of the production runs."""
 
-    segregation: Optional[Element] = Field("Co", description="element whose segregation "
+    segregation: Element | None = Field("Co", description="element whose segregation "
                                            "profile is measured (null: none)")
     li_density: bool = Field(True, description="Li probability density (cube files)")
 
@@ -256,7 +256,7 @@ class ProjectFile(ConfigModel):
                          "project file)")
     site: str = Field("local", description="site of jobs/sites (Parsl executor and MPI "
                       "launcher), or a site file")
-    ranks: Optional[Count] = Field(None, description="MPI ranks for training/MD (default: "
+    ranks: Count | None = Field(None, description="MPI ranks for training/MD (default: "
                                    "the cores of one node)")
     scale: PositiveFloat = Field(1.0, description="multiplies the snapshot counts of the "
                                  "campaign")
@@ -274,7 +274,7 @@ class ProjectFile(ConfigModel):
                            "hpcnnp.config.training.TRAINING_DEFAULTS")
     validation: Validation = Field(default_factory=Validation, description="hpcnnp validate "
                                    "options")
-    active: Optional[ProjectActive] = Field(None, description="active learning (hpcnnp "
+    active: ProjectActive | None = Field(None, description="active learning (hpcnnp "
                                             "active format + iterations)")
     production: Production = Field(default_factory=Production, description="MD of the "
                                    "interface and the grain boundary")

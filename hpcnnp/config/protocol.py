@@ -9,7 +9,7 @@ and converts durations into steps.  The format is described in
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -64,7 +64,7 @@ class Trajectory(ConfigModel):
     fields: list[Literal[FIELDS]] = Field(
         ["position", "image"], description="per-atom fields stored: " + ", ".join(FIELDS)
         + " (position and image always)")
-    extrapolations: Optional[str] = Field(
+    extrapolations: str | None = Field(
         None, description="H5MD file that also gets every dumped frame following "
         "extrapolation warnings (candidates for active learning)")
 
@@ -77,14 +77,14 @@ class Trajectory(ConfigModel):
 class PairOptions(ConfigModel):
     """Keywords of ``pair_style hpcnnp`` / n2p2's ``hdnnp``."""
 
-    showew: Optional[bool] = Field(None, description="print every extrapolation warning")
-    showewsum: Optional[number(integer=True)] = Field(
+    showew: bool | None = Field(None, description="print every extrapolation warning")
+    showewsum: number(integer=True) | None = Field(
         None, description="steps between extrapolation-warning summaries (0: never)")
-    maxew: Optional[number(integer=True)] = Field(
+    maxew: number(integer=True) | None = Field(
         None, description="stop when a step has more warnings (null: never)")
-    resetew: Optional[bool] = Field(None, description="reset the warning count every step")
-    cflength: Optional[PositiveFloat] = Field(None, description="length unit conversion")
-    cfenergy: Optional[PositiveFloat] = Field(None, description="energy unit conversion")
+    resetew: bool | None = Field(None, description="reset the warning count every step")
+    cflength: PositiveFloat | None = Field(None, description="length unit conversion")
+    cfenergy: PositiveFloat | None = Field(None, description="energy unit conversion")
 
     @field_validator("showew", "resetew", mode="before")
     @classmethod
@@ -97,10 +97,10 @@ class PairOptions(ConfigModel):
 # ---------------------------------------------------------------------------------------
 
 class _MDStage(ConfigModel):
-    time: Optional[Duration] = Field(None, description="length: a number (ps) or 'N fs|ps|"
+    time: Duration | None = Field(None, description="length: a number (ps) or 'N fs|ps|"
                                      "ns|steps'")
-    steps: Optional[Count] = Field(None, description="length in MD steps (instead of time)")
-    velocity: Optional[Temperature] = Field(None, description="create Gaussian velocities "
+    steps: Count | None = Field(None, description="length in MD steps (instead of time)")
+    velocity: Temperature | None = Field(None, description="create Gaussian velocities "
                                             "at this temperature (K) when the stage starts")
 
     @model_validator(mode="after")
@@ -111,7 +111,7 @@ class _MDStage(ConfigModel):
 
 
 class _Thermostat(_MDStage):
-    tdamp: Optional[Duration] = Field(None, description="thermostat damping time (default "
+    tdamp: Duration | None = Field(None, description="thermostat damping time (default "
                                       "100 time steps)")
     tchain: Count = Field(3, description="length of the Nosé-Hoover chain")
 
@@ -119,7 +119,7 @@ class _Thermostat(_MDStage):
 class _Barostat(ConfigModel):
     P: number(unit="bar") = Field(1.0, description="pressure (bar)")
     barostat: Literal[BAROSTATS] = Field("iso", description="cell coupling: iso, aniso, tri")
-    pdamp: Optional[Duration] = Field(None, description="barostat damping time (default "
+    pdamp: Duration | None = Field(None, description="barostat damping time (default "
                                       "1000 time steps)")
 
 
@@ -167,10 +167,10 @@ class MinimizeStage(ConfigModel):
     etol: FiniteFloat = Field(0.0, description="energy tolerance (dimensionless)")
     ftol: number(ge=0, unit="eV/Å") = Field(1e-3, description="force tolerance (eV/Å)")
     maxiter: Count = Field(1000, description="most iterations")
-    maxeval: Optional[Count] = Field(None, description="most force evaluations (default "
+    maxeval: Count | None = Field(None, description="most force evaluations (default "
                                      "10 x maxiter)")
     min_style: Literal[MIN_STYLES] = Field("cg", description="LAMMPS min_style")
-    box: Optional[Literal[BAROSTATS]] = Field(None, description="relax the cell too: iso, "
+    box: Literal[BAROSTATS] | None = Field(None, description="relax the cell too: iso, "
                                               "aniso or tri (fix box/relax)")
     pressure: number(unit="bar") = Field(0.0, description="target pressure of box (bar)")
 
@@ -184,7 +184,7 @@ class MinimizeStage(ConfigModel):
 STAGE_MODELS = {"minimize": MinimizeStage, "minimise": MinimizeStage, "heat": HeatStage,
                 "nvt": NVTStage, "npt": NPTStage, "nve": NVEStage}
 
-Stage = Annotated[Union[MinimizeStage, HeatStage, NVTStage, NPTStage, NVEStage],
+Stage = Annotated[MinimizeStage | HeatStage | NVTStage | NPTStage | NVEStage,
                   Field(discriminator="type")]
 
 
@@ -193,15 +193,15 @@ class ProtocolFile(ConfigModel):
 
     structure: str = Field(description="start structure: any file ASE reads, or n2p2's "
                            "input.data (relative to the protocol file)")
-    structure_format: Optional[str] = Field(None, description="ASE format name, or 'n2p2' "
+    structure_format: str | None = Field(None, description="ASE format name, or 'n2p2' "
                                             "(default: from the file name)")
     structure_index: number(integer=True) = Field(-1, description="image of a multi-image "
                                                   "file")
     potential: str = Field(description="n2p2 potential folder (input.nn, scaling.data, "
                            "weights.ZZZ.data)")
-    elements: Optional[Elements] = Field(None, description="LAMMPS type order (default: the "
+    elements: Elements | None = Field(None, description="LAMMPS type order (default: the "
                                          "potential's elements)")
-    output: Optional[str] = Field(None, description="run folder (default: the protocol's "
+    output: str | None = Field(None, description="run folder (default: the protocol's "
                                   "name beside the file)")
     timestep: Timestep = Field(1.0, description="MD time step (fs)")
     seed: Count = Field(12345, description="seed of the initial velocities")
@@ -211,7 +211,7 @@ class ProtocolFile(ConfigModel):
                               "segment")
     trajectory: Trajectory = Field(default_factory=Trajectory, description="H5MD output")
     pair: PairOptions = Field(default_factory=PairOptions, description="pair style keywords")
-    zbl: Optional[ZBL] = Field(None, description="ZBL overlay {inner, outer} (Å); null: off")
+    zbl: ZBL | None = Field(None, description="ZBL overlay {inner, outer} (Å); null: off")
     neighbor_skin: Length = Field(1.0, description="LAMMPS neighbour skin (Å)")
     allow_small_box: bool = Field(False, description="allow a box shorter than twice the "
                                   "cutoff (several images of an atom in one neighbourhood)")

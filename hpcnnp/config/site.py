@@ -10,7 +10,6 @@ builds a :class:`hpcnnp.hpc.sites.Site`.  See ``jobs/README.md`` and
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
@@ -52,26 +51,26 @@ class ParslBlocks(ConfigModel):
     campaigns (``resources:``) and active learning (``parallel:``) extend it."""
 
     nodes: Count = Field(1, description="nodes per Parsl block")
-    workers_per_node: Optional[Count] = Field(None, description="Parsl workers per node")
-    walltime: Optional[Walltime] = Field(None, description="walltime of a block HH:MM:SS "
+    workers_per_node: Count | None = Field(None, description="Parsl workers per node")
+    walltime: Walltime | None = Field(None, description="walltime of a block HH:MM:SS "
                                          "(default: the site's)")
-    account: Optional[str] = Field(None, description="account/project/bank to charge")
-    queue: Optional[str] = Field(None, description="queue/partition")
+    account: str | None = Field(None, description="account/project/bank to charge")
+    queue: str | None = Field(None, description="queue/partition")
 
 
 class Node(ConfigModel):
     """One compute node as jobs may use it."""
 
-    cores: Union[number(integer=True, ge=1), str] = Field(
+    cores: number(integer=True, ge=1) | str = Field(
         description="usable cores per node (after cores reserved for the system), or "
         "'auto' (this machine's count when the file is loaded)")
     gpus: number(integer=True, ge=0) = Field(0, description="GPUs per node")
-    memory_gb: Optional[number(gt=0, unit="GB")] = Field(None, description="memory per "
+    memory_gb: number(gt=0, unit="GB") | None = Field(None, description="memory per "
                                                          "node (GB)")
-    max_nodes: Optional[Count] = Field(None, description="nodes of the machine (a request "
+    max_nodes: Count | None = Field(None, description="nodes of the machine (a request "
                                        "for more is refused)")
     oversubscribe: bool = Field(False, description="allow more ranks x threads than cores")
-    physical_cores: Optional[Count] = Field(None, description="cores of a node including "
+    physical_cores: Count | None = Field(None, description="cores of a node including "
                                             "reserved ones (for --cpu-bind lists)")
     reserved_cores: list[number(integer=True, ge=0)] = Field(
         default_factory=list, description="core numbers the system keeps for itself")
@@ -122,7 +121,7 @@ class Account(ConfigModel):
     """Whether jobs need an account (project, bank)."""
 
     required: bool = Field(False, description="jobs must name an account")
-    default: Optional[Union[str, int]] = Field(None, description="account used when none "
+    default: str | int | None = Field(None, description="account used when none "
                                                "is given (--account, HPCNNP_ACCOUNT)")
 
 
@@ -137,7 +136,7 @@ class QueueBin(ConfigModel):
 class Queue(ConfigModel):
     """Queues (partitions) and their limits."""
 
-    default: Optional[str] = Field(None, description="queue used when none is given")
+    default: str | None = Field(None, description="queue used when none is given")
     limits: dict[str, list[QueueBin]] = Field(default_factory=dict, description="queue -> "
                                               "node-count bins with walltime limits")
 
@@ -172,15 +171,15 @@ class Environment(ConfigModel):
 class InAllocation(ConfigModel):
     """How Parsl starts workers when the driver already runs inside a job."""
 
-    launcher: Optional[str] = Field(None, description="Parsl launcher (default: parsl."
+    launcher: str | None = Field(None, description="Parsl launcher (default: parsl."
                                     "launcher)")
-    launcher_options: Optional[dict] = Field(None, description="its options")
+    launcher_options: dict | None = Field(None, description="its options")
 
 
 class Parsl(ConfigModel):
     """The Parsl provider and launcher of the site (HighThroughputExecutor)."""
 
-    provider: Optional[str] = Field(description="Parsl provider (" + ", ".join(PARSL_PROVIDERS)
+    provider: str | None = Field(description="Parsl provider (" + ", ".join(PARSL_PROVIDERS)
                                     + "), or null: only inside an allocation")
     provider_options: dict = Field(default_factory=dict, description="keywords of the "
                                    "provider (override hpcnnp's; null removes one)")
@@ -189,7 +188,7 @@ class Parsl(ConfigModel):
                                    "launcher")
     executor_options: dict = Field(default_factory=dict, description="keywords of the "
                                    "HighThroughputExecutor")
-    in_allocation: Optional[InAllocation] = Field(None, description="launcher inside an "
+    in_allocation: InAllocation | None = Field(None, description="launcher inside an "
                                                   "allocation (default: the same)")
 
     @model_validator(mode="before")
@@ -242,7 +241,7 @@ class SiteFile(ConfigModel):
 
     name: str = Field(description="the site's name: must equal the file name (NAME.yaml)")
     description: str = Field(description="one line: machine, node type, scheduler")
-    docs: Union[str, list[str]] = Field(default_factory=list, description="links to the "
+    docs: str | list[str] = Field(default_factory=list, description="links to the "
                                         "machine's documentation")
     scheduler: str = Field(description="batch system: " + ", ".join(SCHEDULERS))
     node: Node = Field(description="a compute node")

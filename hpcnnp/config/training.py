@@ -20,7 +20,8 @@ from hpcnnp.io.n2p2 import Settings
 from hpcnnp.training.config import _DEFAULTS as _TRAIN_DEFAULTS
 from hpcnnp.training.config import training_config
 
-__all__ = ["TRAINING_KEYWORDS", "TRAINING_DEFAULTS", "TRAINING_SCHEMA", "FLAG", "INT", "FLOAT", "TEXT",
+__all__ = ["TRAINING_KEYWORDS", "TRAINING_DEFAULTS", "TRAINING_SCHEMA", "FLAG", "INT", "FLOAT",
+           "TEXT",
            "check_training", "input_nn_keywords", "training_keyword_lines"]
 
 FLAG, INT, FLOAT, TEXT = "flag", "int", "float", "text"

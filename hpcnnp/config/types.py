@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Union
+from typing import Annotated
 
 from ase.data import chemical_symbols
 from pydantic import BeforeValidator, WithJsonSchema
@@ -147,7 +147,7 @@ def _duration(value):
 
 #: a duration as written (number in ps or "N fs|ps|ns|steps"); converted to steps
 #: with the time step by :func:`parse_duration`
-Duration = Annotated[Union[float, str], BeforeValidator(_duration), WithJsonSchema({
+Duration = Annotated[float | str, BeforeValidator(_duration), WithJsonSchema({
     "anyOf": [{"type": "number", "minimum": 0, "unit": "ps"},
               {"type": "string", "pattern": r"^\s*[0-9.eE+]+\s*(fs|ps|ns|steps?)?\s*$"}],
     "description": "a number in ps, or 'N fs', 'N ps', 'N ns', 'N steps'"})]

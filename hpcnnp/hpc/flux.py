@@ -89,16 +89,17 @@ class FluxProvider(ClusterProvider, RepresentationMixin):
     cmd_timeout : int, s
         Timeout of the ``flux`` commands.
     status_polling_interval : int, s
-    launcher : parsl.launchers.Launcher
+    launcher : parsl.launchers.Launcher, optional
+        Default: :class:`~parsl.launchers.SingleNodeLauncher`.
     """
 
     def __init__(self, queue=None, bank=None, nodes_per_block=1, cores_per_node=None,
                  init_blocks=1, min_blocks=0, max_blocks=1, parallelism=1,
                  walltime="00:10:00", scheduler_options="", worker_init="", exclusive=True,
-                 flux="flux", cmd_timeout=10, status_polling_interval=30,
-                 launcher=SingleNodeLauncher()):
+                 flux="flux", cmd_timeout=10, status_polling_interval=30, launcher=None):
         super().__init__("flux", nodes_per_block, init_blocks, min_blocks, max_blocks,
-                         parallelism, walltime, launcher, cmd_timeout=cmd_timeout)
+                         parallelism, walltime, launcher or SingleNodeLauncher(),
+                         cmd_timeout=cmd_timeout)
         self.queue, self.bank, self.cores_per_node = queue, bank, cores_per_node
         self.exclusive, self.flux = exclusive, flux
         self._polling = status_polling_interval

@@ -14,7 +14,7 @@ import warnings
 
 from .base import Labeler, LabelerError, _positive
 
-__all__ = ['ChgnetLabeler']
+__all__ = ["ChgnetLabeler"]
 
 
 _CHGNET_MODELS = {}

@@ -17,7 +17,8 @@ from ase.calculators.calculator import Calculator, all_changes
 from .base import (Labeler, LabelerError, LabelingError, _check_launcher, _launch_prefix,
                    _positive, _which)
 
-__all__ = ['Cp2kLabeler', 'CP2K_DATA_DIRS', 'CP2K_BASIS_FILES', 'CP2K_POTENTIAL_FILE', 'CP2K_SHELLS']
+__all__ = ["Cp2kLabeler", "CP2K_DATA_DIRS", "CP2K_BASIS_FILES", "CP2K_POTENTIAL_FILE",
+           "CP2K_SHELLS"]
 
 
 #: Folders searched for CP2K's basis/potential files (after $CP2K_DATA_DIR)
@@ -164,13 +165,15 @@ class Cp2kLabeler(Labeler):
         if uks:
             lines.append("    UKS")
         lines.append(f"    MULTIPLICITY {mult}")
-        lines += ["    &MGRID", f"      CUTOFF {s['cutoff']}", f"      REL_CUTOFF {s['rel_cutoff']}",
+        lines += ["    &MGRID", f"      CUTOFF {s['cutoff']}",
+                  f"      REL_CUTOFF {s['rel_cutoff']}",
                   f"      NGRIDS {int(s['ngrids'])}", "    &END MGRID",
                   "    &QS", f"      EPS_DEFAULT {s['eps_default']:.1E}",
                   f"      EXTRAPOLATION {s['extrapolation']}",
                   f"      EXTRAPOLATION_ORDER {int(s['extrapolation_order'])}",
                   "    &END QS",
-                  "    &SCF", f"      EPS_SCF {s['eps_scf']:.1E}", f"      MAX_SCF {int(s['max_scf'])}"]
+                  "    &SCF", f"      EPS_SCF {s['eps_scf']:.1E}",
+                  f"      MAX_SCF {int(s['max_scf'])}"]
         if s["scf"] == "ot":
             lines += ["      &OT", "        MINIMIZER DIIS",
                       "        PRECONDITIONER FULL_SINGLE_INVERSE", "      &END OT"]
@@ -273,7 +276,8 @@ class _Cp2kDeferred(Calculator):
             self.close()
             s = self.labeler.settings
             label = os.path.join(self.directory, "cp2k")
-            self._calc = CP2K(command=self.labeler.command(), inp=self.labeler.input_text(self.atoms),
+            self._calc = CP2K(command=self.labeler.command(),
+                              inp=self.labeler.input_text(self.atoms),
                               label=label, basis_set_file=None, potential_file=None,
                               basis_set=None, pseudo_potential=None, max_scf=None, xc=None,
                               cutoff=None, charge=0, uks=False, multiplicity=None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .base import Labeler, LabelerError
 
-__all__ = ['EmtLabeler']
+__all__ = ["EmtLabeler"]
 
 
 class EmtLabeler(Labeler):

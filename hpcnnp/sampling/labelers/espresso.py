@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .base import Labeler, LabelerError, LabelingError, _check_launcher, _launch_prefix, _which
 
-__all__ = ['EspressoLabeler']
+__all__ = ["EspressoLabeler"]
 
 
 class EspressoLabeler(Labeler):

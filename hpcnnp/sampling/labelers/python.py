@@ -15,7 +15,7 @@ from hpcnnp.errors import HpcnnpError
 
 from .base import Labeler, LabelerError
 
-__all__ = ['PythonLabeler']
+__all__ = ["PythonLabeler"]
 
 
 class PythonLabeler(Labeler):

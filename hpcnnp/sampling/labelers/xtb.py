@@ -13,7 +13,7 @@ import os
 
 from .base import Labeler, LabelerError, _positive
 
-__all__ = ['XtbLabeler']
+__all__ = ["XtbLabeler"]
 
 
 class XtbLabeler(Labeler):

@@ -37,12 +37,12 @@ interfaces and grain boundaries can be explored::
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.fileio import write_atomic
 from hpcnnp.structures.builders import BUILDERS
 
 __all__ = ["STRUCTURE_SOURCES", "starting_structures", "explore_run", "read_run_frames",
@@ -269,9 +269,7 @@ def explore_run(committee, atoms, temperature, steps, stride, timestep, friction
     info = {"name": atoms.info.get("name", ""), "temperature": float(temperature),
             "n_atoms": len(atoms), "steps": int(steps), "stride": int(stride),
             "ended": ended, "frames": frames, "trajectory": h5.name}
-    tmp = marker.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(info, indent=1))
-    os.replace(tmp, marker)
+    write_atomic(marker, json.dumps(info, indent=1))
     return info
 
 

@@ -14,13 +14,13 @@ recorded as a failure (with the message) and never added to the data set.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.fileio import write_atomic
 from hpcnnp.io import n2p2
 from hpcnnp.sampling.labelers import LABELERS, get_labeler
 
@@ -115,7 +115,5 @@ def label_batch_to_file(name, options, frames, output):
     info = {"labelled": [f.info["id"] for f, (a, _) in zip(frames, results) if a is not None],
             "failures": [{"id": f.info["id"], "error": err}
                          for f, (a, err) in zip(frames, results) if a is None]}
-    tmp = marker.with_name(marker.name + ".tmp")
-    tmp.write_text(json.dumps(info, indent=1))
-    os.replace(tmp, marker)
+    write_atomic(marker, json.dumps(info, indent=1))
     return info

@@ -263,7 +263,11 @@ class ActiveLearner:
                                scaling=scaling)
             members.append(member)
         infos = self.dispatcher.map(train_member, [
-            {"folder": str(m), "data": str(data), "scaling": str(scaling)} for m in members],
+            # one BLAS thread per member: members run side by side (one per worker), and
+            # the weights do not depend on where a member ran (threaded BLAS sums differ
+            # in the last bits with the thread count)
+            {"folder": str(m), "data": str(data), "scaling": str(scaling), "blas_threads": 1}
+            for m in members],
             progress=self.progress(f"iteration {iteration}: committee training",
                                    "members"))
         for info in infos:

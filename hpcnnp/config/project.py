@@ -38,6 +38,7 @@ from hpcnnp.config.types import (
     Seed,
     Temperature,
     Timestep,
+    number,
     parse_duration,
 )
 from hpcnnp.config.yamlfile import YamlDocument
@@ -134,6 +135,21 @@ class Descriptors(ConfigModel):
     prune_range: NonNegativeFloat = Field(1e-4, description="SFs whose range over the data "
                                           "set is below this are removed (n2p2's "
                                           "nnp-prune range; 0: keep all)")
+    prune_tail: NonNegativeFloat = Field(10.0, description="rare-event SFs, whose largest "
+                                         "value lies more than this many standard "
+                                         "deviations above their mean on the seed data "
+                                         "((max - mean)/sigma; ~1 % of the atoms leave "
+                                         "the baseline), are removed (0: keep all)")
+
+
+class TestSet(ConfigModel):
+    """The held-out test set: never used for selection or training."""
+
+    fraction: number(ge=0, le=0.5) = Field(0.15, description="fraction of each structure "
+                                           "class of the data set held out for testing")
+    minimum: number(integer=True, ge=0) = Field(2, description="at least this many test "
+                                                "structures per class (one always stays "
+                                                "for training)")
 
 
 class Validation(ConfigModel):
@@ -272,6 +288,8 @@ class ProjectFile(ConfigModel):
         default_factory=dict, description="n2p2 training keywords of "
                            "input.nn (e.g. epochs: 8, force_weight: 1.0); defaults: "
                            "hpcnnp.config.training.TRAINING_DEFAULTS")
+    test: TestSet = Field(default_factory=TestSet, description="held-out test set of "
+                          "every structure class")
     validation: Validation = Field(default_factory=Validation, description="hpcnnp validate "
                                    "options")
     active: ProjectActive | None = Field(None, description="active learning (hpcnnp "

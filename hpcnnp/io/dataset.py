@@ -78,7 +78,7 @@ import numpy as np
 from hpcnnp.errors import HpcnnpError, InputFileError
 
 __all__ = ["FORMAT", "VERSION", "DatasetError", "Record", "Dataset", "structure_hash",
-           "export_n2p2", "export_extxyz", "import_files", "read_structures", "IMPORTERS",
+           "export_n2p2", "held_out_sets", "export_extxyz", "import_files", "read_structures", "IMPORTERS",
            "detect_format", "find_outliers", "filter_dataset", "summary", "HASH_DECIMALS"]
 
 FORMAT = "hpcnnp-dataset"
@@ -637,7 +637,46 @@ def _records_in_order(ds, order):
         yield int(i), recs[int(i)]
 
 
-def export_n2p2(dataset, path, indices=None, test_fraction=None, seed=0):
+def held_out_sets(dataset, indices=None, fraction=0.15, minimum=2, seed=0):
+    """``set=train``/``set=test`` of every structure: a held-out test set per class.
+
+    A structure whose provenance already names its set (``provenance["set"]``, e.g.
+    the test frames of active learning) keeps it.  Within each structure class the
+    others are ordered by a seeded hash of their structure hash (so the choice does
+    not depend on the order of the file), and the first ``max(minimum,
+    round(fraction n))`` go to the test set -- but always at least one structure of
+    the class stays for training.  Every class of the data set is therefore present
+    in the test set (when it has two or more structures).
+
+    Returns
+    -------
+    dict
+        index -> "train" or "test".
+    """
+    ds, close = _open(dataset)
+    try:
+        idx = np.arange(len(ds)) if indices is None else np.unique(np.asarray(indices, int))
+        sets, by_class = {}, {}
+        for i, rec in zip(idx.tolist(), ds.records(idx)):
+            fixed = (rec.provenance or {}).get("set")
+            if fixed in ("train", "test"):
+                sets[i] = fixed
+            else:
+                key = hashlib.sha1(f"{seed}:{rec.hash}".encode()).hexdigest()
+                by_class.setdefault(rec.structure_class or "", []).append((key, i))
+        for members in by_class.values():
+            members.sort()
+            n_test = min(max(int(minimum), int(round(fraction * len(members)))),
+                         len(members) - 1)
+            for k, (_, i) in enumerate(members):
+                sets[i] = "test" if k < n_test else "train"
+        return sets
+    finally:
+        if close:
+            ds.close()
+
+
+def export_n2p2(dataset, path, indices=None, test_fraction=None, seed=0, sets=None):
     """Write structures to n2p2's ``input.data`` (atomically).
 
     Parameters
@@ -651,6 +690,9 @@ def export_n2p2(dataset, path, indices=None, test_fraction=None, seed=0):
         Tag this fraction (rounded) of the structures ``set=test`` and the rest
         ``set=train``, chosen at random with *seed*; None writes no tags.
     seed : int
+    sets : dict, optional
+        index -> "train"/"test" (e.g. :func:`held_out_sets`); overrides
+        ``test_fraction``.
 
     Returns
     -------
@@ -662,8 +704,9 @@ def export_n2p2(dataset, path, indices=None, test_fraction=None, seed=0):
     try:
         idx = np.arange(len(ds)) if indices is None else np.unique(np.asarray(indices, int))
         idx = canonical_order(ds, idx)
-        sets = None
-        if test_fraction is not None:
+        if sets is not None:
+            sets = {int(i): sets[int(i)] for i in idx}
+        elif test_fraction is not None:
             if not 0.0 <= float(test_fraction) < 1.0:
                 raise DatasetError(f"test fraction must be in [0, 1), got {test_fraction}")
             n_test = int(round(float(test_fraction) * len(idx)))

@@ -30,7 +30,8 @@ def register(subparsers):
 
 def run(args):
     from hpcnnp.workflow.project import load_project
-    from hpcnnp.workflow.stages import STAGES, run_project
+    from hpcnnp.workflow.runner import run_project
+    from hpcnnp.workflow.stages import STAGES
 
     project = load_project(args.project)     # errors here name the key, before any work
     if args.check:

@@ -108,6 +108,7 @@ class TrainConfig:
     main_error_metric: str
     kalman: dict
     gradient: dict
+    kalman_decoupling: str                   # hpcnnp keyword: none | element | layer
     write_weights: WriteSchedule
     write_neuronstats: WriteSchedule
     write_trainlog: bool
@@ -295,6 +296,13 @@ def training_config(settings) -> TrainConfig:
 
     kalman = {}
     gradient = {}
+    decoupling = "none"
+    if "kalman_decoupling" in s:
+        decoupling = (s.get("kalman_decoupling").split() or [""])[0]
+        check(decoupling in ("none", "element", "layer"), "kalman_decoupling",
+              "kalman_decoupling must be none, element or layer")
+        check(updater_type == 1, "kalman_decoupling",
+              "kalman_decoupling needs the Kalman filter (updater_type 1)")
     if updater_type == 1:
         ktype = value("kalman_type", kind="int")
         check(ktype in (0, 1), "kalman_type", "unknown kalman_type (0 standard, 1 fading "
@@ -342,6 +350,7 @@ def training_config(settings) -> TrainConfig:
         weights_min=wmin, weights_max=wmax,
         nguyen_widrow=s.get_flag("nguyen_widrow_weights_short"), use_old_weights=use_old,
         normalize_data_set=norm, main_error_metric=metric, kalman=kalman, gradient=gradient,
+        kalman_decoupling=decoupling,
         write_weights=(_schedule(s, "write_weights_epoch") if "write_weights_epoch" in s
                        else WriteSchedule()),
         write_neuronstats=(_schedule(s, "write_neuronstats") if "write_neuronstats" in s

@@ -49,7 +49,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-TEACHER = REPO.parent / "shared" / "refdata" / "synth5_A" / "potential"
+TEACHER = Path(os.environ.get("HPCNNP_REFDATA", REPO.parent / "shared" / "refdata")) \
+    / "synth5_A" / "potential"
 
 def prepare(folder, n_structures, seed, args):
     """Teacher (synth5_A pruned to the SFs that vary on the data), labelled structures,

@@ -136,6 +136,10 @@ class TrainingInterrupted(Exception):
     """Raised after a SIGTERM once the checkpoint is written."""
 
 
+class _StopAfterUpdates(Exception):
+    """``stop_after_updates`` reached (benchmarks)."""
+
+
 def _hms(seconds):
     seconds = int(round(max(0.0, seconds)))
     h, rest = divmod(seconds, 3600)
@@ -213,6 +217,9 @@ class Trainer:
         SF cache size limit (MiB) without ``memorize_symfunc_results``.
     memory_check : bool
         Refuse to start when the memory estimate exceeds what the node has.
+    stop_after_updates : int
+        Benchmarks: end the run after this many updates of this process (no
+        checkpoint, no final evaluation; 0 = off).
     blas_threads : int or None
         BLAS threads per rank during training (None: automatic, see
         :class:`_blas_threads`).
@@ -222,7 +229,8 @@ class Trainer:
                  output_dir=".", comm=None, restart=False, checkpoint_dir=None,
                  distributed_kalman=True, check_sync=0, epochs=None, fold_every=16,
                  plots=True, stream=sys.stdout, cache_structures=2, blas_threads=None,
-                 checkpoint_every=1, sf_cache_mb=256, memory_check=True):
+                 checkpoint_every=1, sf_cache_mb=256, memory_check=True,
+                 stop_after_updates=0):
         self.comm = comm if comm is not None else get_comm()
         self.settings_path = Path(settings)
         self.data_path = Path(data)
@@ -246,6 +254,7 @@ class Trainer:
         self.cache_structures = int(cache_structures)
         self.sf_cache_bytes = int(float(sf_cache_mb) * 2 ** 20)
         self.memory_check = bool(memory_check)
+        self.stop_after_updates = int(stop_after_updates)
         self.blas_threads = None if blas_threads is None else int(blas_threads)
         self._log_file = None
         self._pending_log = []
@@ -719,6 +728,17 @@ class Trainer:
             self.blas_threads_used = nthreads
             try:
                 return self._run(t_run)
+            except _StopAfterUpdates:
+                t = time.perf_counter() - self._epoch_t0
+                self.log(f"Stopped after {self.count_updates} updates (benchmark), "
+                         f"{t:.2f} s into epoch {self.epoch}.")
+                self.errors = self.errors or {}
+                summary = {"epochs": self.epoch, "updates": self.count_updates,
+                           "elapsed": time.perf_counter() - t_run,
+                           "peak_rss": self.comm.allgather(peak_rss()),
+                           "memory_estimate": [e.total for e in self.memory_estimates]}
+                self._close()
+                return summary
             except BaseException:
                 if self.ckpt_writer is not None:    # no half-written files left
                     self.ckpt_writer.abort()
@@ -813,6 +833,9 @@ class Trainer:
             self.update(p)
             self.counts[p] += 1
             position += 1
+            if self.stop_after_updates and \
+                    self._updates_this_process >= self.stop_after_updates:
+                raise _StopAfterUpdates()
             if self._stop_requested():
                 if self.ckpt_writer is not None:
                     self.ckpt_writer.commit()

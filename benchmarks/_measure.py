@@ -65,30 +65,44 @@ def epoch_timing(run, epoch=1):
     return float(row[1]), n_e, int(m.group(1)) if m else 0, float(row[3])
 
 
-def side_by_side(folder, text, names=("input.data", "scaling.data")):
+def _one_run(code, folder, name, text, names):
+    run = Path(folder) / name
+    if run.exists():
+        shutil.rmtree(run)
+    run.mkdir(parents=True)
+    (run / "input.nn").write_text(text)
+    for n in names:
+        os.link(Path(folder) / n, run / n)
+    cmd = ([str(N2P2 / "nnp-train")] if code == "n2p2" else
+           [sys.executable, "-m", "hpcnnp.cli", "train", "-q", "--no-plots"])
+    wall, cpu, rss = timed(cmd, run, env(1))
+    train, ue, uf, err = epoch_timing(run)
+    ckpt = run / "checkpoint"
+    res = {"wall_s": wall, "cpu_s": cpu, "peak_rss": rss, "train_s": train,
+           "updates": ue + uf, "energy_updates": ue, "force_updates": uf,
+           "error_s": err, "s_per_update": train / max(1, ue + uf),
+           "checkpoint_bytes": sum(p.stat().st_size for p in ckpt.glob("*"))
+           if ckpt.is_dir() else 0}
+    shutil.rmtree(run)
+    return res
+
+
+def side_by_side(folder, text, names=("input.data", "scaling.data"), text2=None):
     """nnp-train and ``hpcnnp train`` (defaults: checkpoints on) back to back, 1 rank,
     on the same files with settings ``text``.  Returns per code: wall/CPU seconds,
-    peak RSS, the epoch-1 train time, updates and seconds per update."""
+    peak RSS, the epoch-1 train time, updates and (wall) seconds per update.
+
+    ``text2``: the same settings with more updates per epoch; each code then also
+    runs with it, and ``cpu_per_update`` = ΔCPU / Δupdates of the two runs (CPU time
+    is what a loaded machine measures fairly; the rest of the run cancels)."""
     out = {}
     for code in ("n2p2", "hpcnnp"):
-        run = Path(folder) / code
-        if run.exists():
-            shutil.rmtree(run)
-        run.mkdir(parents=True)
-        (run / "input.nn").write_text(text)
-        for name in names:
-            os.link(Path(folder) / name, run / name)
-        cmd = ([str(N2P2 / "nnp-train")] if code == "n2p2" else
-               [sys.executable, "-m", "hpcnnp.cli", "train", "-q", "--no-plots"])
-        wall, cpu, rss = timed(cmd, run, env(1))
-        train, ue, uf, err = epoch_timing(run)
-        ckpt = run / "checkpoint"
-        out[code] = {"wall_s": wall, "cpu_s": cpu, "peak_rss": rss, "train_s": train,
-                     "updates": ue + uf, "energy_updates": ue, "force_updates": uf,
-                     "error_s": err, "s_per_update": train / max(1, ue + uf),
-                     "checkpoint_bytes": sum(p.stat().st_size for p in ckpt.glob("*"))
-                     if ckpt.is_dir() else 0}
-        shutil.rmtree(ckpt, ignore_errors=True)
+        out[code] = _one_run(code, folder, code, text, names)
+        if text2 is not None:
+            more = _one_run(code, folder, code + "-more", text2, names)
+            out[code]["cpu_per_update"] = ((more["cpu_s"] - out[code]["cpu_s"])
+                                           / max(1, more["updates"] - out[code]["updates"]))
+            out[code]["more"] = more
     return out
 
 
@@ -102,5 +116,9 @@ def print_side_by_side(sbs, what):
               f" {x['error_s']:>7.1f} {x['wall_s']:>7.1f} {x['cpu_s']:>7.1f}"
               f" {x['peak_rss'] / 1e9:>11.2f} {x['checkpoint_bytes'] / 1e9:>8.2f}")
     n, h = sbs["n2p2"], sbs["hpcnnp"]
-    print(f"ratio n2p2/hpcnnp: {n['s_per_update'] / h['s_per_update']:.1f}x per update; "
-          f"peak memory hpcnnp/n2p2 = {h['peak_rss'] / n['peak_rss']:.2f}")
+    print(f"ratio n2p2/hpcnnp: {n['s_per_update'] / h['s_per_update']:.1f}x per update "
+          f"(wall); peak memory hpcnnp/n2p2 = {h['peak_rss'] / n['peak_rss']:.2f}")
+    if "cpu_per_update" in n:
+        print(f"CPU per update (difference of runs with {n['updates']} and "
+              f"{n['more']['updates']} updates): n2p2 {n['cpu_per_update']:.3f} s, hpcnnp "
+              f"{h['cpu_per_update']:.3f} s -> {n['cpu_per_update'] / h['cpu_per_update']:.1f}x")

@@ -25,11 +25,13 @@ Model (per update, R ranks, N_w weights, m = R observations with jacobian_mode 1
 
     t_update = t_cand + t_KF + t_comm
     t_cand   = trials × (SF+dG/dr of one structure + Jacobian)       measured, 1 rank
+               (trials: mean on 1 rank; 3, the most, with R > 1: all ranks wait
+               for the slowest)
     t_KF     = max(bytes / B, flops / F)                             B, F measured here
                bytes = 8 N_w(N_w+1)/2 (one read of the stored triangle)
                        + 2 × 8 N_w(N_w+1)/2 / fold_every (fold)
                flops = 2 m N_w² (P H) + (fold_every·m) N_w² / fold_every (fold)
-    t_comm   = 8 N_w (R + 2m + 1) / β                               β fitted on 2 ranks
+    t_comm   = 4 α log₂R + 8 N_w (R + 2m + 1) / β                   α, β stated
     epoch    = U_E t_update + U_F t_update + atoms × t_atom / R     (evaluation)
 
 with B and F for R ranks on a node = min(R × per-core, node limit): this machine's
@@ -242,7 +244,7 @@ def train_worker(folder, out_name, updates, checkpoint):
            "counts": dict(tr.counts), "timers": timers, "error0_s": ep0["error"],
            "peak_rss": summary["peak_rss"], "estimate": summary["memory_estimate"],
            "wall_s": wall, "cpu_s": cpus, "blas_threads": tr.blas_threads_used,
-           "fold_every": tr.fold_every}
+           "fold_every": tr.fold_every, "sf_computed": comm.gather(tr.sf.computed)}
     print("BENCH-RESULT " + json.dumps(res), flush=True)
 
 
@@ -362,7 +364,8 @@ def side_by_side(folder, k, n_e, n_f):
     """n2p2 and hpcnnp back to back on the same subset, one epoch, 1 rank."""
     sub = folder / "subset"
     n = subset(folder, sub, k)
-    out = _measure.side_by_side(sub, _fractions_text(sub, n_e, n_f, n))
+    out = _measure.side_by_side(sub, _fractions_text(sub, n_e, n_f, n),
+                                text2=_fractions_text(sub, 2 * n_e, 2 * n_f, n))
     out["structures"] = n
     return out
 
@@ -393,7 +396,8 @@ def machine_rates(nbytes=256 << 20):
 
 
 def kalman_model(n_w, ranks, bandwidth, flops, fold_every=16):
-    """Seconds of one Kalman update (the model of the module docstring)."""
+    """Seconds of one Kalman update with m = ``ranks`` observations on a machine of
+    ``bandwidth`` bytes/s and ``flops`` FLOP/s (the model of the module docstring)."""
     tri = n_w * (n_w + 1) / 2
     m = ranks
     nbytes = 8 * tri + 2 * 8 * tri / fold_every
@@ -401,8 +405,17 @@ def kalman_model(n_w, ranks, bandwidth, flops, fold_every=16):
     return max(nbytes / bandwidth, work / flops), nbytes, work
 
 
+def comm_model(n_w, ranks, alpha=20e-6, beta=5e9):
+    """Seconds of the four collectives of an update (rows all-gather, X
+    reduce-scatter, A all-gather, [Y|w] all-gatherv): latency α per step of a
+    log₂(R) tree, β bytes/s of shared memory (stated, not fitted)."""
+    if ranks == 1:
+        return 0.0
+    return 4 * alpha * np.log2(ranks) + 8 * n_w * (ranks + 2 * ranks + 1) / beta
+
+
 def _per_update(res):
-    """Per-update CPU split of a training run (rank 0's timers)."""
+    """Per-update split of a training run (rank 0's timers, wall seconds)."""
     t = res["timers"][0]
     u = max(1, res["updates"])
     get = lambda key: sum(t.get(f"{p}_{key}", 0.0) for p in ("energy", "force")) / u  # noqa
@@ -416,17 +429,21 @@ def project(results, rates, args):
     r1 = results[1]
     n_w, atoms = r1["n_weights"], r1["atoms"]
     bw, fl = rates
+    cores = os.cpu_count() or 1
     pu1 = _per_update(r1)
-    t_cand = pu1["selection"]
+    trials = r1["sf_computed"][0] / max(1, r1["updates"])       # SF computations/update
+    t_trial = (pu1["sf"] + pu1["jacobian"]) / max(trials, 1e-9)
     t_atom = r1["error0_s"] / atoms                 # evaluation, 1 rank
-    comm2 = _per_update(results[2])["comm"] if 2 in results else 0.0
-    beta = (8 * n_w * (2 + 2 * 2 + 1) / comm2) if comm2 > 0 else 5e9
     rows = []
     for label, ranks, b_node, f_node in (
-            ("this machine, 1 rank", 1, bw, fl), ("this machine, 2 ranks", 2, 2 * bw, 2 * fl),
+            ("this machine, 1 rank", 1, cores * bw, cores * fl),
+            ("this machine, 2 ranks", 2, cores * bw, cores * fl),
             ("36-rank node", 36, args.node_bandwidth * 1e9, args.node_flops * 1e9)):
-        t_kf, _, _ = kalman_model(n_w, ranks, min(ranks * bw, b_node), min(ranks * fl, f_node))
-        t_comm = 8 * n_w * (ranks + 2 * ranks + 1) / beta if ranks > 1 else 0.0
+        t_kf, _, _ = kalman_model(n_w, ranks, b_node, f_node)
+        t_comm = comm_model(n_w, ranks)
+        # every rank waits for the slowest: with R > 1 ranks assume the maximum of 3
+        # threshold trials somewhere (conservative)
+        t_cand = t_trial * (trials if ranks == 1 else 3.0)
         t_upd = t_cand + t_kf + t_comm
         u_e = int(r1["n_train_e"] // ranks)
         u_f = int(10.0 * r1["n_train_e"] // ranks)
@@ -434,10 +451,13 @@ def project(results, rates, args):
         epoch = (u_e + u_f) * t_upd + t_eval
         row = {"label": label, "ranks": ranks, "t_update": t_upd, "t_kalman": t_kf,
                "t_cand": t_cand, "t_comm": t_comm, "updates": u_e + u_f,
-               "t_eval": t_eval, "epoch_s": epoch, "total_s": EPOCHS_PUBLISHED * epoch}
+               "t_eval": t_eval, "epoch_s": epoch, "total_s": EPOCHS_PUBLISHED * epoch,
+               "t_trial": t_trial, "trials": trials}
         if ranks in results:
-            row["measured_kalman"] = _per_update(results[ranks])["kalman"]
-            row["measured_update"] = _per_update(results[ranks])["total"]
+            pu = _per_update(results[ranks])
+            row["measured_kalman"] = pu["kalman"]
+            row["measured_update"] = pu["total"]
+            row["measured_cand_comm"] = pu["selection"] + pu["comm"]
         rows.append(row)
     return rows
 
@@ -472,8 +492,9 @@ def report(prep, results, sbs, rows, rates, args):
                                          "epoch, same files")
     bw, fl = rates
     print(f"\nmodel: one core here {bw / 1e9:.1f} GB/s (triad), {fl / 1e9:.1f} GFLOP/s "
-          f"(dgemm); 36-rank node {args.node_bandwidth:.0f} GB/s, {args.node_flops:.0f} "
-          "GFLOP/s (assumed, --node-*)")
+          f"(dgemm), x {os.cpu_count()} cores; 36-rank node {args.node_bandwidth:.0f} GB/s,"
+          f" {args.node_flops:.0f} GFLOP/s (assumed, --node-*); communication 20 us "
+          "latency, 5 GB/s (assumed)")
     print(f"{'where':>22} {'t_update':>9} {'(Kalman':>8} {'cand':>6} {'comm)':>6}"
           f" {'measured':>9} {'upd/epoch':>9} {'eval s':>7} {'epoch h':>8} {'84 ep. d':>8}")
     for r in rows:
@@ -482,10 +503,15 @@ def report(prep, results, sbs, rows, rates, args):
               f" {r['t_cand']:>6.3f} {r['t_comm']:>6.3f} {meas:>9} {r['updates']:>9d}"
               f" {r['t_eval']:>7.0f} {r['epoch_s'] / 3600:>8.2f}"
               f" {r['total_s'] / 86400:>8.2f}")
+    print(f"  (t_trial {rows[0]['t_trial']:.3f} s = SF+dG/dr and Jacobian of one "
+          f"candidate, {rows[0]['trials']:.2f} per update on 1 rank; 3 with R > 1)")
     for r in rows:
         if "measured_kalman" in r:
             print(f"  check ({r['label']}): Kalman model {r['t_kalman']:.3f} s, measured "
-                  f"{r['measured_kalman']:.3f} s per update")
+                  f"{r['measured_kalman']:.3f} s; candidates+comm model "
+                  f"{r['t_cand'] + r['t_comm']:.3f} s, measured "
+                  f"{r['measured_cand_comm']:.3f} s; update model {r['t_update']:.3f} s, "
+                  f"measured {r['measured_update']:.3f} s")
     print("(published n2p2 run: ~10,500 s per epoch, ~10 days for 84 epochs on a node)")
 
 
@@ -504,8 +530,9 @@ def main(argv=None):
     ap.add_argument("--no-n2p2", action="store_true")
     ap.add_argument("--node-bandwidth", type=float, default=200.0,
                     help="GB/s of a 36-core node (2 sockets DDR4/5; default 200)")
-    ap.add_argument("--node-flops", type=float, default=1000.0,
-                    help="GFLOP/s of a 36-core node for this kernel (default 1000)")
+    ap.add_argument("--node-flops", type=float, default=700.0,
+                    help="GFLOP/s of a 36-core node for the covariance kernels (default "
+                         "700: ~20 per core, what the C product kernel reaches here)")
     ap.add_argument("--reuse", action="store_true", help="keep an existing data set")
     ap.add_argument("--label-worker", metavar="DIR", help=argparse.SUPPRESS)
     ap.add_argument("--worker", metavar="DIR", help=argparse.SUPPRESS)

@@ -125,6 +125,8 @@ def run(args):
         raise HpcnnpError("--check-sync must be >= 0")
     if args.sf_cache_mb <= 0:
         raise HpcnnpError("--sf-cache-mb must be > 0")
+    # imported here, not at the top: ``hpcnnp --help`` and the other sub-commands do
+    # not pay for numpy/scipy/ASE/MPI start-up
     from hpcnnp.training.comm import get_comm
     from hpcnnp.training.trainer import EXIT_SIGTERM, Trainer, TrainingInterrupted
 

@@ -174,6 +174,7 @@ class SFCache:
         self.max_bytes = int(max_bytes)
         self._cache = OrderedDict()
         self.time = 0.0            # seconds spent computing SFs and derivatives
+        self.computed = 0          # structures computed (cache misses)
         self.bytes = 0             # bytes currently cached
 
     def clear(self):
@@ -189,6 +190,7 @@ class SFCache:
         t0 = time.perf_counter()
         entry = self.compute(struct, derivatives)
         self.time += time.perf_counter() - t0
+        self.computed += 1
         old = self._cache.pop(struct.local, None)
         if old is not None:
             self.bytes -= old.nbytes

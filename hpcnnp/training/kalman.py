@@ -170,6 +170,7 @@ import mmap
 import numpy as np
 from scipy.linalg import solve_triangular
 
+from hpcnnp import _core
 from hpcnnp.errors import HpcnnpError
 
 __all__ = ["KalmanFilter", "KalmanError", "traffic_model", "row_partition",
@@ -608,7 +609,6 @@ class KalmanFilter:
         if _product_kernel(m, self._size):
             # (m dsymv/dgemv calls would read P m times; OpenBLAS's dsymm/dgemm
             # are slower still for thin H because they pack their operands)
-            from hpcnnp import _core
             flat = M.reshape(-1, order="F")
             Hr = np.ascontiguousarray(Hf)
             Xp = np.zeros((n, m))                      # row-major for the kernel

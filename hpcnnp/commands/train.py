@@ -38,6 +38,19 @@ files written into --output-dir (n2p2's names and formats, n2p2-formats.md §12)
                                   last one and on SIGTERM; one valid checkpoint: meta.json,
                                   per rank a state file and the stored triangle of P)
 
+keywords of input.nn beyond n2p2's (n2p2 ignores them with a warning):
+  kalman_decoupling none|element|layer
+                                  decoupled Kalman filter: P block-diagonal per element
+                                  network or per layer of each network (memory and work
+                                  ~1/5 resp. ~1/6 of the global filter for 5 elements);
+                                  the blocks share the innovation A (hpcnnp.training.
+                                  decoupled); default none = n2p2's global filter
+
+memory: before the filter is allocated every rank estimates its peak memory (printed in
+the log); the run stops with one message when the ranks of a node need more than the
+node has available (--no-memory-check to try anyway).  SF derivatives are recomputed per
+update candidate (--cache-structures, --sf-cache-mb) unless memorize_symfunc_results.
+
 examples:
   hpcnnp train
   mpiexec -n 2 hpcnnp train --output-dir run1

@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from hpcnnp.training.kalman import (KalmanError, KalmanFilter, _check_observation,
-                                    _cholesky, _forward_solve)
+                                    _cholesky, _forward_solve, status_line)
 
 __all__ = ["DecoupledKalmanFilter", "DECOUPLING_LEVELS", "decoupling_groups"]
 
@@ -181,11 +181,7 @@ class DecoupledKalmanFilter:
         return st
 
     def status_line(self, epoch):
-        st = self.status(epoch)
-        keys = ["Pdiag", "Poffdiag", "Pasym", "Kmean", "q"]
-        keys += ["eta"] if self.kalman_type == 0 else ["lambda", "kgamma"]
-        return (f"{int(epoch):10d} {st['nupdates']:10d}"
-                + "".join(f" {st[k]:16.8E}" for k in keys) + "\n")
+        return status_line(self.status(epoch), self.kalman_type)
 
     def status_header(self):
         """The header of ``updater.000.out`` (the columns of the global filter)."""

@@ -916,12 +916,7 @@ class KalmanFilter:
 
     def status_line(self, epoch):
         """One line of ``updater.000.out`` (n2p2's format, with newline)."""
-        st = self.status(epoch)
-        keys = ["Pdiag", "Poffdiag", "Pasym", "Kmean", "q"]
-        keys += ["eta"] if self.kalman_type == STANDARD else ["lambda",
-                                                              "kgamma"]
-        return (f"{int(epoch):10d} {st['nupdates']:10d}"
-                + "".join(f" {st[k]:16.8E}" for k in keys) + "\n")
+        return status_line(self.status(epoch), self.kalman_type)
 
     def status_header(self):
         """Header lines of ``updater.000.out`` as n2p2 writes them."""
@@ -1062,6 +1057,14 @@ class KalmanFilter:
         ly, ll = state.get("last_Y"), state.get("last_L")
         self._last_Y = None if ly is None else np.array(ly, order="F")
         self._last_L = None if ll is None else np.array(ll)
+
+
+def status_line(st, kalman_type):
+    """One line of ``updater.000.out`` from a status dict (n2p2's format)."""
+    keys = ["Pdiag", "Poffdiag", "Pasym", "Kmean", "q"]
+    keys += ["eta"] if kalman_type == STANDARD else ["lambda", "kgamma"]
+    return (f"{int(st['epoch']):10d} {st['nupdates']:10d}"
+            + "".join(f" {st[k]:16.8E}" for k in keys) + "\n")
 
 
 def _check_observation(n, w, H, xi):

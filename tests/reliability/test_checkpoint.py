@@ -18,33 +18,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-TRAIN = """
-use_short_forces
-random_seed 123
-epochs 3
-updater_type 1
-parallel_mode 0
-jacobian_mode 1
-update_strategy 0
-selection_mode 2
-task_batch_size_energy 1
-task_batch_size_force 1
-test_fraction 0.2
-force_weight 3.0
-short_energy_fraction 1.0
-short_force_fraction 0.05
-rmse_threshold_trials 3
-weights_min -1.0
-weights_max 1.0
-kalman_type 0
-kalman_epsilon 1.0E-2
-kalman_q0 0.01
-kalman_qtau 2.302
-kalman_qmin 1.0E-6
-kalman_eta 0.01
-kalman_etatau 2.302
-kalman_etamax 1.0
-"""
+#: n2p2's Kalman settings (hpcnnp.testing.KALMAN_TRAINING) for a 3-epoch run
+TRAIN = dict(epochs=3, random_seed=123, test_fraction=0.2, force_weight=3.0,
+             short_force_fraction=0.05, normalize_data_set=None,
+             nguyen_widrow_weights_short=None)
 
 
 def _helpers():
@@ -64,6 +41,7 @@ def data(tmp_path_factory):
 
     from hpcnnp.io import n2p2
     from hpcnnp.potential import Potential
+    from hpcnnp.testing import with_training_settings
 
     h = _helpers()
     root = tmp_path_factory.mktemp("ckpt")
@@ -81,7 +59,8 @@ def data(tmp_path_factory):
         atoms.calc = SinglePointCalculator(atoms, energy=res.energy, forces=res.forces)
     n2p2.write_data(root / "input.data", structures)
     shutil.copy(teacher / "scaling.data", root / "scaling.data")
-    (root / "input.nn").write_text((teacher / "input.nn").read_text() + TRAIN)
+    (root / "input.nn").write_text(with_training_settings((teacher / "input.nn").read_text(),
+                                                          **TRAIN))
     return root
 
 

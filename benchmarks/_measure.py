@@ -83,6 +83,11 @@ def _one_run(code, folder, name, text, names):
            "error_s": err, "s_per_update": train / max(1, ue + uf),
            "checkpoint_bytes": sum(p.stat().st_size for p in ckpt.glob("*"))
            if ckpt.is_dir() else 0}
+    log = (run / "nnp-train.log.0000").read_text()
+    m = re.search(r"^Checkpoints: ([\d.]+) s of waiting .* written in ([\d.]+) s", log, re.M)
+    if m:                         # hpcnnp: time the loop waited, background write time
+        res["checkpoint_wait_s"] = float(m.group(1))
+        res["checkpoint_write_s"] = float(m.group(2))
     shutil.rmtree(run)
     return res
 
@@ -116,6 +121,9 @@ def print_side_by_side(sbs, what):
               f" {x['error_s']:>7.1f} {x['wall_s']:>7.1f} {x['cpu_s']:>7.1f}"
               f" {x['peak_rss'] / 1e9:>11.2f} {x['checkpoint_bytes'] / 1e9:>8.2f}")
     n, h = sbs["n2p2"], sbs["hpcnnp"]
+    if "checkpoint_wait_s" in h:
+        print(f"hpcnnp checkpoints: the training waited {h['checkpoint_wait_s']:.2f} s in "
+              f"all; the last P write took {h['checkpoint_write_s']:.2f} s in the background")
     print(f"ratio n2p2/hpcnnp: {n['s_per_update'] / h['s_per_update']:.1f}x per update "
           f"(wall); peak memory hpcnnp/n2p2 = {h['peak_rss'] / n['peak_rss']:.2f}")
     if "cpu_per_update" in n:

@@ -12,8 +12,8 @@ Per rank the peak resident memory is modelled as
       else at most ``capacity`` structures and ``max_bytes``
     + Jacobian row buffers
     + the largest structure's evaluation (SFs, dE/dG, forces) and the status /
-      checkpoint buffers (a fixed 96 MiB: 32 MiB status chunks, 8 MiB I/O buffer,
-      BLAS work areas).
+      checkpoint buffers (16 MiB + a quarter of the stored P, at most 96 MiB:
+      32 MiB status chunks, 8 MiB I/O buffer, BLAS work areas).
 
 The memory *available* is ``MemAvailable`` of /proc/meminfo (or the cgroup
 limit minus the cgroup's usage, whichever is smaller); the ranks on one node
@@ -139,7 +139,7 @@ def estimate_memory(tr, baseline=None):
         resident_now=int(current_rss() if baseline is None else baseline),
         candidates=int(cands), kalman_P=int(stored), filter_work=int(work),
         sf_cache=int(cache), jacobian=int(jac), evaluation=int(evaluation),
-        buffers=_FIXED)
+        buffers=int(min(_FIXED, 16 * 1024 ** 2 + stored // 4)))
 
 
 def check_memory(estimate, comm, log=None, enforce=True):

@@ -769,10 +769,11 @@ class Trainer:
             self.log(line)
         if phase == "start":
             self._epoch_t0 = time.perf_counter()
+            self.start_checkpoint()              # P streams out during the evaluation
             t_err = self._evaluate_epoch(0)
             self._epoch_end(0, time.perf_counter() - self._epoch_t0, 0.0, t_err)
             self._progress_line(0)
-            self.save_checkpoint("end", wait=True)
+            self.save_checkpoint("end")
             phase = "end"
         while not (phase == "end" and self.epoch >= cfg.epochs):
             if phase == "end":

@@ -133,11 +133,12 @@ class UpdateStep:
     def _trainlog(self, p, logrows):
         tr = self.tr
         rows = tr.comm.gather(logrows)
-        if tr.comm.rank != 0 or tr._trainlog is None:
+        trainlog = tr.files.trainlog
+        if tr.comm.rank != 0 or trainlog is None:
             return
         kind = "E" if p == "energy" else "F"
         for part in rows:
             for (proc, tl, ratio, isg, isl, a, comp) in part:
                 extra = () if kind == "E" else (a, comp)
-                tr._trainlog.write(out.trainlog_line(kind, tr.epoch, tr.count_updates,
+                trainlog.write(out.trainlog_line(kind, tr.epoch, tr.count_updates,
                                                      proc, tl, ratio, isg, isl, *extra))

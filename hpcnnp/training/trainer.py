@@ -96,14 +96,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import signal
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from ase.data import atomic_numbers
 
 from hpcnnp.errors import HpcnnpError
 from hpcnnp.io import n2p2
@@ -122,6 +120,7 @@ from hpcnnp.training.jacobian import Networks
 from hpcnnp.training.memory import check_memory, estimate_memory, peak_rss
 from hpcnnp.training.normalization import normalize_data_set
 from hpcnnp.training.report import final_lines, setup_lines
+from hpcnnp.training.runfiles import RunFiles
 from hpcnnp.training.schedule import Candidates, Streams, UpdatePlan, epoch_schedule
 from hpcnnp.training.step import UpdateStep
 from hpcnnp.training.updaters import make_updater
@@ -250,15 +249,12 @@ class Trainer:
         self.epochs_override = epochs
         self.fold_every = int(fold_every)
         self.plots = bool(plots)
-        self.stream = stream if self.comm.rank == 0 else None
+        self.files = RunFiles(self, stream)
         self.cache_structures = int(cache_structures)
         self.sf_cache_bytes = int(float(sf_cache_mb) * 2 ** 20)
         self.memory_check = bool(memory_check)
         self.stop_after_updates = int(stop_after_updates)
         self.blas_threads = None if blas_threads is None else int(blas_threads)
-        self._log_file = None
-        self._pending_log = []
-        self._trainlog = None
         self._term = False
         self._updates_this_process = 0
         self._ckpt_seconds_seen = 0.0
@@ -270,26 +266,9 @@ class Trainer:
         self.evaluator = Evaluator(self)
         self.step = UpdateStep(self)
 
-    # ================================================================ logging
     def log(self, text=""):
         """Rank 0: log file + screen."""
-        if self.comm.rank != 0:
-            return
-        if not text.endswith("\n"):
-            text += "\n"
-        if self._log_file is not None:
-            self._log_file.write(text)
-            self._log_file.flush()
-        else:
-            self._pending_log.append(text)
-        if self.stream is not None:
-            self.stream.write(text)
-            self.stream.flush()
-
-    def _progress(self, text):
-        if self.comm.rank == 0 and self.stream is not None:
-            self.stream.write(text + "\n")
-            self.stream.flush()
+        self.files.log(text)
 
     # ================================================================== setup
     def setup(self):
@@ -552,9 +531,7 @@ class Trainer:
     def save_checkpoint(self, phase, schedule=None, position=0, wait=False):
         """Save the state of the checkpoint started by :meth:`start_checkpoint`
         (started here if not); ``wait``: commit now (else at the next fold)."""
-        tl = getattr(self, "_trainlog", None)
-        if tl is not None:
-            tl.flush()
+        self.files.flush_trainlog()
         w = self.ckpt_writer
         if w is None:
             return
@@ -586,75 +563,6 @@ class Trainer:
         self.timers = {k: float(v) for k, v in st["timers"].items()}
         return st["phase"], np.asarray(st["schedule"], dtype=np.int64), int(st["position"])
 
-    # =========================================================== output files
-    def _open_outputs(self):
-        c = self.comm
-        if c.rank == 0:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            mode = "a" if self.restart else "w"
-            self._log_file = open(self.output_dir / "nnp-train.log.0000", mode)
-            for text in self._pending_log:
-                self._log_file.write(text)
-            self._pending_log = []
-            if self.cfg.write_trainlog:
-                path = self.output_dir / "train-log.out"
-                if self.restart and path.exists():
-                    self._truncate_trainlog(path)
-                    self._trainlog = open(path, "a")
-                else:
-                    self._trainlog = open(path, "w")
-                    self._trainlog.writelines(out.trainlog_header())
-        c.barrier()
-
-    def _truncate_trainlog(self, path):
-        """Drop lines of updates after the checkpoint (count > its count_updates)."""
-        last = int(self.ckpt["count_updates"])
-        keep = []
-        with open(path) as f:
-            for line in f:
-                tok = line.split()
-                if line.startswith("#") or len(tok) < 3 or int(tok[2]) <= last:
-                    keep.append(line)
-        out.write_text(path, keep)
-
-    def _write_sets(self):
-        """train.data / test.data (rank 0 streams input.data again)."""
-        if self.comm.rank != 0:
-            return
-        tr_path = self.output_dir / "train.data"
-        te_path = self.output_dir / "test.data"
-        tmp_tr = tr_path.with_name(".train.data.tmp")
-        tmp_te = te_path.with_name(".test.data.tmp")
-        with open(tmp_tr, "w") as ftr, open(tmp_te, "w") as fte:
-            for k, atoms in enumerate(n2p2.iter_data(self.data_path, self.elements)):
-                n2p2.write_data(ftr if self.is_train[k] else fte, atoms)
-        os.replace(tmp_tr, tr_path)
-        os.replace(tmp_te, te_path)
-
-    def _write_epoch_files(self, epoch):
-        if self.comm.rank != 0 or not self.cfg.write_weights.due(epoch):
-            return
-        for e, el in enumerate(self.elements):
-            z = atomic_numbers[el]
-            n2p2.write_weights(self.output_dir / f"weights.{z:03d}.{epoch:06d}.out",
-                               self.views[e], self.settings.layer_sizes(el))
-
-    def _write_histories(self):
-        if self.comm.rank != 0:
-            return
-        norm = self.units.normalized
-        out.write_text(self.output_dir / "learning-curve.out",
-                       out.learning_curve_header(self.props, norm) + self.history["curve"])
-        for u, lines in enumerate(self.history["updater"]):
-            if self.cfg.update_strategy == 0:
-                name = "updater.000.out"
-            else:
-                name = "updater.%03d.out" % atomic_numbers[self.elements[u]]
-            out.write_text(self.output_dir / name, self.updaters[u].status_header() + lines)
-        if self.history["timing"]:
-            out.write_text(self.output_dir / "timing.out",
-                           out.timing_header(self.props) + self.history["timing"])
-
     def _epoch_end(self, epoch, t_loop, t_train, t_error):
         """Outputs after the error evaluation of ``epoch`` (rank 0 files)."""
         status = [u.status_line(epoch) for u in self.updaters]   # collective
@@ -676,8 +584,8 @@ class Trainer:
         self.history.setdefault("timers", []).append(
             dict({k: float(v) for k, v in self.timers.items()}, epoch=epoch, loop=t_loop,
                  train=t_train, error=t_error, checkpoint=t["checkpoint"]))
-        self._write_epoch_files(epoch)
-        self._write_histories()
+        self.files.write_epoch_weights(epoch)
+        self.files.write_histories()
         for line in out.log_epoch_lines(epoch, self.props, self.counts, self.errors,
                                         self.units, self.cfg, t):
             self.log(line)
@@ -704,7 +612,7 @@ class Trainer:
             if self.ckpt_writer is not None:
                 parts.append(f"checkpoint {self.history['timers'][-1]['checkpoint']:.2f} s")
             parts.append(f"ETA {_hms(per * (self.cfg.epochs - epoch))}")
-        self._progress(" | ".join(parts))
+        self.files.progress(" | ".join(parts))
 
     # ================================================================== loop
     def _install_sigterm(self):
@@ -747,18 +655,18 @@ class Trainer:
     def _begin(self):
         """Updaters, outputs, restart state; returns (phase, schedule, position)."""
         self._create_updaters_and_report()
-        self._open_outputs()
+        self.files.open(self.restart, int(self.ckpt["count_updates"]) if self.restart
+                        else None)
         self._install_sigterm()
         self.counts = {p: 0 for p in self.props}
         if self.restart:
             phase, schedule, position = self._restore()
             self.log(f"\n*** RESTART from checkpoint: epoch {self.epoch}, update "
                      f"{self.count_updates}, phase {phase} ***\n")
-            self._write_histories()
-            if self.cfg.write_trainlog and self.comm.rank == 0:
-                self._trainlog.flush()
+            self.files.write_histories()
+            self.files.flush_trainlog()
             return phase, schedule, position
-        self._write_sets()
+        self.files.write_sets()
         return "start", None, 0
 
     def _run(self, t_run):
@@ -860,9 +768,9 @@ class Trainer:
         allp = c.gather(self.parity_local)
         files = []
         if c.rank == 0:
-            files += self._write_potential()
+            files += self.files.write_potential()
             if self.plots:
-                files += self._plots(allp)
+                files += self.files.plots(allp)
         peak = c.allgather(peak_rss())
         estimate = max(e.total for e in self.memory_estimates)
         summary = {"epochs": self.epoch, "updates": self.count_updates,
@@ -873,50 +781,8 @@ class Trainer:
             self.log(line)
         return summary
 
-    def _write_potential(self):
-        """weights.ZZZ.data and copies of input.nn / scaling.data (rank 0)."""
-        files = []
-        for e, el in enumerate(self.elements):
-            path = self.output_dir / n2p2.weights_filename(el)
-            if path.exists() and not path.with_name(path.name + ".bak").exists() and \
-                    self.cfg.use_old_weights and \
-                    path.resolve().parent == self.settings_path.resolve().parent:
-                shutil.copyfile(path, path.with_name(path.name + ".bak"))
-            n2p2.write_weights(path, self.views[e], self.settings.layer_sizes(el))
-            files.append(path)
-        for src in (self.settings_path, self.scaling_path):
-            if src.is_file():
-                dst = self.output_dir / src.name
-                if not dst.exists() or not os.path.samefile(src, dst):
-                    shutil.copyfile(src, dst)
-                    files.append(dst)
-        return files
-
-    def _plots(self, allp):
-        ee = sorted((x for part in allp for x in part[0]), key=lambda t: t[0])
-        ff = sorted((x for part in allp for x in part[1]), key=lambda t: t[0])
-        parity = {"energy": tuple(np.array([x[k] for x in ee]) for k in range(4))}
-        if self.cfg.use_forces and ff:
-            parity["force"] = (
-                np.concatenate([np.full(x[2].size, x[0]) for x in ff]),
-                np.concatenate([np.repeat(np.arange(len(x[2])), 3) for x in ff]),
-                np.concatenate([np.tile(np.arange(3), len(x[2])) for x in ff]),
-                np.concatenate([np.full(x[2].size, x[1]) for x in ff]),
-                np.concatenate([x[2].ravel() for x in ff]),
-                np.concatenate([x[3].ravel() for x in ff]))
-        curve = np.array([[float(v) for v in line.split()] for line in self.history["curve"]])
-        names = out.learning_curve_names(self.props, self.units.normalized)
-        return out.make_plots(self.output_dir, curve, self.props, names, parity)
-
     def _close(self):
-        if self.comm.rank == 0:
-            if self._log_file is not None:
-                self._log_file.close()
-                self._log_file = None
-            tl = getattr(self, "_trainlog", None)
-            if tl is not None:
-                tl.close()
-                self._trainlog = None
+        self.files.close()
         if getattr(self, "_old_handler", None) is not None:
             try:
                 signal.signal(signal.SIGTERM, self._old_handler)

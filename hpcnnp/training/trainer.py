@@ -653,14 +653,16 @@ class Trainer:
                 raise
 
     def _begin(self):
-        """Updaters, outputs, restart state; returns (phase, schedule, position)."""
+        """Updaters, restart state (P read and checked before any file is opened),
+        outputs; returns (phase, schedule, position)."""
         self._create_updaters_and_report()
-        self.files.open(self.restart, int(self.ckpt["count_updates"]) if self.restart
-                        else None)
-        self._install_sigterm()
         self.counts = {p: 0 for p in self.props}
         if self.restart:
             phase, schedule, position = self._restore()
+        self.files.open(self.restart, int(self.ckpt["count_updates"]) if self.restart
+                        else None)
+        self._install_sigterm()
+        if self.restart:
             self.log(f"\n*** RESTART from checkpoint: epoch {self.epoch}, update "
                      f"{self.count_updates}, phase {phase} ***\n")
             self.files.write_histories()

@@ -187,8 +187,10 @@ def test_damaged_checkpoint_gives_one_clear_error(data, reference, damage, words
         (ckpt / "meta.json").write_text('{"version": 2, "tag": ')
     else:
         path.unlink()
+    log = (ckpt.parent / "nnp-train.log.0000").read_bytes()
     err = _one_message(_train(data, "-o", ckpt.parent.name, "--restart"), *words)
     assert "BadZipFile" not in err
+    assert (ckpt.parent / "nnp-train.log.0000").read_bytes() == log   # nothing written
 
 
 def test_full_disk_injected_oserror(data, monkeypatch, tmp_path):

@@ -534,6 +534,10 @@ def main(argv=None):
                     help="GFLOP/s of a 36-core node for the covariance kernels (default "
                          "700: ~20 per core, what the C product kernel reaches here)")
     ap.add_argument("--reuse", action="store_true", help="keep an existing data set")
+    ap.add_argument("--stages", nargs="+", default=["hpcnnp", "n2p2"],
+                    choices=("hpcnnp", "n2p2"),
+                    help="what to run after the data set (default both); results of "
+                         "earlier runs in results.json are kept")
     ap.add_argument("--label-worker", metavar="DIR", help=argparse.SUPPRESS)
     ap.add_argument("--worker", metavar="DIR", help=argparse.SUPPRESS)
     ap.add_argument("--out", default="out", help=argparse.SUPPRESS)
@@ -556,18 +560,41 @@ def main(argv=None):
     else:
         prep = json.loads((folder / "prepare.json").read_text())
     print(f"data set ready after {time.perf_counter() - t_all:.0f} s", flush=True)
-    results = {}
-    for ranks in args.ranks:
+    saved = folder / "results.json"
+    old = json.loads(saved.read_text()) if saved.exists() else {}
+    results = {int(k): v for k, v in old.get("hpcnnp", {}).items()}
+    sbs = old.get("side_by_side")
+
+    def save():
+        """Merge this run's results into results.json (another invocation may run the
+        other stage at the same time)."""
+        now = json.loads(saved.read_text()) if saved.exists() else {}
+        now["prepare"] = prep
+        now.setdefault("hpcnnp", {}).update({str(k): v for k, v in results.items()})
+        if sbs is not None:
+            now["side_by_side"] = sbs
+        saved.write_text(json.dumps(now, indent=1))
+
+    for ranks in (args.ranks if "hpcnnp" in args.stages else []):
         res, wall, _ = _run(_self("--worker", str(folder), "--out", f"out_{ranks}",
                                   "--updates", str(args.updates)), ranks)
         res["wall_total_s"] = wall
         results[ranks] = res
+        save()
         print(f"hpcnnp train, {ranks} rank(s): {wall:.0f} s wall", flush=True)
         shutil.rmtree(folder / f"out_{ranks}", ignore_errors=True)
-    sbs = None
-    if not args.no_n2p2:
+    if not args.no_n2p2 and "n2p2" in args.stages:
         sbs = side_by_side(folder, args.n2p2_structures, *args.n2p2_updates)
+        save()
         print(f"side by side done after {time.perf_counter() - t_all:.0f} s", flush=True)
+    merged = json.loads(saved.read_text()) if saved.exists() else {}
+    results = {int(k): v for k, v in merged.get("hpcnnp", {}).items()}
+    sbs = merged.get("side_by_side", sbs)
+    if 1 not in results:
+        print("no hpcnnp results yet (run with --stages hpcnnp)")
+        if sbs:
+            _measure.print_side_by_side(sbs, f"{sbs['structures']} of the structures")
+        return 0
     rates = machine_rates()
     rows = project(results, rates, args)
     report(prep, results, sbs, rows, rates, args)

@@ -28,7 +28,8 @@ Without stalling the training
     training computes exactly the same numbers with and without checkpoints.
 
 Exactly one valid checkpoint
-    Files are written under ``*.tmp`` names, fsynced and renamed; when every
+    Files are written under temporary names (:mod:`hpcnnp.fileio`), fsynced and
+    renamed; when every
     rank has both files, rank 0 replaces ``meta.json`` (which names the tag,
     the sizes and the CRC-32 of every file) and every rank removes the files
     of older tags.  A run killed at any moment leaves the previous or the new
@@ -44,7 +45,6 @@ ranks); each file must have the recorded size and CRC-32; anything else is an
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import zipfile
@@ -53,7 +53,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hpcnnp.errors import HpcnnpError
+from hpcnnp.errors import HpcnnpError, OutputError
+from hpcnnp.fileio import atomic_path, output_error, remove_stale_temps, write_atomic
 
 __all__ = ["CheckpointWriter", "CheckpointError", "load_checkpoint", "read_p",
            "checkpoint_exists", "flatten", "unflatten", "CHECKPOINT_VERSION"]
@@ -106,10 +107,6 @@ def _p_file(folder, tag, rank):
     return Path(folder) / f"ckpt.{tag}.rank{rank:04d}.P"
 
 
-def _tmp(path):
-    return path.with_name(path.name + ".tmp")
-
-
 def _remove(path):
     try:
         path.unlink()
@@ -117,13 +114,19 @@ def _remove(path):
         pass
 
 
-def _describe(exc):
-    return f"{exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
+def _describe(exc, path):
+    """One line for a failed write of ``path``."""
+    if isinstance(exc, OutputError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return str(output_error(path, exc))
+    return f"{path}: {exc}"
 
 
 class _PWriter(threading.Thread):
-    """Streams the owned P chunks of all updaters into ``<file>.tmp`` (CRC-32,
-    fsync, rename).  Errors are kept in ``self.error``; the temp file is removed."""
+    """Streams the owned P chunks of all updaters into a temporary file (CRC-32,
+    fsync, rename: :func:`hpcnnp.fileio.atomic_path`).  Errors are kept in
+    ``self.error``; the temporary file is removed."""
 
     def __init__(self, path, updaters):
         super().__init__(name="hpcnnp-checkpoint-P", daemon=True)
@@ -137,9 +140,8 @@ class _PWriter(threading.Thread):
 
     def run(self):
         t0 = time.perf_counter()
-        tmp = _tmp(self.path)
         try:
-            with open(tmp, "wb", buffering=_BUFFER) as f:
+            with atomic_path(self.path) as tmp, open(tmp, "xb", buffering=_BUFFER) as f:
                 for u in self.updaters:
                     for chunk in u.p_chunks():
                         if self.cancel:
@@ -147,12 +149,8 @@ class _PWriter(threading.Thread):
                         f.write(chunk)
                         self.crc = zlib.crc32(chunk, self.crc)
                         self.nbytes += chunk.nbytes
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
         except BaseException as exc:      # noqa: BLE001 - reported by the main thread
-            self.error = f"cannot write {self.path.name}: {_describe(exc)}"
-            _remove(tmp)
+            self.error = _describe(exc, self.path)
         self.seconds = time.perf_counter() - t0
 
 
@@ -205,8 +203,8 @@ class CheckpointWriter:
         try:
             crc, size = _write_npz(path, tree, arrays)
             self._pending["state"] = {"bytes": size, "crc32": crc}
-        except OSError as exc:
-            err = f"cannot write {path.name}: {_describe(exc)}"
+        except (OSError, OutputError) as exc:
+            err = _describe(exc, path)
         self._pending["meta"] = meta
         self._pending["error"] = err
         self.seconds_main += time.perf_counter() - t0
@@ -250,10 +248,10 @@ class CheckpointWriter:
             meta = dict(pending["meta"], version=CHECKPOINT_VERSION, tag=tag,
                         ranks=self.comm.size, files=[i for _, i in reports])
             try:
-                _write_json_atomic(self.folder / "meta.json", meta)
+                write_atomic(self.folder / "meta.json", json.dumps(meta, indent=1))
                 err = None
-            except OSError as exc:
-                err = f"cannot write meta.json: {_describe(exc)}"
+            except (OSError, OutputError) as exc:
+                err = _describe(exc, self.folder / "meta.json")
         err = self.comm.bcast(err if rank == 0 else None)
         if err:
             _remove(_state_file(self.folder, tag, rank))
@@ -280,46 +278,25 @@ class CheckpointWriter:
         self._pending, self._writer = None, None
 
     def _remove_old(self, tag):
+        """Files of older tags of this rank, and temporary files of dead processes."""
         own = f".rank{self.comm.rank:04d}."
         for old in self.folder.glob("ckpt.*"):
             if own in old.name and f"ckpt.{tag}." not in old.name:
                 _remove(old)
+        remove_stale_temps(self.folder)
 
 
 def _write_npz(path, tree, arrays):
-    """npz of the state (temp file, fsync, rename); returns (CRC-32, bytes)."""
-    tmp = _tmp(path)
-    try:
-        with open(tmp, "wb") as f:
+    """npz of the state (temporary file, fsync, rename); returns (CRC-32, bytes)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "xb") as f:
             np.savez(f, __state__=np.array(json.dumps(tree)), **arrays)
-            f.flush()
-            os.fsync(f.fileno())
         crc = 0
         with open(tmp, "rb") as f:
-            while True:
-                block = f.read(_BUFFER)
-                if not block:
-                    break
+            for block in iter(lambda: f.read(_BUFFER), b""):
                 crc = zlib.crc32(block, crc)
-        size = tmp.stat().st_size
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
+        size = Path(tmp).stat().st_size
     return crc, size
-
-
-def _write_json_atomic(path, obj):
-    tmp = _tmp(path)
-    try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
 
 
 # ------------------------------------------------------------------- read

@@ -17,6 +17,7 @@ import shutil
 import numpy as np
 from ase.data import atomic_numbers
 
+from hpcnnp.fileio import AtomicFiles
 from hpcnnp.io import n2p2
 from hpcnnp.training import outputs as out
 
@@ -90,14 +91,10 @@ class RunFiles:
         tr = self.tr
         if not self.rank0:
             return
-        tr_path, te_path = tr.output_dir / "train.data", tr.output_dir / "test.data"
-        tmp_tr = tr_path.with_name(".train.data.tmp")
-        tmp_te = te_path.with_name(".test.data.tmp")
-        with open(tmp_tr, "w") as ftr, open(tmp_te, "w") as fte:
+        with AtomicFiles(tr.output_dir) as files:
+            ftr, fte = files.open("train.data"), files.open("test.data")
             for k, atoms in enumerate(n2p2.iter_data(tr.data_path, tr.elements)):
                 n2p2.write_data(ftr if tr.is_train[k] else fte, atoms)
-        os.replace(tmp_tr, tr_path)
-        os.replace(tmp_te, te_path)
 
     def write_epoch_weights(self, epoch):
         tr = self.tr

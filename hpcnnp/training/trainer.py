@@ -106,6 +106,7 @@ import numpy as np
 from hpcnnp.errors import HpcnnpError
 from hpcnnp.io import n2p2
 from hpcnnp.potential import Potential
+from hpcnnp.progress import Progress
 from hpcnnp.training import outputs as out
 from hpcnnp.training.checkpoint import (CheckpointWriter, checkpoint_exists, load_checkpoint,
                                         read_p)
@@ -137,13 +138,6 @@ class TrainingInterrupted(Exception):
 
 class _StopAfterUpdates(Exception):
     """``stop_after_updates`` reached (benchmarks)."""
-
-
-def _hms(seconds):
-    seconds = int(round(max(0.0, seconds)))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h:d}:{m:02d}:{s:02d}"
 
 
 class _blas_threads:
@@ -598,21 +592,18 @@ class Trainer:
         return t
 
     def _progress_line(self, epoch):
+        """One progress report per epoch (:class:`hpcnnp.progress.Progress`: line with
+        rate and ETA on the screen, event for ``hpcnnp run``)."""
         conv = {"energy": self.units.energy_metric_phys,
                 "force": self.units.force_metric_phys}
-        parts = [f"hpcnnp train: epoch {epoch:4d}/{self.cfg.epochs}"]
+        parts = []
         for p in self.props:
             dm = self.cfg.display_metric(p)
             parts.append(f"{p[0].upper()} {dm} train {conv[p](self.errors[p]['train'][dm]):.4E}"
                          f" test {conv[p](self.errors[p]['test'][dm]):.4E}")
-        done = [float(line.split()[5]) for line in self.history["timing"]]
-        if done:
-            per = sum(done) / len(done)
-            parts.append(f"{per:.2f} s/epoch")
-            if self.ckpt_writer is not None:
-                parts.append(f"checkpoint {self.history['timers'][-1]['checkpoint']:.2f} s")
-            parts.append(f"ETA {_hms(per * (self.cfg.epochs - epoch))}")
-        self.files.progress(" | ".join(parts))
+        if self.ckpt_writer is not None and self.history["timers"]:
+            parts.append(f"checkpoint {self.history['timers'][-1]['checkpoint']:.2f} s")
+        self.progress.update(epoch, msg=" | ".join(parts), force=True)
 
     # ================================================================== loop
     def _install_sigterm(self):
@@ -661,6 +652,10 @@ class Trainer:
             phase, schedule, position = self._restore()
         self.files.open(self.restart, int(self.ckpt["count_updates"]) if self.restart
                         else None)
+        self.progress = Progress("hpcnnp train", total=self.cfg.epochs, unit="epochs",
+                                 out=self.files.stream or False, interval=0,
+                                 initial=self.epoch, rate_from="first", comm=self.comm,
+                                 announce=False)
         self._install_sigterm()
         if self.restart:
             self.log(f"\n*** RESTART from checkpoint: epoch {self.epoch}, update "
@@ -761,7 +756,7 @@ class Trainer:
     def _interrupt(self):
         if self.ckpt_writer is not None:
             self.ckpt_writer.commit()
-        self._close()
+        self._close(ok=False)
         raise TrainingInterrupted()
 
     def _finish(self, elapsed):
@@ -783,7 +778,10 @@ class Trainer:
             self.log(line)
         return summary
 
-    def _close(self):
+    def _close(self, ok=True):
+        progress = getattr(self, "progress", None)
+        if progress is not None and not progress.closed:
+            progress.close(ok=ok)
         self.files.close()
         if getattr(self, "_old_handler", None) is not None:
             try:

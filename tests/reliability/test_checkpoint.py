@@ -207,7 +207,8 @@ def test_full_disk_injected_oserror(data, monkeypatch, tmp_path):
 
     def failing_open(path, mode="r", *a, **k):
         f = real_open(path, mode, *a, **k)
-        if str(path).endswith(".P.tmp"):
+        name = Path(path).name
+        if name.startswith(".ckpt.") and ".P." in name and name.endswith(".tmp"):
             state["writes"] += 1
             if state["writes"] == 2:           # the second checkpoint (after epoch 1)
                 f.close()

@@ -233,6 +233,7 @@ def train_worker(folder, out_name, updates, checkpoint):
     cpu = time.process_time() - cpu0
     timers = comm.gather(dict(tr.timers))
     cpus = comm.gather(cpu)
+    computed = comm.gather(tr.sf.computed)
     if comm.rank != 0:
         return
     ep0 = tr.history["timers"][0]
@@ -244,7 +245,7 @@ def train_worker(folder, out_name, updates, checkpoint):
            "counts": dict(tr.counts), "timers": timers, "error0_s": ep0["error"],
            "peak_rss": summary["peak_rss"], "estimate": summary["memory_estimate"],
            "wall_s": wall, "cpu_s": cpus, "blas_threads": tr.blas_threads_used,
-           "fold_every": tr.fold_every, "sf_computed": comm.gather(tr.sf.computed)}
+           "fold_every": tr.fold_every, "sf_computed": computed}
     print("BENCH-RESULT " + json.dumps(res), flush=True)
 
 

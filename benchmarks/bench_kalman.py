@@ -196,9 +196,10 @@ def main(argv=None):
         print(f"time per update: {per_update:.4f} s (mean of {len(times)}, "
               "every update folds)")
     else:
+        fold = ("no fold in the timed updates" if fold_extra is None else
+                f"a fold adds {fold_extra:.3f} s every {args.fold_every} updates")
         print(f"time per update: {per_update:.4f} s (mean of {len(times)}; "
-              f"without fold {plain:.4f} s, a fold adds {fold_extra:.3f} s "
-              f"every {args.fold_every} updates)")
+              f"without fold {plain:.4f} s, {fold})")
         nf = times[~folded]
         print(f"  updates without fold: min {nf.min():.4f} s, median "
               f"{np.median(nf):.4f} s, max {nf.max():.4f} s")

@@ -433,8 +433,11 @@ def project(results, rates, args):
     cores = os.cpu_count() or 1
     pu1 = _per_update(r1)
     trials = r1["sf_computed"][0] / max(1, r1["updates"])       # SF computations/update
-    t_trial = (pu1["sf"] + pu1["jacobian"]) / max(trials, 1e-9)
-    t_atom = r1["error0_s"] / atoms                 # evaluation, 1 rank
+    # the timers are wall seconds; on a shared machine a process gets only part of a
+    # core: ``load`` = CPU / wall of the 1-rank run scales them to an idle core
+    load = min(1.0, r1["cpu_s"][0] / r1["wall_s"]) if args.cpu_scaled else 1.0
+    t_trial = load * (pu1["sf"] + pu1["jacobian"]) / max(trials, 1e-9)
+    t_atom = load * r1["error0_s"] / atoms                 # evaluation, 1 rank
     rows = []
     for label, ranks, b_node, f_node in (
             ("this machine, 1 rank", 1, cores * bw, cores * fl),
@@ -450,15 +453,20 @@ def project(results, rates, args):
         u_f = int(10.0 * r1["n_train_e"] // ranks)
         t_eval = atoms * t_atom / ranks
         epoch = (u_e + u_f) * t_upd + t_eval
+        if ranks in results and args.cpu_scaled:       # this machine: measured Kalman
+            t_kf = load * _per_update(results[ranks])["kalman"]
+            t_upd = t_cand + t_kf + t_comm
+            epoch = (u_e + u_f) * t_upd + t_eval
         row = {"label": label, "ranks": ranks, "t_update": t_upd, "t_kalman": t_kf,
+               "load": load,
                "t_cand": t_cand, "t_comm": t_comm, "updates": u_e + u_f,
                "t_eval": t_eval, "epoch_s": epoch, "total_s": EPOCHS_PUBLISHED * epoch,
                "t_trial": t_trial, "trials": trials}
         if ranks in results:
             pu = _per_update(results[ranks])
-            row["measured_kalman"] = pu["kalman"]
-            row["measured_update"] = pu["total"]
-            row["measured_cand_comm"] = pu["selection"] + pu["comm"]
+            row["measured_kalman"] = load * pu["kalman"]
+            row["measured_update"] = load * pu["total"]
+            row["measured_cand_comm"] = load * (pu["selection"] + pu["comm"])
         rows.append(row)
     return rows
 
@@ -496,6 +504,9 @@ def report(prep, results, sbs, rows, rates, args):
           f"(dgemm), x {os.cpu_count()} cores; 36-rank node {args.node_bandwidth:.0f} GB/s,"
           f" {args.node_flops:.0f} GFLOP/s (assumed, --node-*); communication 20 us "
           "latency, 5 GB/s (assumed)")
+    if rows and rows[0].get("load", 1.0) < 1.0:
+        print(f"times scaled by CPU/wall = {rows[0]['load']:.3f} of the 1-rank run "
+              "(--cpu-scaled: the machine was shared)")
     print(f"{'where':>22} {'t_update':>9} {'(Kalman':>8} {'cand':>6} {'comm)':>6}"
           f" {'measured':>9} {'upd/epoch':>9} {'eval s':>7} {'epoch h':>8} {'84 ep. d':>8}")
     for r in rows:
@@ -535,6 +546,9 @@ def main(argv=None):
                     help="GFLOP/s of a 36-core node for the covariance kernels (default "
                          "700: ~20 per core, what the C product kernel reaches here)")
     ap.add_argument("--reuse", action="store_true", help="keep an existing data set")
+    ap.add_argument("--cpu-scaled", action="store_true",
+                    help="project with the measured times scaled by CPU/wall of the "
+                         "1-rank run (a loaded, shared machine: what an idle core gives)")
     ap.add_argument("--stages", nargs="+", default=["hpcnnp", "n2p2"],
                     choices=("hpcnnp", "n2p2"),
                     help="what to run after the data set (default both); results of "

@@ -453,10 +453,6 @@ def project(results, rates, args):
         u_f = int(10.0 * r1["n_train_e"] // ranks)
         t_eval = atoms * t_atom / ranks
         epoch = (u_e + u_f) * t_upd + t_eval
-        if ranks in results and args.cpu_scaled:       # this machine: measured Kalman
-            t_kf = load * _per_update(results[ranks])["kalman"]
-            t_upd = t_cand + t_kf + t_comm
-            epoch = (u_e + u_f) * t_upd + t_eval
         row = {"label": label, "ranks": ranks, "t_update": t_upd, "t_kalman": t_kf,
                "load": load,
                "t_cand": t_cand, "t_comm": t_comm, "updates": u_e + u_f,

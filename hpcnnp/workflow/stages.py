@@ -272,7 +272,7 @@ def _md_stage(ctx, name, builder):
         "dump_stride": spec.get("dump_stride", 50),
         "thermo_stride": spec.get("dump_stride", 50),
         "segment": spec.get("segment", "1 ps"),
-        "trajectory": {"file": "traj.h5", "fields": ["position", "image", "velocity"]},
+        "trajectory": {"file": "traj.h5md", "fields": ["position", "image", "velocity"]},
         "pair": {"showewsum": spec.get("dump_stride", 50)},
         "zbl": spec.get("zbl"),
         "stages": [
@@ -286,7 +286,7 @@ def _md_stage(ctx, name, builder):
     if (d / "run").exists():
         args.append("--resume")
     ctx.hpcnnp(*args, mpi=True, stage=f"md_{name}", cwd=d)
-    return {"trajectory": str(d / "run" / "traj.h5")}
+    return {"trajectory": str(d / "run" / "traj.h5md")}
 
 
 def _build_interface(spec, seed):

@@ -9,7 +9,7 @@ returning its Markdown section); :func:`run_validation` checks every input first
     errors.csv  errors.md       per-class RMSE/MAE/R² (train, test, unseen)
     parity/                     parity_<class>.png + _energy.csv/_forces.csv
     rdf/ vdos/ diffusion/       overlays reference vs potential (PNG + CSV)
-    trajectories/               the MD trajectories run here (extxyz)
+    trajectories/               the MD trajectories run here (H5MD, resumable)
     transition/                 NPT ramp: samples, binned a, c, c/a, plot
     quality/                    property table with Q
 """
@@ -17,16 +17,33 @@ returning its Markdown section); :func:`run_validation` checks every input first
 from __future__ import annotations
 
 import datetime
+import importlib.util
+import io
+import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from ase.calculators.emt import EMT
+from ase.io import read
 
+from hpcnnp import __version__
+from hpcnnp.calculator import HDNNPCalculator
 from hpcnnp.errors import HpcnnpError, InputFileError
+from hpcnnp.potential import Potential
+from hpcnnp.sampling.labelers import get_labeler
+from hpcnnp.structures import llzo_cubic, llzo_tetragonal
 
+from . import plots
+from .benchmarks import TrajectoryPair, diffusion_benchmark, rdf_benchmark, vdos_benchmark
+from .classes import ClassResolver, slugify
+from .dataset import ALL, error_table, evaluate_dataset
+from .quality import compare_properties
 from .report import fmt, md_table, write_columns, write_csv, write_text
+from .trajectory import MDRun, frame_interval, nominal_temperature, read_trajectory, run_md
+from .transition import analyse_ramp, npt_ramp
 
 __all__ = ["ValidationConfig", "run_validation", "STEPS", "PROPERTY_NAMES",
            "resolve_calculator"]
@@ -122,14 +139,12 @@ def _parse_options(text):
 
 
 def _n2p2_calc(arg):
-    from hpcnnp.calculator import HDNNPCalculator
     if not arg:
         raise HpcnnpError("reference labeler 'n2p2:DIR' needs the potential folder")
     return HDNNPCalculator(arg)
 
 
 def _emt_calc(arg):
-    from ase.calculators.emt import EMT
     return EMT()
 
 
@@ -150,12 +165,6 @@ def resolve_calculator(spec):
     if name in LOCAL_CALCULATORS:
         return LOCAL_CALCULATORS[name](arg)
     try:
-        from hpcnnp.sampling.labelers import get_labeler
-    except ImportError:
-        raise HpcnnpError(f"reference labeler {spec!r}: hpcnnp.sampling.labelers is not "
-                          "available (use n2p2:DIR or the Python API with any ASE "
-                          "calculator)") from None
-    try:
         return get_labeler(name, **_parse_options(arg))
     except HpcnnpError:
         raise
@@ -169,7 +178,6 @@ def resolve_calculator(spec):
 
 class _Context:
     def __init__(self, cfg, log):
-        from hpcnnp.potential import Potential
         self.cfg = cfg
         self.log = log
         self.out = Path(cfg.output_dir)
@@ -182,7 +190,6 @@ class _Context:
     @property
     def calculator(self):
         if self._calc is None:
-            from hpcnnp.calculator import HDNNPCalculator
             self._calc = HDNNPCalculator(self.potential)
         return self._calc
 
@@ -200,7 +207,6 @@ class _Context:
 
 
 def _read_structure(path, what):
-    from ase.io import read
     try:
         atoms = read(path)
     except FileNotFoundError:
@@ -236,10 +242,6 @@ def _sets(cfg):
 
 
 def _step_errors(ctx):
-    from . import plots
-    from .classes import ClassResolver, slugify
-    from .dataset import ALL, error_table, evaluate_dataset
-
     cfg = ctx.cfg
     resolver = ClassResolver(cfg.class_map)
     results = []
@@ -287,9 +289,6 @@ def _step_errors(ctx):
 
 def _write_force_csv(path, results, cls):
     """Force components of one class: set,structure,atom,component,F_ref,F_ml (eV/Å)."""
-    import io
-    import os
-
     buf = io.StringIO()
     buf.write("set,structure,atom,component,F_ref_eV_per_A,F_ml_eV_per_A\n")
     for r in results:
@@ -310,81 +309,80 @@ def _write_force_csv(path, results, cls):
     return path
 
 
-def _trajectory_pairs(ctx):
-    """Reference and potential trajectories, computed once for rdf/vdos/diffusion."""
-    if ctx._pairs is not None:
-        return ctx._pairs
-    from .benchmarks import TrajectoryPair
-    from .trajectory import read_trajectory, run_md
-
+def _reference_trajectories(ctx):
+    """Reference trajectories: read from files, or MD with the reference labeler."""
     cfg = ctx.cfg
     refs = []
     if cfg.reference_trajs:
         temps = list(cfg.temperatures) or [None] * len(cfg.reference_trajs)
         for path, T in zip(cfg.reference_trajs, temps):
             tr = read_trajectory(path, cfg.frame_interval, T)
-            _check_elements(ctx, tr.symbols, str(path))
+            _check_elements(ctx, tr.species, str(path))
             refs.append(tr)
             ctx.log(f"reference trajectory {path}: {tr.n_frames} frames, "
-                    f"{tr.frame_interval:g} fs apart, {tr.temperature:g} K")
-    else:
-        start = _md_structure(ctx)
-        tdir = ctx.out / "trajectories"
-        tdir.mkdir(parents=True, exist_ok=True)
-        for T in cfg.temperatures:
-            n_frames = cfg.md_frames or 400
-            ctx.log(f"reference MD with {cfg.reference_labeler} at {T:g} K "
-                    f"({n_frames} frames)")
-            tr = run_md(start, ctx.reference, T, n_frames, cfg.frame_interval or 5.0,
-                        cfg.md_timestep, cfg.md_equilibration, seed=cfg.seed,
-                        name=f"reference_{T:g}K",
-                        progress=_md_progress(ctx, f"reference MD {T:g} K"))
-            ctx.files.append(tr.write(tdir / f"reference_{T:g}K.extxyz"))
-            refs.append(tr)
+                    f"{frame_interval(tr):g} fs apart, {nominal_temperature(tr):g} K")
+        return refs
+    start = _md_structure(ctx)
+    for T in cfg.temperatures:
+        run = MDRun(temperature=T, n_frames=cfg.md_frames or 400,
+                    frame_interval=cfg.frame_interval or 5.0, timestep=cfg.md_timestep,
+                    equilibration=cfg.md_equilibration, seed=cfg.seed)
+        ctx.log(f"reference MD with {cfg.reference_labeler} at {T:g} K "
+                f"({run.n_frames} frames)")
+        path = ctx.out / "trajectories" / f"reference_{T:g}K.h5md"
+        refs.append(run_md(start, ctx.reference, run, path,
+                           progress=_md_progress(ctx, f"reference MD {T:g} K")))
+        ctx.files.append(path)
+    return refs
+
+
+def _trajectory_pairs(ctx):
+    """Reference and potential trajectories, computed once for rdf/vdos/diffusion.
+
+    The potential runs the reference's protocol from the reference's first frame
+    (positions and velocities), unless --ml-traj gives its trajectories.
+    """
+    if ctx._pairs is not None:
+        return ctx._pairs
+    cfg = ctx.cfg
+    refs = _reference_trajectories(ctx)
     labels = []
     for tr in refs:
-        lab = f"{tr.temperature:g}K"
+        lab = f"{nominal_temperature(tr):g}K"
         if lab in labels:
             lab = f"{lab}_{Path(tr.name).stem}"
         labels.append(lab)
     pairs = []
-    if cfg.ml_trajs:
-        for tr, lab, path in zip(refs, labels, cfg.ml_trajs):
-            ml = read_trajectory(path, cfg.frame_interval or tr.frame_interval,
-                                 tr.temperature)
-            pairs.append(TrajectoryPair(tr, ml, lab))
-    else:
-        tdir = ctx.out / "trajectories"
-        tdir.mkdir(parents=True, exist_ok=True)
-        for tr, lab in zip(refs, labels):
-            n = min(tr.n_frames, cfg.md_frames or tr.n_frames)
-            ctx.log(f"potential MD at {tr.temperature:g} K: {n} frames, "
-                    f"{tr.frame_interval:g} fs apart")
+    for k, (tr, lab) in enumerate(zip(refs, labels)):
+        T, dt = nominal_temperature(tr), frame_interval(tr)
+        if cfg.ml_trajs:
+            ml = read_trajectory(cfg.ml_trajs[k], cfg.frame_interval or dt, T)
+        else:
+            run = MDRun(temperature=T, n_frames=min(tr.n_frames, cfg.md_frames or
+                                                    tr.n_frames),
+                        frame_interval=dt, timestep=cfg.md_timestep,
+                        equilibration=cfg.md_equilibration, seed=cfg.seed)
+            ctx.log(f"potential MD at {T:g} K: {run.n_frames} frames, {dt:g} fs apart")
             t0 = time.perf_counter()
-            ml = run_md(tr.atoms(0), ctx.calculator, tr.temperature, n, tr.frame_interval,
-                        cfg.md_timestep, cfg.md_equilibration, seed=cfg.seed,
-                        name=f"hdnnp_{lab}",
-                        progress=_md_progress(ctx, f"potential MD {tr.temperature:g} K"))
+            path = ctx.out / "trajectories" / f"hdnnp_{lab}.h5md"
+            ml = run_md(tr.atoms(0), ctx.calculator, run, path,
+                        progress=_md_progress(ctx, f"potential MD {T:g} K"))
             ctx.log(f"  done in {time.perf_counter() - t0:.1f} s")
-            ctx.files.append(ml.write(tdir / f"hdnnp_{lab}.extxyz"))
-            pairs.append(TrajectoryPair(tr, ml, lab))
+            ctx.files.append(path)
+        pairs.append(TrajectoryPair(tr, ml, lab))
     ctx._pairs = pairs
     return pairs
 
 
 def _md_structure(ctx):
     cfg = ctx.cfg
-    if cfg.md_structure:
-        atoms = _read_structure(cfg.md_structure, "MD start structure")
-    else:
-        from hpcnnp.structures import llzo_cubic
-        atoms = llzo_cubic()
+    atoms = (_read_structure(cfg.md_structure, "MD start structure") if cfg.md_structure
+             else llzo_cubic())
     _check_elements(ctx, atoms.get_chemical_symbols(), "MD start structure")
     return atoms
 
 
 def _step_rdf(ctx):
-    from .benchmarks import rdf_benchmark
     pairs = _trajectory_pairs(ctx)
     header, rows, files = rdf_benchmark(pairs, ctx.out / "rdf", r_max=ctx.cfg.rdf_rmax)
     ctx.files += files
@@ -401,7 +399,6 @@ def _step_rdf(ctx):
 
 
 def _step_vdos(ctx):
-    from .benchmarks import vdos_benchmark
     pairs = _trajectory_pairs(ctx)
     header, rows, files = vdos_benchmark(pairs, ctx.out / "vdos")
     ctx.files += files
@@ -417,7 +414,6 @@ def _step_vdos(ctx):
 
 
 def _step_diffusion(ctx):
-    from .benchmarks import diffusion_benchmark
     cfg = ctx.cfg
     pairs = _trajectory_pairs(ctx)
     header, rows, files, arr = diffusion_benchmark(pairs, ctx.out / "diffusion",
@@ -425,24 +421,23 @@ def _step_diffusion(ctx):
                                                    cfg.blocks)
     ctx.files += files
 
-    def d_cell(d, err):
-        # an MSD that has not left its vibrational plateau gives a slope within its
-        # error of zero (or negative): no diffusivity can be quoted from this run
+    def d_cell(d, err, verdict):
+        # a D from the ballistic/vibrational regime means nothing: say so beside it
         text = f"{d:.3e} ± {err:.1e}"
-        return text + " (not resolved)" if not d - 2 * err > 0 else text
+        return text if verdict == "converged" else text + " (not converged)"
     table = md_table(["T / K", f"D({cfg.species}) ref / cm² s⁻¹",
                       f"D({cfg.species}) HDNNP / cm² s⁻¹", "fit window / ps"],
-                     [(f"{r[1]:g}", d_cell(r[2], r[3]), d_cell(r[4], r[5]),
+                     [(f"{r[1]:g}", d_cell(r[2], r[3], r[9]), d_cell(r[4], r[5], r[10]),
                        f"{r[6] / 1000:.3g}–{r[7] / 1000:.3g}") for r in rows])
-    unresolved = any(not r[2] - 2 * r[3] > 0 or not r[4] - 2 * r[5] > 0 for r in rows)
+    reasons = sorted({v for r in rows for v in (r[9], r[10]) if v != "converged"})
     lines = ["## Li diffusion" if cfg.species == "Li" else f"## {cfg.species} diffusion", "",
              f"Tracer diffusivity from the MSD (centre-of-mass drift removed), linear fit "
              f"in {100 * cfg.fit_window[0]:g}–{100 * cfg.fit_window[1]:g} % of the run; "
              f"uncertainty: {rows[0][8] if rows else ''}.", "", table,
              f"MSD plot: [msd.png]({ctx.rel(ctx.out / 'diffusion' / 'msd.png')}).", ""]
-    if unresolved:
-        lines += ["*Not resolved*: D is not larger than twice its uncertainty -- the MSD "
-                  "has not left its vibrational plateau; run longer or hotter.", ""]
+    if reasons:
+        lines += ["*Not converged* (the diffusivity is not quoted as a result; run longer "
+                  "or hotter):", ""] + [f"- {v}" for v in reasons] + [""]
     if arr["reference"] is not None or arr["ml"] is not None:
         def ea(fit):
             return "n/a" if fit is None else \
@@ -458,22 +453,14 @@ def _step_diffusion(ctx):
 def _transition_engine(cfg):
     if cfg.transition_engine:
         return cfg.transition_engine
-    try:
-        import lammps  # noqa: F401
-        return "lammps"
-    except ImportError:
-        return "ase"
+    return "lammps" if importlib.util.find_spec("lammps") is not None else "ase"
 
 
 def _step_transition(ctx):
-    from . import plots
-    from .transition import analyse_ramp, npt_ramp
-
     cfg = ctx.cfg
     if cfg.transition_structure:
         atoms = _read_structure(cfg.transition_structure, "transition start structure")
     else:
-        from hpcnnp.structures import llzo_tetragonal
         atoms = llzo_tetragonal()
     _check_elements(ctx, atoms.get_chemical_symbols(), "transition start structure")
     rep = tuple(int(x) for x in cfg.transition_repeat)
@@ -530,13 +517,10 @@ def _step_transition(ctx):
 
 
 def _step_quality(ctx):
-    from .quality import compare_properties
-
     cfg = ctx.cfg
     if cfg.quality_structure:
         bulk = _read_structure(cfg.quality_structure, "quality-factor structure")
     else:
-        from hpcnnp.structures import llzo_cubic
         bulk = llzo_cubic()
     _check_elements(ctx, bulk.get_chemical_symbols(), "quality-factor structure")
     try:
@@ -667,7 +651,6 @@ def run_validation(cfg, log=_default_log):
         log(f"{p} ...")
         sections[p] = STEPS[p](ctx)
         log(f"{p} done ({time.perf_counter() - t0:.1f} s)")
-    from hpcnnp import __version__
     head = [f"# Validation of {Path(cfg.potential).resolve()}", "",
             f"hpcnnp {__version__}, {datetime.datetime.now().isoformat(timespec='seconds')}"
             f"; elements {' '.join(ctx.potential.elements)}; properties: "

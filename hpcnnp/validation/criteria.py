@@ -1,0 +1,161 @@
+r"""Pass/fail criteria of the property validation against the teacher.
+
+Each metric compares an observable of MD with the potential (ML) to the same
+observable of MD with the teacher (ref) on the same cell, at the same temperature,
+with the same protocol.  The formulas, exactly as computed:
+
+Relative L2 difference of a partial RDF
+    .. math::
+
+        \Delta_g = \sqrt{\frac{\int_0^{r_\mathrm{max}} (g_\mathrm{ML}(r) -
+        g_\mathrm{ref}(r))^2\,\mathrm dr}{\int_0^{r_\mathrm{max}}
+        g_\mathrm{ref}(r)^2\,\mathrm dr}}
+
+    (trapezoidal rule over the bin centres); 0 for identical curves, 1 when
+    g_ML = 0 or g_ML = 2 g_ref.  Judged for every partial **with a peak**:
+    :math:`\max_r g_\mathrm{ref}(r) \ge 1.5` (:data:`PEAK_MIN`); partials without
+    one (pairs farther apart than r_max, or featureless) carry no structure to
+    compare.  Pass: :math:`\Delta_g \le 0.15`.
+
+Spectral overlap of two vDOS
+    .. math::
+
+        O = \int_0^{\nu_\mathrm{max}} \min\big(D_\mathrm{ref}(\nu),
+        D_\mathrm{ML}(\nu)\big)\,\mathrm d\nu
+
+    of spectra normalised to unit area (:math:`\int D\,\mathrm d\nu = 1`); 1 for
+    identical spectra, 0 for disjoint ones; :math:`1 - O` is half the L1 distance of
+    the two spectra.  Pass: :math:`O \ge 0.90` for the total vDOS (all atoms).
+
+First-peak position of a partial RDF
+    The first peak is the region from the first bin where :math:`g > 1` to the next
+    bin where :math:`g < 1`; its position :math:`r_1` is the vertex of the parabola
+    through the highest bin of that region and its two neighbours (sub-bin
+    resolution, robust to single-bin noise).  Pass for every cation-O pair:
+    :math:`|r_1^\mathrm{ML} - r_1^\mathrm{ref}| \le 0.1` Å.
+
+Smallest interatomic distance
+    :math:`d_\mathrm{min}` = the smallest minimum-image distance between any two
+    atoms in any frame.  Pass: :math:`d_\mathrm{min}^\mathrm{ML} \ge 1.4` Å (the
+    production criterion: no pair closer in any frame) **and**
+    :math:`d_\mathrm{min}^\mathrm{ML} \ge 0.85\, d_\mathrm{min}^\mathrm{ref}`
+    (the potential does not let atoms approach much closer than the teacher does).
+
+Convergence of the comparison itself
+    Each metric is also computed between the first and the second half of the
+    teacher's own run.  When the teacher's halves already fail a threshold, the
+    run is too short to judge that quantity and the verdict is "not converged"
+    (neither pass nor fail).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from hpcnnp.analysis import MinimumDistance
+
+__all__ = ["Thresholds", "rdf_distance", "spectral_overlap", "first_peak",
+           "min_distance", "has_peak", "CATIONS", "PEAK_MIN", "judge"]
+
+#: smallest maximum of g_ref for a partial to count as one "with a peak"
+PEAK_MIN = 1.5
+#: cations whose first peak against O is checked
+CATIONS = ("Li", "La", "Zr", "Co")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The pass/fail thresholds (see the module docstring)."""
+
+    rdf_l2: float = 0.15
+    vdos_overlap: float = 0.90
+    peak_shift: float = 0.10            # Å
+    d_min: float = 1.4                  # Å
+    d_min_ratio: float = 0.85
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def rdf_distance(r, g_ref, g_ml):
+    """Relative L2 difference Δ_g of two RDFs on the same bins (module docstring)."""
+    r = np.asarray(r, dtype=float)
+    g_ref = np.nan_to_num(np.asarray(g_ref, dtype=float))
+    g_ml = np.nan_to_num(np.asarray(g_ml, dtype=float))
+    den = np.trapezoid(g_ref ** 2, r)
+    if not den > 0:
+        return float("nan")
+    return float(np.sqrt(np.trapezoid((g_ml - g_ref) ** 2, r) / den))
+
+
+def spectral_overlap(nu, d1, d2):
+    """Overlap O = ∫ min(D1, D2) dν of two spectra, each first normalised to unit area."""
+    nu = np.asarray(nu, dtype=float)
+    out = []
+    for d in (d1, d2):
+        d = np.clip(np.nan_to_num(np.asarray(d, dtype=float)), 0.0, None)
+        area = np.trapezoid(d, nu)
+        if not area > 0:
+            return float("nan")
+        out.append(d / area)
+    return float(np.trapezoid(np.minimum(out[0], out[1]), nu))
+
+
+def has_peak(g, peak_min=PEAK_MIN):
+    """True when the RDF has a peak worth comparing (max g >= peak_min)."""
+    g = np.nan_to_num(np.asarray(g, dtype=float))
+    return bool(len(g) and g.max() >= peak_min)
+
+
+def first_peak(r, g):
+    """Position (Å) of the first peak of g(r) (module docstring); NaN if g never > 1."""
+    r = np.asarray(r, dtype=float)
+    g = np.nan_to_num(np.asarray(g, dtype=float))
+    above = np.flatnonzero(g > 1.0)
+    if not len(above):
+        return float("nan")
+    lo = above[0]
+    below = np.flatnonzero(g[lo:] < 1.0)
+    hi = lo + (below[0] if len(below) else len(g) - lo)
+    k = lo + int(np.argmax(g[lo:hi]))
+    if 0 < k < len(g) - 1:
+        y0, y1, y2 = g[k - 1], g[k], g[k + 1]
+        den = y0 - 2.0 * y1 + y2
+        if den < 0:
+            shift = 0.5 * (y0 - y2) / den
+            return float(r[k] + shift * (r[k + 1] - r[k - 1]) / 2.0)
+    return float(r[k])
+
+
+def min_distance(traj, step=1, r_search=2.5):
+    """Smallest minimum-image interatomic distance (Å) over the frames ``::step``
+    (:class:`hpcnnp.analysis.MinimumDistance`)."""
+    return MinimumDistance(traj, r_search=r_search).run(step=step).results.overall
+
+
+def _verdict(value, ok, self_ok):
+    if not np.isfinite(value):
+        return "n/a"
+    if not self_ok:
+        return "not converged"
+    return "pass" if ok else "fail"
+
+
+def judge(metric, value, threshold, self_value=None, **extra):
+    """One judged row: metric, value, threshold, teacher self-consistency, verdict.
+
+    ``metric`` is one of ``rdf_l2``, ``vdos_overlap``, ``peak_shift`` (values: smaller
+    or larger is better as the module docstring says), ``d_min``.
+    """
+    larger_better = metric in ("vdos_overlap", "d_min")
+    ok = value >= threshold if larger_better else value <= threshold
+    self_ok = True
+    if self_value is not None and np.isfinite(self_value):
+        self_ok = self_value >= threshold if larger_better else self_value <= threshold
+    row = {"metric": metric, "value": float(value), "threshold": float(threshold),
+           "teacher_halves": None if self_value is None else float(self_value),
+           "verdict": _verdict(float(value), bool(ok), self_ok)}
+    row.update(extra)
+    return row

@@ -478,7 +478,7 @@ class MSD(_AtomSplit):
         G = min(self.n_blocks, len(blocks))
         groups = frame_blocks(len(blocks), G) if G >= 2 else []
         r.group_msd = np.array([blocks[lo:hi].sum(axis=0) / natoms[lo:hi].sum()
-                                for lo, hi in groups]).reshape(len(groups), -1)
+                                for lo, hi in groups]).reshape(len(groups), len(m))
         r.group_atoms = np.array([natoms[lo:hi].sum() for lo, hi in groups])
         if "time_blocks" in self._series:
             tb = self._series["time_blocks"].sum(axis=0) / n      # (nb, Tb)

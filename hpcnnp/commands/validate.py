@@ -23,6 +23,9 @@ transition only on request):
   transition  NPT heating ramp of tetragonal LLZO, a, c, c/a vs T, T_c: transition/
   quality     lattice constants, C11/C12/C44, Li vacancy formation energy, surface
               energy with the potential and the reference labeler, Q: quality/
+  teacher     (on request) MD with the reference labeler and with the potential on
+              held-out LLZO and LCO cells, RDF/vDOS/Li MSD judged with stated
+              thresholds: teacher/summary.md, summary.json (the main job's check)
 everything is summarised in OUTPUT_DIR/validation.md.
 
 structure classes: a --class-map CSV (pattern,class: regex on the n2p2 comment), else
@@ -42,16 +45,8 @@ examples:
 """
 
 
-def register(subparsers):
-    """Add the ``validate`` parser to the ``hpcnnp`` sub-command parsers."""
-    p = subparsers.add_parser(
-        "validate",
-        help="validate a potential: errors per structure class, parity plots, RDF, "
-        "vDOS, Li diffusion, LLZO transition, property quality factor",
-        description="Validate an HDNNP against reference data, trajectories and a "
-        "reference labeler;\nwrites tables (CSV, Markdown), plots (PNG) and "
-        "validation.md into --output-dir.",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+def _potential_args(p):
+    """Options: potential and output."""
     g = p.add_argument_group("potential and output")
     g.add_argument("--potential", "-p", metavar="DIR", default=".",
                    help="potential folder with input.nn, scaling.data and "
@@ -60,11 +55,14 @@ def register(subparsers):
                    help="folder for the results, created if missing (default: validation)")
     g.add_argument("--properties", metavar="LIST",
                    help="comma-separated subset of errors,rdf,vdos,diffusion,transition,"
-                   "quality (default: all whose inputs are given; transition only on "
-                   "request)")
+                   "quality,teacher (default: all whose inputs are given; transition and "
+                   "teacher only on request)")
     g.add_argument("--seed", type=int, default=0,
                    help="random seed of MD velocities/thermostats (default: 0)")
 
+
+def _error_args(p):
+    """Options: errors per structure class."""
     g = p.add_argument_group("errors per structure class")
     g.add_argument("--train", metavar="FILE",
                    help="training set in n2p2's input.data format (e.g. train.data "
@@ -79,6 +77,9 @@ def register(subparsers):
                    help="force components drawn per set in a parity plot (all are "
                    "counted and written to CSV; default: 50000)")
 
+
+def _reference_args(p):
+    """Options: reference."""
     g = p.add_argument_group("reference")
     g.add_argument("--reference-labeler", metavar="SPEC",
                    help="reference calculator for the quality factor (and reference MD "
@@ -97,6 +98,9 @@ def register(subparsers):
                    help="time between trajectory frames in fs (default: from the "
                    "frames' info 'time'; 5 fs for MD run here)")
 
+
+def _md_args(p):
+    """Options: MD and trajectory analysis."""
     g = p.add_argument_group("MD and trajectory analysis")
     g.add_argument("--md-structure", metavar="FILE",
                    help="start structure of reference MD with the labeler (default: "
@@ -119,6 +123,9 @@ def register(subparsers):
     g.add_argument("--rdf-rmax", type=float, metavar="A",
                    help="RDF range in Å (default: min(8, half the smallest cell width))")
 
+
+def _transition_args(p):
+    """Options: tetragonal -> cubic transition."""
     g = p.add_argument_group("tetragonal -> cubic transition")
     g.add_argument("--transition-structure", metavar="FILE",
                    help="start cell (default: tetragonal LLZO, 192 atoms)")
@@ -140,6 +147,9 @@ def register(subparsers):
     g.add_argument("--transition-threshold", type=float, default=0.005, metavar="X",
                    help="|c/a - 1| of the threshold criterion (default: 0.005)")
 
+
+def _quality_args(p):
+    """Options: property quality factor."""
     g = p.add_argument_group("property quality factor")
     g.add_argument("--quality-structure", metavar="FILE",
                    help="bulk structure (default: cubic LLZO, 192 atoms)")
@@ -157,6 +167,21 @@ def register(subparsers):
                    help="maximum optimiser steps per relaxation (default: 300)")
     g.add_argument("--strain", type=float, default=0.005, metavar="D",
                    help="finite strain for the elastic constants (default: 0.005)")
+
+
+def register(subparsers):
+    """Add the ``validate`` parser to the ``hpcnnp`` sub-command parsers."""
+    p = subparsers.add_parser(
+        "validate",
+        help="validate a potential: errors per structure class, parity plots, RDF, "
+        "vDOS, Li diffusion, LLZO transition, property quality factor",
+        description="Validate an HDNNP against reference data, trajectories and a "
+        "reference labeler;\nwrites tables (CSV, Markdown), plots (PNG) and "
+        "validation.md into --output-dir.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for add in (_potential_args, _error_args, _reference_args, _md_args,
+                _transition_args, _quality_args):
+        add(p)
     p.set_defaults(func=run)
     return p
 

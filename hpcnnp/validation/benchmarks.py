@@ -59,25 +59,30 @@ def rdf_range(*trajs, cap=8.0):
     return min(cap, half)
 
 
-def partial_rdfs(traj, r_max, n_bins=200, pairs=None, max_frames=100):
-    """Partial RDFs of ``traj`` (hpcnnp.analysis.RDF over <= max_frames strided frames).
+def partial_rdfs(traj, r_max, n_bins=200, pairs=None, max_frames=100, frames=(None, None)):
+    """Partial RDFs of ``traj`` (hpcnnp.analysis.RDF over <= max_frames strided frames
+    of ``frames`` = (start, stop)).
 
     Returns
     -------
     r : (n_bins,) bin centres, Å
     g : dict (a, b) -> (n_bins,) array (NaN of absent pairs as 0)
     """
-    step = max(1, -(-traj.n_frames // int(max_frames)))
-    res = RDF(traj, pairs=pairs, r_max=r_max, nbins=int(n_bins)).run(step=step).results
+    start, stop = frames
+    n = len(range(traj.n_frames)[start:stop])
+    step = max(1, -(-n // int(max_frames)))
+    res = RDF(traj, pairs=pairs, r_max=r_max, nbins=int(n_bins)).run(
+        start, stop, step).results
     return res.bins, {tuple(p.split("-")): np.nan_to_num(res.rdf[p]) for p in res.pairs}
 
 
-def vdos_spectra(traj):
-    """vDOS per element and total (all atoms), each normalised to unit area over ν.
+def vdos_spectra(traj, frames=(None, None)):
+    """vDOS per element and total (all atoms), each normalised to unit area over ν,
+    of the frames ``frames`` = (start, stop).
 
     Returns ``nu`` (THz) and a dict element -> spectrum plus ``"total"``.
     """
-    res = VDOS(traj, dt=frame_interval(traj)).run().results
+    res = VDOS(traj, dt=frame_interval(traj)).run(*frames).results
     nu = np.asarray(res.frequencies)
 
     def unit(d):

@@ -41,14 +41,16 @@ from .benchmarks import TrajectoryPair, diffusion_benchmark, rdf_benchmark, vdos
 from .classes import ClassResolver, slugify
 from .dataset import ALL, error_table, evaluate_dataset
 from .quality import compare_properties
+from .teacher import TeacherProtocol, teacher_markdown, validate_against_teacher
 from .report import fmt, md_table, write_columns, write_csv, write_text
-from .trajectory import MDRun, frame_interval, nominal_temperature, read_trajectory, run_md
+from .trajectory import (MDRun, frame_interval, nominal_temperature, progress_logger,
+                         read_trajectory, run_md)
 from .transition import analyse_ramp, npt_ramp
 
 __all__ = ["ValidationConfig", "run_validation", "STEPS", "PROPERTY_NAMES",
            "resolve_calculator"]
 
-PROPERTY_NAMES = ("errors", "rdf", "vdos", "diffusion", "transition", "quality")
+PROPERTY_NAMES = ("errors", "rdf", "vdos", "diffusion", "transition", "quality", "teacher")
 
 
 @dataclass
@@ -94,27 +96,8 @@ class ValidationConfig:
     max_parity_points: int = 50000
 
 
-def _md_progress(ctx, what, lines=10):
-    """Progress callback for run_md: about ``lines`` log lines with rate and ETA (the
-    rate is measured from the first stored frame on, so equilibration does not
-    distort the ETA)."""
-    t0 = time.perf_counter()
-    first = {}
-
-    def report(done, total):
-        now = time.perf_counter()
-        if not first:
-            first.update(t=now, done=done)
-        step = max(1, total // lines)
-        if done % step and done != total:
-            return
-        frames = done - first["done"]
-        dt = now - first["t"]
-        rate = frames / dt if frames > 0 and dt > 0 else 0.0
-        eta = f"{(total - done) / rate:.0f} s" if rate > 0 else "--"
-        ctx.log(f"  {what}: frame {done}/{total}, {rate:.2f} frames/s, "
-                f"elapsed {now - t0:.0f} s, ETA {eta}")
-    return report
+def _md_progress(ctx, what):
+    return progress_logger(ctx.log, what)
 
 
 # ---------------------------------------------------------------------------------------
@@ -549,10 +532,26 @@ def _step_quality(ctx):
             + table.markdown() + "\n" + notes)
 
 
+def _step_teacher(ctx):
+    """Teacher MD vs potential MD on the held-out cells (:mod:`.teacher`)."""
+    spec = ctx.cfg.reference_labeler
+    name, _, arg = str(spec).partition(":")
+    if name.strip().lower() in LOCAL_CALCULATORS:
+        teacher, options = ctx.reference, None
+    else:
+        teacher, options = name.strip().lower(), _parse_options(arg)
+    summary = validate_against_teacher(ctx.cfg.potential, ctx.out / "teacher",
+                                       teacher=teacher, teacher_options=options,
+                                       protocol=TeacherProtocol(seed=ctx.cfg.seed),
+                                       log=ctx.log)
+    ctx.files += [ctx.out / "teacher" / f for f in summary["files"]]
+    return teacher_markdown(summary, link_prefix="teacher/")
+
+
 #: property name -> step function (each writes its files and returns Markdown)
 STEPS = {"errors": _step_errors, "rdf": _step_rdf, "vdos": _step_vdos,
          "diffusion": _step_diffusion, "transition": _step_transition,
-         "quality": _step_quality}
+         "quality": _step_quality, "teacher": _step_teacher}
 
 
 # ---------------------------------------------------------------------------------------
@@ -581,7 +580,8 @@ def _select(cfg):
     need = {"errors": (have_data, "--train, --test or --unseen"),
             "rdf": (have_traj, "--reference-traj (or --reference-labeler with "
                                "--temperatures)"),
-            "quality": (bool(cfg.reference_labeler), "--reference-labeler")}
+            "quality": (bool(cfg.reference_labeler), "--reference-labeler"),
+            "teacher": (bool(cfg.reference_labeler), "--reference-labeler")}
     need["vdos"] = need["diffusion"] = need["rdf"]
     for p in props:
         ok, what = need.get(p, (True, ""))

@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,7 @@ from hpcnnp.io.trajectory import ArrayTrajectory, TrajectoryError
 from hpcnnp.sampling.aimd import THERMOSTATS, MDSettings
 
 __all__ = ["read_trajectory", "run_md", "MDRun", "kinetic_temperature",
-           "frame_interval", "nominal_temperature", "thermalize"]
+           "frame_interval", "nominal_temperature", "thermalize", "progress_logger"]
 
 _TEMP_IN_NAME = re.compile(r"(?:^|[_\-.])(\d+(?:\.\d+)?)\s*K(?:$|[_\-.])")
 _H5MD_SUFFIXES = (".h5", ".h5md", ".hdf5")
@@ -185,6 +186,29 @@ def thermalize(atoms, temperature, rng):
     else:  # pragma: no cover
         vd.MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
     Stationary(atoms)
+
+
+def progress_logger(log, what, lines=10):
+    """Progress callback ``(done_frames, n_frames)`` for :func:`run_md`: about ``lines``
+    log lines with rate and ETA (the rate is measured from the first frame written in
+    this call, so equilibration and a resumed start do not distort the ETA)."""
+    t0 = time.perf_counter()
+    first = {}
+
+    def report(done, total):
+        now = time.perf_counter()
+        if not first:
+            first.update(t=now, done=done)
+        step = max(1, total // lines)
+        if done % step and done != total:
+            return
+        frames = done - first["done"]
+        dt = now - first["t"]
+        rate = frames / dt if frames > 0 and dt > 0 else 0.0
+        eta = f"{(total - done) / rate:.0f} s" if rate > 0 else "--"
+        log(f"  {what}: frame {done}/{total}, {rate:.2f} frames/s, "
+            f"elapsed {now - t0:.0f} s, ETA {eta}")
+    return report
 
 
 # ---------------------------------------------------------------------------------------

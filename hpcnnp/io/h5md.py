@@ -536,6 +536,7 @@ class H5MDTrajectory(Trajectory):
     """
 
     time_unit = TIME_UNIT
+    error = H5MDError
 
     def __init__(self, path):
         self.path = self.name = str(path)
@@ -633,12 +634,6 @@ class H5MDTrajectory(Trajectory):
         v = self._g[name]["value"][sel]
         f = self._factor[name]
         return v * f if f != 1.0 else v
-
-    def _check_fields(self, fields):
-        missing = [f for f in fields if f not in self.fields]
-        if missing:
-            raise H5MDError(f"{self.path}: no {', '.join(missing)} in the trajectory "
-                            f"(available: {', '.join(self.fields)})")
 
     def frame(self, i):
         """One frame: dict with ``position``, ``box``, ``step``, ``time`` (ps) and the

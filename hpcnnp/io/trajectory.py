@@ -135,6 +135,8 @@ class Trajectory:
 
     name = "<trajectory>"
     time_unit = "fs"
+    #: exception type of this member's errors
+    error = TrajectoryError
     units: dict = {}
     fields: tuple = ("position",)
     metadata: dict = {}
@@ -155,8 +157,8 @@ class Trajectory:
     def _check_fields(self, fields):
         missing = [f for f in fields if f not in self.fields]
         if missing:
-            raise TrajectoryError(f"{self.name}: no {', '.join(missing)} in the trajectory "
-                                  f"(available: {', '.join(self.fields)})")
+            raise self.error(f"{self.name}: no {', '.join(missing)} in the trajectory "
+                             f"(available: {', '.join(self.fields)})")
 
     def frame(self, i):
         """One frame: ``box``, every stored field, ``step`` and ``time``."""

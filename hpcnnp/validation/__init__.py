@@ -53,7 +53,7 @@ _EXPORTS = {
     "ClassResolver": "classes",
     "evaluate_dataset": "dataset", "error_table": "dataset", "ErrorTable": "dataset",
     "DataSetResult": "dataset",
-    "read_trajectory": "trajectory", "run_md": "trajectory", "MDRun": "trajectory",
+    "read_trajectory": "trajectory", "run_md": "trajectory", "md_settings": "trajectory",
     "partial_rdfs": "benchmarks", "vdos_spectra": "benchmarks", "diffusion": "benchmarks",
     "Thresholds": "criteria", "rdf_distance": "criteria", "spectral_overlap": "criteria",
     "first_peak": "criteria", "min_distance": "criteria",

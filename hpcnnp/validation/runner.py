@@ -43,8 +43,8 @@ from .dataset import ALL, error_table, evaluate_dataset
 from .quality import compare_properties
 from .teacher import TeacherProtocol, teacher_markdown, validate_against_teacher
 from .report import fmt, md_table, write_columns, write_csv, write_text
-from .trajectory import (MDRun, frame_interval, nominal_temperature, progress_logger,
-                         read_trajectory, run_md)
+from .trajectory import (frame_interval, md_settings, nominal_temperature,
+                         progress_logger, read_trajectory, run_md)
 from .transition import analyse_ramp, npt_ramp
 
 __all__ = ["ValidationConfig", "run_validation", "STEPS", "PROPERTY_NAMES",
@@ -307,11 +307,10 @@ def _reference_trajectories(ctx):
         return refs
     start = _md_structure(ctx)
     for T in cfg.temperatures:
-        run = MDRun(temperature=T, n_frames=cfg.md_frames or 400,
-                    frame_interval=cfg.frame_interval or 5.0, timestep=cfg.md_timestep,
-                    equilibration=cfg.md_equilibration, seed=cfg.seed)
+        run = md_settings(T, cfg.md_frames or 400, cfg.frame_interval or 5.0,
+                          cfg.md_timestep, cfg.md_equilibration, seed=cfg.seed)
         ctx.log(f"reference MD with {cfg.reference_labeler} at {T:g} K "
-                f"({run.n_frames} frames)")
+                f"({run.snapshots} frames)")
         path = ctx.out / "trajectories" / f"reference_{T:g}K.h5md"
         refs.append(run_md(start, ctx.reference, run, path,
                            progress=_md_progress(ctx, f"reference MD {T:g} K")))
@@ -341,11 +340,9 @@ def _trajectory_pairs(ctx):
         if cfg.ml_trajs:
             ml = read_trajectory(cfg.ml_trajs[k], cfg.frame_interval or dt, T)
         else:
-            run = MDRun(temperature=T, n_frames=min(tr.n_frames, cfg.md_frames or
-                                                    tr.n_frames),
-                        frame_interval=dt, timestep=cfg.md_timestep,
-                        equilibration=cfg.md_equilibration, seed=cfg.seed)
-            ctx.log(f"potential MD at {T:g} K: {run.n_frames} frames, {dt:g} fs apart")
+            run = md_settings(T, min(tr.n_frames, cfg.md_frames or tr.n_frames), dt,
+                              cfg.md_timestep, cfg.md_equilibration, seed=cfg.seed)
+            ctx.log(f"potential MD at {T:g} K: {run.snapshots} frames, {dt:g} fs apart")
             t0 = time.perf_counter()
             path = ctx.out / "trajectories" / f"hdnnp_{lab}.h5md"
             ml = run_md(tr.atoms(0), ctx.calculator, run, path,

@@ -65,7 +65,7 @@ from .benchmarks import (TrajectoryPair, diffusion_benchmark, partial_rdfs, rdf_
 from .criteria import (CATIONS, Thresholds, first_peak, has_peak, judge, min_distance,
                        rdf_distance, spectral_overlap)
 from .report import fmt, md_table, write_text
-from .trajectory import MDRun, progress_logger, run_md
+from .trajectory import MDBlowUp, describe, md_settings, progress_logger, run_md
 
 __all__ = ["HeldOutCell", "TeacherProtocol", "DEFAULT_CELLS", "validate_against_teacher",
            "llzo_held_out", "lco_held_out", "first_peak_flags", "status_of",
@@ -140,11 +140,10 @@ class TeacherProtocol:
     rdf_bins: int = 200
 
     def run(self, temperature):
-        n = int(round(self.production / self.frame_interval)) + 1
-        return MDRun(temperature=float(temperature), n_frames=n,
-                     frame_interval=self.frame_interval, timestep=self.timestep,
-                     equilibration=self.equilibration, taut=self.taut,
-                     thermostat=self.thermostat, seed=self.seed)
+        """MDSettings of the run at ``temperature`` (K)."""
+        return md_settings(temperature, int(round(self.production / self.frame_interval)),
+                           self.frame_interval, self.timestep, self.equilibration,
+                           self.taut, self.thermostat, self.seed)
 
 
 @dataclass
@@ -152,7 +151,7 @@ class _CellResult:
     cell: HeldOutCell
     n_atoms: int
     formula: str
-    run: MDRun
+    run: object
     checks: list = field(default_factory=list)
     first_peaks: dict = field(default_factory=dict)
     diffusion: dict = field(default_factory=dict)
@@ -217,14 +216,26 @@ def _vdos_and_distance_checks(pair, thr, out):
 
 
 def _run_models(cell, atoms, run, calculators, d, log, res):
-    """MD of every model (teacher first) on one cell; returns the trajectories."""
+    """MD of every model (teacher first) on one cell; returns the trajectories.
+
+    A potential whose MD blows up fails the cell (a "stability" check); the
+    teacher's blowing up is an error of the protocol and raises.
+    """
     trajs = {}
     for who, calc in calculators:
         t0 = time.perf_counter()
         log(f"{cell.name}: {who} MD, {len(atoms)} atoms, {cell.temperature:g} K, "
-            f"{run.total_steps} steps of {run.dt:g} fs")
-        trajs[who] = run_md(atoms, calc(), run, d / f"{who}.h5md",
-                            progress=progress_logger(log, f"{cell.name} {who} MD"))
+            f"{run.total_steps} steps of {run.timestep:g} fs")
+        try:
+            trajs[who] = run_md(atoms, calc(), run, d / f"{who}.h5md",
+                                progress=progress_logger(log, f"{cell.name} {who} MD"))
+        except MDBlowUp as exc:
+            if who == "teacher":
+                raise
+            res.checks.append({"metric": "stability", "pair": "any", "value": float("nan"),
+                               "threshold": float("nan"), "teacher_halves": None,
+                               "verdict": "fail", "reason": str(exc)})
+            log(f"{cell.name}: {exc}")
         res.wall[who] = time.perf_counter() - t0
     return trajs
 
@@ -236,6 +247,8 @@ def _run_cell(cell, calculators, proto, thr, out_dir, log):
     res = _CellResult(cell, len(atoms), atoms.get_chemical_formula(), run)
     d = Path(out_dir) / cell.name
     trajs = _run_models(cell, atoms, run, calculators, d, log, res)
+    if "hdnnp" not in trajs:                    # blew up: nothing to compare
+        return res
     pair = TrajectoryPair(trajs["teacher"], trajs["hdnnp"], cell.name)
     _rdf_checks(pair, thr, proto.rdf_bins, res)
     _vdos_and_distance_checks(pair, thr, res)
@@ -254,12 +267,13 @@ def _run_cell(cell, calculators, proto, thr, out_dir, log):
 
 
 def _cell_dict(res, out_dir):
-    run = res.run
+    run = describe(res.run)
     return {"name": res.cell.name, "formula": res.formula, "n_atoms": res.n_atoms,
-            "temperature_K": res.cell.temperature, "timestep_fs": run.dt,
-            "equilibration_fs": run.equilibration,
-            "production_ps": (run.n_frames - 1) * run.frame_interval / 1000.0,
-            "frames": run.n_frames, "frame_interval_fs": run.frame_interval,
+            "temperature_K": res.cell.temperature, "timestep_fs": run["timestep_fs"],
+            "equilibration_fs": run["equilibration_fs"],
+            "production_ps": run["production_ps"], "frames": run["n_frames"],
+            "frame_interval_fs": run["frame_interval_fs"], "thermostat": run["thermostat"],
+            "taut_fs": run["taut_fs"],
             "status": status_of(c["verdict"] for c in res.checks),
             "checks": res.checks, "first_peaks": res.first_peaks,
             "diffusion": res.diffusion, "wall_time_s": res.wall,
@@ -267,7 +281,8 @@ def _cell_dict(res, out_dir):
 
 
 _METRIC_NAMES = {"rdf_l2": "RDF rel. L2 difference", "vdos_overlap": "vDOS overlap",
-                 "peak_shift": "first-peak shift / Å", "d_min": "smallest distance / Å"}
+                 "peak_shift": "first-peak shift / Å", "d_min": "smallest distance / Å",
+                 "stability": "MD stable"}
 
 
 def teacher_markdown(summary, link_prefix=""):
@@ -286,7 +301,8 @@ def teacher_markdown(summary, link_prefix=""):
     for c in summary["cells"]:
         lines += [f"### {c['name']} ({c['formula']}, {c['n_atoms']} atoms) at "
                   f"{c['temperature_K']:g} K: {c['status']}", "",
-                  f"NVT (Bussi), time step {c['timestep_fs']:g} fs, equilibration "
+                  f"NVT ({c['thermostat']}, τ = {c['taut_fs']:g} fs), time step "
+                  f"{c['timestep_fs']:g} fs, equilibration "
                   f"{c['equilibration_fs']:g} fs, production {c['production_ps']:g} ps "
                   f"({c['frames']} frames every {c['frame_interval_fs']:g} fs), same "
                   "start, seed and thermostat for both models.", ""]
@@ -296,7 +312,10 @@ def teacher_markdown(summary, link_prefix=""):
         lines.append(md_table(["check", "pair", "HDNNP vs teacher", "threshold",
                                "teacher halves", "verdict"], rows, align="llrrrl"))
         dif = c["diffusion"]
-        if "error" in dif:
+        lines += [f"- {k['reason']}" for k in c["checks"] if "reason" in k]
+        if not dif:
+            lines.append("")
+        elif "error" in dif:
             lines += [f"{dif['species']} MSD: {dif['error']}", ""]
         else:
             lines += [f"{dif['species']} diffusivity (cm²/s): teacher "

@@ -39,7 +39,6 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -52,8 +51,9 @@ from hpcnnp.io.h5md import H5MDError, H5MDTrajectory, H5MDWriter
 from hpcnnp.io.trajectory import ArrayTrajectory, TrajectoryError
 from hpcnnp.sampling.aimd import THERMOSTATS, MDSettings
 
-__all__ = ["read_trajectory", "run_md", "MDRun", "kinetic_temperature",
-           "frame_interval", "nominal_temperature", "thermalize", "progress_logger"]
+__all__ = ["read_trajectory", "run_md", "md_settings", "describe", "MDBlowUp",
+           "kinetic_temperature", "frame_interval", "nominal_temperature", "thermalize",
+           "progress_logger"]
 
 _TEMP_IN_NAME = re.compile(r"(?:^|[_\-.])(\d+(?:\.\d+)?)\s*K(?:$|[_\-.])")
 _H5MD_SUFFIXES = (".h5", ".h5md", ".hdf5")
@@ -215,67 +215,46 @@ def progress_logger(log, what, lines=10):
 # MD with a calculator, resumable
 # ---------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class MDRun:
-    """The protocol of one NVT benchmark run (identical for reference and potential).
+class MDBlowUp(HpcnnpError):
+    """The MD run blew up (instantaneous temperature beyond the settings' limit)."""
 
-    Attributes
+
+def md_settings(temperature, n_frames, frame_interval=5.0, timestep=1.0,
+                equilibration=0.0, taut=100.0, thermostat="bussi", seed=0):
+    """The sampling stage's :class:`~hpcnnp.sampling.aimd.MDSettings` of a benchmark run.
+
+    Parameters
     ----------
     temperature : float, K
     n_frames : int
-        Frames stored (the first at the end of equilibration).
+        Frames stored, one every ``frame_interval`` after the equilibration (the
+        first one ``frame_interval`` after it, as the sampling stage's snapshots).
     frame_interval : float, fs
-        Time between stored frames; the time step is the largest value <=
-        ``timestep`` that divides it.
+        The time step used is the largest value <= ``timestep`` that divides it.
     timestep : float, fs
     equilibration : float, fs
-        Time run before the first stored frame.
+        Time run before the frame clock starts (rounded to whole steps).
     taut : float, fs
         Time constant of the thermostat.
     thermostat : str
-        Key of :data:`hpcnnp.sampling.aimd.THERMOSTATS` (default ``bussi``).
+        Key of :data:`hpcnnp.sampling.aimd.THERMOSTATS` (Bussi by default).
     seed : int
         Initial velocities (when the start has none) and thermostat noise.
     """
+    spf = max(1, int(np.ceil(float(frame_interval) / float(timestep) - 1e-9)))
+    dt = float(frame_interval) / spf
+    return MDSettings(temperature=float(temperature), snapshots=int(n_frames), interval=spf,
+                      equilibration=int(round(float(equilibration) / dt)), timestep=dt,
+                      thermostat=thermostat, tdamp=float(taut), seed=int(seed))
 
-    temperature: float
-    n_frames: int
-    frame_interval: float = 5.0
-    timestep: float = 1.0
-    equilibration: float = 0.0
-    taut: float = 100.0
-    thermostat: str = "bussi"
-    seed: int = 0
 
-    @property
-    def steps_per_frame(self):
-        return max(1, int(np.ceil(self.frame_interval / self.timestep - 1e-9)))
-
-    @property
-    def dt(self):
-        """The time step used (fs)."""
-        return self.frame_interval / self.steps_per_frame
-
-    @property
-    def equilibration_steps(self):
-        return int(round(self.equilibration / self.dt))
-
-    @property
-    def total_steps(self):
-        return self.equilibration_steps + (self.n_frames - 1) * self.steps_per_frame
-
-    def settings(self):
-        """The sampling stage's MDSettings of this protocol (for its thermostat table)."""
-        return MDSettings(temperature=float(self.temperature), snapshots=1,
-                          timestep=self.dt, thermostat=self.thermostat,
-                          tdamp=float(self.taut), seed=int(self.seed))
-
-    def as_dict(self):
-        return {"temperature_K": self.temperature, "n_frames": self.n_frames,
-                "frame_interval_fs": self.frame_interval, "timestep_fs": self.dt,
-                "equilibration_fs": self.equilibration, "taut_fs": self.taut,
-                "thermostat": self.thermostat, "seed": self.seed,
-                "production_time_ps": (self.n_frames - 1) * self.frame_interval / 1000.0}
+def describe(s):
+    """JSON-ready protocol of MDSettings ``s`` (times in fs and ps)."""
+    return {"temperature_K": s.temperature, "n_frames": s.snapshots,
+            "frame_interval_fs": s.interval * s.timestep, "timestep_fs": s.timestep,
+            "equilibration_fs": s.equilibration * s.timestep, "taut_fs": s.tdamp,
+            "thermostat": s.thermostat, "seed": s.seed,
+            "production_ps": s.snapshots * s.interval * s.timestep / 1000.0}
 
 
 def _state_path(path):
@@ -307,14 +286,15 @@ def _write_frame(writer, atoms, step, dt):
                                     "temperature": atoms.get_temperature()})
 
 
-def _start(atoms, calculator, run, path, state_path):
-    """(atoms with calculator, dynamics, step, writer) for a new or resumed run."""
-    s = run.settings()
+def _start(atoms, calculator, s, path, state_path):
+    """(atoms with calculator, dynamics, rng, step, writer) for a new or resumed run."""
     make, _, set_state = THERMOSTATS[s.thermostat]
     a = atoms.copy()
     a.calc = calculator
-    rng = np.random.default_rng(run.seed)
+    rng = np.random.default_rng(s.seed)
     step, dyn_state = 0, {}
+    fields = ("position", "image", "velocity", "force")
+    observables = ("potential_energy", "temperature")
     if state_path.is_file() and path.is_file():
         with np.load(state_path) as z:
             if not np.array_equal(z["numbers"], a.numbers):
@@ -324,23 +304,21 @@ def _start(atoms, calculator, run, path, state_path):
             a.positions = z["positions"]
             a.set_momenta(z["momenta"], apply_constraint=False)
             step, dyn_state = int(z["step"]), json.loads(str(z["thermostat"]))
-        writer = H5MDWriter(path, a, fields=("position", "image", "velocity", "force"),
-                            observables=("potential_energy", "temperature"), mode="a")
+        writer = H5MDWriter(path, a, fields=fields, observables=observables, mode="a")
         writer.truncate_after(step)
     else:
         if not np.any(a.get_momenta()):
-            thermalize(a, run.temperature, rng)
-        meta = {"temperature": float(run.temperature), "md": run.as_dict(),
+            thermalize(a, s.temperature, rng)
+        meta = {"temperature": float(s.temperature), "md": describe(s),
                 "calculator": getattr(calculator, "name", type(calculator).__name__)}
-        writer = H5MDWriter(path, a, fields=("position", "image", "velocity", "force"),
-                            observables=("potential_energy", "temperature"), mode="w",
+        writer = H5MDWriter(path, a, fields=fields, observables=observables, mode="w",
                             metadata=meta)
     dyn = make(a, s, rng)
     set_state(dyn, rng, dyn_state)
-    return a, dyn, step, writer
+    return a, dyn, rng, step, writer
 
 
-def run_md(atoms, calculator, run, path, progress=None):
+def run_md(atoms, calculator, settings, path, progress=None):
     """NVT MD with an ASE calculator into the H5MD file ``path`` (resumable).
 
     Parameters
@@ -349,7 +327,8 @@ def run_md(atoms, calculator, run, path, progress=None):
         Start structure; its velocities are used if set, else Maxwell-Boltzmann at
         the run's temperature (on a resume only its atoms are checked).
     calculator : ase Calculator
-    run : MDRun
+    settings : hpcnnp.sampling.aimd.MDSettings
+        The run (see :func:`md_settings`): frames at ``settings.snapshot_steps()``.
     path : path
         The H5MD trajectory; ``<path>.state.npz`` beside it holds the resume state.
     progress : callable(done_frames, n_frames), optional
@@ -359,25 +338,36 @@ def run_md(atoms, calculator, run, path, progress=None):
     -------
     ArrayTrajectory
         The trajectory read back (see :func:`read_trajectory`).
+
+    Raises
+    ------
+    MDBlowUp
+        The instantaneous temperature exceeded ``settings.max_temperature_factor``
+        times the thermostat's (the run's state is kept; the trajectory so far too).
     """
+    s = settings
+    s.validate("md")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state_path = _state_path(path)
-    a, dyn, step, writer = _start(atoms, calculator, run, path, state_path)
-    _, get_state, _ = THERMOSTATS[run.thermostat]
-    rng = dyn.rng if hasattr(dyn, "rng") else None
-    n_eq, spf = run.equilibration_steps, run.steps_per_frame
+    a, dyn, rng, step, writer = _start(atoms, calculator, s, path, state_path)
+    get_state = THERMOSTATS[s.thermostat][1]
+    frames = s.snapshot_steps()
     with writer:
-        while step < run.total_steps or writer.n_frames < run.n_frames:
-            if step >= n_eq and (step - n_eq) % spf == 0 and \
-                    writer.n_frames == (step - n_eq) // spf:
-                _write_frame(writer, a, step, run.dt)
+        while writer.n_frames < s.snapshots:
+            target = frames[writer.n_frames]
+            if step == target:
+                _write_frame(writer, a, step, s.timestep)
                 if progress is not None:
-                    progress(writer.n_frames, run.n_frames)
-            if step >= run.total_steps:
-                break
-            chunk = spf if step >= n_eq else min(spf, n_eq - step)
-            dyn.run(chunk)
-            step += chunk
+                    progress(writer.n_frames, s.snapshots)
+                continue
+            n = min(target - step, s.interval)
+            dyn.run(n)
+            step += n
+            t_inst = a.get_temperature()
+            if not np.isfinite(t_inst) or t_inst > s.max_temperature_factor * s.temperature:
+                raise MDBlowUp(f"{path}: MD blew up at step {step} ({step * s.timestep:g} "
+                               f"fs): instantaneous temperature {t_inst:.0f} K > "
+                               f"{s.max_temperature_factor:g} x {s.temperature:g} K")
             _save_state(state_path, a, step, get_state(dyn, rng))
-    return read_trajectory(path, temperature=run.temperature)
+    return read_trajectory(path, temperature=s.temperature)

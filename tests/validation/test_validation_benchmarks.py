@@ -12,7 +12,8 @@ from hpcnnp.errors import InputFileError
 from hpcnnp.io.trajectory import ArrayTrajectory
 from hpcnnp.validation import benchmarks as bm
 from hpcnnp.validation.criteria import spectral_overlap
-from hpcnnp.validation.trajectory import MDRun, frame_interval, read_trajectory, run_md
+from hpcnnp.validation.trajectory import (MDBlowUp, frame_interval, md_settings,
+                                         read_trajectory, run_md)
 
 
 def _traj(pos, cell, symbols, dt=1.0, vel=None, T=300.0):
@@ -93,10 +94,13 @@ def _cu():
 
 
 def test_md_writes_h5md_and_reads_back(tmp_path):
-    run = MDRun(temperature=300.0, n_frames=6, frame_interval=4.0, timestep=2.0,
-                equilibration=8.0, seed=1)
+    run = md_settings(300.0, 6, frame_interval=4.0, timestep=2.0, equilibration=8.0,
+                      seed=1)
+    assert (run.interval, run.equilibration, run.timestep) == (2, 4, 2.0)
     tr = run_md(_cu(), EMT(), run, tmp_path / "md_300K.h5md")
     assert tr.n_frames == 6 and tr.velocities.shape == (6, 32, 3)
+    assert list(tr.steps) == [6, 8, 10, 12, 14, 16]                # after equilibration
+    assert np.allclose(tr.times, tr.steps * 2.0)
     assert frame_interval(tr) == pytest.approx(4.0) and tr.metadata["temperature"] == 300.0
     assert tr.fields == ("position", "image", "velocity", "force")
     back = read_trajectory(tmp_path / "md_300K.h5md")
@@ -106,8 +110,8 @@ def test_md_writes_h5md_and_reads_back(tmp_path):
 
 
 def test_md_killed_and_resumed_equals_uninterrupted(tmp_path):
-    run = MDRun(temperature=600.0, n_frames=8, frame_interval=4.0, timestep=2.0,
-                equilibration=6.0, seed=3)
+    run = md_settings(600.0, 8, frame_interval=4.0, timestep=2.0, equilibration=6.0,
+                      seed=3)
     full = run_md(_cu(), EMT(), run, tmp_path / "full.h5md")
 
     class Killed(Exception):
@@ -134,7 +138,7 @@ def test_md_killed_and_resumed_equals_uninterrupted(tmp_path):
 
 def test_read_ase_trajectory(tmp_path):
     from ase.io import write
-    run = MDRun(temperature=300.0, n_frames=3, frame_interval=4.0, timestep=2.0, seed=1)
+    run = md_settings(300.0, 3, frame_interval=4.0, timestep=2.0, seed=1)
     tr = run_md(_cu(), EMT(), run, tmp_path / "x.h5md")
     frames = [tr.atoms(k) for k in range(3)]
     for k, a in enumerate(frames):
@@ -151,3 +155,11 @@ def test_read_ase_trajectory(tmp_path):
         read_trajectory(tmp_path / "notime.extxyz")
     t2 = read_trajectory(tmp_path / "notime.extxyz", frame_interval=4.0)
     assert t2.metadata["temperature"] > 0                       # kinetic temperature
+
+
+def test_md_blow_up_is_a_clear_error(tmp_path):
+    cu = _cu()
+    cu.positions[0] = cu.positions[1] + [0.3, 0.0, 0.0]     # two atoms nearly on top
+    with pytest.raises(MDBlowUp, match="blew up at step"):
+        run_md(cu, EMT(), md_settings(300.0, 5, frame_interval=2.0, timestep=2.0),
+               tmp_path / "boom.h5md")

@@ -13,7 +13,7 @@ def workdir(tmp_path_factory):
     from _validation_helpers import cells, labelled_set, make_potentials
 
     from hpcnnp.calculator import HDNNPCalculator
-    from hpcnnp.validation.trajectory import MDRun, run_md
+    from hpcnnp.validation.trajectory import md_settings, run_md
     root = tmp_path_factory.mktemp("validate")
     ref, ml = make_potentials(root)
     c = cells()
@@ -24,8 +24,8 @@ def workdir(tmp_path_factory):
     labelled_set(root / "unseen.data", ref, [(c[2], 2, 0.15, "LCO hot")], seed=3,
                  comment_class=False)
     for T in (600, 900):
-        run_md(c[0], HDNNPCalculator(ref), MDRun(T, 50, 5.0, equilibration=50.0, seed=T),
-               root / f"aimd_{T}K.h5md")
+        run_md(c[0], HDNNPCalculator(ref),
+               md_settings(T, 50, 5.0, equilibration=50.0, seed=T), root / f"aimd_{T}K.h5md")
     from ase.io import write
 
     from hpcnnp.structures import lco

@@ -41,7 +41,7 @@ def test_identical_models_agree_exactly(pots):
         assert k["verdict"] in ("pass", "not converged")
     assert {"Co-O", "Li-O"} <= set(c["first_peaks"])
     assert c["n_atoms"] == 48 and c["temperature_K"] == 900.0
-    assert c["frames"] == 31 and c["timestep_fs"] == 1.0 and c["equilibration_fs"] == 10.0
+    assert c["frames"] == 30 and c["timestep_fs"] == 1.0 and c["equilibration_fs"] == 10.0
     # files for the report
     out = root / "same"
     back = json.loads((out / "summary.json").read_text())

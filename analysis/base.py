@@ -119,6 +119,8 @@ class Frame:
 
 def species_order(species):
     """Distinct species in hpcnnp's order (Li La Zr Co O, then the others A-Z)."""
+    # here, not at the top: importing hpcnnp.structures loads every builder (ase
+    # spacegroup tables, ~1 s); the element constants move to hpcnnp.units
     from hpcnnp.structures._common import ELEMENT_ORDER
 
     present = set(np.asarray(species).tolist())

@@ -9,7 +9,6 @@ are split over the ranks; rank 0 writes the files.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import numpy as np
 from hpcnnp import analysis as A
 from hpcnnp.analysis._output import write_h5
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.mpi import rank_size, world
 from hpcnnp.validation.criteria import first_peak
 
 _EPILOG = """\
@@ -93,18 +93,6 @@ def register(subparsers):
     o.add_argument("--progress", action="store_true", help="print frames/s")
     p.set_defaults(func=run)
     return p
-
-
-def _mpi_comm():
-    """COMM_WORLD when started by mpiexec with more than one rank, else None."""
-    if not any(k in os.environ for k in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE",
-                                         "PMIX_RANK", "MPI_LOCALNRANKS")):
-        return None
-    try:
-        from mpi4py import MPI   # optional (the ``mpi`` extra); serial without it
-    except ImportError:
-        return None
-    return MPI.COMM_WORLD if MPI.COMM_WORLD.Get_size() > 1 else None
 
 
 def _pairs(values):
@@ -262,9 +250,8 @@ ANALYSES = (_segregation, _li_density, _profiles, _clusters, _rdf, _msd, _vdos)
 
 def run(args):
     """Execute ``hpcnnp analyze``; returns the exit code (0)."""
-    comm = _mpi_comm()
-    rank = comm.Get_rank() if comm is not None else 0
-    size = comm.Get_size() if comm is not None else 1
+    comm = world()
+    rank, size = rank_size(comm)
     todo = (args.segregation or args.li_density or args.profiles or args.clusters
             or args.rdf is not None or args.msd or args.vdos)
     if not todo:

@@ -13,12 +13,13 @@ applied inside a ``matplotlib.rc_context`` around each plot only.
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+
+from hpcnnp.fileio import atomic_path
 
 from .metrics import rmse
 
@@ -55,13 +56,8 @@ def _subplots(nrows=1, ncols=1, figsize=(6.4, 4.8)):
 def _save(fig, path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("." + path.stem + ".tmp.png")
-    try:
-        fig.savefig(tmp, dpi=130, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=130, bbox_inches="tight", format="png")
     return path
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime
 import importlib.util
 import io
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from hpcnnp import __version__
 from hpcnnp.calculator import HDNNPCalculator
 from hpcnnp.errors import HpcnnpError, InputFileError
 from hpcnnp.potential import Potential
+from hpcnnp.progress import Progress
 from hpcnnp.sampling.labelers import get_labeler
 from hpcnnp.structures import llzo_cubic, llzo_tetragonal
 
@@ -43,8 +43,8 @@ from .dataset import ALL, error_table, evaluate_dataset
 from .quality import compare_properties
 from .teacher import TeacherProtocol, teacher_markdown, validate_against_teacher
 from .report import fmt, md_table, write_columns, write_csv, write_text
-from .trajectory import (frame_interval, md_settings, nominal_temperature,
-                         progress_logger, read_trajectory, run_md)
+from .trajectory import (frame_interval, md_settings, nominal_temperature, read_trajectory,
+                         run_md)
 from .transition import analyse_ramp, npt_ramp
 
 __all__ = ["ValidationConfig", "run_validation", "STEPS", "PROPERTY_NAMES",
@@ -96,8 +96,11 @@ class ValidationConfig:
     max_parity_points: int = 50000
 
 
-def _md_progress(ctx, what):
-    return progress_logger(ctx.log, what)
+def _md_progress(ctx, what, total):
+    """The progress reporter of an MD run (rate from the first frame: equilibration
+    does not distort the ETA), lines to the validation log."""
+    return Progress(what, total=total, unit="frames", out=ctx.log, rate_from="first",
+                    interval=60.0, every=max(1, total // 10))
 
 
 # ---------------------------------------------------------------------------------------
@@ -285,11 +288,7 @@ def _write_force_csv(path, results, cls):
             data = np.column_stack([r.index[owner], local, r.force_ref[rows, c],
                                     r.force_ml[rows, c]])
             np.savetxt(buf, data, fmt=f"{r.name},%d,%d,{comp},%.8g,%.8g")
-    path = Path(path)
-    tmp = path.with_name("." + path.name + ".tmp")
-    tmp.write_text(buf.getvalue())
-    os.replace(tmp, path)
-    return path
+    return write_text(path, buf.getvalue())
 
 
 def _reference_trajectories(ctx):
@@ -312,8 +311,8 @@ def _reference_trajectories(ctx):
         ctx.log(f"reference MD with {cfg.reference_labeler} at {T:g} K "
                 f"({run.snapshots} frames)")
         path = ctx.out / "trajectories" / f"reference_{T:g}K.h5md"
-        refs.append(run_md(start, ctx.reference, run, path,
-                           progress=_md_progress(ctx, f"reference MD {T:g} K")))
+        with _md_progress(ctx, f"reference MD {T:g} K", run.snapshots) as prog:
+            refs.append(run_md(start, ctx.reference, run, path, progress=prog))
         ctx.files.append(path)
     return refs
 
@@ -345,8 +344,8 @@ def _trajectory_pairs(ctx):
             ctx.log(f"potential MD at {T:g} K: {run.snapshots} frames, {dt:g} fs apart")
             t0 = time.perf_counter()
             path = ctx.out / "trajectories" / f"hdnnp_{lab}.h5md"
-            ml = run_md(tr.atoms(0), ctx.calculator, run, path,
-                        progress=_md_progress(ctx, f"potential MD {T:g} K"))
+            with _md_progress(ctx, f"potential MD {T:g} K", run.snapshots) as prog:
+                ml = run_md(tr.atoms(0), ctx.calculator, run, path, progress=prog)
             ctx.log(f"  done in {time.perf_counter() - t0:.1f} s")
             ctx.files.append(path)
         pairs.append(TrajectoryPair(tr, ml, lab))
@@ -450,19 +449,13 @@ def _step_transition(ctx):
     t0, t1 = cfg.transition_range
     ctx.log(f"transition: NPT ramp {t0:g} -> {t1:g} K, {cfg.transition_steps} steps of "
             f"{cfg.md_timestep:g} fs, {len(atoms)} atoms ({engine})")
-    start = time.perf_counter()
-    last = [start]
-
-    def progress(done, total):
-        now = time.perf_counter()
-        if now - last[0] > 30 or done == total:
-            last[0] = now
-            ctx.log(f"  step {done}/{total} ({now - start:.0f} s)")
-
-    samples = npt_ramp(atoms, t0, t1, cfg.transition_steps, calculator=ctx.calculator,
-                       potential_dir=cfg.potential, engine=engine,
-                       timestep=cfg.md_timestep, sample_every=cfg.transition_sample_every,
-                       seed=cfg.seed, progress=progress)
+    with Progress("transition: NPT ramp", total=cfg.transition_steps, unit="steps",
+                  out=ctx.log, interval=30.0) as progress:
+        samples = npt_ramp(atoms, t0, t1, cfg.transition_steps, calculator=ctx.calculator,
+                           potential_dir=cfg.potential, engine=engine,
+                           timestep=cfg.md_timestep,
+                           sample_every=cfg.transition_sample_every, seed=cfg.seed,
+                           progress=progress)
     res = analyse_ramp(samples["T_set"], samples["cells"], repeat=rep,
                        bin_width=cfg.transition_bin, threshold=cfg.transition_threshold)
     tdir = ctx.out / "transition"

@@ -57,6 +57,7 @@ from ase.build import cut
 from hpcnnp.calculator import HDNNPCalculator
 from hpcnnp.errors import HpcnnpError
 from hpcnnp.potential import Potential
+from hpcnnp.progress import Progress
 from hpcnnp.sampling.labelers import get_labeler
 from hpcnnp.structures import lco, llzo_cubic
 
@@ -65,7 +66,7 @@ from .benchmarks import (TrajectoryPair, diffusion_benchmark, partial_rdfs, rdf_
 from .criteria import (CATIONS, Thresholds, first_peak, has_peak, judge, min_distance,
                        rdf_distance, spectral_overlap)
 from .report import fmt, md_table, write_text
-from .trajectory import MDBlowUp, describe, md_settings, progress_logger, run_md
+from .trajectory import MDBlowUp, describe, md_settings, run_md
 
 __all__ = ["HeldOutCell", "TeacherProtocol", "DEFAULT_CELLS", "validate_against_teacher",
            "llzo_held_out", "lco_held_out", "first_peak_flags", "status_of",
@@ -227,8 +228,10 @@ def _run_models(cell, atoms, run, calculators, d, log, res):
         log(f"{cell.name}: {who} MD, {len(atoms)} atoms, {cell.temperature:g} K, "
             f"{run.total_steps} steps of {run.timestep:g} fs")
         try:
-            trajs[who] = run_md(atoms, calc(), run, d / f"{who}.h5md",
-                                progress=progress_logger(log, f"{cell.name} {who} MD"))
+            with Progress(f"{cell.name} {who} MD", total=run.snapshots, unit="frames",
+                          out=log, rate_from="first", interval=60.0,
+                          every=max(1, run.snapshots // 10)) as prog:
+                trajs[who] = run_md(atoms, calc(), run, d / f"{who}.h5md", progress=prog)
         except MDBlowUp as exc:
             if who == "teacher":
                 raise

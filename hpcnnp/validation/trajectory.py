@@ -36,9 +36,7 @@ run writes (the thermostat's random numbers continue from the saved state).
 from __future__ import annotations
 
 import json
-import os
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -47,13 +45,13 @@ from ase.io import read
 from ase.md.velocitydistribution import Stationary
 
 from hpcnnp.errors import HpcnnpError, InputFileError
+from hpcnnp.fileio import atomic_open
 from hpcnnp.io.h5md import H5MDError, H5MDTrajectory, H5MDWriter
 from hpcnnp.io.trajectory import ArrayTrajectory, TrajectoryError
 from hpcnnp.sampling.aimd import THERMOSTATS, MDSettings
 
 __all__ = ["read_trajectory", "run_md", "md_settings", "describe", "MDBlowUp",
-           "kinetic_temperature", "frame_interval", "nominal_temperature", "thermalize",
-           "progress_logger"]
+           "kinetic_temperature", "frame_interval", "nominal_temperature", "thermalize"]
 
 _TEMP_IN_NAME = re.compile(r"(?:^|[_\-.])(\d+(?:\.\d+)?)\s*K(?:$|[_\-.])")
 _H5MD_SUFFIXES = (".h5", ".h5md", ".hdf5")
@@ -188,29 +186,6 @@ def thermalize(atoms, temperature, rng):
     Stationary(atoms)
 
 
-def progress_logger(log, what, lines=10):
-    """Progress callback ``(done_frames, n_frames)`` for :func:`run_md`: about ``lines``
-    log lines with rate and ETA (the rate is measured from the first frame written in
-    this call, so equilibration and a resumed start do not distort the ETA)."""
-    t0 = time.perf_counter()
-    first = {}
-
-    def report(done, total):
-        now = time.perf_counter()
-        if not first:
-            first.update(t=now, done=done)
-        step = max(1, total // lines)
-        if done % step and done != total:
-            return
-        frames = done - first["done"]
-        dt = now - first["t"]
-        rate = frames / dt if frames > 0 and dt > 0 else 0.0
-        eta = f"{(total - done) / rate:.0f} s" if rate > 0 else "--"
-        log(f"  {what}: frame {done}/{total}, {rate:.2f} frames/s, "
-            f"elapsed {now - t0:.0f} s, ETA {eta}")
-    return report
-
-
 # ---------------------------------------------------------------------------------------
 # MD with a calculator, resumable
 # ---------------------------------------------------------------------------------------
@@ -262,16 +237,10 @@ def _state_path(path):
 
 
 def _save_state(path, atoms, step, dyn_state):
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, numbers=atoms.numbers, positions=atoms.positions,
-                     momenta=atoms.get_momenta(), cell=atoms.cell.array, step=step,
-                     thermostat=json.dumps(dyn_state))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_open(path, "wb") as fh:
+        np.savez(fh, numbers=atoms.numbers, positions=atoms.positions,
+                 momenta=atoms.get_momenta(), cell=atoms.cell.array, step=step,
+                 thermostat=json.dumps(dyn_state))
 
 
 def _write_frame(writer, atoms, step, dt):
@@ -332,7 +301,7 @@ def run_md(atoms, calculator, settings, path, progress=None):
     path : path
         The H5MD trajectory; ``<path>.state.npz`` beside it holds the resume state.
     progress : callable(done_frames, n_frames), optional
-        Called after every stored frame.
+        Called after every stored frame (e.g. a :class:`hpcnnp.progress.Progress`).
 
     Returns
     -------

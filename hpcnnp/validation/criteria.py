@@ -36,16 +36,23 @@ First-peak position of a partial RDF
 
 Smallest interatomic distance
     :math:`d_\mathrm{min}` = the smallest minimum-image distance between any two
-    atoms in any frame.  Pass: :math:`d_\mathrm{min}^\mathrm{ML} \ge 1.4` Å (the
-    production criterion: no pair closer in any frame) **and**
-    :math:`d_\mathrm{min}^\mathrm{ML} \ge 0.85\, d_\mathrm{min}^\mathrm{ref}`
-    (the potential does not let atoms approach much closer than the teacher does).
+    atoms in any frame.  Pass: :math:`d_\mathrm{min}^\mathrm{ML} \ge 0.85\,
+    d_\mathrm{min}^\mathrm{ref}` (the potential does not let atoms approach much
+    closer than the teacher does) **and** :math:`d_\mathrm{min}^\mathrm{ML} \ge 1.4`
+    Å (the production criterion: no pair closer in any frame) whenever the teacher
+    itself keeps every pair beyond 1.4 Å (:func:`d_min_threshold`).
 
 Convergence of the comparison itself
     Each metric is also computed between the first and the second half of the
-    teacher's own run.  When the teacher's halves already fail a threshold, the
-    run is too short to judge that quantity and the verdict is "not converged"
-    (neither pass nor fail).
+    teacher's own run, :math:`m_{1/2}`.  Two runs of length T differ by statistical
+    noise alone by about :math:`1/\sqrt 2` of what two runs of length T/2 differ
+    (uncorrelated noise), so the **noise floor** of the teacher-vs-potential
+    comparison is estimated as :math:`m_{1/2}/\sqrt 2` (differences: Δ_g, peak
+    shift) or :math:`1 - (1 - O_{1/2})/\sqrt 2` (overlap).  When the noise floor
+    itself fails the threshold, the run is too short to judge that quantity and the
+    verdict is "not converged" (neither pass nor fail).  Caveat: halves that are
+    correlated in time (runs not much longer than the slowest relaxation, e.g. Li
+    rearrangements) underestimate the noise.
 """
 
 from __future__ import annotations
@@ -57,7 +64,8 @@ import numpy as np
 from hpcnnp.analysis import MinimumDistance
 
 __all__ = ["Thresholds", "rdf_distance", "spectral_overlap", "first_peak",
-           "min_distance", "has_peak", "CATIONS", "PEAK_MIN", "judge"]
+           "min_distance", "has_peak", "CATIONS", "PEAK_MIN", "judge", "noise_floor",
+           "d_min_threshold"]
 
 #: smallest maximum of g_ref for a partial to count as one "with a peak"
 PEAK_MIN = 1.5
@@ -135,27 +143,45 @@ def min_distance(traj, step=1, r_search=2.5):
     return MinimumDistance(traj, r_search=r_search).run(step=step).results.overall
 
 
-def _verdict(value, ok, self_ok):
+def d_min_threshold(d_ref, thresholds=Thresholds()):
+    """Smallest distance (Å) the potential's run must keep, given the teacher's."""
+    rel = thresholds.d_min_ratio * d_ref
+    return max(thresholds.d_min, rel) if d_ref >= thresholds.d_min else rel
+
+
+def _verdict(value, ok, floor_ok):
     if not np.isfinite(value):
         return "n/a"
-    if not self_ok:
+    if not floor_ok:
         return "not converged"
     return "pass" if ok else "fail"
 
 
-def judge(metric, value, threshold, self_value=None, **extra):
-    """One judged row: metric, value, threshold, teacher self-consistency, verdict.
+def noise_floor(metric, halves):
+    """Noise floor of a full-run comparison from the teacher-halves value (docstring)."""
+    if halves is None or not np.isfinite(halves):
+        return None
+    if metric in ("vdos_overlap", "d_min"):
+        return 1.0 - (1.0 - float(halves)) / np.sqrt(2.0)
+    return float(halves) / np.sqrt(2.0)
+
+
+def judge(metric, value, threshold, halves=None, **extra):
+    """One judged row: metric, value, threshold, teacher halves, noise floor, verdict.
 
     ``metric`` is one of ``rdf_l2``, ``vdos_overlap``, ``peak_shift`` (values: smaller
-    or larger is better as the module docstring says), ``d_min``.
+    or larger is better as the module docstring says), ``d_min``; ``halves`` the same
+    metric between the halves of the teacher's run (None: not measured).
     """
     larger_better = metric in ("vdos_overlap", "d_min")
     ok = value >= threshold if larger_better else value <= threshold
-    self_ok = True
-    if self_value is not None and np.isfinite(self_value):
-        self_ok = self_value >= threshold if larger_better else self_value <= threshold
+    floor = noise_floor(metric, halves) if metric != "d_min" else None
+    floor_ok = True
+    if floor is not None:
+        floor_ok = floor >= threshold if larger_better else floor <= threshold
     row = {"metric": metric, "value": float(value), "threshold": float(threshold),
-           "teacher_halves": None if self_value is None else float(self_value),
-           "verdict": _verdict(float(value), bool(ok), self_ok)}
+           "teacher_halves": None if halves is None else float(halves),
+           "noise_floor": floor,
+           "verdict": _verdict(float(value), bool(ok), floor_ok)}
     row.update(extra)
     return row

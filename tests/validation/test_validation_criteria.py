@@ -4,7 +4,7 @@ import pytest
 from scipy.special import erfc
 
 from hpcnnp.io.trajectory import ArrayTrajectory
-from hpcnnp.validation.criteria import (Thresholds, first_peak, has_peak, judge,
+from hpcnnp.validation.criteria import (d_min_threshold, first_peak, has_peak, judge,
                                         min_distance, rdf_distance, spectral_overlap)
 from hpcnnp.validation.teacher import status_of
 
@@ -25,7 +25,7 @@ def test_rdf_distance_analytic():
         exact = np.sqrt(2 - 2 * np.exp(-d ** 2 / (4 * 0.1 ** 2)))
         assert rdf_distance(R, g, 3.0 * _gauss(R, 2.0 + d, 0.1)) == pytest.approx(
             exact, rel=1e-3)
-    thr = Thresholds().rdf_l2
+    thr = 0.15
     shifted = 3.0 * _gauss(R, 2.1, 0.1)
     assert judge("rdf_l2", rdf_distance(R, g, g), thr)["verdict"] == "pass"
     assert judge("rdf_l2", rdf_distance(R, g, shifted), thr)["verdict"] == "fail"
@@ -71,18 +71,28 @@ def test_min_distance_through_the_boundary():
     assert min_distance(tr) == pytest.approx(0.7)
     assert min_distance(ArrayTrajectory(pos[1:], box, ["Li", "O", "Co"])) == \
         pytest.approx(2.3)
-    thr = Thresholds()
-    # pass needs both the absolute floor and 0.85 x the teacher's distance
-    assert judge("d_min", 1.45, max(thr.d_min, thr.d_min_ratio * 1.6))["verdict"] == "pass"
-    assert judge("d_min", 1.45, max(thr.d_min, thr.d_min_ratio * 1.8))["verdict"] == "fail"
-    assert judge("d_min", 1.3, max(thr.d_min, thr.d_min_ratio * 1.5))["verdict"] == "fail"
+    # pass needs 0.85 x the teacher's distance and the absolute 1.4 Å where the
+    # teacher stays above it
+    assert d_min_threshold(1.6) == pytest.approx(1.4)
+    assert d_min_threshold(1.8) == pytest.approx(0.85 * 1.8)
+    assert d_min_threshold(1.3) == pytest.approx(0.85 * 1.3)      # teacher below 1.4 Å
+    assert judge("d_min", 1.45, d_min_threshold(1.6))["verdict"] == "pass"
+    assert judge("d_min", 1.45, d_min_threshold(1.8))["verdict"] == "fail"
+    assert judge("d_min", 1.3, d_min_threshold(1.5))["verdict"] == "fail"
+    assert judge("d_min", 1.3, d_min_threshold(1.35))["verdict"] == "pass"
+    assert judge("d_min", 0.05, d_min_threshold(1.35))["verdict"] == "fail"  # collapse
 
 
 def test_verdicts_with_teacher_halves():
-    # the teacher's own halves fail the threshold: the run is too short to judge
-    assert judge("rdf_l2", 0.05, 0.15, self_value=0.3)["verdict"] == "not converged"
-    assert judge("rdf_l2", 0.05, 0.15, self_value=0.1)["verdict"] == "pass"
-    assert judge("vdos_overlap", 0.95, 0.9, self_value=0.8)["verdict"] == "not converged"
+    # the noise floor (halves / sqrt 2) fails the threshold: too short to judge
+    row = judge("rdf_l2", 0.05, 0.15, halves=0.3)
+    assert row["verdict"] == "not converged"
+    assert row["noise_floor"] == pytest.approx(0.3 / np.sqrt(2))
+    assert judge("rdf_l2", 0.05, 0.15, halves=0.2)["verdict"] == "pass"   # floor 0.141
+    assert judge("rdf_l2", 0.20, 0.15, halves=0.2)["verdict"] == "fail"
+    row = judge("vdos_overlap", 0.95, 0.9, halves=0.8)                    # floor 0.859
+    assert row["verdict"] == "not converged"
+    assert row["noise_floor"] == pytest.approx(1 - 0.2 / np.sqrt(2))
     assert judge("rdf_l2", float("nan"), 0.15)["verdict"] == "n/a"
     assert status_of(["pass", "pass", "n/a"]) == "pass"
     assert status_of(["pass", "not converged"]) == "not converged"

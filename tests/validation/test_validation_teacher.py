@@ -12,7 +12,7 @@ from hpcnnp.validation.teacher import (HeldOutCell, TeacherProtocol, first_peak_
                                        validate_against_teacher)
 
 PROTO = TeacherProtocol(timestep=1.0, equilibration=10.0, production=60.0,
-                        frame_interval=2.0, taut=50.0, seed=3, rdf_bins=80)
+                        frame_interval=2.0, taut=50.0, seed=3)
 
 
 @pytest.fixture(scope="module")

@@ -157,6 +157,12 @@ class Segregation(AnalysisBase):
         if not bin_width > 0:
             raise AnalysisError(f"Segregation: bin_width must be > 0 Å, got {bin_width}")
         self.bin_width = float(bin_width)
+        self._geometry(r_max)
+        self._set_window(window)
+
+    def _geometry(self, r_max):
+        """Plane positions as fractions of the period, orientations, bins."""
+        traj = self.trajectory
         box0 = traj.first_frame(0)["box"]
         try:
             k, proj, n = normal_axis(box0, self.planes[0]["normal"])
@@ -203,6 +209,11 @@ class Segregation(AnalysisBase):
         self._nb = 2 * nb_half
         self.bin_edges = np.linspace(-self.r_max, self.r_max, self._nb + 1)
         self.bin_centers = 0.5 * (self.bin_edges[1:] + self.bin_edges[:-1])
+
+    def _set_window(self, window):
+        """Integration window of the excess (whole bins) and the species mask."""
+        traj = self.trajectory
+        nb_half = self._nb // 2
         if window is None:
             window = 0.5 * self.r_max
         nw = int(round(float(window) / self.bin_width))

@@ -122,41 +122,46 @@ def main():
                   "rank 0)")
         print(f"  peak memory (max over ranks) {mem:.0f} MB")
     if args.mdanalysis and rank == 0:
-        try:
-            import MDAnalysis as mda
-            from MDAnalysis.analysis.density import DensityAnalysis
-            from MDAnalysis.analysis.lineardensity import LinearDensity
-            from MDAnalysis.analysis.rdf import InterRDF
-        except ImportError as exc:
-            print(f"MDAnalysis not available: {exc}")
-            return
-        u = mda.Universe(str(path))                        # plain: no topology needed
-        with H5MDTrajectory(path) as t:
-            species = list(t.species)
-        u.add_TopologyAttr("types", species)
-        u.add_TopologyAttr("charges", np.zeros(len(u.atoms)))   # LinearDensity wants them
-        u.add_TopologyAttr("masses", np.ones(len(u.atoms)))
-        nf = u.trajectory.n_frames
-        t_mda = {}
-        for name, job in (
-                ("DensityAnalysis(Li, delta 0.5 A)",
-                 lambda: DensityAnalysis(u.select_atoms("type Li"), delta=0.5).run()),
-                ("LinearDensity(all, 0.2 A)",
-                 lambda: LinearDensity(u.atoms, grouping="atoms", binsize=0.2).run()),
-                ("InterRDF(Li-O, 6 A, 120 bins)",
-                 lambda: InterRDF(u.select_atoms("type Li"), u.select_atoms("type O"),
-                                  nbins=120, range=(0.0, 6.0)).run())):
-            t0, c0 = time.perf_counter(), time.process_time()
-            job()
-            t_mda[name] = (time.perf_counter() - t0, time.process_time() - c0)
-        u.trajectory.close()
-        print(f"MDAnalysis (serial), {nf} frames")
-        mine = [res[k] for k in ("LiDensity(Li, 0.5 A)", "Segregation(Co, 0.2 A)",
-                                 "RDF(Li-O, 6 A, 120 bins)")]
-        for (name, (t, c)), (tw, tc, _) in zip(t_mda.items(), mine):
-            print(f"  {name:32s} {nf / t:8.1f} frames/s ({c:.2f} s CPU) -> hpcnnp/MDAnalysis"
-                  f" speed: {t / tw:.1f}x wall on {size} rank(s), {c / tc:.1f}x CPU (rank 0)")
-        print(f"  peak memory (rank 0, incl. MDAnalysis) {peak_mb():.0f} MB")
+        mdanalysis_peers(path, res, size)
+
+
+def mdanalysis_peers(path, res, size):
+    """MDAnalysis' peers of three analyses on the same file (serial), with ratios."""
+    try:
+        import MDAnalysis as mda
+        from MDAnalysis.analysis.density import DensityAnalysis
+        from MDAnalysis.analysis.lineardensity import LinearDensity
+        from MDAnalysis.analysis.rdf import InterRDF
+    except ImportError as exc:
+        print(f"MDAnalysis not available: {exc}")
+        return
+    u = mda.Universe(str(path))                        # plain: no topology needed
+    with H5MDTrajectory(path) as t:
+        species = list(t.species)
+    u.add_TopologyAttr("types", species)
+    u.add_TopologyAttr("charges", np.zeros(len(u.atoms)))   # LinearDensity wants them
+    u.add_TopologyAttr("masses", np.ones(len(u.atoms)))
+    nf = u.trajectory.n_frames
+    t_mda = {}
+    for name, job in (
+            ("DensityAnalysis(Li, delta 0.5 A)",
+             lambda: DensityAnalysis(u.select_atoms("type Li"), delta=0.5).run()),
+            ("LinearDensity(all, 0.2 A)",
+             lambda: LinearDensity(u.atoms, grouping="atoms", binsize=0.2).run()),
+            ("InterRDF(Li-O, 6 A, 120 bins)",
+             lambda: InterRDF(u.select_atoms("type Li"), u.select_atoms("type O"),
+                              nbins=120, range=(0.0, 6.0)).run())):
+        t0, c0 = time.perf_counter(), time.process_time()
+        job()
+        t_mda[name] = (time.perf_counter() - t0, time.process_time() - c0)
+    u.trajectory.close()
+    print(f"MDAnalysis (serial), {nf} frames")
+    mine = [res[k] for k in ("LiDensity(Li, 0.5 A)", "Segregation(Co, 0.2 A)",
+                             "RDF(Li-O, 6 A, 120 bins)")]
+    for (name, (t, c)), (tw, tc, _) in zip(t_mda.items(), mine):
+        print(f"  {name:32s} {nf / t:8.1f} frames/s ({c:.2f} s CPU) -> hpcnnp/MDAnalysis"
+              f" speed: {t / tw:.1f}x wall on {size} rank(s), {c / tc:.1f}x CPU (rank 0)")
+    print(f"  peak memory (rank 0, incl. MDAnalysis) {peak_mb():.0f} MB")
 
 
 if __name__ == "__main__":

@@ -203,7 +203,9 @@ def config_from_args(args):
                           f"{', '.join(PROPERTIES)})")
     if args.max_parity_points < 1:
         raise HpcnnpError("--max-parity-points must be >= 1")
-    opt = (lambda v: None if v is None else Path(v))
+
+    def opt(v):
+        return None if v is None else Path(v)
     return ValidationConfig(
         potential=Path(args.potential), output_dir=Path(args.output_dir),
         train=opt(args.train), test=opt(args.test), unseen=[Path(u) for u in args.unseen],

@@ -217,6 +217,19 @@ class Trajectory:
         self.close()
 
 
+def _boxes(box, n_frames, name):
+    """(n_frames, 3, 3) cells from (3,) lengths, one (3, 3) cell or one per frame."""
+    box = np.asarray(box, dtype=np.float64)
+    if box.shape == (3,):
+        box = np.diag(box)
+    if box.shape == (3, 3):
+        box = np.broadcast_to(box, (n_frames, 3, 3))
+    if box.shape != (n_frames, 3, 3):
+        raise TrajectoryError(f"{name}: box must be (3,), (3, 3) or (n_frames, 3, 3), "
+                              f"got {box.shape}")
+    return box
+
+
 class ArrayTrajectory(Trajectory):
     """A trajectory held in NumPy arrays (the in-memory member of the family).
 
@@ -261,14 +274,7 @@ class ArrayTrajectory(Trajectory):
             raise TrajectoryError(f"{name}: positions must have shape (n_frames, n_atoms, "
                                   f"3), got {np.shape(positions)}")
         n_frames, n_atoms = pos.shape[:2]
-        box = np.asarray(box, dtype=np.float64)
-        if box.shape == (3,):
-            box = np.diag(box)
-        if box.shape == (3, 3):
-            box = np.broadcast_to(box, (n_frames, 3, 3))
-        if box.shape != (n_frames, 3, 3):
-            raise TrajectoryError(f"{name}: box must be (3,), (3, 3) or (n_frames, 3, 3), "
-                                  f"got {box.shape}")
+        box = _boxes(box, n_frames, name)
         species = np.asarray([str(s) for s in species])
         if species.shape != (n_atoms,):
             raise TrajectoryError(f"{name}: {len(species)} species for {n_atoms} atoms")
@@ -278,13 +284,7 @@ class ArrayTrajectory(Trajectory):
                                 ("velocity", velocities, np.float64),
                                 ("force", forces, np.float64)):
             if arr is not None:
-                a = np.asarray(arr, dtype=dtype)
-                if a.ndim == 2:
-                    a = a[None]
-                if a.shape != pos.shape:
-                    raise TrajectoryError(f"{name}: {key} has shape {a.shape}, positions "
-                                          f"{pos.shape}")
-                self._data[key] = a
+                self._data[key] = self._per_atom(key, arr, dtype, pos.shape)
         self.n_frames, self.n_atoms = n_frames, n_atoms
         self.species = species
         if masses is None:
@@ -299,6 +299,15 @@ class ArrayTrajectory(Trajectory):
         self.fields = tuple(k for k in FRAME_FIELDS if k in self._data)
         self.units = {"position": "Angstrom", "velocity": "Angstrom fs-1",
                       "force": "eV Angstrom-1"}
+
+    def _per_atom(self, key, arr, dtype, shape):
+        a = np.asarray(arr, dtype=dtype)
+        if a.ndim == 2:
+            a = a[None]
+        if a.shape != shape:
+            raise TrajectoryError(f"{self.name}: {key} has shape {a.shape}, positions "
+                                  f"{shape}")
+        return a
 
     @classmethod
     def from_atoms(cls, images, dt=1.0, name="<list of ase.Atoms>"):

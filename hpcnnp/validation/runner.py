@@ -581,6 +581,12 @@ def _select(cfg):
 
 
 def _check_inputs(cfg):
+    """Every input checked before any computation (clear errors naming the option)."""
+    _check_files(cfg)
+    _check_numbers(cfg)
+
+
+def _check_files(cfg):
     for _, path in _sets(cfg):
         if not path.is_file():
             raise InputFileError(path, None, "data file not found")
@@ -596,6 +602,9 @@ def _check_inputs(cfg):
             len(cfg.temperatures) != len(cfg.reference_trajs):
         raise HpcnnpError(f"--temperatures: {len(cfg.temperatures)} values for "
                           f"{len(cfg.reference_trajs)} reference trajectories")
+
+
+def _check_numbers(cfg):
     if any(not t > 0 for t in cfg.temperatures):
         raise HpcnnpError("--temperatures must be > 0 K")
     if cfg.frame_interval is not None and not cfg.frame_interval > 0:
@@ -610,6 +619,10 @@ def _check_inputs(cfg):
         raise HpcnnpError("--md-timestep, --fmax and --strain must be > 0")
     if cfg.md_equilibration < 0:
         raise HpcnnpError("--md-equilibration must be >= 0 fs")
+    _check_property_options(cfg)
+
+
+def _check_property_options(cfg):
     t0, t1 = cfg.transition_range
     if not (0 < t0 < t1):
         raise HpcnnpError(f"--transition-range {t0:g} {t1:g}: need 0 < start < end")

@@ -108,6 +108,7 @@ def test_validate_quality_and_transition(workdir):
     (["--train", "missing.data"], "missing.data: data file not found"),
     (["--properties", "errors,rfd", "--train", "x"], "unknown property 'rfd'"),
     (["--properties", "quality"], "property 'quality' needs --reference-labeler"),
+    (["--properties", "teacher"], "property 'teacher' needs --reference-labeler"),
     ([], "nothing to validate"),
     (["--properties", "rdf", "--reference-traj", "a.xyz", "b.xyz",
       "--temperatures", "600"], "a.xyz: trajectory file not found"),

@@ -98,3 +98,22 @@ def test_held_out_cells():
     assert perpendicular_widths(lco.cell.array) == pytest.approx([8.013] * 3, abs=1e-3)
     from ase.neighborlist import neighbor_list
     assert neighbor_list("d", lco, 2.0).min() == pytest.approx(1.9218, abs=1e-3)
+
+
+def test_teacher_md_through_a_dispatcher(pots):
+    """The teacher MD as dispatched tasks (the labeler built in the task, here the
+    'python' labeler making an HDNNP calculator) gives the in-process result."""
+    from hpcnnp.active.dispatch import Dispatcher
+
+    root, ref, _, cells = pots
+    opts = {"factory": "hpcnnp.calculator:HDNNPCalculator",
+            "kwargs": {"potential": str(ref)}, "stress": False}
+    a = validate_against_teacher(ref, root / "dispatched", cells=cells, teacher="python",
+                                 teacher_options=opts, protocol=PROTO,
+                                 log=lambda m: None, dispatcher=Dispatcher(parsl=False))
+    b = validate_against_teacher(ref, root / "same", cells=cells,
+                                 teacher=HDNNPCalculator(ref), protocol=PROTO,
+                                 log=lambda m: None)
+    for x, y in zip(a["cells"][0]["checks"], b["cells"][0]["checks"]):
+        assert x["value"] == pytest.approx(y["value"], abs=1e-12)
+    assert a["teacher"] == "python"

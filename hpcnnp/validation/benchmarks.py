@@ -122,7 +122,7 @@ def diffusion(traj, species="Li", window=(0.1, 0.5), n_blocks=4):
     return r
 
 
-def rdf_benchmark(pairs, out_dir, r_max=None, n_bins=200):
+def rdf_benchmark(pairs, out_dir, r_max=None, n_bins=200, labels=("reference", "HDNNP")):
     """Partial RDF overlays per temperature; returns summary rows.
 
     Rows: (label, T, pair, first peak ref (Å), first peak ML (Å), relative L2 difference).
@@ -143,14 +143,15 @@ def rdf_benchmark(pairs, out_dir, r_max=None, n_bins=200):
                                                                  g_ml[pair])))
         files.append(write_columns(out_dir / f"rdf_{p.label}.csv", cols))
         files.append(plots.rdf_plot(r, g_ref, g_ml, out_dir / f"rdf_{p.label}.png",
-                                    title=f"partial RDFs at {p.temperature:g} K"))
+                                    title=f"partial RDFs: {p.label}, {p.temperature:g} K",
+                                    labels=labels))
     header = ("label", "T_K", "pair", "first_peak_ref_A", "first_peak_ml_A",
               "relative_L2_difference")
     files.append(write_csv(out_dir / "rdf_summary.csv", header, rows))
     return header, rows, files
 
 
-def vdos_benchmark(pairs, out_dir):
+def vdos_benchmark(pairs, out_dir, labels=("reference", "HDNNP")):
     """vDOS overlays per temperature; returns summary rows.
 
     Rows: (label, T, element, overlap, mean frequency ref (THz), mean frequency ML).
@@ -173,8 +174,8 @@ def vdos_benchmark(pairs, out_dir):
                              float(np.trapezoid(nu * d_ml[k], nu))))
         files.append(write_columns(out_dir / f"vdos_{p.label}.csv", cols))
         files.append(plots.vdos_plot(nu, d_ref, d_ml, out_dir / f"vdos_{p.label}.png",
-                                     title=f"vDOS at {p.temperature:g} K "
-                                     "(Fourier transform of the VACF)"))
+                                     title=f"vDOS: {p.label}, {p.temperature:g} K "
+                                     "(Fourier transform of the VACF)", labels=labels))
     header = ("label", "T_K", "element", "overlap", "mean_frequency_ref_THz",
               "mean_frequency_ml_THz")
     files.append(write_csv(out_dir / "vdos_summary.csv", header, rows))
@@ -205,7 +206,8 @@ def _arrhenius_fits(res_ref, res_ml, out_dir, species):
     return arr, files
 
 
-def diffusion_benchmark(pairs, out_dir, species="Li", window=(0.1, 0.5), n_blocks=4):
+def diffusion_benchmark(pairs, out_dir, species="Li", window=(0.1, 0.5), n_blocks=4,
+                        labels=("reference", "HDNNP")):
     """MSD overlays, diffusivities and (>= 2 temperatures) Arrhenius fits.
 
     Returns (header, rows, files, arrhenius) with rows (label, T, D_ref, err_ref, D_ML,
@@ -225,7 +227,7 @@ def diffusion_benchmark(pairs, out_dir, species="Li", window=(0.1, 0.5), n_block
         files.append(write_columns(out_dir / f"msd_{p.label}.csv",
                                    {"t_fs": rr.lagtimes[:n], "msd_ref_A2": rr.msd[:n],
                                     "msd_ml_A2": rm.msd[:n]}))
-    files.append(plots.msd_plot(res_ref, res_ml, out_dir / "msd.png"))
+    files.append(plots.msd_plot(res_ref, res_ml, out_dir / "msd.png", labels=labels))
     header = ("label", "T_K", "D_ref_cm2_s", "D_ref_err_cm2_s", "D_ml_cm2_s",
               "D_ml_err_cm2_s", "fit_start_fs", "fit_end_fs", "error_method",
               "convergence_ref", "convergence_ml")

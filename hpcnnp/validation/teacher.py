@@ -287,11 +287,13 @@ def _run_cell(cell, calculators, proto, thr, out_dir, log):
     pair = TrajectoryPair(trajs["teacher"], trajs["hdnnp"], cell.name)
     _rdf_checks(pair, thr, proto.rdf_bin_width, res)
     _vdos_and_distance_checks(pair, thr, res)
+    labels = ("teacher", "HDNNP")
     res.files += rdf_benchmark([pair], d, n_bins=max(10, int(round(
-        rdf_range(pair.reference, pair.ml) / proto.rdf_bin_width))))[2]
-    res.files += vdos_benchmark([pair], d)[2]
+        rdf_range(pair.reference, pair.ml) / proto.rdf_bin_width))), labels=labels)[2]
+    res.files += vdos_benchmark([pair], d, labels=labels)[2]
     try:
-        _, rows, files, _ = diffusion_benchmark([pair], d, proto.species, proto.fit_window)
+        _, rows, files, _ = diffusion_benchmark([pair], d, proto.species, proto.fit_window,
+                                                labels=labels)
         res.files += files
         row = rows[0]
         res.diffusion = {"species": proto.species, "D_teacher_cm2_s": row[2],

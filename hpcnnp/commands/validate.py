@@ -8,6 +8,8 @@ run_validation` for the library call behind this command.
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from hpcnnp.errors import HpcnnpError
 
@@ -32,7 +34,7 @@ structure classes: a --class-map CSV (pattern,class: regex on the n2p2 comment),
 info 'structure_class', else 'structure_class=...' in the comment, else 'unclassified'.
 
 reference trajectories: extxyz (or any multi-frame file ASE reads) with velocities,
-info 'time' (fs) and 'temperature' (K) per frame, or H5MD (.h5); the potential runs
+info 'time' (fs) and 'temperature' (K) per frame, or H5MD (.h5md); the potential runs
 NVT MD (Bussi) from the first frame at the same temperature and frame interval,
 unless --ml-traj gives its trajectories.  Without --reference-traj, a
 --reference-labeler and --temperatures generate the reference MD here.
@@ -42,6 +44,7 @@ examples:
   hpcnnp validate --potential pot --test test.data --unseen gb.data \\
       --reference-traj aimd_900K.extxyz aimd_1200K.extxyz --reference-labeler chgnet
   hpcnnp validate --potential pot --properties transition --transition-repeat 2 2 2
+  hpcnnp validate --potential pot --properties teacher --reference-labeler chgnet
 """
 
 
@@ -188,10 +191,10 @@ def register(subparsers):
 
 def config_from_args(args):
     """A :class:`~hpcnnp.validation.runner.ValidationConfig` from parsed arguments."""
-    from pathlib import Path
-
-    from hpcnnp.validation.runner import ValidationConfig
+    # here, not at the top: the CLI imports every command module at start-up, and
+    # the validation stage loads the engine, ASE's optimisers and the labelers
     from hpcnnp.validation.quality import PROPERTIES
+    from hpcnnp.validation.runner import ValidationConfig
 
     props = None
     if args.properties:
@@ -231,9 +234,7 @@ def config_from_args(args):
 
 def run(args):
     """Execute ``hpcnnp validate``; returns the exit code (0)."""
-    import sys
-
-    from hpcnnp.validation.runner import run_validation
+    from hpcnnp.validation.runner import run_validation   # see config_from_args
 
     result = run_validation(config_from_args(args))
     print(f"hpcnnp validate: {', '.join(result['properties'])} -> {result['summary']}")

@@ -42,17 +42,25 @@ Smallest interatomic distance
     Å (the production criterion: no pair closer in any frame) whenever the teacher
     itself keeps every pair beyond 1.4 Å (:func:`d_min_threshold`).
 
-Convergence of the comparison itself
-    Each metric is also computed between the first and the second half of the
-    teacher's own run, :math:`m_{1/2}`.  Two runs of length T differ by statistical
-    noise alone by about :math:`1/\sqrt 2` of what two runs of length T/2 differ
-    (uncorrelated noise), so the **noise floor** of the teacher-vs-potential
-    comparison is estimated as :math:`m_{1/2}/\sqrt 2` (differences: Δ_g, peak
-    shift) or :math:`1 - (1 - O_{1/2})/\sqrt 2` (overlap).  When the noise floor
-    itself fails the threshold, the run is too short to judge that quantity and the
-    verdict is "not converged" (neither pass nor fail).  Caveat: halves that are
-    correlated in time (runs not much longer than the slowest relaxation, e.g. Li
-    rearrangements) underestimate the noise.
+Convergence of the comparison itself: the noise floor
+    The teacher's run is cut into B = 4 consecutive blocks.  Two independent runs of
+    the same model differ by statistical noise alone by the **noise floor**
+
+    .. math::
+
+        \Delta_g^\mathrm{noise} = \sqrt{\frac{(2/B)\int s_g^2(r)\,\mathrm dr}
+        {\int g_\mathrm{ref}(r)^2\,\mathrm dr}}, \qquad
+        \delta r_1^\mathrm{noise} = \sqrt{2/B}\; s_{r_1},
+
+    with :math:`s_g^2(r)` and :math:`s_{r_1}` the sample variance / standard deviation
+    of the block RDFs and block first-peak positions (the variance of a full-run mean
+    is :math:`s^2/B`, of the difference of two runs twice that).  For the vDOS (blocks
+    would have a coarser frequency resolution than the full run) the two halves are
+    compared and scaled to the full run: :math:`1 - (1 - O_{1/2})/\sqrt 2`.  When the
+    noise floor itself fails the threshold, the run is too short to judge that
+    quantity and the verdict is "not converged" (neither pass nor fail).  Caveat:
+    blocks correlated in time (runs not much longer than the slowest relaxation)
+    underestimate the noise.
 """
 
 from __future__ import annotations
@@ -64,8 +72,8 @@ import numpy as np
 from hpcnnp.analysis import MinimumDistance
 
 __all__ = ["Thresholds", "rdf_distance", "spectral_overlap", "first_peak",
-           "min_distance", "has_peak", "CATIONS", "PEAK_MIN", "judge", "noise_floor",
-           "d_min_threshold"]
+           "min_distance", "has_peak", "CATIONS", "PEAK_MIN", "judge", "d_min_threshold",
+           "rdf_noise_floor", "peak_noise_floor", "overlap_noise_floor", "NOISE_BLOCKS"]
 
 #: smallest maximum of g_ref for a partial to count as one "with a peak"
 PEAK_MIN = 1.5
@@ -157,31 +165,49 @@ def _verdict(value, ok, floor_ok):
     return "pass" if ok else "fail"
 
 
-def noise_floor(metric, halves):
-    """Noise floor of a full-run comparison from the teacher-halves value (docstring)."""
-    if halves is None or not np.isfinite(halves):
-        return None
-    if metric in ("vdos_overlap", "d_min"):
-        return 1.0 - (1.0 - float(halves)) / np.sqrt(2.0)
-    return float(halves) / np.sqrt(2.0)
+#: blocks of the teacher's run for the noise floors
+NOISE_BLOCKS = 4
 
 
-def judge(metric, value, threshold, halves=None, **extra):
-    """One judged row: metric, value, threshold, teacher halves, noise floor, verdict.
+def rdf_noise_floor(r, g_blocks, g_ref):
+    """Noise floor of Δ_g from the RDFs of B blocks of the teacher's run (docstring)."""
+    g_blocks = np.nan_to_num(np.asarray(g_blocks, dtype=float))
+    B = len(g_blocks)
+    den = np.trapezoid(np.nan_to_num(np.asarray(g_ref, dtype=float)) ** 2, r)
+    if B < 2 or not den > 0:
+        return float("nan")
+    s2 = g_blocks.var(axis=0, ddof=1)
+    return float(np.sqrt(2.0 / B * np.trapezoid(s2, r) / den))
+
+
+def peak_noise_floor(positions):
+    """Noise floor of a first-peak shift from the block peak positions (Å)."""
+    x = np.asarray(positions, dtype=float)
+    x = x[np.isfinite(x)]
+    if len(x) < 2:
+        return float("nan")
+    return float(np.sqrt(2.0 / len(x)) * x.std(ddof=1))
+
+
+def overlap_noise_floor(halves_overlap):
+    """Noise floor of a vDOS overlap from the overlap of the teacher's two halves."""
+    return 1.0 - (1.0 - float(halves_overlap)) / np.sqrt(2.0)
+
+
+def judge(metric, value, threshold, floor=None, **extra):
+    """One judged row: metric, value, threshold, noise floor, verdict.
 
     ``metric`` is one of ``rdf_l2``, ``vdos_overlap``, ``peak_shift`` (values: smaller
-    or larger is better as the module docstring says), ``d_min``; ``halves`` the same
-    metric between the halves of the teacher's run (None: not measured).
+    or larger is better as the module docstring says), ``d_min``; ``floor`` its noise
+    floor (None: not estimated).
     """
     larger_better = metric in ("vdos_overlap", "d_min")
     ok = value >= threshold if larger_better else value <= threshold
-    floor = noise_floor(metric, halves) if metric != "d_min" else None
     floor_ok = True
-    if floor is not None:
+    if floor is not None and np.isfinite(floor):
         floor_ok = floor >= threshold if larger_better else floor <= threshold
     row = {"metric": metric, "value": float(value), "threshold": float(threshold),
-           "teacher_halves": None if halves is None else float(halves),
-           "noise_floor": floor,
+           "noise_floor": None if floor is None else float(floor),
            "verdict": _verdict(float(value), bool(ok), floor_ok)}
     row.update(extra)
     return row

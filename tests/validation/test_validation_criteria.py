@@ -5,7 +5,9 @@ from scipy.special import erfc
 
 from hpcnnp.io.trajectory import ArrayTrajectory
 from hpcnnp.validation.criteria import (d_min_threshold, first_peak, has_peak, judge,
-                                        min_distance, rdf_distance, spectral_overlap)
+                                        min_distance, overlap_noise_floor,
+                                        peak_noise_floor, rdf_distance, rdf_noise_floor,
+                                        spectral_overlap)
 from hpcnnp.validation.teacher import status_of
 
 R = np.linspace(0.0, 8.0, 801)                    # 0.01 Å bins
@@ -83,17 +85,34 @@ def test_min_distance_through_the_boundary():
     assert judge("d_min", 0.05, d_min_threshold(1.35))["verdict"] == "fail"  # collapse
 
 
-def test_verdicts_with_teacher_halves():
-    # the noise floor (halves / sqrt 2) fails the threshold: too short to judge
-    row = judge("rdf_l2", 0.05, 0.15, halves=0.3)
-    assert row["verdict"] == "not converged"
-    assert row["noise_floor"] == pytest.approx(0.3 / np.sqrt(2))
-    assert judge("rdf_l2", 0.05, 0.15, halves=0.2)["verdict"] == "pass"   # floor 0.141
-    assert judge("rdf_l2", 0.20, 0.15, halves=0.2)["verdict"] == "fail"
-    row = judge("vdos_overlap", 0.95, 0.9, halves=0.8)                    # floor 0.859
-    assert row["verdict"] == "not converged"
-    assert row["noise_floor"] == pytest.approx(1 - 0.2 / np.sqrt(2))
+def test_verdicts_with_noise_floor():
+    # the noise floor fails the threshold: too short to judge
+    assert judge("rdf_l2", 0.05, 0.15, floor=0.2)["verdict"] == "not converged"
+    assert judge("rdf_l2", 0.05, 0.15, floor=0.1)["verdict"] == "pass"
+    assert judge("rdf_l2", 0.20, 0.15, floor=0.1)["verdict"] == "fail"
+    assert judge("vdos_overlap", 0.95, 0.9, floor=0.85)["verdict"] == "not converged"
+    assert overlap_noise_floor(0.8) == pytest.approx(1 - 0.2 / np.sqrt(2))
     assert judge("rdf_l2", float("nan"), 0.15)["verdict"] == "n/a"
     assert status_of(["pass", "pass", "n/a"]) == "pass"
     assert status_of(["pass", "not converged"]) == "not converged"
     assert status_of(["not converged", "fail"]) == "fail"
+
+
+def test_noise_floors_match_independent_runs():
+    """The block estimate of the noise floor equals the distance of two independent
+    noisy measurements (Monte Carlo with a known per-bin noise)."""
+    rng = np.random.default_rng(5)
+    g = 1.0 + 3.0 * _gauss(R, 2.0, 0.1)
+    sigma, B = 0.2, 4
+    floors, direct = [], []
+    for _ in range(200):
+        blocks = g + rng.normal(0, sigma, (B, len(R)))          # blocks of one run
+        floors.append(rdf_noise_floor(R, blocks, g))
+        run1 = g + rng.normal(0, sigma / np.sqrt(B), len(R))      # two full runs
+        run2 = g + rng.normal(0, sigma / np.sqrt(B), len(R))
+        direct.append(rdf_distance(R, run1, run2))
+    assert np.mean(floors) == pytest.approx(np.mean(direct), rel=0.03)
+    assert rdf_noise_floor(R, [g, g, g, g], g) == 0.0
+    pk = [1.90, 1.92, 1.94, 1.92]
+    assert peak_noise_floor(pk) == pytest.approx(np.sqrt(2 / 4) * np.std(pk, ddof=1))
+    assert np.isnan(peak_noise_floor([1.9]))

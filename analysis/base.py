@@ -4,7 +4,7 @@ Every analysis of :mod:`hpcnnp.analysis` is a class built on :class:`AnalysisBas
 in the MDAnalysis pattern::
 
     >>> from hpcnnp.analysis import Segregation                    # doctest: +SKIP
-    >>> seg = Segregation("traj.h5", species="Co").run(step=10)
+    >>> seg = Segregation("traj.h5md", species="Co").run(step=10)
     >>> seg.results.profile, seg.results.excess                     # c(x)/c_bulk, Γ
 
 ``__init__`` takes the trajectory and the parameters and checks them (bad input

@@ -35,7 +35,6 @@ run writes (the thermostat's random numbers continue from the saved state).
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -45,10 +44,9 @@ from ase.io import read
 from ase.md.velocitydistribution import Stationary
 
 from hpcnnp.errors import HpcnnpError, InputFileError
-from hpcnnp.fileio import atomic_open
 from hpcnnp.io.h5md import H5MDError, H5MDTrajectory, H5MDWriter
 from hpcnnp.io.trajectory import ArrayTrajectory, TrajectoryError
-from hpcnnp.sampling.aimd import THERMOSTATS, MDSettings
+from hpcnnp.sampling.aimd import THERMOSTATS, MDSettings, load_md_state, save_md_state
 
 __all__ = ["read_trajectory", "run_md", "md_settings", "describe", "MDBlowUp",
            "kinetic_temperature", "frame_interval", "nominal_temperature", "thermalize"]
@@ -236,13 +234,6 @@ def _state_path(path):
     return Path(path).with_name(Path(path).name + ".state.npz")
 
 
-def _save_state(path, atoms, step, dyn_state):
-    with atomic_open(path, "wb") as fh:
-        np.savez(fh, numbers=atoms.numbers, positions=atoms.positions,
-                 momenta=atoms.get_momenta(), cell=atoms.cell.array, step=step,
-                 thermostat=json.dumps(dyn_state))
-
-
 def _write_frame(writer, atoms, step, dt):
     """Wrapped positions + image flags, velocities (Å/ps), forces (eV/Å), E_pot, T."""
     cell = atoms.cell.array
@@ -265,14 +256,7 @@ def _start(atoms, calculator, s, path, state_path):
     fields = ("position", "image", "velocity", "force")
     observables = ("potential_energy", "temperature")
     if state_path.is_file() and path.is_file():
-        with np.load(state_path) as z:
-            if not np.array_equal(z["numbers"], a.numbers):
-                raise HpcnnpError(f"{state_path}: the saved run has other atoms than the "
-                                  "structure given; remove it to start anew")
-            a.set_cell(z["cell"])
-            a.positions = z["positions"]
-            a.set_momenta(z["momenta"], apply_constraint=False)
-            step, dyn_state = int(z["step"]), json.loads(str(z["thermostat"]))
+        step, dyn_state, _ = load_md_state(state_path, a)
         writer = H5MDWriter(path, a, fields=fields, observables=observables, mode="a")
         writer.truncate_after(step)
     else:
@@ -338,5 +322,5 @@ def run_md(atoms, calculator, settings, path, progress=None):
                 raise MDBlowUp(f"{path}: MD blew up at step {step} ({step * s.timestep:g} "
                                f"fs): instantaneous temperature {t_inst:.0f} K > "
                                f"{s.max_temperature_factor:g} x {s.temperature:g} K")
-            _save_state(state_path, a, step, get_state(dyn, rng))
+            save_md_state(state_path, a, step, get_state(dyn, rng))
     return read_trajectory(path, temperature=s.temperature)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+import h5py
 import numpy as np
+from matplotlib.figure import Figure
+
+from hpcnnp.fileio import atomic_open, atomic_path
 
 __all__ = ["write_csv", "write_h5", "new_figure", "save_figure"]
 
@@ -20,11 +23,9 @@ def write_csv(path, columns, header=""):
     names = list(columns)
     data = np.column_stack([np.asarray(columns[k], dtype=np.float64) for k in names])
     lines = [f"# {h}" for h in header.splitlines() if h] + [",".join(names)]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as fh:
+    with atomic_open(path) as fh:
         fh.write("\n".join(lines) + "\n")
         np.savetxt(fh, data, delimiter=",", fmt="%.10g")
-    os.replace(tmp, path)
     return path
 
 
@@ -34,8 +35,6 @@ def write_h5(path, group, results, attrs=None):
     Lists of dicts and other objects are stored as JSON string attributes.  An
     existing group of that name is replaced; other groups in the file are kept.
     """
-    import h5py
-
     with h5py.File(path, "a") as f:
         if group in f:
             del f[group]
@@ -56,14 +55,14 @@ def write_h5(path, group, results, attrs=None):
 
 
 def new_figure(*args, **kw):
-    """A matplotlib figure on the non-interactive Agg canvas (no display needed)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(*args, **kw)
-    return fig
+    """A matplotlib figure on the non-interactive Agg canvas (no display, no pyplot,
+    no global state)."""
+    return Figure(*args, **kw)
 
 
 def save_figure(fig, path, dpi=130):
+    """Write ``fig`` as PNG atomically."""
     path = Path(path)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
     return path

@@ -4,7 +4,7 @@ Every analysis of :mod:`hpcnnp.analysis` is a class built on :class:`AnalysisBas
 in the MDAnalysis pattern::
 
     >>> from hpcnnp.analysis import Segregation                    # doctest: +SKIP
-    >>> seg = Segregation("traj.h5", species="Co").run(step=10)
+    >>> seg = Segregation("traj.h5md", species="Co").run(step=10)
     >>> seg.results.profile, seg.results.excess                     # c(x)/c_bulk, Γ
 
 ``__init__`` takes the trajectory and the parameters and checks them (bad input
@@ -61,12 +61,12 @@ Pitfalls
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
 
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.progress import Progress
 
 from .trajectory import as_trajectory
 
@@ -119,6 +119,8 @@ class Frame:
 
 def species_order(species):
     """Distinct species in hpcnnp's order (Li La Zr Co O, then the others A-Z)."""
+    # here, not at the top: importing hpcnnp.structures loads every builder (ase
+    # spacegroup tables, ~1 s); the element constants move to hpcnnp.units
     from hpcnnp.structures._common import ELEMENT_ORDER
 
     present = set(np.asarray(species).tolist())
@@ -224,7 +226,8 @@ class AnalysisBase:
         comm : mpi4py communicator, optional
             Split the work over its ranks; every rank gets the same results.
         progress : bool
-            Print frames/s to standard error (rank 0 only).
+            Report frames done, rate and ETA (:class:`hpcnnp.progress.Progress`;
+            rank 0 only).
 
         Returns
         -------
@@ -250,35 +253,20 @@ class AnalysisBase:
         self._results = None
         t0 = time.perf_counter()
         self._prepare()
-        t_read = 0.0
         error = None
+        prog = (Progress(type(self).__name__, total=len(local), unit="frames",
+                         comm=mpi.comm, interval=2.0) if progress else None)
         try:
-            fields = [f for f in self._fields if f in self._trajectory.fields]
-            row = 0
-            tr = time.perf_counter()
-            for idx, data in self._trajectory.iter_chunks(
-                    local.start, local.stop, local.step, chunk=self.chunk_size,
-                    fields=tuple(fields)) if len(local) else ():
-                t_read += time.perf_counter() - tr
-                n = len(idx)
-                data = dict(data)
-                data["frames"] = np.asarray(idx, dtype=np.int64)
-                data["rows"] = np.arange(row, row + n)
-                data["time"] = self._trajectory.times[data["frames"]]
-                self._chunk(data)
-                row += n
-                if progress and mpi.rank == 0:
-                    el = time.perf_counter() - t0
-                    print(f"\r{type(self).__name__}: {row}/{len(local)} frames "
-                          f"({row / max(el, 1e-9):.1f} frames/s)", end="", file=sys.stderr)
-                tr = time.perf_counter()
-            if progress and mpi.rank == 0:
-                print(file=sys.stderr)
+            t_read = self._frame_loop(local, prog)
             self._finish_local()
         except Exception as exc:  # re-raised on every rank after the collective
             if mpi.comm is None:
                 raise
             error = f"rank {mpi.rank}: {type(exc).__name__}: {exc}"
+            t_read = 0.0
+        finally:
+            if prog is not None:
+                prog.close(ok=error is None)
         t1 = time.perf_counter()
         self._reduce(mpi, error)
         t2 = time.perf_counter()
@@ -291,6 +279,28 @@ class AnalysisBase:
         self.timing = {"read": t_read, "compute": t1 - t0 - t_read, "reduce": t2 - t1,
                        "conclude": time.perf_counter() - t2, "ranks": mpi.size}
         return self
+
+    def _frame_loop(self, local, prog):
+        """Read the local frames chunk by chunk into ``_chunk``; returns the read time."""
+        t_read = 0.0
+        fields = [f for f in self._fields if f in self._trajectory.fields]
+        row = 0
+        tr = time.perf_counter()
+        for idx, data in self._trajectory.iter_chunks(
+                local.start, local.stop, local.step, chunk=self.chunk_size,
+                fields=tuple(fields)) if len(local) else ():
+            t_read += time.perf_counter() - tr
+            n = len(idx)
+            data = dict(data)
+            data["frames"] = np.asarray(idx, dtype=np.int64)
+            data["rows"] = np.arange(row, row + n)
+            data["time"] = self._trajectory.times[data["frames"]]
+            self._chunk(data)
+            row += n
+            if prog is not None:
+                prog.update(row)
+            tr = time.perf_counter()
+        return t_read
 
     def _reduce(self, mpi, error=None):
         """Reduce the accumulators over the ranks (exactly once per run)."""

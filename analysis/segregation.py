@@ -66,9 +66,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from hpcnnp.io.trajectory import unwrap_images
+
 from ._output import new_figure, save_figure, write_csv
 from ._pbc import normal_axis
 from .base import AnalysisBase, AnalysisError
+from .convergence import segregation_convergence
 
 __all__ = ["Segregation", "planes_from_metadata"]
 
@@ -139,6 +142,8 @@ class Segregation(AnalysisBase):
         traj = self.trajectory
         self.species = species
         self._sel = self._species_indices(species)
+        if "image" in traj.fields:          # for the species' displacement (convergence)
+            self._fields = ("position", "image")
         self.planes = planes_from_metadata(traj, planes)
         if reference not in ("bulk", "mean"):
             raise AnalysisError(f"Segregation: reference must be 'bulk' or 'mean', "
@@ -152,6 +157,12 @@ class Segregation(AnalysisBase):
         if not bin_width > 0:
             raise AnalysisError(f"Segregation: bin_width must be > 0 Å, got {bin_width}")
         self.bin_width = float(bin_width)
+        self._geometry(r_max)
+        self._set_window(window)
+
+    def _geometry(self, r_max):
+        """Plane positions as fractions of the period, orientations, bins."""
+        traj = self.trajectory
         box0 = traj.first_frame(0)["box"]
         try:
             k, proj, n = normal_axis(box0, self.planes[0]["normal"])
@@ -198,6 +209,11 @@ class Segregation(AnalysisBase):
         self._nb = 2 * nb_half
         self.bin_edges = np.linspace(-self.r_max, self.r_max, self._nb + 1)
         self.bin_centers = 0.5 * (self.bin_edges[1:] + self.bin_edges[:-1])
+
+    def _set_window(self, window):
+        """Integration window of the excess (whole bins) and the species mask."""
+        traj = self.trajectory
+        nb_half = self._nb // 2
         if window is None:
             window = 0.5 * self.r_max
         nw = int(round(float(window) / self.bin_width))
@@ -215,9 +231,14 @@ class Segregation(AnalysisBase):
         self._counts_all = self._add_series("counts_all", (P, nb), np.int32)
         self._area = self._add_series("area", (), np.float64)
         self._volume = self._add_series("volume", (), np.float64)
+        if "image" in self._fields:
+            self._spos = self._add_series("species_unwrapped", (len(self._sel), 3))
 
     def _chunk(self, chunk):
         pos, box, rows = chunk["position"], chunk["box"], chunk["rows"]
+        if "image" in chunk:
+            self._spos[rows] = unwrap_images(pos[:, self._sel], chunk["image"][:, self._sel],
+                                             box)
         k, n = self._axis, self._normal
         P, nb = len(self.planes), self._nb
         inv = np.linalg.inv(box)                                   # (f, 3, 3)
@@ -307,15 +328,16 @@ class Segregation(AnalysisBase):
         r.n_frames = F
         r.times = self.times
         nbk = min(self.n_blocks, F)
-        if nbk >= 2:
-            blocks = [self._profiles(s) for s in self._block_slices(F, nbk, "blocks")]
-            for key in ("density", "profile", "fraction", "excess", "excess_per_plane"):
+        slices = self._block_slices(F, nbk, "blocks") if nbk >= 2 else []
+        blocks = [self._profiles(s) for s in slices]
+        for key in ("density", "profile", "fraction", "excess", "excess_per_plane"):
+            if blocks:
                 vals = np.array([b[key] for b in blocks])
                 r[key + "_err"] = vals.std(axis=0, ddof=1) / np.sqrt(nbk)
-        else:
-            for key in ("density", "profile", "fraction", "excess", "excess_per_plane"):
+            else:
                 r[key + "_err"] = np.full(np.shape(full[key]), np.nan)
         r.n_blocks = nbk
+        self._verdict(r, slices, blocks)
         wins = self._block_slices(F, self.windows, "windows")
         wres = [self._profiles(s) for s in wins]
         r.window_profiles = np.array([w["profile"] for w in wres])
@@ -325,6 +347,20 @@ class Segregation(AnalysisBase):
         r.window_frames = np.array([[s.start, s.stop] for s in wins])
         r.counts = self._oc.sum(axis=0)
         del self._oc, self._oca
+
+    def _verdict(self, r, slices, blocks):
+        """``r.convergence`` (see :mod:`.convergence`), ``r.simulated_time`` (fs)."""
+        r.simulated_time = float(self.times[-1] - self.times[0])
+        r.block_times = np.array([self.times[s].mean() for s in slices])
+        r.block_excess = np.array([np.mean(b["excess"]) for b in blocks])
+        rms = None
+        if "species_unwrapped" in self._series:
+            x = self._series["species_unwrapped"]
+            rms = float(np.sqrt(np.mean(np.sum((x[-1] - x[0]) ** 2, axis=-1))))
+        r.rms_displacement = rms
+        r.convergence = segregation_convergence(r.block_times, r.block_excess, self.window,
+                                                rms, r.simulated_time)
+        r.converged = r.convergence.converged
 
     # ----------------------------------------------------------------- output
     def to_csv(self, path):

@@ -89,13 +89,16 @@ import warnings
 
 import numpy as np
 
+from hpcnnp.io.trajectory import ArrayTrajectory, unwrap_images, unwrap_nojump
+
 from ._output import new_figure, save_figure, write_csv
 from ._pbc import pairs_within, perpendicular_widths
-from .base import ATOM_BLOCK, AnalysisBase, AnalysisError, frame_blocks, species_order
-from .trajectory import ArrayTrajectory
+from .base import (ATOM_BLOCK, AnalysisBase, AnalysisError, NotComputedError, Results,
+                   frame_blocks, species_order)
+from .convergence import diffusion_convergence
 
-__all__ = ["RDF", "MSD", "Diffusivity", "arrhenius", "VDOS", "msd_fft", "msd_direct",
-           "KB_EV"]
+__all__ = ["RDF", "MinimumDistance", "MSD", "Diffusivity", "arrhenius", "ArrheniusFit",
+           "VDOS", "msd_fft", "msd_direct", "KB_EV", "continuous_positions"]
 
 #: Boltzmann constant (eV/K), CODATA 2018
 KB_EV = 8.617333262e-5
@@ -221,6 +224,58 @@ class RDF(AnalysisBase):
         return save_figure(fig, path)
 
 
+class MinimumDistance(AnalysisBase):
+    """Smallest interatomic distance in every frame (minimum image, any cell shape).
+
+    The check "no pair of atoms closer than d in any frame" of production MD: a
+    potential that lets atoms collapse onto each other shows it here first.
+
+    Parameters
+    ----------
+    trajectory : H5MDTrajectory, path, list of ase.Atoms or ArrayTrajectory
+    r_search : float, Å
+        Neighbour-search radius (capped at half the smallest cell width); frames
+        with no pair closer report ``r_search`` (a lower bound).
+
+    Results
+    -------
+    d_min (n_frames,) Å; pair (n_frames, 2) atom indices of the closest pair;
+    pair_species (list of "A-B"); overall (the smallest over all frames, Å);
+    overall_frame (its frame index).
+    """
+
+    _fields = ("position",)
+
+    def __init__(self, trajectory, r_search=2.5):
+        super().__init__(trajectory)
+        self.r_search = float(r_search)
+        if not self.r_search > 0:
+            raise AnalysisError("MinimumDistance: r_search must be > 0 Å")
+
+    def _prepare(self):
+        self._d = self._add_series("d_min", (), np.float64)
+        self._pair = self._add_series("pair", (2,), np.int64)
+
+    def _single_frame(self, frame):
+        r = min(self.r_search, 0.5 * perpendicular_widths(frame.box).min())
+        i, j, d = pairs_within(frame.box, r, frame.position)
+        if len(d):
+            k = int(np.argmin(d))
+            self._d[frame.row], self._pair[frame.row] = d[k], (i[k], j[k])
+        else:
+            self._d[frame.row], self._pair[frame.row] = r, (-1, -1)
+
+    def _conclude(self):
+        r = self.results
+        r.d_min = self._series["d_min"]
+        r.pair = self._series["pair"]
+        sp = self.trajectory.species
+        r.pair_species = [f"{sp[a]}-{sp[b]}" if a >= 0 else "none" for a, b in r.pair]
+        k = int(np.argmin(r.d_min))
+        r.overall, r.overall_frame = float(r.d_min[k]), int(self.frames[k])
+        r.n_frames = self.n_frames
+
+
 # ======================================================================================
 # MSD
 # ======================================================================================
@@ -261,6 +316,25 @@ def msd_direct(x):
     for m in range(1, T):
         out[m] = ((x[m:] - x[:-m]) ** 2).mean(axis=0)
     return out
+
+
+def continuous_positions(analysis, chunk, need, local):
+    """Continuous positions of the ``local`` atoms of a chunk (Å), by the analysis'
+    ``unwrap`` rule, minus the centre of mass of all atoms if ``remove_drift``.
+
+    ``need`` is the atom selection to unwrap (all atoms when the centre of mass is
+    removed); the nojump state is kept in ``analysis._prev`` between chunks.
+    """
+    pos = chunk["position"][:, need].astype(np.float64)
+    if analysis.unwrap == "image":
+        pos = unwrap_images(pos, chunk["image"][:, need], chunk["box"])
+    elif analysis.unwrap == "nojump":
+        pos, analysis._prev = unwrap_nojump(pos, chunk["box"], analysis._prev)
+    if getattr(analysis, "remove_drift", False):
+        m = analysis.trajectory.masses
+        com = np.einsum("fnc,n->fc", pos, m) / m.sum()
+        return pos[:, local] - com[:, None, :]
+    return pos if need is local else pos[:, local]
 
 
 class _AtomSplit(AnalysisBase):
@@ -313,6 +387,10 @@ class MSD(_AtomSplit):
         "nojump" (with a warning) for files.
     n_blocks : int
         Time blocks for the error of :class:`Diffusivity` (per-block MSDs are kept).
+    remove_drift : bool
+        Subtract the mass-weighted centre of mass of *all* atoms in every frame
+        (thermostats and round-off let the whole cell drift; a drift adds a
+        spurious ballistic term to the MSD).
 
     Notes
     -----
@@ -322,7 +400,8 @@ class MSD(_AtomSplit):
 
     _fields = ("position", "image")
 
-    def __init__(self, trajectory, species="Li", fft=True, unwrap="auto", n_blocks=10):
+    def __init__(self, trajectory, species="Li", fft=True, unwrap="auto", n_blocks=10,
+                 remove_drift=False):
         super().__init__(trajectory)
         traj = self.trajectory
         self.species = species
@@ -348,34 +427,18 @@ class MSD(_AtomSplit):
         self.unwrap = unwrap
         self._fields = ("position", "image") if unwrap == "image" else ("position",)
         self.n_blocks = int(n_blocks)
+        self.remove_drift = bool(remove_drift)
 
     def _prepare(self):
         self._local = self._local_atoms()
         self._x = np.empty((self._n_local_rows, len(self._local), 3))
         self._prev = None
+        # the centre of mass needs every atom; otherwise only the local ones
+        self._need = slice(None) if self.remove_drift else self._local
 
     def _chunk(self, chunk):
-        pos = chunk["position"][:, self._local].astype(np.float64)
-        box = chunk["box"]
-        rows = chunk["rows"]
-        if self.unwrap == "image":
-            pos = pos + np.einsum("fnk,fkj->fnj", chunk["image"][:, self._local]
-                                  .astype(np.float64), box)
-        elif self.unwrap == "nojump":
-            out = np.empty_like(pos)
-            prev = self._prev
-            for f in range(len(pos)):
-                if prev is None:
-                    out[f] = pos[f]
-                else:
-                    d = pos[f] - prev[1]
-                    s = d @ np.linalg.inv(box[f])
-                    s -= np.round(s)
-                    out[f] = prev[0] + s @ box[f]
-                prev = (out[f], pos[f])
-            self._prev = prev
-            pos = out
-        self._x[rows] = pos
+        self._x[chunk["rows"]] = continuous_positions(self, chunk, self._need,
+                                                      self._local)
 
     def _finish_local(self):
         x = self._x
@@ -415,7 +478,7 @@ class MSD(_AtomSplit):
         G = min(self.n_blocks, len(blocks))
         groups = frame_blocks(len(blocks), G) if G >= 2 else []
         r.group_msd = np.array([blocks[lo:hi].sum(axis=0) / natoms[lo:hi].sum()
-                                for lo, hi in groups]).reshape(len(groups), -1)
+                                for lo, hi in groups]).reshape(len(groups), len(m))
         r.group_atoms = np.array([natoms[lo:hi].sum() for lo, hi in groups])
         if "time_blocks" in self._series:
             tb = self._series["time_blocks"].sum(axis=0) / n      # (nb, Tb)
@@ -510,7 +573,6 @@ class Diffusivity:
     @property
     def results(self):
         if self._results is None:
-            from .base import NotComputedError
             raise NotComputedError("Diffusivity.results: no results yet; call run() first "
                                    "(or pass an MSD that has been run)")
         return self._results
@@ -533,8 +595,6 @@ class Diffusivity:
         return float(self.fit_window[0]), float(self.fit_window[1])
 
     def _fit(self):
-        from .base import Results
-
         m = self._msd.results
         t = m.lagtimes
         if len(t) < 4:
@@ -582,46 +642,75 @@ class Diffusivity:
         r.D_cm2_s = D * 0.1
         r.D_err_cm2_s = r.D_err * 0.1
         r.species = m.species
+        r.simulated_time = float(t[-1])
+        r.convergence = diffusion_convergence(t, m.msd, (t0, t1), D, r.D_err)
+        r.converged = r.convergence.converged
         self._results = r
         return r
 
 
+class ArrheniusFit(Results):
+    """Result of :func:`arrhenius` (a :class:`Results`); calling it gives D(T)."""
+
+    def __call__(self, temperature):
+        """D0 exp(-Ea / (kB T)) at ``temperature`` (K), in the unit of D0."""
+        return self.D0 * np.exp(-self.Ea / (KB_EV * np.asarray(temperature, dtype=float)))
+
+
 def arrhenius(temperatures, D, D_err=None):
-    """Fit D(T) = D0 exp(-Ea / (kB T)).
+    """Fit D(T) = D0 exp(-Ea / (kB T)) by weighted least squares of ln D on 1/(kB T).
 
     Parameters
     ----------
     temperatures : array, K
-    D : array (any unit; D0 comes in the same unit)
+        At least two different temperatures.
+    D : array
+        Diffusivities (> 0, any unit; D0 comes in the same unit).
     D_err : array, optional
-        Uncertainties of D (weights 1/σ² of ln D with σ = D_err / D).
+        Uncertainties of D: weights 1/σ² of ln D with σ = D_err / D.
 
     Returns
     -------
-    dict with Ea, Ea_err (eV), D0, D0_err, and the fit arrays.
+    ArrheniusFit
+        ``Ea``, ``Ea_err`` (eV), ``D0``, ``D0_err``, ``lnD0``, ``lnD0_err`` and the fit
+        arrays ``T``, ``D``, ``inv_kT``; callable as D(T).
+
+    Notes
+    -----
+    Errors: with ``D_err`` the covariance of the weighted fit, scaled by the reduced
+    χ² when that exceeds 1 (Birge ratio: the points scatter more than their error
+    bars say; needs three or more temperatures); without, the covariance from the
+    scatter of the points (NaN for two temperatures, where a line fits exactly).
     """
     T = np.asarray(temperatures, dtype=np.float64)
     D = np.asarray(D, dtype=np.float64)
-    if T.shape != D.shape or len(T) < 2:
-        raise AnalysisError("arrhenius: need at least two (T, D) pairs of equal length")
+    if T.shape != D.shape or len(T) < 2 or len(np.unique(T)) < 2:
+        raise AnalysisError("arrhenius: need diffusivities at two or more temperatures "
+                            "(equal-length arrays)")
     if np.any(D <= 0) or np.any(T <= 0):
-        raise AnalysisError("arrhenius: D and T must be positive")
+        raise AnalysisError("arrhenius: D and T must be positive (got D = "
+                            f"{', '.join(f'{d:.3g}' for d in D)})")
     x = 1.0 / (KB_EV * T)
     y = np.log(D)
-    w = np.ones_like(y) if D_err is None else (D / np.asarray(D_err, float)) ** 2
-    A = np.column_stack([x, np.ones_like(x)])
+    known = D_err is not None and np.all(np.asarray(D_err, dtype=float) > 0)
+    w = (D / np.asarray(D_err, dtype=float)) ** 2 if known else np.ones_like(y)
+    A = np.column_stack([-x, np.ones_like(x)])
     Aw = A * w[:, None]
     cov = np.linalg.inv(A.T @ Aw)
     coef = cov @ (Aw.T @ y)
-    res = y - A @ coef
-    if D_err is None:
-        dof = len(T) - 2
-        cov = cov * (res @ res / dof) if dof > 0 else cov * np.nan
-    Ea = -coef[0]
-    D0 = np.exp(coef[1])
-    return {"Ea": float(Ea), "Ea_err": float(np.sqrt(cov[0, 0])), "D0": float(D0),
-            "D0_err": float(D0 * np.sqrt(cov[1, 1])), "lnD0": float(coef[1]),
-            "T": T, "D": D, "inv_kT": x}
+    dof = len(T) - 2
+    chi2 = float(np.sum(w * (y - A @ coef) ** 2)) / dof if dof > 0 else None
+    if known:
+        cov = cov * max(chi2, 1.0) if chi2 is not None else cov
+    else:
+        cov = cov * chi2 if chi2 is not None else np.full((2, 2), np.nan)
+    fit = ArrheniusFit()
+    fit.Ea, fit.lnD0 = float(coef[0]), float(coef[1])
+    fit.Ea_err, fit.lnD0_err = float(np.sqrt(cov[0, 0])), float(np.sqrt(cov[1, 1]))
+    fit.D0 = float(np.exp(coef[1]))
+    fit.D0_err = fit.D0 * fit.lnD0_err
+    fit.T, fit.D, fit.inv_kT = T, D, x
+    return fit
 
 
 # ======================================================================================
@@ -686,20 +775,18 @@ class VDOS(_AtomSplit):
             warnings.warn(f"{traj.name}: no velocities; vDOS from central differences of "
                           "the unwrapped positions", stacklevel=2)
             self._fields = ("position", "image") if "image" in traj.fields else ("position",)
+            self.unwrap = "image" if "image" in traj.fields else "nojump"
             self._from_positions = True
 
     def _prepare(self):
         self._local = self._local_atoms()
         self._v = np.empty((self._n_local_rows, len(self._local), 3))
+        self._prev = None
 
     def _chunk(self, chunk):
         rows = chunk["rows"]
         if self._from_positions:
-            p = chunk["position"][:, self._local].astype(np.float64)
-            if "image" in chunk:
-                p = p + np.einsum("fnk,fkj->fnj", chunk["image"][:, self._local]
-                                  .astype(np.float64), chunk["box"])
-            self._v[rows] = p
+            self._v[rows] = continuous_positions(self, chunk, self._local, self._local)
         else:
             self._v[rows] = chunk["velocity"][:, self._local]
 

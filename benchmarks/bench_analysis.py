@@ -1,15 +1,21 @@
-"""Benchmark of the trajectory analyses: segregation + Li density on 17,000 atoms.
+"""Benchmark of the trajectory analyses: segregation, Li density, RDF, MSD and the
+smallest-distance check on 17,000 atoms.
 
 Writes (once, rank 0) a synthetic H5MD trajectory: a random walk of an LLZO-like
 random cell (:func:`hpcnnp.testing.llzo_like_cell`, Li La Zr O + Co) of
 ``--atoms`` atoms, ``--frames`` frames, with two boundary planes in the metadata.
 Then it times
 
-* :class:`hpcnnp.analysis.Segregation` (Co, 0.2 Å bins) and
-  :class:`hpcnnp.analysis.LiDensity` (0.5 Å grid), reported as frames/s,
+* :class:`hpcnnp.analysis.Segregation` (Co, 0.2 Å bins),
+  :class:`hpcnnp.analysis.LiDensity` (0.5 Å grid), :class:`hpcnnp.analysis.RDF`
+  (Li-O, 6 Å, 120 bins), :class:`hpcnnp.analysis.MSD` (Li) and
+  :class:`hpcnnp.analysis.MinimumDistance`, reported as frames/s (wall, best of
+  ``--repeat``) and CPU seconds of rank 0 (``time.process_time``: comparable on a
+  loaded machine),
 * with ``--mdanalysis`` (serial, rank 0 only): MDAnalysis' ``DensityAnalysis``
-  (Li, delta 0.5 Å) and ``LinearDensity`` (all atoms, 0.2 Å bins) on the same file,
-  and the ratio of the frame rates,
+  (Li, delta 0.5 Å), ``LinearDensity`` (all atoms, 0.2 Å bins) and ``InterRDF``
+  (Li-O, 6 Å, 120 bins) on the same file, opened plainly with
+  ``MDAnalysis.Universe(path)``, and the ratios,
 
 and prints the peak resident memory (max over ranks).
 
@@ -28,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hpcnnp.io.h5md import H5MDTrajectory, H5MDWriter
+
 
 def _comm():
     try:
@@ -39,7 +47,6 @@ def _comm():
 
 def make_trajectory(path, n_atoms, n_frames, seed=0, sigma=0.1, dt_ps=0.01):
     """Random walk (Gaussian steps, sigma Å per dimension) of an LLZO-like cell."""
-    from hpcnnp.io.h5md import H5MDWriter
     from hpcnnp.testing import llzo_like_cell
 
     atoms = llzo_like_cell(n_atoms, seed=seed,
@@ -65,12 +72,12 @@ def peak_mb():
 
 
 def main():
-    from hpcnnp.analysis import LiDensity, Segregation
+    from hpcnnp.analysis import MSD, RDF, LiDensity, MinimumDistance, Segregation
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--atoms", type=int, default=17000)
     ap.add_argument("--frames", type=int, default=80)
-    ap.add_argument("--file", default="bench_analysis_traj.h5")
+    ap.add_argument("--file", default="bench_analysis_traj.h5md")
     ap.add_argument("--repeat", type=int, default=2, help="best of N runs")
     ap.add_argument("--mdanalysis", action="store_true",
                     help="also time MDAnalysis DensityAnalysis and LinearDensity")
@@ -88,54 +95,73 @@ def main():
         comm.Barrier()
 
     def best(make):
-        times = []
+        times, cpus = [], []
         for _ in range(args.repeat):
             if comm is not None:
                 comm.Barrier()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             a = make().run(comm=comm)
             times.append(time.perf_counter() - t0)
-        return min(times), a
+            cpus.append(time.process_time() - c0)
+        return min(times), min(cpus), a
 
-    t_seg, seg = best(lambda: Segregation(str(path), "Co", bin_width=0.2))
-    t_den, den = best(lambda: LiDensity(str(path), "Li", spacing=0.5))
-    n = seg.n_frames
+    runs = {"Segregation(Co, 0.2 A)": lambda: Segregation(str(path), "Co", bin_width=0.2),
+            "LiDensity(Li, 0.5 A)": lambda: LiDensity(str(path), "Li", spacing=0.5),
+            "RDF(Li-O, 6 A, 120 bins)": lambda: RDF(str(path), pairs=[("Li", "O")],
+                                                    r_max=6.0, nbins=120),
+            "MSD(Li)": lambda: MSD(str(path), "Li"),
+            "MinimumDistance": lambda: MinimumDistance(str(path))}
+    res = {name: best(make) for name, make in runs.items()}
+    n = res["Segregation(Co, 0.2 A)"][2].n_frames
     mem = comm.allreduce(peak_mb(), op=__import__("mpi4py").MPI.MAX) if comm else peak_mb()
     if rank == 0:
-        print(f"hpcnnp.analysis on {size} rank(s), {seg.trajectory.n_atoms} atoms, {n} frames")
-        print(f"  Segregation(Co, 0.2 A)   {n / t_seg:8.1f} frames/s  ({t_seg:.2f} s; "
-              f"read {seg.timing['read']:.2f} s on rank 0)")
-        print(f"  LiDensity(Li, 0.5 A grid {tuple(den.grid)}) {n / t_den:8.1f} frames/s  "
-              f"({t_den:.2f} s)")
-        print(f"  both                     {n / (t_seg + t_den):8.1f} frames/s")
+        n_atoms = res["MSD(Li)"][2].trajectory.n_atoms
+        print(f"hpcnnp.analysis on {size} rank(s), {n_atoms} atoms, {n} frames")
+        for name, (t, c, _) in res.items():
+            print(f"  {name:26s} {n / t:8.1f} frames/s  ({t:.2f} s wall, {c:.2f} s CPU "
+                  "rank 0)")
         print(f"  peak memory (max over ranks) {mem:.0f} MB")
     if args.mdanalysis and rank == 0:
-        try:
-            from MDAnalysis.analysis.density import DensityAnalysis
-            from MDAnalysis.analysis.lineardensity import LinearDensity
+        mdanalysis_peers(path, res, size)
 
-            from hpcnnp.io.h5md import mdanalysis_universe
-        except ImportError as exc:
-            print(f"MDAnalysis not available: {exc}")
-            return
-        u = mdanalysis_universe(path)
-        u.add_TopologyAttr("charges", np.zeros(len(u.atoms)))   # LinearDensity wants them
-        t0 = time.perf_counter()
-        DensityAnalysis(u.select_atoms("type Li"), delta=0.5).run()
-        t_mda_den = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        LinearDensity(u.atoms, grouping="atoms", binsize=0.2).run()
-        t_mda_lin = time.perf_counter() - t0
-        nf = u.trajectory.n_frames
-        u.trajectory.close()
-        print(f"MDAnalysis (serial), {nf} frames")
-        print(f"  DensityAnalysis(Li, delta 0.5 A)  {nf / t_mda_den:8.1f} frames/s "
-              f"-> hpcnnp LiDensity is {t_mda_den / t_den:.1f}x faster on {size} rank(s)")
-        print(f"  LinearDensity(all, 0.2 A)         {nf / t_mda_lin:8.1f} frames/s "
-              f"-> hpcnnp Segregation is {t_mda_lin / t_seg:.1f}x faster on {size} rank(s)")
-        print(f"  both                              {nf / (t_mda_den + t_mda_lin):8.1f} "
-              f"frames/s -> ratio {(t_mda_den + t_mda_lin) / (t_seg + t_den):.1f}x")
-        print(f"  peak memory (rank 0, incl. MDAnalysis) {peak_mb():.0f} MB")
+
+def mdanalysis_peers(path, res, size):
+    """MDAnalysis' peers of three analyses on the same file (serial), with ratios."""
+    try:
+        import MDAnalysis as mda
+        from MDAnalysis.analysis.density import DensityAnalysis
+        from MDAnalysis.analysis.lineardensity import LinearDensity
+        from MDAnalysis.analysis.rdf import InterRDF
+    except ImportError as exc:
+        print(f"MDAnalysis not available: {exc}")
+        return
+    u = mda.Universe(str(path))                        # plain: no topology needed
+    with H5MDTrajectory(path) as t:
+        species = list(t.species)
+    u.add_TopologyAttr("types", species)
+    u.add_TopologyAttr("charges", np.zeros(len(u.atoms)))   # LinearDensity wants them
+    u.add_TopologyAttr("masses", np.ones(len(u.atoms)))
+    nf = u.trajectory.n_frames
+    t_mda = {}
+    for name, job in (
+            ("DensityAnalysis(Li, delta 0.5 A)",
+             lambda: DensityAnalysis(u.select_atoms("type Li"), delta=0.5).run()),
+            ("LinearDensity(all, 0.2 A)",
+             lambda: LinearDensity(u.atoms, grouping="atoms", binsize=0.2).run()),
+            ("InterRDF(Li-O, 6 A, 120 bins)",
+             lambda: InterRDF(u.select_atoms("type Li"), u.select_atoms("type O"),
+                              nbins=120, range=(0.0, 6.0)).run())):
+        t0, c0 = time.perf_counter(), time.process_time()
+        job()
+        t_mda[name] = (time.perf_counter() - t0, time.process_time() - c0)
+    u.trajectory.close()
+    print(f"MDAnalysis (serial), {nf} frames")
+    mine = [res[k] for k in ("LiDensity(Li, 0.5 A)", "Segregation(Co, 0.2 A)",
+                             "RDF(Li-O, 6 A, 120 bins)")]
+    for (name, (t, c)), (tw, tc, _) in zip(t_mda.items(), mine):
+        print(f"  {name:32s} {nf / t:8.1f} frames/s ({c:.2f} s CPU) -> hpcnnp/MDAnalysis"
+              f" speed: {t / tw:.1f}x wall on {size} rank(s), {c / tc:.1f}x CPU (rank 0)")
+    print(f"  peak memory (rank 0, incl. MDAnalysis) {peak_mb():.0f} MB")
 
 
 if __name__ == "__main__":

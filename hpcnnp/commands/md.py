@@ -13,7 +13,7 @@ from hpcnnp.errors import HpcnnpError
 
 _EPILOG = """\
 run folder ('output' of the protocol; default: <protocol name> beside the file):
-  traj.h5      H5MD trajectory: positions (wrapped), image flags, box, optional
+  traj.h5md    H5MD trajectory: positions (wrapped), image flags, box, optional
                velocities/forces, observables (energies, T, P, V, extrapolation
                warnings) every dump_stride steps
   state.json   last complete segment; restart/  LAMMPS restart files

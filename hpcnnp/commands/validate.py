@@ -8,6 +8,8 @@ run_validation` for the library call behind this command.
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from hpcnnp.errors import HpcnnpError
 
@@ -23,13 +25,16 @@ transition only on request):
   transition  NPT heating ramp of tetragonal LLZO, a, c, c/a vs T, T_c: transition/
   quality     lattice constants, C11/C12/C44, Li vacancy formation energy, surface
               energy with the potential and the reference labeler, Q: quality/
+  teacher     (on request) MD with the reference labeler and with the potential on
+              held-out LLZO and LCO cells, RDF/vDOS/Li MSD judged with stated
+              thresholds: teacher/summary.md, summary.json (the main job's check)
 everything is summarised in OUTPUT_DIR/validation.md.
 
 structure classes: a --class-map CSV (pattern,class: regex on the n2p2 comment), else
 info 'structure_class', else 'structure_class=...' in the comment, else 'unclassified'.
 
 reference trajectories: extxyz (or any multi-frame file ASE reads) with velocities,
-info 'time' (fs) and 'temperature' (K) per frame, or H5MD (.h5); the potential runs
+info 'time' (fs) and 'temperature' (K) per frame, or H5MD (.h5md); the potential runs
 NVT MD (Bussi) from the first frame at the same temperature and frame interval,
 unless --ml-traj gives its trajectories.  Without --reference-traj, a
 --reference-labeler and --temperatures generate the reference MD here.
@@ -39,19 +44,12 @@ examples:
   hpcnnp validate --potential pot --test test.data --unseen gb.data \\
       --reference-traj aimd_900K.extxyz aimd_1200K.extxyz --reference-labeler chgnet
   hpcnnp validate --potential pot --properties transition --transition-repeat 2 2 2
+  hpcnnp validate --potential pot --properties teacher --reference-labeler chgnet
 """
 
 
-def register(subparsers):
-    """Add the ``validate`` parser to the ``hpcnnp`` sub-command parsers."""
-    p = subparsers.add_parser(
-        "validate",
-        help="validate a potential: errors per structure class, parity plots, RDF, "
-        "vDOS, Li diffusion, LLZO transition, property quality factor",
-        description="Validate an HDNNP against reference data, trajectories and a "
-        "reference labeler;\nwrites tables (CSV, Markdown), plots (PNG) and "
-        "validation.md into --output-dir.",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+def _potential_args(p):
+    """Options: potential and output."""
     g = p.add_argument_group("potential and output")
     g.add_argument("--potential", "-p", metavar="DIR", default=".",
                    help="potential folder with input.nn, scaling.data and "
@@ -60,11 +58,14 @@ def register(subparsers):
                    help="folder for the results, created if missing (default: validation)")
     g.add_argument("--properties", metavar="LIST",
                    help="comma-separated subset of errors,rdf,vdos,diffusion,transition,"
-                   "quality (default: all whose inputs are given; transition only on "
-                   "request)")
+                   "quality,teacher (default: all whose inputs are given; transition and "
+                   "teacher only on request)")
     g.add_argument("--seed", type=int, default=0,
                    help="random seed of MD velocities/thermostats (default: 0)")
 
+
+def _error_args(p):
+    """Options: errors per structure class."""
     g = p.add_argument_group("errors per structure class")
     g.add_argument("--train", metavar="FILE",
                    help="training set in n2p2's input.data format (e.g. train.data "
@@ -79,6 +80,9 @@ def register(subparsers):
                    help="force components drawn per set in a parity plot (all are "
                    "counted and written to CSV; default: 50000)")
 
+
+def _reference_args(p):
+    """Options: reference."""
     g = p.add_argument_group("reference")
     g.add_argument("--reference-labeler", metavar="SPEC",
                    help="reference calculator for the quality factor (and reference MD "
@@ -97,6 +101,9 @@ def register(subparsers):
                    help="time between trajectory frames in fs (default: from the "
                    "frames' info 'time'; 5 fs for MD run here)")
 
+
+def _md_args(p):
+    """Options: MD and trajectory analysis."""
     g = p.add_argument_group("MD and trajectory analysis")
     g.add_argument("--md-structure", metavar="FILE",
                    help="start structure of reference MD with the labeler (default: "
@@ -119,6 +126,9 @@ def register(subparsers):
     g.add_argument("--rdf-rmax", type=float, metavar="A",
                    help="RDF range in Å (default: min(8, half the smallest cell width))")
 
+
+def _transition_args(p):
+    """Options: tetragonal -> cubic transition."""
     g = p.add_argument_group("tetragonal -> cubic transition")
     g.add_argument("--transition-structure", metavar="FILE",
                    help="start cell (default: tetragonal LLZO, 192 atoms)")
@@ -140,6 +150,9 @@ def register(subparsers):
     g.add_argument("--transition-threshold", type=float, default=0.005, metavar="X",
                    help="|c/a - 1| of the threshold criterion (default: 0.005)")
 
+
+def _quality_args(p):
+    """Options: property quality factor."""
     g = p.add_argument_group("property quality factor")
     g.add_argument("--quality-structure", metavar="FILE",
                    help="bulk structure (default: cubic LLZO, 192 atoms)")
@@ -157,16 +170,31 @@ def register(subparsers):
                    help="maximum optimiser steps per relaxation (default: 300)")
     g.add_argument("--strain", type=float, default=0.005, metavar="D",
                    help="finite strain for the elastic constants (default: 0.005)")
+
+
+def register(subparsers):
+    """Add the ``validate`` parser to the ``hpcnnp`` sub-command parsers."""
+    p = subparsers.add_parser(
+        "validate",
+        help="validate a potential: errors per structure class, parity plots, RDF, "
+        "vDOS, Li diffusion, LLZO transition, property quality factor",
+        description="Validate an HDNNP against reference data, trajectories and a "
+        "reference labeler;\nwrites tables (CSV, Markdown), plots (PNG) and "
+        "validation.md into --output-dir.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for add in (_potential_args, _error_args, _reference_args, _md_args,
+                _transition_args, _quality_args):
+        add(p)
     p.set_defaults(func=run)
     return p
 
 
 def config_from_args(args):
     """A :class:`~hpcnnp.validation.runner.ValidationConfig` from parsed arguments."""
-    from pathlib import Path
-
-    from hpcnnp.validation.runner import ValidationConfig
+    # here, not at the top: the CLI imports every command module at start-up, and
+    # the validation stage loads the engine, ASE's optimisers and the labelers
     from hpcnnp.validation.quality import PROPERTIES
+    from hpcnnp.validation.runner import ValidationConfig
 
     props = None
     if args.properties:
@@ -178,7 +206,9 @@ def config_from_args(args):
                           f"{', '.join(PROPERTIES)})")
     if args.max_parity_points < 1:
         raise HpcnnpError("--max-parity-points must be >= 1")
-    opt = (lambda v: None if v is None else Path(v))
+
+    def opt(v):
+        return None if v is None else Path(v)
     return ValidationConfig(
         potential=Path(args.potential), output_dir=Path(args.output_dir),
         train=opt(args.train), test=opt(args.test), unseen=[Path(u) for u in args.unseen],
@@ -204,9 +234,7 @@ def config_from_args(args):
 
 def run(args):
     """Execute ``hpcnnp validate``; returns the exit code (0)."""
-    import sys
-
-    from hpcnnp.validation.runner import run_validation
+    from hpcnnp.validation.runner import run_validation   # see config_from_args
 
     result = run_validation(config_from_args(args))
     print(f"hpcnnp validate: {', '.join(result['properties'])} -> {result['summary']}")

@@ -202,7 +202,7 @@ class ProductionMD(ConfigModel):
             "dump_stride": self.dump_stride,
             "thermo_stride": self.dump_stride,
             "segment": self.segment,
-            "trajectory": {"file": "traj.h5", "fields": ["position", "image", "velocity"]},
+            "trajectory": {"file": "traj.h5md", "fields": ["position", "image", "velocity"]},
             "pair": {"showewsum": self.dump_stride},
             "zbl": None if self.zbl is None else self.zbl.model_dump(),
             "stages": [

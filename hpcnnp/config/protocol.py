@@ -60,7 +60,8 @@ class ZBL(ConfigModel):
 class Trajectory(ConfigModel):
     """The H5MD trajectory of the run."""
 
-    file: str = Field("traj.h5", description="H5MD file in the run folder")
+    file: str = Field("traj.h5md", description="H5MD file in the run folder "
+                      "(.h5md: MDAnalysis.Universe(path) recognises it)")
     fields: list[Literal[FIELDS]] = Field(
         ["position", "image"], description="per-atom fields stored: " + ", ".join(FIELDS)
         + " (position and image always)")

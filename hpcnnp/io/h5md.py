@@ -6,26 +6,41 @@ groups and datasets for particle trajectories.  MDAnalysis, OVITO and VMD
 plugins read it.  hpcnnp writes H5MD 1.1 as follows (units are the ``unit``
 attributes)::
 
-    /h5md                        attrs version = [1, 1]
-    /h5md/author                 attrs name
-    /h5md/creator                attrs name = "hpcnnp", version
-    /h5md/modules/units          attrs version = [1, 0] (units are "unit" attributes)
-    /particles/all/species       int32 (N,)           atomic numbers
-    /particles/all/mass          float64 (N,)         amu
-    /particles/all/box           attrs dimension = 3, boundary = periodic x 3
-    /particles/all/box/edges/    step (n,) int64, time (n,) float64 ps,
-                                 value (n, 3, 3) Angstrom: cell vectors as rows
-    /particles/all/position/     step, time, value (n, N, 3) Angstrom (wrapped)
-    /particles/all/image/        step, time, value (n, N, 3) int32
-    /particles/all/velocity/     step, time, value (n, N, 3) Angstrom ps-1 (optional)
-    /particles/all/force/        step, time, value (n, N, 3) eV Angstrom-1 (optional)
-    /observables/<name>/         step, time, value (n,)  e.g. potential_energy (eV),
-                                 temperature (K), pressure (bar), volume (Angstrom3)
-    /parameters                  attrs hpcnnp = JSON: atoms.info of the structure
-                                 (structure_class, planes, sigma, ...) + provenance
+    /h5md                               attrs version = [1, 1]
+    /h5md/author                        attrs name
+    /h5md/creator                       attrs name = "hpcnnp", version
+    /h5md/modules/units                 attrs version = [1, 0] ("unit" attributes)
+    /particles/trajectory/species       int32 (N,)        atomic numbers
+    /particles/trajectory/mass          float64 (N,)      amu
+    /particles/trajectory/box           attrs dimension = 3, boundary = periodic x 3
+    /particles/trajectory/box/edges/    step (n,) int64, time (n,) float64 ps,
+                                        value (n, 3, 3) Angstrom: cell vectors as rows
+    /particles/trajectory/position/     step, time, value (n, N, 3) Angstrom (wrapped)
+    /particles/trajectory/image/        step, time, value (n, N, 3) int32
+    /particles/trajectory/velocity/     step, time, value (n, N, 3) Angstrom ps-1
+    /particles/trajectory/force/        step, time, value (n, N, 3) kJ mol-1 Angstrom-1
+    /observables/<name>/                step, time, value (n,)  e.g. potential_energy
+                                        (eV), temperature (K), pressure (bar), volume
+    /parameters                         attrs hpcnnp = JSON: atoms.info of the structure
+                                        (structure_class, planes, sigma, ...) + provenance
 
 The unwrapped (continuous) position of an atom is ``position + image @ edges``
 (see :meth:`H5MDTrajectory.unwrapped`); MSDs and diffusivities need it.
+
+Readable by MDAnalysis as it is
+-------------------------------
+``MDAnalysis.Universe("traj.h5")`` opens the file without a topology: MDAnalysis
+builds its minimal topology only from a particles group named ``trajectory`` (hence
+the name), and converts units only from the unit strings it knows -- it knows no
+eV-based force unit, so forces are *stored* in kJ mol⁻¹ Å⁻¹ (1 eV/Å = 96.485 kJ
+mol⁻¹ Å⁻¹, CODATA 2018) and converted on writing and reading: :class:`H5MDWriter`
+takes and :class:`H5MDTrajectory` returns eV/Å.  MDAnalysis has no H5MD topology
+reader, so :func:`mdanalysis_universe` adds element names and masses from the file.
+
+Files of the earlier layout (``/particles/all``, forces in ``eV Angstrom-1``) are
+read the same way, and :class:`H5MDWriter` appends to them in their own layout and
+units (a resumed run keeps one layout per file).  The reader converts every stored
+unit it knows (:data:`READ_UNITS`) to hpcnnp's metal units: Å, ps, Å/ps, eV/Å.
 
 Atomic frames and killed writers
 --------------------------------
@@ -64,34 +79,63 @@ Example
 >>> with h5md.H5MDTrajectory("traj.h5") as t:
 ...     for idx, d in t.iter_chunks(fields=("position", "image")):
 ...         d["position"], d["box"]
-
-MDAnalysis opens the files with :func:`mdanalysis_universe` (element names and
-masses from the file; MDAnalysis has no H5MD topology reader).
+>>> import MDAnalysis as mda
+>>> u = mda.Universe("traj.h5")               # forces in kJ/(mol Å), MDAnalysis' unit
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 from pathlib import Path
 
+import h5py
 import numpy as np
+from ase import Atoms, units
+from ase.data import atomic_masses, atomic_numbers, chemical_symbols
+from ase.units import create_units
 
-from hpcnnp.errors import HpcnnpError
+from hpcnnp import __version__
+from hpcnnp.io.trajectory import Trajectory, TrajectoryError
 
 __all__ = ["H5MDWriter", "H5MDTrajectory", "H5MDError", "FIELDS", "OBSERVABLE_UNITS",
-           "mdanalysis_universe", "PARTICLE_GROUP"]
+           "mdanalysis_universe", "PARTICLE_GROUP", "LEGACY_PARTICLE_GROUPS", "READ_UNITS",
+           "EV_TO_KJ_PER_MOL"]
 
-#: name of the particles group (H5MD allows several; hpcnnp writes one)
-PARTICLE_GROUP = "all"
+#: name of the particles group (H5MD allows several; hpcnnp writes one).  MDAnalysis
+#: builds a topology from an H5MD file alone only for this name.
+PARTICLE_GROUP = "trajectory"
+#: particles groups of earlier hpcnnp files (read, and appended to in their layout)
+LEGACY_PARTICLE_GROUPS = ("all",)
 
-#: per-atom time series: name -> (numpy dtype, unit attribute or None)
+_CODATA = create_units("2018")
+#: 1 eV in kJ/mol (CODATA 2018), the factor between hpcnnp's and the stored force unit
+EV_TO_KJ_PER_MOL = _CODATA["mol"] / _CODATA["kJ"]
+
+#: per-atom time series: name -> (numpy dtype, unit attribute written or None); every
+#: unit is one MDAnalysis' H5MD reader knows
 FIELDS = {
     "position": (np.float64, "Angstrom"),
     "image": (np.int32, None),
     "velocity": (np.float64, "Angstrom ps-1"),
-    "force": (np.float64, "eV Angstrom-1"),
+    "force": (np.float64, "kJ mol-1 Angstrom-1"),
 }
+
+#: stored unit -> factor to hpcnnp's unit (Å, Å/ps, eV/Å) of every field read
+READ_UNITS = {
+    "position": {"Angstrom": 1.0, "angstrom": 1.0, "A": 1.0, "nm": 10.0, "pm": 0.01},
+    "velocity": {"Angstrom ps-1": 1.0, "A ps-1": 1.0, "Angstrom fs-1": 1e3,
+                 "A fs-1": 1e3, "nm ps-1": 10.0, "m s-1": 0.01},
+    "force": {"eV Angstrom-1": 1.0, "eV A-1": 1.0,
+              "kJ mol-1 Angstrom-1": 1.0 / EV_TO_KJ_PER_MOL,
+              "kJ mol-1 nm-1": 0.1 / EV_TO_KJ_PER_MOL,
+              "kcal mol-1 Angstrom-1": 4.184 / EV_TO_KJ_PER_MOL,
+              "kcal mol-1 A-1": 4.184 / EV_TO_KJ_PER_MOL},
+}
+#: what H5MDTrajectory returns
+RETURN_UNITS = {"position": "Angstrom", "velocity": "Angstrom ps-1",
+                "force": "eV Angstrom-1", "image": None}
 
 #: units of the observables the MD driver writes (others are stored without unit)
 OBSERVABLE_UNITS = {
@@ -113,7 +157,7 @@ _SERIES_CHUNK = 1024
 _MAX_ATTR_BYTES = 60000
 
 
-class H5MDError(HpcnnpError, ValueError):
+class H5MDError(TrajectoryError):
     """A trajectory file that cannot be written or read as asked (names the file)."""
 
 
@@ -136,6 +180,28 @@ def metadata_json(info):
 
 def _str_attr(value):
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def unit_factor(path, field, unit):
+    """Factor converting ``field`` stored in ``unit`` to hpcnnp's unit (1 if none)."""
+    if unit is None or field not in READ_UNITS:
+        return 1.0
+    unit = _str_attr(unit).strip()
+    table = READ_UNITS[field]
+    if unit not in table:
+        raise H5MDError(f"{path}: {field} unit {unit!r} not supported "
+                        f"({', '.join(table)})")
+    return table[unit]
+
+
+def particle_group_name(path, particles):
+    """The particles group hpcnnp reads: ``trajectory``, a legacy name, else the first."""
+    for name in (PARTICLE_GROUP,) + LEGACY_PARTICLE_GROUPS:
+        if name in particles:
+            return name
+    if not len(particles):
+        raise H5MDError(f"{path}: empty /particles group (not an H5MD trajectory)")
+    return sorted(particles)[0]
 
 
 def frames_per_chunk(n_atoms, itemsize=8):
@@ -176,8 +242,6 @@ class H5MDWriter:
 
     def __init__(self, path, atoms, fields=("position", "image"), observables=(), mode="w",
                  chunk_frames=None, *, metadata=None, author=None, compression=None):
-        import h5py
-
         self.path = str(path)
         fields = tuple(dict.fromkeys(fields))
         unknown = [f for f in fields if f not in FIELDS]
@@ -211,10 +275,6 @@ class H5MDWriter:
 
     # -------------------------------------------------------------- layout
     def _create(self, atoms, fields, metadata, author):
-        import getpass
-
-        from hpcnnp import __version__
-
         f = self._f
         h = f.create_group("h5md")
         h.attrs["version"] = np.array([1, 1], dtype=np.int32)
@@ -229,6 +289,7 @@ class H5MDWriter:
         u = h.create_group("modules/units")
         u.attrs["version"] = np.array([1, 0], dtype=np.int32)
 
+        self._group = PARTICLE_GROUP
         g = f.create_group(f"particles/{PARTICLE_GROUP}")
         g.create_dataset("species", data=self._numbers)
         m = g.create_dataset("mass", data=np.asarray(atoms.get_masses(), dtype=np.float64))
@@ -260,13 +321,17 @@ class H5MDWriter:
         info.update(metadata or {})
         _write_metadata(f, info)
         self.fields = tuple(fields)
+        self._scale = {k: 1.0 / unit_factor(self.path, k, FIELDS[k][1]) for k in fields}
         self._step, self._time = step, time
         self._n = 0
         self._last_step = None
 
     def _open_existing(self, fields):
         f = self._f
-        g = f.get(f"particles/{PARTICLE_GROUP}")
+        parts = f.get("particles")
+        self._group = particle_group_name(self.path, parts) if parts is not None \
+            else PARTICLE_GROUP
+        g = f.get(f"particles/{self._group}")
         if g is None or "box" not in g or "position" not in g:
             raise H5MDError(f"{self.path}: not an hpcnnp H5MD trajectory "
                             f"(no /particles/{PARTICLE_GROUP}/position)")
@@ -280,6 +345,9 @@ class H5MDWriter:
                             f"{', '.join(sorted(set(fields) - set(have)))}: the file has "
                             f"{', '.join(have)}")
         self.fields = have
+        # append in the file's own units (files of the earlier layout: eV/Å forces)
+        self._scale = {k: 1.0 / unit_factor(self.path, k, g[k]["value"].attrs.get("unit"))
+                       for k in have}
         self._step = g["box/edges/step"]
         self._time = g["box/edges/time"]
         self._n = min(len(self._step), len(self._time))
@@ -288,7 +356,7 @@ class H5MDWriter:
 
     def _values(self):
         """Every dataset with one row per frame (except step/time)."""
-        g = self._f[f"particles/{PARTICLE_GROUP}"]
+        g = self._f[f"particles/{self._group}"]
         out = [g["box/edges/value"]] + [g[k]["value"] for k in self.fields]
         obs = self._f["observables"]
         out += [obs[k]["value"] for k in obs]
@@ -377,13 +445,15 @@ class H5MDWriter:
                 raise H5MDError(f"{self.path}: the file stores {name!r}, but write_frame "
                                 "got none")
             data[name] = self._array(name, given[name], FIELDS[name][0])
+            if self._scale[name] != 1.0:
+                data[name] = data[name] * self._scale[name]
         observables = dict(observables or {})
         obs = self._f["observables"]
         for name in observables:
             if name not in obs:
                 self._add_observable(name)
         n = self._n
-        g = self._f[f"particles/{PARTICLE_GROUP}"]
+        g = self._f[f"particles/{self._group}"]
         # 1. the frame's data, beyond the committed length
         e = g["box/edges/value"]
         e.resize(n + 1, axis=0)
@@ -440,11 +510,13 @@ def _write_metadata(f, info):
         p.create_dataset("hpcnnp", data=text)
 
 
-class H5MDTrajectory:
+class H5MDTrajectory(Trajectory):
     """Read-only view of an H5MD trajectory (hpcnnp's or another writer's).
 
-    Frames are read lazily.  ``n_frames`` counts complete frames only (the length
-    of ``step``), so a file of a killed or still running writer can be read.
+    The file member of the trajectory family (:mod:`hpcnnp.io.trajectory`).  Frames
+    are read lazily.  ``n_frames`` counts complete frames only (the length of
+    ``step``), so a file of a killed or still running writer can be read.  Stored
+    units are converted to hpcnnp's metal units (see the module docstring).
 
     Attributes
     ----------
@@ -459,32 +531,24 @@ class H5MDTrajectory:
     fields : tuple of str
         Per-atom series present (``position``, ``image``, ``velocity``, ``force``).
     observables : tuple of str
-    units : dict field/observable -> unit string
+    units : dict field/observable -> unit string of the values returned
+    stored_units : dict field -> unit string in the file
     """
 
     time_unit = TIME_UNIT
+    error = H5MDError
 
     def __init__(self, path):
-        import h5py
-
-        self.path = str(path)
+        self.path = self.name = str(path)
         if not os.path.exists(self.path):
             raise H5MDError(f"{self.path}: no such trajectory file")
-        try:
-            self._f = h5py.File(self.path, "r")
-        except OSError as exc:
-            if "lock" not in str(exc).lower():
-                raise H5MDError(f"{self.path}: cannot open as HDF5 ({exc})") from None
-            try:   # a running writer holds the lock: read its committed frames anyway
-                self._f = h5py.File(self.path, "r", locking=False)
-            except OSError as exc2:
-                raise H5MDError(f"{self.path}: cannot open as HDF5 ({exc2})") from None
+        self._f = _open_read(self.path)
         f = self._f
         parts = f.get("particles")
         if parts is None or not len(parts):
             self.close()
             raise H5MDError(f"{self.path}: no /particles group (not an H5MD file)")
-        name = PARTICLE_GROUP if PARTICLE_GROUP in parts else sorted(parts)[0]
+        name = particle_group_name(self.path, parts)
         self._g = g = parts[name]
         if "position" not in g:
             self.close()
@@ -493,8 +557,24 @@ class H5MDTrajectory:
         self.n_atoms = int(g["position/value"].shape[1])
         self.observables = tuple(f["observables"]) if "observables" in f else ()
         self.refresh()
-        from ase.data import atomic_masses, chemical_symbols
+        self._read_atoms()
+        self.metadata = _read_metadata(f)
+        self.stored_units, self.units, self._factor = {}, {}, {}
+        for k in self.fields:
+            u = g[k]["value"].attrs.get("unit")
+            self.stored_units[k] = None if u is None else _str_attr(u)
+            self._factor[k] = unit_factor(self.path, k, u)
+            self.units[k] = RETURN_UNITS[k] if u is not None else None
+        e = self._box_group()
+        self._factor["box"] = unit_factor(
+            self.path, "position", e["value"].attrs.get("unit")
+            if e is not None and hasattr(e, "keys") else None)
+        for k in self.observables:
+            u = f["observables"][k]["value"].attrs.get("unit")
+            self.units[k] = None if u is None else _str_attr(u)
 
+    def _read_atoms(self):
+        """Species (symbols), atomic numbers and masses from the file."""
         sp = self._fixed("species")
         if sp is None:
             self._numbers = np.zeros(self.n_atoms, dtype=np.int32)
@@ -504,19 +584,10 @@ class H5MDTrajectory:
             self.species = [chemical_symbols[int(z)] for z in sp]
         else:
             self.species = [_str_attr(s) for s in sp]
-            from ase.data import atomic_numbers
             self._numbers = np.array([atomic_numbers.get(s, 0) for s in self.species])
         m = self._fixed("mass")
         self.masses = (np.asarray(m, dtype=np.float64) if m is not None
                        else atomic_masses[self._numbers])
-        self.metadata = _read_metadata(f)
-        self.units = {}
-        for k in self.fields:
-            u = g[k]["value"].attrs.get("unit")
-            self.units[k] = None if u is None else _str_attr(u)
-        for k in self.observables:
-            u = f["observables"][k]["value"].attrs.get("unit")
-            self.units[k] = None if u is None else _str_attr(u)
 
     def _fixed(self, name):
         if name not in self._g:
@@ -528,8 +599,7 @@ class H5MDTrajectory:
         return obj[()]
 
     def _box_group(self):
-        e = self._g["box"].get("edges")
-        return e
+        return self._g["box"].get("edges")
 
     def refresh(self):
         """Re-read the number of complete frames (the file may grow while read)."""
@@ -558,15 +628,12 @@ class H5MDTrajectory:
                                 (count,) + e.shape).copy()
         if b.ndim == 2:                               # edge lengths of a cuboid
             b = np.stack([np.diag(x) for x in b])
-        return b
+        return b * self._factor["box"] if self._factor["box"] != 1.0 else b
 
-    def _index(self, i):
-        i = int(i)
-        if i < 0:
-            i += self.n_frames
-        if not 0 <= i < self.n_frames:
-            raise IndexError(f"{self.path}: frame {i} out of range ({self.n_frames} frames)")
-        return i
+    def _field(self, name, sel):
+        v = self._g[name]["value"][sel]
+        f = self._factor[name]
+        return v * f if f != 1.0 else v
 
     def frame(self, i):
         """One frame: dict with ``position``, ``box``, ``step``, ``time`` (ps) and the
@@ -575,7 +642,7 @@ class H5MDTrajectory:
         out = {"box": self._box(slice(i, i + 1), 1)[0], "step": int(self.steps[i]),
                "time": float(self.times[i])}
         for name in self.fields:
-            out[name] = self._g[name]["value"][i]
+            out[name] = self._field(name, i)
         return out
 
     def iter_chunks(self, start=0, stop=None, step=1, chunk=64, fields=("position", "image")):
@@ -584,10 +651,7 @@ class H5MDTrajectory:
         ``arrays`` holds ``box`` (n, 3, 3) and each requested field stacked over
         the frames of the block (at most *chunk* frames per block).
         """
-        missing = [f for f in fields if f not in self.fields]
-        if missing:
-            raise H5MDError(f"{self.path}: no {', '.join(missing)} in the trajectory "
-                            f"(available: {', '.join(self.fields)})")
+        self._check_fields(fields)
         frames = np.arange(self.n_frames)[slice(start, stop, step)]
         step = int(step or 1)
         if step < 0:
@@ -598,19 +662,8 @@ class H5MDTrajectory:
             sel = slice(int(idx[0]), int(idx[-1]) + 1, step)
             out = {"box": self._box(sel, len(idx))}
             for name in fields:
-                out[name] = self._g[name]["value"][sel]
+                out[name] = self._field(name, sel)
             yield idx, out
-
-    def unwrapped(self, start=0, stop=None, step=1, chunk=64):
-        """Continuous positions ``position + image @ box``, (n, N, 3) Å."""
-        if "image" not in self.fields:
-            raise H5MDError(f"{self.path}: no image flags stored; cannot unwrap")
-        out = [d["position"] + np.einsum("fnk,fkj->fnj", d["image"].astype(np.float64),
-                                         d["box"])
-               for _, d in self.iter_chunks(start, stop, step, chunk, ("position", "image"))]
-        if not out:
-            return np.zeros((0, self.n_atoms, 3))
-        return np.concatenate(out)
 
     def observable(self, name):
         """``(steps, times (ps), values)`` of an observable."""
@@ -626,9 +679,8 @@ class H5MDTrajectory:
                 np.asarray(g["value"][:n]))
 
     def atoms(self, i):
-        """Frame *i* as ase.Atoms (positions, cell, masses; velocities in ASE units)."""
-        from ase import Atoms, units
-
+        """Frame *i* as ase.Atoms (positions, cell, masses; velocities in ASE units;
+        ``info``: ``step`` and ``time_ps``)."""
         fr = self.frame(i)
         a = Atoms(numbers=self._numbers, positions=fr["position"], cell=fr["box"], pbc=True,
                   masses=self.masses)
@@ -637,18 +689,22 @@ class H5MDTrajectory:
         a.info.update(step=fr["step"], time_ps=fr["time"])
         return a
 
-    def __len__(self):
-        return self.n_frames
-
     def close(self):
         if getattr(self, "_f", None) is not None and self._f.id.valid:
             self._f.close()
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.close()
+def _open_read(path):
+    """h5py file opened read-only (without HDF5 file locking if a writer holds it)."""
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        if "lock" not in str(exc).lower():
+            raise H5MDError(f"{path}: cannot open as HDF5 ({exc})") from None
+    try:   # a running writer holds the lock: read its committed frames anyway
+        return h5py.File(path, "r", locking=False)
+    except OSError as exc:
+        raise H5MDError(f"{path}: cannot open as HDF5 ({exc})") from None
 
 
 def _time_factor(unit):
@@ -678,32 +734,31 @@ def _read_metadata(f):
 
 
 def mdanalysis_universe(path, **kwargs):
-    """An ``MDAnalysis.Universe`` of an hpcnnp H5MD file.
+    """An ``MDAnalysis.Universe`` of an hpcnnp H5MD file, with elements and masses.
 
-    MDAnalysis has no H5MD topology reader, and builds a topology from an H5MD file
-    alone only for a particles group named ``trajectory``; this helper gives it the
-    atoms (element symbols as ``names``/``types``/``elements``, masses) from the
-    file and loads the trajectory with ``format="H5MD"`` (needed for ``.h5``).
+    ``MDAnalysis.Universe("traj.h5md")`` opens hpcnnp's files by itself (MDAnalysis
+    recognises H5MD by the ``.h5md`` extension; other names need this helper), but
+    builds only a minimal topology (atoms without names or masses): MDAnalysis has no
+    H5MD topology reader.  This helper adds the element symbols (as ``names``,
+    ``types`` and ``elements``) and masses stored in the file and loads the
+    trajectory with ``format="H5MD"``, whatever the file name.  Nothing of MDAnalysis
+    is patched.  kwargs go to the reader.
 
-    MDAnalysis (2.x) knows no eV-based force unit and refuses files with one; when
-    the file stores forces this helper registers ``eV Angstrom-1`` (1 eV/Å =
-    96.485 kJ/(mol Å)) in MDAnalysis' unit tables first.  kwargs go to the reader
-    (e.g. ``convert_units=False``).
+    Raises
+    ------
+    H5MDError
+        A file of the earlier layout with forces in eV/Å, a unit MDAnalysis does not
+        know (hpcnnp's own reader opens it).
     """
-    import MDAnalysis as mda
+    import MDAnalysis as mda   # optional dependency (the ``test`` extra)
 
     with H5MDTrajectory(path) as t:
         n, species, masses = t.n_atoms, list(t.species), t.masses
-        has_force = "force" in t.fields
-    if has_force:
-        from MDAnalysis import units
-        from MDAnalysis.coordinates.H5MD import H5MDReader
-
-        if "eV/Angstrom" not in units.forceUnit_factor:
-            factor = units.forceUnit_factor["kJ/(mol*Angstrom)"] / 96.48533212331002
-            units.forceUnit_factor["eV/Angstrom"] = factor
-            units.unit_types["eV/Angstrom"] = "force"
-        H5MDReader._unit_translation["force"].setdefault("eV Angstrom-1", "eV/Angstrom")
+        force_unit = t.stored_units.get("force")
+    if force_unit is not None and force_unit.startswith("eV"):
+        raise H5MDError(f"{path}: forces stored in {force_unit!r} (the layout before "
+                        "hpcnnp stored kJ mol-1 Angstrom-1), a unit MDAnalysis does not "
+                        "know; read it with hpcnnp.io.h5md.H5MDTrajectory")
     u = mda.Universe.empty(n, trajectory=False)
     for attr, values in (("names", species), ("types", species), ("elements", species),
                          ("masses", masses)):

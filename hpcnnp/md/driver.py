@@ -6,7 +6,7 @@ protocol.yaml`` uses LAMMPS' domain decomposition).  The run folder holds::
 
     data.lammps        the starting structure (LAMMPS frame, see below)
     log.lammps         LAMMPS' log (thermo lines every thermo_stride steps)
-    traj.h5            H5MD trajectory (hpcnnp.io.h5md), one frame per dump_stride
+    traj.h5md          H5MD trajectory (hpcnnp.io.h5md), one frame per dump_stride
     restart/           LAMMPS restart file of the last two segments
     state.json         last complete segment: stage, step, restart file, frames
 
@@ -504,6 +504,10 @@ class MDRun:
             self.traj = H5MDWriter(path, atoms, fields=self.protocol.fields,
                                    observables=OBSERVABLES, mode="w", metadata=meta)
         else:
+            legacy = path.with_name("traj.h5")     # default name before traj.h5md
+            if not path.exists() and path.name == "traj.h5md" and legacy.exists():
+                self.protocol.trajectory_file = legacy.name
+                path = legacy
             if not path.exists():
                 raise MDError(f"{path}: the trajectory of the run being resumed is missing")
             self.traj = H5MDWriter(path, atoms, fields=self.protocol.fields,

@@ -16,7 +16,8 @@ where it has one)::
     thermo_stride: 100              # steps between LAMMPS thermo lines (log.lammps)
     segment: 10 ps                  # restart file + state file after every segment
     trajectory:
-      file: traj.h5                 # H5MD (hpcnnp.io.h5md), in the run folder
+      file: traj.h5md               # H5MD (hpcnnp.io.h5md), in the run folder;
+                                    # MDAnalysis.Universe(path) opens .h5md
       fields: [position, image]     # + velocity, force
       extrapolations: null          # e.g. extrapolations.h5: every dumped frame that
                                     # follows extrapolation warnings also goes here
@@ -268,7 +269,7 @@ class Protocol:
     dump_stride: int = 100
     thermo_stride: int = 100
     segment_steps: int = 10000
-    trajectory_file: str = "traj.h5"
+    trajectory_file: str = "traj.h5md"
     extrapolations_file: str | None = None
     fields: tuple = ("position", "image")
     pair: dict = field(default_factory=dict)

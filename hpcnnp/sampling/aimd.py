@@ -58,7 +58,7 @@ from hpcnnp.errors import HpcnnpError
 from hpcnnp.sampling.labelers import LabelingError
 
 __all__ = ["MDSettings", "THERMOSTATS", "run_aimd", "read_snapshots", "AIMDResult",
-           "STATE_FILE", "SNAPSHOT_GLOB"]
+           "STATE_FILE", "SNAPSHOT_GLOB", "save_md_state", "load_md_state"]
 
 STATE_FILE = "state.npz"
 SNAPSHOT_GLOB = "snap_*.npz"
@@ -254,6 +254,36 @@ def _atomic_npz(path, **arrays):
             tmp.unlink()
 
 
+def save_md_state(path, atoms, step, thermostat_state, **extra):
+    """Write the resume state of an ASE MD run atomically: atoms (numbers, cell, pbc,
+    positions, momenta), the step, the thermostat's state (JSON) and ``extra`` arrays."""
+    _atomic_npz(path, numbers=atoms.numbers, cell=np.array(atoms.cell), pbc=atoms.pbc,
+                positions=atoms.positions, momenta=atoms.get_momenta(), step=step,
+                thermostat=json.dumps(thermostat_state), **extra)
+
+
+def load_md_state(path, atoms):
+    """Restore ``atoms`` from :func:`save_md_state`'s file; returns (step, thermostat
+    state, dict of the extra arrays).
+
+    Raises
+    ------
+    HpcnnpError
+        The saved run has other atoms than ``atoms``.
+    """
+    with np.load(path) as z:
+        if not np.array_equal(z["numbers"], atoms.numbers):
+            raise HpcnnpError(f"{path}: the saved run has other atoms than the structure "
+                              "given; remove it (or its folder) to start anew")
+        atoms.set_cell(z["cell"])
+        atoms.pbc = z["pbc"]
+        atoms.positions = z["positions"]
+        atoms.set_momenta(z["momenta"], apply_constraint=False)
+        fixed = ("numbers", "cell", "pbc", "positions", "momenta", "step", "thermostat")
+        extra = {k: z[k] for k in z.files if k not in fixed}
+        return int(z["step"]), json.loads(str(z["thermostat"])), extra
+
+
 def _snapshot_path(directory, k):
     return Path(directory) / f"snap_{k:05d}.npz"
 
@@ -331,16 +361,8 @@ def run_aimd(atoms, calc, settings, directory=None, log=None):
     thermo_state = {}
     state_path = directory / STATE_FILE if directory is not None else None
     if state_path is not None and state_path.is_file():
-        with np.load(state_path) as z:
-            if not np.array_equal(z["numbers"], atoms.numbers):
-                raise HpcnnpError(f"{state_path}: the saved trajectory has other atoms than "
-                                  "the structure given; remove the folder to start anew")
-            atoms.set_cell(z["cell"])
-            atoms.pbc = z["pbc"]
-            atoms.positions = z["positions"]
-            atoms.set_momenta(z["momenta"], apply_constraint=False)
-            step, next_snap = int(z["step"]), int(z["next_snapshot"])
-            thermo_state = json.loads(str(z["thermostat"]))
+        step, thermo_state, extra = load_md_state(state_path, atoms)
+        next_snap = int(extra["next_snapshot"])
         resumed_from = step
     else:
         from ase.md import velocitydistribution as vd
@@ -364,10 +386,7 @@ def run_aimd(atoms, calc, settings, directory=None, log=None):
     def save_state():
         if state_path is None:
             return
-        _atomic_npz(state_path, numbers=atoms.numbers, cell=np.array(atoms.cell),
-                    pbc=atoms.pbc, positions=atoms.positions, momenta=atoms.get_momenta(),
-                    step=step, next_snapshot=next_snap,
-                    thermostat=json.dumps(get_state(dyn, rng)))
+        save_md_state(state_path, atoms, step, get_state(dyn, rng), next_snapshot=next_snap)
 
     say(f"{'resume' if resumed_from else 'start'} {s.thermostat} NVT T={s.temperature} K "
         f"dt={s.timestep} fs at step {step}/{total}, snapshot {next_snap}/{s.snapshots}")

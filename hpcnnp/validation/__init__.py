@@ -11,11 +11,14 @@ How large are the errors, and where?  (:mod:`.dataset`, :mod:`.metrics`, :mod:`.
     (class | energy RMSE (R²) | force RMSE (R²)), and parity plots per class.
 
 Does MD with the potential reproduce the reference dynamics?  (:mod:`.benchmarks`,
-:mod:`.observables`, :mod:`.trajectory`)
+:mod:`.trajectory`, :mod:`.criteria`, :mod:`.teacher`)
     Partial RDFs, the vDOS (Fourier transform of the velocity autocorrelation) and the
     Li MSD / tracer diffusivity with its uncertainty, reference trajectories (AIMD or
     any labeler) against MD with the potential at the same temperature, and the
-    Arrhenius activation energy over temperatures.
+    Arrhenius activation energy over temperatures -- each computed by
+    :mod:`hpcnnp.analysis`.  :func:`.teacher.validate_against_teacher` is the
+    library entry point of the main job: teacher MD and potential MD on held-out
+    cells, judged with stated thresholds (:mod:`.criteria`).
 
 Does it get the phase transition?  (:mod:`.transition`)
     a, c and c/a of tetragonal LLZO in an NPT heating ramp and the transition
@@ -50,9 +53,12 @@ _EXPORTS = {
     "ClassResolver": "classes",
     "evaluate_dataset": "dataset", "error_table": "dataset", "ErrorTable": "dataset",
     "DataSetResult": "dataset",
-    "Trajectory": "trajectory", "read_trajectory": "trajectory", "run_md": "trajectory",
-    "rdf": "observables", "vdos": "observables", "msd": "observables",
-    "diffusion": "observables", "arrhenius_fit": "observables",
+    "read_trajectory": "trajectory", "run_md": "trajectory", "md_settings": "trajectory",
+    "partial_rdfs": "benchmarks", "vdos_spectra": "benchmarks", "diffusion": "benchmarks",
+    "Thresholds": "criteria", "rdf_distance": "criteria", "spectral_overlap": "criteria",
+    "first_peak": "criteria", "min_distance": "criteria",
+    "validate_against_teacher": "teacher", "HeldOutCell": "teacher",
+    "TeacherProtocol": "teacher",
     "npt_ramp": "transition", "analyse_ramp": "transition",
     "transition_from_curve": "transition", "lattice_parameters": "transition",
     "quality_factor": "quality", "compare_properties": "quality",

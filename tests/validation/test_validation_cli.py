@@ -13,7 +13,7 @@ def workdir(tmp_path_factory):
     from _validation_helpers import cells, labelled_set, make_potentials
 
     from hpcnnp.calculator import HDNNPCalculator
-    from hpcnnp.validation.trajectory import run_md
+    from hpcnnp.validation.trajectory import md_settings, run_md
     root = tmp_path_factory.mktemp("validate")
     ref, ml = make_potentials(root)
     c = cells()
@@ -24,8 +24,8 @@ def workdir(tmp_path_factory):
     labelled_set(root / "unseen.data", ref, [(c[2], 2, 0.15, "LCO hot")], seed=3,
                  comment_class=False)
     for T in (600, 900):
-        tr = run_md(c[0], HDNNPCalculator(ref), T, 50, 5.0, equilibration=50.0, seed=T)
-        tr.write(root / f"aimd_{T}K.extxyz")
+        run_md(c[0], HDNNPCalculator(ref),
+               md_settings(T, 50, 5.0, equilibration=50.0, seed=T), root / f"aimd_{T}K.h5md")
     from ase.io import write
 
     from hpcnnp.structures import lco
@@ -45,8 +45,8 @@ def test_validate_errors_and_trajectories(workdir, capsys):
                "--train", str(workdir / "train.data"), "--test", str(workdir / "test.data"),
                "--unseen", str(workdir / "unseen.data"),
                "--class-map", str(workdir / "classes.csv"),
-               "--reference-traj", str(workdir / "aimd_600K.extxyz"),
-               str(workdir / "aimd_900K.extxyz"),
+               "--reference-traj", str(workdir / "aimd_600K.h5md"),
+               str(workdir / "aimd_900K.h5md"),
                "--md-equilibration", "20", "--output-dir", str(out)])
     assert rc == 0
     assert "validation.md" in capsys.readouterr().out
@@ -65,7 +65,7 @@ def test_validate_errors_and_trajectories(workdir, capsys):
     for name in ("parity/parity_LLZO_cubic.png", "parity/parity_LCO_hot.png",
                  "parity/parity_all.png", "rdf/rdf_600K.png", "vdos/vdos_900K.png",
                  "diffusion/msd.png", "diffusion/arrhenius.png",
-                 "trajectories/hdnnp_600K.extxyz"):
+                 "trajectories/hdnnp_600K.h5md"):
         assert (out / name).stat().st_size > 1000, name
     e = _csv(out / "parity" / "parity_LCO_energy.csv")
     assert len(e) == 4 and {r["set"] for r in e} == {"train", "test"}
@@ -108,6 +108,7 @@ def test_validate_quality_and_transition(workdir):
     (["--train", "missing.data"], "missing.data: data file not found"),
     (["--properties", "errors,rfd", "--train", "x"], "unknown property 'rfd'"),
     (["--properties", "quality"], "property 'quality' needs --reference-labeler"),
+    (["--properties", "teacher"], "property 'teacher' needs --reference-labeler"),
     ([], "nothing to validate"),
     (["--properties", "rdf", "--reference-traj", "a.xyz", "b.xyz",
       "--temperatures", "600"], "a.xyz: trajectory file not found"),

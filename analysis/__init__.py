@@ -37,11 +37,13 @@ from .density import LiDensity
 from .profiles import InterdiffusionProfiles
 from .segregation import Segregation
 from .structure import (MSD, RDF, VDOS, ArrheniusFit, Diffusivity, MinimumDistance,
-                        arrhenius)
+                        arrhenius, first_peak)
 from .trajectory import ArrayTrajectory, TrajectoryError, as_trajectory
+from .pipeline import AnalysisRequest, analyze_trajectory  # noqa: E402  (uses the above)
 
 __all__ = ["AnalysisBase", "AnalysisError", "NotComputedError", "Results",
            "Segregation", "LiDensity", "InterdiffusionProfiles", "ClusterSizes", "RDF",
            "MinimumDistance", "MSD", "Diffusivity", "arrhenius", "ArrheniusFit", "VDOS",
            "ArrayTrajectory", "as_trajectory", "TrajectoryError", "Verdict",
-           "diffusion_convergence", "segregation_convergence"]
+           "diffusion_convergence", "segregation_convergence", "first_peak",
+           "AnalysisRequest", "analyze_trajectory"]

@@ -97,7 +97,7 @@ from .base import (ATOM_BLOCK, AnalysisBase, AnalysisError, NotComputedError, Re
                    frame_blocks, species_order)
 from .convergence import diffusion_convergence
 
-__all__ = ["RDF", "MinimumDistance", "MSD", "Diffusivity", "arrhenius", "ArrheniusFit",
+__all__ = ["first_peak", "RDF", "MinimumDistance", "MSD", "Diffusivity", "arrhenius", "ArrheniusFit",
            "VDOS", "msd_fft", "msd_direct", "KB_EV", "continuous_positions"]
 
 #: Boltzmann constant (eV/K), CODATA 2018
@@ -107,6 +107,29 @@ KB_EV = 8.617333262e-5
 # ======================================================================================
 # RDF
 # ======================================================================================
+
+def first_peak(r, g):
+    """Position (Å) of the first peak of a g(r): the maximum of the first stretch where
+    g > 1, refined by a parabola through the three highest points; NaN if g never
+    exceeds 1."""
+    r = np.asarray(r, dtype=float)
+    g = np.nan_to_num(np.asarray(g, dtype=float))
+    above = np.flatnonzero(g > 1.0)
+    if not len(above):
+        return float("nan")
+    lo = above[0]
+    below = np.flatnonzero(g[lo:] < 1.0)
+    hi = lo + (below[0] if len(below) else len(g) - lo)
+    k = lo + int(np.argmax(g[lo:hi]))
+    if 0 < k < len(g) - 1:
+        y0, y1, y2 = g[k - 1], g[k], g[k + 1]
+        den = y0 - 2.0 * y1 + y2
+        if den < 0:
+            shift = 0.5 * (y0 - y2) / den
+            return float(r[k] + shift * (r[k + 1] - r[k - 1]) / 2.0)
+    return float(r[k])
+
+
 
 class RDF(AnalysisBase):
     """Partial radial distribution functions g_AB(r) (periodic, any cell shape).

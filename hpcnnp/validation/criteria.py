@@ -69,7 +69,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from hpcnnp.analysis import MinimumDistance
+from hpcnnp.analysis import MinimumDistance, first_peak  # noqa: F401  (re-exported)
 
 __all__ = ["Thresholds", "rdf_distance", "spectral_overlap", "first_peak",
            "min_distance", "has_peak", "CATIONS", "PEAK_MIN", "judge", "d_min_threshold",
@@ -123,26 +123,6 @@ def has_peak(g, peak_min=PEAK_MIN):
     """True when the RDF has a peak worth comparing (max g >= peak_min)."""
     g = np.nan_to_num(np.asarray(g, dtype=float))
     return bool(len(g) and g.max() >= peak_min)
-
-
-def first_peak(r, g):
-    """Position (Å) of the first peak of g(r) (module docstring); NaN if g never > 1."""
-    r = np.asarray(r, dtype=float)
-    g = np.nan_to_num(np.asarray(g, dtype=float))
-    above = np.flatnonzero(g > 1.0)
-    if not len(above):
-        return float("nan")
-    lo = above[0]
-    below = np.flatnonzero(g[lo:] < 1.0)
-    hi = lo + (below[0] if len(below) else len(g) - lo)
-    k = lo + int(np.argmax(g[lo:hi]))
-    if 0 < k < len(g) - 1:
-        y0, y1, y2 = g[k - 1], g[k], g[k + 1]
-        den = y0 - 2.0 * y1 + y2
-        if den < 0:
-            shift = 0.5 * (y0 - y2) / den
-            return float(r[k] + shift * (r[k + 1] - r[k - 1]) / 2.0)
-    return float(r[k])
 
 
 def min_distance(traj, step=1, r_search=2.5):

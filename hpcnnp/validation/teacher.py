@@ -85,7 +85,8 @@ from .trajectory import (MDBlowUp, describe, md_settings, read_trajectory, run_m
 
 __all__ = ["HeldOutCell", "TeacherProtocol", "DEFAULT_CELLS", "validate_against_teacher",
            "teacher_md",
-           "llzo_held_out", "lco_held_out", "first_peak_flags", "status_of",
+           "llzo_held_out", "lco_held_out", "first_peak_flags", "peak_position_flags",
+           "status_of",
            "teacher_markdown"]
 
 #: rhombohedral primitive cell of LiCoO2 in the hexagonal cell of :func:`lco` (obverse)
@@ -474,6 +475,14 @@ def first_peak_flags(r, g, summary, tol=None):
     -------
     dict pair -> {"position", "teacher_range", "flag" (bool), "text"}
     """
+    positions = {(key if isinstance(key, str) else f"{key[0]}-{key[1]}"): first_peak(r, curve)
+                 for key, curve in g.items()}
+    return peak_position_flags(positions, summary, tol)
+
+
+def peak_position_flags(positions, summary, tol=None):
+    """:func:`first_peak_flags` for first-peak positions already found
+    (``positions``: pair "A-B" -> Å)."""
     tol = summary["thresholds"]["peak_shift"] if tol is None else float(tol)
     ranges = {}
     for c in summary["cells"]:
@@ -481,16 +490,13 @@ def first_peak_flags(r, g, summary, tol=None):
             if np.isfinite(v["teacher"]):
                 ranges.setdefault(pair, []).append(v["teacher"])
     out = {}
-    for key, curve in g.items():
-        pair = key if isinstance(key, str) else f"{key[0]}-{key[1]}"
+    for pair, pos in positions.items():
+        pair_t = pair
         if pair not in ranges and "-".join(pair.split("-")[::-1]) in ranges:
             pair_t = "-".join(pair.split("-")[::-1])
-        else:
-            pair_t = pair
-        if pair_t not in ranges:
+        if pair_t not in ranges or not np.isfinite(pos):
             continue
         lo, hi = min(ranges[pair_t]), max(ranges[pair_t])
-        pos = first_peak(r, curve)
         flag = not (lo - tol <= pos <= hi + tol)
         out[pair] = {"position": pos, "teacher_range": (lo, hi), "flag": flag,
                      "text": (f"{pair} first peak {pos:.2f} Å is outside the teacher's "

@@ -27,7 +27,7 @@ The data flow of the potential::
 
 from __future__ import annotations
 
-import math
+import json
 import shutil
 
 import numpy as np
@@ -35,7 +35,9 @@ import yaml
 
 from hpcnnp import structures as st
 from hpcnnp.active.committee import transfer_weights
+from hpcnnp.active.dispatch import Dispatcher
 from hpcnnp.active.learner import ActiveLearner
+from hpcnnp.analysis.pipeline import AnalysisRequest, analyze_trajectory
 from hpcnnp.descriptors.prune import prune_by_range, prune_by_tail
 from hpcnnp.descriptors.sfgen import PRESETS
 from hpcnnp.fileio import write_atomic
@@ -43,6 +45,7 @@ from hpcnnp.io import n2p2
 from hpcnnp.io.dataset import Dataset, export_n2p2, held_out_sets
 from hpcnnp.sampling.campaign import run_campaign
 from hpcnnp.validation.runner import ValidationConfig, run_validation
+from hpcnnp.validation.teacher import peak_position_flags, validate_against_teacher
 from hpcnnp.workflow.context import StageError
 
 __all__ = ["STAGES", "SOFT_STAGES", "StageError"]
@@ -191,7 +194,6 @@ def _final_member(ctx):
     marker = ctx.path(".done", "active.json")
     if not marker.exists():
         return None
-    import json
     info = json.loads(marker.read_text())
     return info.get("final_potential")
 
@@ -244,6 +246,25 @@ def stage_validate(ctx):
     return {"report": str(out)}
 
 
+def stage_validate_md(ctx):
+    """Properties against the teacher: MD of held-out cells with both, judged.
+
+    Teacher MD and potential MD of the held-out cells (an LLZO cell with a Li
+    ordering of its own at the GB temperature, an LCO cell of a shape the data
+    never has at the interface temperature; :mod:`hpcnnp.validation.teacher`):
+    partial RDFs, vDOS and Li MSD, pass/fail against stated thresholds.  The two
+    teacher runs are parallel tasks on the site (one core each)."""
+    out = ctx.path("validation", "teacher")
+    lab = dict(ctx.project["labeler"])
+    name = lab.pop("name")
+    with Dispatcher(parsl=True, site=ctx.project["site"], run_dir=out / "runinfo",
+                    log=lambda line: ctx.log(f"    {line}")) as disp:
+        summary = validate_against_teacher(ctx.path("train"), out, teacher=name,
+                                           teacher_options=lab, dispatcher=disp,
+                                           log=lambda line: ctx.log(f"    {line}"))
+    return {"status": summary["status"], "summary": str(out / "summary.json")}
+
+
 # ---------------------------------------------------------------------------------------
 # production MD
 # ---------------------------------------------------------------------------------------
@@ -284,6 +305,36 @@ def stage_md_gb(ctx):
     return _md_stage(ctx, "gb", build)
 
 
+def stage_analysis(ctx):
+    """Co segregation, Li density, profiles, RDF, Li MSD and the smallest distance.
+
+    Every number carries its context (simulated time, convergence verdict); the
+    production first peaks are compared with the teacher's on the held-out cells."""
+    a = ctx.config.analysis
+    req = AnalysisRequest(segregation=[a.segregation] if a.segregation else [],
+                          li_density=a.li_density, profiles=True, rdf=[], msd=["Li"],
+                          min_distance=True)
+    teacher = ctx.path("validation", "teacher", "summary.json")
+    teacher = json.loads(teacher.read_text()) if teacher.exists() else None
+    done = {}
+    for name in ("interface", "gb"):
+        marker = ctx.path(".done", f"md_{name}.json")
+        if not marker.exists():
+            ctx.log(f"    analysis of {name}: skipped (its MD stage has not finished)")
+            continue
+        traj = json.loads(marker.read_text())["trajectory"]
+        out = ctx.path("analysis", name)
+        result = analyze_trajectory(traj, out, req, title=f"Production MD: {name}")
+        if teacher is not None:
+            result["first_peak_flags"] = peak_position_flags(
+                result["numbers"].get("first_peaks", {}), teacher)
+            write_atomic(out / "summary.json", json.dumps(result, indent=1, default=float))
+        done[name] = str(out)
+    if not done:
+        raise StageError("no finished MD trajectory to analyse")
+    return {"folders": done}
+
+
 def stage_report(ctx):
     """One Markdown report with the tables and figures of every stage."""
     from hpcnnp.workflow.report import write_report
@@ -302,7 +353,9 @@ STAGES = [
     ("active", stage_active),
     ("train", stage_train),
     ("validate", stage_validate),
+    ("validate_md", stage_validate_md),
     ("md_interface", stage_md_interface),
     ("md_gb", stage_md_gb),
+    ("analysis", stage_analysis),
     ("report", stage_report),
 ]

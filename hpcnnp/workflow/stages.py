@@ -47,6 +47,7 @@ from hpcnnp.sampling.campaign import run_campaign
 from hpcnnp.validation.runner import ValidationConfig, run_validation
 from hpcnnp.validation.teacher import peak_position_flags, validate_against_teacher
 from hpcnnp.workflow.context import StageError
+from hpcnnp.workflow.report import write_report
 
 __all__ = ["STAGES", "SOFT_STAGES", "StageError"]
 
@@ -337,8 +338,7 @@ def stage_analysis(ctx):
 
 def stage_report(ctx):
     """One Markdown report with the tables and figures of every stage."""
-    from hpcnnp.workflow.report import write_report
-    return {"report": str(write_report(ctx))}
+    return {"report": str(write_report(ctx, [name for name, _ in STAGES]))}
 
 
 #: stages whose failure is recorded in the report instead of stopping the job (the

@@ -1,0 +1,831 @@
+/*
+ * hdnnp_sfx.c — symmetry-function groups of the n2p2 types beyond 2/3/9:
+ *
+ *   12  G = sum_j Z_j exp(-eta (r_ij - rs)^2) f_c(r_ij)                 (all j)
+ *   13  G = 2^(1-zeta) sum_{j<k} Z_j Z_k (1 + lam cos)^zeta
+ *           exp(-eta [(r_ij-rs)^2 + (r_ik-rs)^2 + (r_jk-rs)^2]) f_c f_c f_c  (all j, k)
+ *   20  G = sum_{j in E1} C(r_ij)
+ *   21  G = sum_{j<k, {E1,E2}} C(r_ij) C(r_ik) C(r_jk) A(theta_ijk)
+ *   22  G = sum_{j<k, {E1,E2}} C(r_ij) C(r_ik) A(theta_ijk)
+ *   23-25  as 20-22 over all neighbours, weighted with Z_j (Z_j Z_k)
+ *
+ * (n2p2 SymFnc{ExpRadWeighted,ExpAngnWeighted,CompRad,CompAngn,CompAngw,
+ * CompRadWeighted,CompAngnWeighted,CompAngwWeighted}; polynomial SFs of
+ * Bircher, Singraber, Dellago, Mach. Learn.: Sci. Technol. 2, 035026 (2021),
+ * doi:10.1088/2632-2153/abf817).  Z = atomic number, f_c = the potential's
+ * cutoff function, theta_ijk = acos(cos) in radians.
+ *
+ * The compact function C of an interval (left, right), with centre
+ * c = (left + right)/2 and half width w = (right - left)/2, is
+ * core(|a - c|/w) inside the open interval and 0 outside; the core is one of
+ * n2p2's polynomials p1..p4 or the bump e (CoreFunction), and the
+ * "asymmetric" radial variant pNa evaluates core((2 - x) x).  The angular
+ * function uses the core of the radial one, never asymmetric (as n2p2).
+ *
+ * Every group member is a product of functions of the three distances and of
+ * the angle, so all groups share one kernel: per neighbour tables of the
+ * radial functions, batches of neighbour pairs (j, k), per pair the radial
+ * products P_a and angular values A_b, and per member the sum of P_a A_b.
+ * Derivatives follow from the chain rule through r_ij, r_ik, r_jk and
+ * cos(theta_ijk); the vector conventions are those of hdnnp_core.c
+ * (d_ij = r_i - r_j).
+ */
+#include "hdnnp_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
+/* pairs per batch (plus room for the partners of one j) */
+#define SFX_CHUNK 256
+/* |cos theta| this close to 1 counts as a straight line: the compact angular
+ * functions are 0 there (n2p2 skips cos <= -1 and cos >= 1; the margin of a
+ * few ulp keeps the images (i, i+T, i-T) of a small periodic cell on the
+ * excluded side whatever the rounding of cos). */
+#define SFX_COLLINEAR (8.0 * 2.220446049250313e-16)
+
+static const struct {
+    int type, neighbours, angular, narrow, weighted, compact;
+} TYPES[] = {
+    {12, 0, 0, 0, 1, 0}, {13, 0, 1, 1, 1, 0},
+    {20, 1, 0, 0, 0, 1}, {21, 2, 1, 1, 0, 1}, {22, 2, 1, 0, 0, 1},
+    {23, 0, 0, 0, 1, 1}, {24, 0, 1, 1, 1, 1}, {25, 0, 1, 0, 1, 1},
+};
+#define N_TYPES ((int)(sizeof(TYPES) / sizeof(TYPES[0])))
+
+static int type_row(int t)
+{
+    for (int i = 0; i < N_TYPES; ++i)
+        if (TYPES[i].type == t) return i;
+    return -1;
+}
+
+int hdnnp_sfx_handles(int t) { return type_row(t) >= 0; }
+
+static void *xcalloc(size_t n, size_t s) { return calloc(n ? n : 1, s); }
+
+/* ======================================================================= */
+/* group construction                                                       */
+/* ======================================================================= */
+
+static int same_fn(const hdnnp_fn1d *a, const hdnnp_fn1d *b)
+{
+    if (a->kind != b->kind) return 0;
+    switch (a->kind) {
+    case HDNNP_FN_GAUSS: return a->eta == b->eta && a->rs == b->rs;
+    case HDNNP_FN_COSPOW: return a->lam == b->lam && a->zeta == b->zeta;
+    default:
+        return a->left == b->left && a->right == b->right && a->core == b->core &&
+               a->asym == b->asym;
+    }
+}
+
+/* index of f in list (appended if new) */
+static int fn_index(hdnnp_fn1d *list, int *n, const hdnnp_fn1d *f)
+{
+    for (int i = 0; i < *n; ++i)
+        if (same_fn(&list[i], f)) return i;
+    list[*n] = *f;
+    return (*n)++;
+}
+
+static void compact_fn(hdnnp_fn1d *f, double left, double right, int core, int asym)
+{
+    /* as n2p2's CompactFunction::setLeftRight */
+    const double width = (right - left) / 2.0;
+    memset(f, 0, sizeof(*f));
+    f->kind = HDNNP_FN_COMPACT;
+    f->left = left;
+    f->right = right;
+    f->centre = (right + left) / 2.0;
+    f->scale = 1.0 / width;
+    f->core = core;
+    f->asym = asym;
+}
+
+/* the checks of n2p2's setParameters for the compact types */
+static int check_compact(hdnnp_model *m, int s, const hdnnp_sf_param *p, int angular)
+{
+    if (p->core < HDNNP_CORE_POLY1 || p->core > HDNNP_CORE_EXP ||
+        (p->asym && p->core == HDNNP_CORE_EXP)) {
+        snprintf(m->err, HDNNP_ERRLEN, "symmetry function %d: unknown compact function core %d%s",
+                 s + 1, p->core, p->asym ? " (asymmetric)" : "");
+        return -1;
+    }
+    if (!(p->rl < p->rc)) {
+        snprintf(m->err, HDNNP_ERRLEN, "symmetry function %d: r_l = %g must be smaller than r_c = %g",
+                 s + 1, p->rl, p->rc);
+        return -1;
+    }
+    if (!angular) return 0;
+    const double al = p->angle_l, ar = p->angle_r, centre = (al + ar) / 2.0;
+    if (!(al < ar) || ar - al > 360.0 || (al < 0.0 && centre != 0.0) ||
+        (ar > 180.0 && centre != 180.0)) {
+        snprintf(m->err, HDNNP_ERRLEN,
+                 "symmetry function %d: angle interval [%g, %g] degrees: needs left < right, "
+                 "width <= 360 and, beyond [0, 180], the centre 0 or 180", s + 1, al, ar);
+        return -1;
+    }
+    return 0;
+}
+
+static int find_group(const hdnnp_element *el, const hdnnp_sf_param *p, int icut)
+{
+    for (int g = 0; g < el->nxg; ++g) {
+        const hdnnp_xgroup *x = &el->xg[g];
+        if (x->type == p->type && x->e1 == p->e1 && x->e2 == p->e2 && x->icut == icut)
+            return g;
+    }
+    return -1;
+}
+
+static int new_group(hdnnp_element *el, int nsf, const hdnnp_sf_param *p, int icut, int row)
+{
+    if (!el->xg) el->xg = (hdnnp_xgroup *)xcalloc(nsf, sizeof(hdnnp_xgroup));
+    if (!el->xg) return -1;
+    hdnnp_xgroup *x = &el->xg[el->nxg];
+    memset(x, 0, sizeof(*x));
+    x->type = p->type;
+    x->angular = TYPES[row].angular;
+    x->narrow = TYPES[row].narrow;
+    x->weighted = TYPES[row].weighted;
+    x->e1 = p->e1;
+    x->e2 = p->e2;
+    x->icut = icut;
+    x->cap = nsf;
+    x->sf = (int *)xcalloc(nsf, sizeof(int));
+    x->mrad = (int *)xcalloc(nsf, sizeof(int));
+    x->mang = (int *)xcalloc(nsf, sizeof(int));
+    x->rad = (hdnnp_fn1d *)xcalloc(nsf, sizeof(hdnnp_fn1d));
+    x->ang = (hdnnp_fn1d *)xcalloc(nsf, sizeof(hdnnp_fn1d));
+    for (int q = 0; q < HDNNP_MAX_ELEMENTS; ++q) x->pos[q] = -1;
+    if (!x->sf || !x->mrad || !x->mang || !x->rad || !x->ang) return -1;
+    return el->nxg++;
+}
+
+int hdnnp_sfx_add(hdnnp_model *m, hdnnp_element *el, int nsf, int s,
+                  const hdnnp_sf_param *p, int icut)
+{
+    const int row = type_row(p->type);
+    if (row < 0) {
+        snprintf(m->err, HDNNP_ERRLEN, "symmetry function %d: type %d is not a group type", s + 1, p->type);
+        return -1;
+    }
+    if (TYPES[row].weighted)
+        for (int e = 0; e < m->nelements; ++e)
+            if (m->z[e] <= 0) {
+                snprintf(m->err, HDNNP_ERRLEN,
+                         "symmetry function %d (type %d) is weighted with atomic numbers, "
+                         "but the model has none for element %d", s + 1, p->type, e);
+                return -1;
+            }
+    if (TYPES[row].compact && check_compact(m, s, p, TYPES[row].angular) != 0) return -1;
+    int g = find_group(el, p, TYPES[row].compact ? -1 : icut);
+    if (g < 0) g = new_group(el, nsf, p, TYPES[row].compact ? -1 : icut, row);
+    if (g < 0) {
+        snprintf(m->err, HDNNP_ERRLEN, "out of memory");
+        return -1;
+    }
+    hdnnp_xgroup *x = &el->xg[g];
+    hdnnp_fn1d f;
+    if (TYPES[row].compact) {
+        compact_fn(&f, p->rl, p->rc, p->core, p->asym);
+    } else {
+        memset(&f, 0, sizeof(f));
+        f.kind = HDNNP_FN_GAUSS;
+        f.eta = p->eta;
+        f.rs = p->rs;
+    }
+    const int a = fn_index(x->rad, &x->nrad, &f);
+    int b = 0;
+    if (x->angular) {
+        if (TYPES[row].compact) {
+            /* angles in radians as n2p2 converts them */
+            compact_fn(&f, p->angle_l * M_PI / 180.0, p->angle_r * M_PI / 180.0, p->core, 0);
+        } else {
+            memset(&f, 0, sizeof(f));
+            f.kind = HDNNP_FN_COSPOW;
+            f.lam = p->lam;
+            f.zeta = p->zeta;
+            f.pref = pow(2.0, 1.0 - p->zeta);
+            f.izeta = (p->zeta == floor(p->zeta) && p->zeta >= 1.0 && p->zeta < 1000.0)
+                          ? (int)p->zeta : -1;
+        }
+        b = fn_index(x->ang, &x->nang, &f);
+    }
+    x->sf[x->n] = s;
+    x->mrad[x->n] = a;
+    x->mang[x->n] = b;
+    x->n++;
+    if (p->rc > x->rmax) x->rmax = p->rc;
+    return 0;
+}
+
+int hdnnp_sfx_depends(const hdnnp_xgroup *g, int q)
+{
+    return g->weighted || g->e1 == q || (g->angular && g->e2 == q);
+}
+
+void hdnnp_sfx_free_groups(hdnnp_element *el)
+{
+    for (int g = 0; g < el->nxg; ++g) {
+        hdnnp_xgroup *x = &el->xg[g];
+        free(x->sf); free(x->mrad); free(x->mang); free(x->rad); free(x->ang);
+    }
+    free(el->xg);
+    el->xg = NULL;
+    el->nxg = 0;
+}
+
+/* ======================================================================= */
+/* scratch                                                                  */
+/* ======================================================================= */
+
+#define SFX_PAIR_ARRAYS 17
+struct hdnnp_sfx_scratch {
+    int maxnn, cap, maxrad, maxang, maxmem;
+    int *nel;                       /* element of each neighbour */
+    double *zw;                     /* atomic number of each neighbour */
+    double *H, *dH;                 /* maxrad x maxnn: radial functions per neighbour */
+    double *h, *dh, *t;             /* maxnn */
+    int *bj, *bk;                   /* pair batch */
+    double *cs, *x2, *rjk, *fcjk, *dfcjk, *hjk, *dhjk, *th, *nis, *wgt;
+    double *Sij, *Sik, *Sjk, *Sc, *tmp1, *tmp2, *tmp3;
+    double *P, *Pj, *Pk, *Pjk, *Q, *Qd;   /* maxrad x cap */
+    double *A, *dA;                 /* maxang x cap */
+    double *Tm;                     /* 4 x maxmem */
+};
+
+hdnnp_sfx_scratch *hdnnp_sfx_scratch_new(const hdnnp_model *m, int maxnn)
+{
+    hdnnp_sfx_scratch *w = (hdnnp_sfx_scratch *)xcalloc(1, sizeof(*w));
+    if (!w) return NULL;
+    int maxrad = 1, maxang = 1, maxmem = 1;
+    for (int e = 0; e < m->nelements; ++e)
+        for (int g = 0; g < m->el[e].nxg; ++g) {
+            const hdnnp_xgroup *x = &m->el[e].xg[g];
+            if (x->nrad > maxrad) maxrad = x->nrad;
+            if (x->nang > maxang) maxang = x->nang;
+            if (x->n > maxmem) maxmem = x->n;
+        }
+    w->maxnn = maxnn > 0 ? maxnn : 1;
+    w->cap = SFX_CHUNK + w->maxnn;
+    w->maxrad = maxrad;
+    w->maxang = maxang;
+    w->maxmem = maxmem;
+    const size_t nn = (size_t)w->maxnn, cap = (size_t)w->cap;
+    w->nel = (int *)xcalloc(nn + 2 * cap, sizeof(int));
+    w->zw = (double *)xcalloc(nn * (3 + 2 * (size_t)maxrad), sizeof(double));
+    w->P = (double *)xcalloc(cap * (SFX_PAIR_ARRAYS + 6 * (size_t)maxrad + 2 * (size_t)maxang), sizeof(double));
+    w->Tm = (double *)xcalloc(4 * (size_t)maxmem, sizeof(double));
+    if (!w->nel || !w->zw || !w->P || !w->Tm) { hdnnp_sfx_scratch_free(w); return NULL; }
+    w->bj = w->nel + nn;
+    w->bk = w->bj + cap;
+    w->h = w->zw + nn;
+    w->dh = w->h + nn;
+    w->t = w->dh + nn;
+    w->H = w->t + nn;
+    w->dH = w->H + nn * maxrad;
+    double **pair[SFX_PAIR_ARRAYS] = {&w->cs, &w->x2, &w->rjk, &w->fcjk, &w->dfcjk, &w->hjk,
+                                      &w->dhjk, &w->th, &w->nis, &w->wgt, &w->Sij, &w->Sik,
+                                      &w->Sjk, &w->Sc, &w->tmp1, &w->tmp2, &w->tmp3};
+    double *blk = w->P + cap * 6 * (size_t)maxrad + cap * 2 * (size_t)maxang;
+    for (int a = 0; a < SFX_PAIR_ARRAYS; ++a) *pair[a] = blk + (size_t)a * cap;
+    w->Pj = w->P + cap * maxrad;
+    w->Pk = w->Pj + cap * maxrad;
+    w->Pjk = w->Pk + cap * maxrad;
+    w->Q = w->Pjk + cap * maxrad;
+    w->Qd = w->Q + cap * maxrad;
+    w->A = w->Qd + cap * maxrad;
+    w->dA = w->A + cap * maxang;
+    return w;
+}
+
+void hdnnp_sfx_scratch_free(hdnnp_sfx_scratch *w)
+{
+    if (!w) return;
+    free(w->nel); free(w->zw); free(w->P); free(w->Tm);
+    free(w);
+}
+
+/* element and atomic number of every neighbour */
+static void prepare(const hdnnp_model *m, const hdnnp_nbhd *nb, hdnnp_sfx_scratch *w)
+{
+    for (int e = 0; e < nb->ne; ++e)
+        for (int q = nb->es[e]; q < nb->es[e + 1]; ++q) {
+            w->nel[q] = e;
+            w->zw[q] = (double)m->z[e];
+        }
+}
+
+/* ======================================================================= */
+/* one-dimensional functions on batches                                     */
+/* ======================================================================= */
+
+/* n2p2's CoreFunction polynomials and bump (value f, derivative d at y) */
+#define CORE_POLY1(y, f, d) do { f = (2.0 * y - 3.0) * y * y + 1.0; d = y * (6.0 * y - 6.0); } while (0)
+#define CORE_POLY2(y, f, d) do { const double y2_ = y * y;                              \
+        f = ((15.0 - 6.0 * y) * y - 10.0) * y * y2_ + 1.0;                               \
+        d = y2_ * ((60.0 - 30.0 * y) * y - 30.0); } while (0)
+#define CORE_POLY3(y, f, d) do { const double y2_ = y * y;                              \
+        f = (y * (y * (20.0 * y - 70.0) + 84.0) - 35.0) * y2_ * y2_ + 1.0;               \
+        d = y2_ * y * (y * (y * (140.0 * y - 420.0) + 420.0) - 140.0); } while (0)
+#define CORE_POLY4(y, f, d) do { const double y4_ = (y * y) * (y * y);                  \
+        f = (y * (y * ((315.0 - 70.0 * y) * y - 540.0) + 420.0) - 126.0) * y * y4_ + 1.0; \
+        d = y4_ * (y * (y * ((2520.0 - 630.0 * y) * y - 3780.0) + 2520.0) - 630.0); } while (0)
+#define CORE_EXP(y, f, d) do { const double den_ = y * y - 1.0, ok_ = den_ < 0.0;       \
+        const double tt_ = 1.0 / (ok_ ? den_ : -1.0), ex_ = vexp(tt_);                   \
+        f = ok_ ? 2.718281828459045 * ex_ : 0.0;                                          \
+        d = ok_ ? -2.0 * 2.718281828459045 * y * tt_ * tt_ * ex_ : 0.0; } while (0)
+
+/* compact function of a batch of arguments: h = C(a), dh = dC/da */
+#define COMPACT_LOOP(CORE)                                                                \
+    _Pragma("omp simd")                                                                   \
+    for (int q = 0; q < n; ++q) {                                                         \
+        const double t = (a[q] - c) * s;                                                  \
+        double x = fabs(t);                                                               \
+        x = x < 1.0 ? x : 1.0;                                                            \
+        const double y = asym ? (2.0 - x) * x : x;                                        \
+        double fy, dy;                                                                    \
+        CORE(y, fy, dy);                                                                  \
+        const int in = (a[q] > lo) & (a[q] < hi);                                         \
+        const double dd = (asym ? dy * (2.0 - 2.0 * x) : dy) * s;                         \
+        h[q] = in ? fy : 0.0;                                                             \
+        dh[q] = in ? (t < 0.0 ? -dd : dd) : 0.0;                                          \
+    }
+
+static void compact_batch(const hdnnp_fn1d *f, int n, const double *restrict a,
+                          double *restrict h, double *restrict dh)
+{
+    const double c = f->centre, s = f->scale, lo = f->left, hi = f->right;
+    const int asym = f->asym;
+    switch (f->core) {
+    case HDNNP_CORE_POLY1: COMPACT_LOOP(CORE_POLY1) break;
+    case HDNNP_CORE_POLY2: COMPACT_LOOP(CORE_POLY2) break;
+    case HDNNP_CORE_POLY3: COMPACT_LOOP(CORE_POLY3) break;
+    case HDNNP_CORE_POLY4: COMPACT_LOOP(CORE_POLY4) break;
+    default: COMPACT_LOOP(CORE_EXP) break;
+    }
+}
+
+/* radial function of a batch of distances r (fc/dfc: cutoff values at r,
+ * used by the Gaussian kind only) */
+static void radial_batch(const hdnnp_fn1d *f, int n, const double *restrict r,
+                         const double *restrict fc, const double *restrict dfc,
+                         double *restrict h, double *restrict dh)
+{
+    if (f->kind == HDNNP_FN_COMPACT) {
+        compact_batch(f, n, r, h, dh);
+        return;
+    }
+    const double eta = f->eta, rs = f->rs;
+#pragma omp simd
+    for (int q = 0; q < n; ++q) {
+        const double x = r[q] - rs, e = vexp(-eta * x * x);
+        h[q] = e * fc[q];
+        dh[q] = e * (dfc[q] - 2.0 * eta * x * fc[q]);
+    }
+}
+
+/* angular function of a batch: A and dA/dcos from cos (COSPOW) or from
+ * theta and -1/sin(theta) (COMPACT) */
+static void angular_batch(const hdnnp_fn1d *f, int n, const double *restrict cs,
+                          const double *restrict th, const double *restrict nis,
+                          double *restrict A, double *restrict dA, double *restrict tmp)
+{
+    if (f->kind == HDNNP_FN_COMPACT) {
+        compact_batch(f, n, th, A, dA);
+#pragma omp simd
+        for (int q = 0; q < n; ++q) dA[q] *= nis[q];
+        return;
+    }
+    const double lam = f->lam, zeta = f->zeta, pref = f->pref;
+    if (f->izeta > 0) {
+        /* base^(zeta-1) by squaring, the same exponent in every lane */
+        int e = f->izeta - 1;
+#pragma omp simd
+        for (int q = 0; q < n; ++q) {
+            const double base = 1.0 + lam * cs[q];
+            tmp[q] = base > 0.0 ? base : 0.0;
+            dA[q] = 1.0;
+        }
+        while (e) {
+            if (e & 1) {
+#pragma omp simd
+                for (int q = 0; q < n; ++q) dA[q] *= tmp[q];
+            }
+            e >>= 1;
+            if (e) {
+#pragma omp simd
+                for (int q = 0; q < n; ++q) tmp[q] *= tmp[q];
+            }
+        }
+#pragma omp simd
+        for (int q = 0; q < n; ++q) {
+            const double base = 1.0 + lam * cs[q];
+            const int pos = base > 0.0;
+            const double p = dA[q];
+            A[q] = pos ? pref * p * base : 0.0;
+            dA[q] = pos ? pref * zeta * lam * p : 0.0;
+        }
+        return;
+    }
+    for (int q = 0; q < n; ++q) {
+        const double base = 1.0 + lam * cs[q];
+        if (base <= 0.0) { A[q] = 0.0; dA[q] = 0.0; continue; }
+        const double p = pow(base, zeta - 1.0);
+        A[q] = pref * p * base;
+        dA[q] = pref * zeta * lam * p;
+    }
+}
+
+/* ======================================================================= */
+/* radial groups (12, 20, 23)                                               */
+/* ======================================================================= */
+
+/* neighbour range of a group (weighted: all neighbours) */
+static void neighbour_range(const hdnnp_xgroup *g, const hdnnp_nbhd *nb, int e, int *qa, int *qb)
+{
+    if (g->weighted) { *qa = 0; *qb = nb->nn; return; }
+    *qa = nb->es[e];
+    *qb = nb->es[e + 1];
+}
+
+/* h, dh of radial function a at the neighbours [qa, qb) (into w->h/w->dh,
+ * indexed from qa), weighted with Z for weighted groups */
+static void radial_table(const hdnnp_xgroup *g, int a, const hdnnp_nbhd *nb, int qa, int qb,
+                         hdnnp_sfx_scratch *w, double *h, double *dh)
+{
+    const double *fc = NULL, *dfc = NULL;
+    if (g->icut >= 0) {
+        fc = nb->fc + (size_t)g->icut * nb->ldc + qa;
+        dfc = nb->dfc + (size_t)g->icut * nb->ldc + qa;
+    }
+    radial_batch(&g->rad[a], qb - qa, nb->r + qa, fc, dfc, h, dh);
+    if (g->weighted && !g->angular) {
+        const double *z = w->zw + qa;
+#pragma omp simd
+        for (int q = 0; q < qb - qa; ++q) { h[q] *= z[q]; dh[q] *= z[q]; }
+    }
+}
+
+static void radial_values(const hdnnp_xgroup *g, const hdnnp_nbhd *nb, hdnnp_sfx_scratch *w,
+                          double *G, double *dG)
+{
+    int qa, qb;
+    neighbour_range(g, nb, g->e1, &qa, &qb);
+    const int cnt = qb - qa;
+    if (cnt <= 0) return;
+    for (int s = 0; s < g->n; ++s) {
+        double *h = w->h, *dh = w->dh;
+        radial_table(g, g->mrad[s], nb, qa, qb, w, h, dh);
+        double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+        for (int q = 0; q < cnt; ++q) sum += h[q];
+        G[g->sf[s]] += sum;
+        if (!dG) continue;
+        double *gi = dG + 3 * (size_t)g->sf[s];
+        for (int q = qa; q < qb; ++q) {
+            const double c = dh[q - qa] / nb->r[q];
+            if (c == 0.0) continue;
+            const double v0 = c * nb->dx[q], v1 = c * nb->dy[q], v2 = c * nb->dz[q];
+            double *gj = dG + 3 * ((size_t)nb->soff[q] + g->pos[w->nel[q]] + s);
+            gi[0] += v0; gi[1] += v1; gi[2] += v2;
+            gj[0] -= v0; gj[1] -= v1; gj[2] -= v2;
+        }
+    }
+}
+
+static void radial_forces(const hdnnp_xgroup *g, const hdnnp_nbhd *nb, hdnnp_sfx_scratch *w,
+                          const double *wsf, double *F, double *V, double *Fi)
+{
+    int qa, qb;
+    neighbour_range(g, nb, g->e1, &qa, &qb);
+    const int cnt = qb - qa;
+    if (cnt <= 0) return;
+    double *t = w->t;
+    for (int q = 0; q < cnt; ++q) t[q] = 0.0;
+    for (int s = 0; s < g->n; ++s) {
+        const double ws = wsf[g->sf[s]];
+        if (ws == 0.0) continue;
+        radial_table(g, g->mrad[s], nb, qa, qb, w, w->h, w->dh);
+        const double *dh = w->dh;
+#pragma omp simd
+        for (int q = 0; q < cnt; ++q) t[q] += ws * dh[q];
+    }
+    for (int q = qa; q < qb; ++q) {
+        const double c = t[q - qa] / nb->r[q];
+        if (c == 0.0) continue;
+        const double d0 = nb->dx[q], d1 = nb->dy[q], d2 = nb->dz[q];
+        const double g0 = c * d0, g1 = c * d1, g2 = c * d2;
+        double *Fj = F + 3 * (size_t)nb->idx[q];
+        Fi[0] -= g0; Fi[1] -= g1; Fi[2] -= g2;
+        Fj[0] += g0; Fj[1] += g1; Fj[2] += g2;
+        V[0] += g0 * d0; V[1] += g0 * d1; V[2] += g0 * d2;
+        V[3] += g1 * d0; V[4] += g1 * d1; V[5] += g1 * d2;
+        V[6] += g2 * d0; V[7] += g2 * d1; V[8] += g2 * d2;
+    }
+}
+
+/* ======================================================================= */
+/* angular groups (13, 21, 22, 24, 25)                                      */
+/* ======================================================================= */
+
+/* tables H[a][q], dH[a][q] of the radial functions at the neighbours [qa, qb) */
+static void angular_tables(const hdnnp_xgroup *g, const hdnnp_nbhd *nb, hdnnp_sfx_scratch *w,
+                           int qa, int qb)
+{
+    for (int a = 0; a < g->nrad; ++a)
+        radial_table(g, a, nb, qa, qb, w, w->H + (size_t)a * w->maxnn + qa,
+                     w->dH + (size_t)a * w->maxnn + qa);
+}
+
+/* Append the partners k in [kbeg, kend) of neighbour j to the pair batch
+ * (those within rmax, and with r_jk < rmax for narrow groups). */
+static int collect(const hdnnp_xgroup *g, const hdnnp_nbhd *nb, hdnnp_sfx_scratch *w, int j,
+                   int kbeg, int kend, int nbat)
+{
+    const double rc = g->rmax, rc2 = rc * rc;
+    const int narrow = g->narrow;
+    const double dx = nb->dx[j], dy = nb->dy[j], dz = nb->dz[j];
+    const double ux = nb->ux[j], uy = nb->uy[j], uz = nb->uz[j];
+    double *restrict t1 = w->tmp1 + nbat, *restrict t2 = w->tmp2 + nbat;
+    const int cnt = kend - kbeg;
+#pragma omp simd
+    for (int t = 0; t < cnt; ++t) {
+        const int k = kbeg + t;
+        const double a0 = nb->dx[k] - dx, a1 = nb->dy[k] - dy, a2 = nb->dz[k] - dz;
+        t1[t] = a0 * a0 + a1 * a1 + a2 * a2;
+        t2[t] = ux * nb->ux[k] + uy * nb->uy[k] + uz * nb->uz[k];
+    }
+    for (int t = 0; t < cnt; ++t) {
+        const int k = kbeg + t;
+        const int ok = (nb->r[k] < rc) & (!narrow | (t1[t] < rc2));
+        const double x2 = t1[t], cs = t2[t];
+        w->bj[nbat] = j;
+        w->bk[nbat] = k;
+        w->x2[nbat] = x2;
+        w->cs[nbat] = cs;
+        nbat += ok;
+    }
+    return nbat;
+}
+
+/* per pair: radial products P_a (and their partial derivatives) and angular
+ * values A_b, dA_b/dcos (times the pair weight) */
+static void process(const hdnnp_model *m, const hdnnp_xgroup *g, hdnnp_sfx_scratch *w, int nbat)
+{
+    const int cap = w->cap, mx = w->maxnn;
+    const int *restrict bj = w->bj, *restrict bk = w->bk;
+    if (g->narrow) {
+#pragma omp simd
+        for (int n = 0; n < nbat; ++n) w->rjk[n] = sqrt(w->x2[n]);
+        if (g->icut >= 0) hdnnp_cutoff_batch(&m->cut[g->icut], nbat, w->rjk, w->fcjk, w->dfcjk);
+    }
+    for (int a = 0; a < g->nrad; ++a) {
+        const double *restrict H = w->H + (size_t)a * mx, *restrict dH = w->dH + (size_t)a * mx;
+        double *restrict P = w->P + (size_t)a * cap, *restrict Pj = w->Pj + (size_t)a * cap;
+        double *restrict Pk = w->Pk + (size_t)a * cap, *restrict Pjk = w->Pjk + (size_t)a * cap;
+        if (g->narrow) {
+            radial_batch(&g->rad[a], nbat, w->rjk, w->fcjk, w->dfcjk, w->hjk, w->dhjk);
+            const double *restrict hjk = w->hjk, *restrict dhjk = w->dhjk;
+            for (int n = 0; n < nbat; ++n) {
+                const double hj = H[bj[n]], hk = H[bk[n]];
+                P[n] = hj * hk * hjk[n];
+                Pj[n] = dH[bj[n]] * hk * hjk[n];
+                Pk[n] = hj * dH[bk[n]] * hjk[n];
+                Pjk[n] = hj * hk * dhjk[n];
+            }
+        } else {
+            for (int n = 0; n < nbat; ++n) {
+                const double hj = H[bj[n]], hk = H[bk[n]];
+                P[n] = hj * hk;
+                Pj[n] = dH[bj[n]] * hk;
+                Pk[n] = hj * dH[bk[n]];
+                Pjk[n] = 0.0;
+            }
+        }
+    }
+    const int compact = g->ang[0].kind == HDNNP_FN_COMPACT;
+    if (compact) {
+        const double *restrict cs = w->cs;
+        double *restrict th = w->th, *restrict nis = w->nis;
+        for (int n = 0; n < nbat; ++n) {
+            const double c = cs[n];
+            const int ok = (c > -1.0 + SFX_COLLINEAR) & (c < 1.0 - SFX_COLLINEAR);
+            th[n] = ok ? acos(c) : 1.0e3;    /* outside every angle interval */
+            nis[n] = ok ? -1.0 / sqrt(1.0 - c * c) : 0.0;
+        }
+    }
+    if (g->weighted)
+        for (int n = 0; n < nbat; ++n) w->wgt[n] = w->zw[bj[n]] * w->zw[bk[n]];
+    for (int b = 0; b < g->nang; ++b) {
+        double *restrict A = w->A + (size_t)b * cap, *restrict dA = w->dA + (size_t)b * cap;
+        angular_batch(&g->ang[b], nbat, w->cs, w->th, w->nis, A, dA, w->tmp3);
+        if (g->weighted) {
+            const double *restrict wg = w->wgt;
+#pragma omp simd
+            for (int n = 0; n < nbat; ++n) { A[n] *= wg[n]; dA[n] *= wg[n]; }
+        }
+    }
+}
+
+/* values and (dG != NULL) derivatives of the members from a processed batch */
+static void batch_values(const hdnnp_xgroup *g, const hdnnp_nbhd *nb, hdnnp_sfx_scratch *w,
+                         int nbat, double *G, double *dG)
+{
+    const int cap = w->cap;
+    for (int s = 0; s < g->n; ++s) {
+        const double *restrict P = w->P + (size_t)g->mrad[s] * cap;
+        const double *restrict A = w->A + (size_t)g->mang[s] * cap;
+        double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+        for (int n = 0; n < nbat; ++n) sum += P[n] * A[n];
+        G[g->sf[s]] += sum;
+    }
+    if (!dG) return;
+    const int nm = g->n;
+    double *restrict Tij = w->Tm, *restrict Tik = Tij + w->maxmem;
+    double *restrict Tjk = Tik + w->maxmem, *restrict Tc = Tjk + w->maxmem;
+    for (int n = 0; n < nbat; ++n) {
+        const int j = w->bj[n], k = w->bk[n];
+        const double rij = nb->r[j], rik = nb->r[k], cs = w->cs[n];
+        const double u0 = nb->ux[j], u1 = nb->uy[j], u2 = nb->uz[j];
+        const double v0 = nb->ux[k], v1 = nb->uy[k], v2 = nb->uz[k];
+        const double cij0 = (v0 - cs * u0) / rij, cij1 = (v1 - cs * u1) / rij, cij2 = (v2 - cs * u2) / rij;
+        const double cik0 = (u0 - cs * v0) / rik, cik1 = (u1 - cs * v1) / rik, cik2 = (u2 - cs * v2) / rik;
+        double w0 = 0.0, w1 = 0.0, w2 = 0.0;
+        if (g->narrow) {
+            const double ir = 1.0 / w->rjk[n];
+            w0 = (nb->dx[k] - nb->dx[j]) * ir;
+            w1 = (nb->dy[k] - nb->dy[j]) * ir;
+            w2 = (nb->dz[k] - nb->dz[j]) * ir;
+        }
+        int any = 0;
+        for (int s = 0; s < nm; ++s) {
+            const size_t ia = (size_t)g->mang[s] * cap + n, ir = (size_t)g->mrad[s] * cap + n;
+            const double A = w->A[ia];
+            Tij[s] = A * w->Pj[ir];
+            Tik[s] = A * w->Pk[ir];
+            Tjk[s] = A * w->Pjk[ir];
+            Tc[s] = w->dA[ia] * w->P[ir];
+            any |= (Tij[s] != 0.0) | (Tik[s] != 0.0) | (Tjk[s] != 0.0) | (Tc[s] != 0.0);
+        }
+        if (!any) continue;
+        double *restrict gj = dG + 3 * ((size_t)nb->soff[j] + g->pos[w->nel[j]]);
+        double *restrict gk = dG + 3 * ((size_t)nb->soff[k] + g->pos[w->nel[k]]);
+#pragma omp simd
+        for (int s = 0; s < nm; ++s) {
+            const double gij0 = Tij[s] * u0 + Tc[s] * cij0, gij1 = Tij[s] * u1 + Tc[s] * cij1, gij2 = Tij[s] * u2 + Tc[s] * cij2;
+            const double gik0 = Tik[s] * v0 + Tc[s] * cik0, gik1 = Tik[s] * v1 + Tc[s] * cik1, gik2 = Tik[s] * v2 + Tc[s] * cik2;
+            const double gjk0 = Tjk[s] * w0, gjk1 = Tjk[s] * w1, gjk2 = Tjk[s] * w2;
+            gj[3 * s] += gjk0 - gij0; gj[3 * s + 1] += gjk1 - gij1; gj[3 * s + 2] += gjk2 - gij2;
+            gk[3 * s] -= gik0 + gjk0; gk[3 * s + 1] -= gik1 + gjk1; gk[3 * s + 2] -= gik2 + gjk2;
+        }
+        for (int s = 0; s < nm; ++s) {
+            double *pi = dG + 3 * (size_t)g->sf[s];
+            pi[0] += Tij[s] * u0 + Tc[s] * cij0 + Tik[s] * v0 + Tc[s] * cik0;
+            pi[1] += Tij[s] * u1 + Tc[s] * cij1 + Tik[s] * v1 + Tc[s] * cik1;
+            pi[2] += Tij[s] * u2 + Tc[s] * cij2 + Tik[s] * v2 + Tc[s] * cik2;
+        }
+    }
+}
+
+/* forces and strain derivative from a processed batch, contracted with wsf */
+static void batch_forces(const hdnnp_xgroup *g, const hdnnp_nbhd *nb, hdnnp_sfx_scratch *w,
+                         int nbat, const double *wsf, double *F, double *V, double *Fi)
+{
+    const int cap = w->cap;
+    for (int a = 0; a < g->nrad; ++a) {
+        double *restrict Q = w->Q + (size_t)a * cap, *restrict Qd = w->Qd + (size_t)a * cap;
+        for (int n = 0; n < nbat; ++n) { Q[n] = 0.0; Qd[n] = 0.0; }
+    }
+    for (int s = 0; s < g->n; ++s) {
+        const double ws = wsf[g->sf[s]];
+        if (ws == 0.0) continue;
+        double *restrict Q = w->Q + (size_t)g->mrad[s] * cap, *restrict Qd = w->Qd + (size_t)g->mrad[s] * cap;
+        const double *restrict A = w->A + (size_t)g->mang[s] * cap, *restrict dA = w->dA + (size_t)g->mang[s] * cap;
+#pragma omp simd
+        for (int n = 0; n < nbat; ++n) { Q[n] += ws * A[n]; Qd[n] += ws * dA[n]; }
+    }
+    double *restrict Sij = w->Sij, *restrict Sik = w->Sik, *restrict Sjk = w->Sjk, *restrict Sc = w->Sc;
+    for (int n = 0; n < nbat; ++n) { Sij[n] = 0.0; Sik[n] = 0.0; Sjk[n] = 0.0; Sc[n] = 0.0; }
+    for (int a = 0; a < g->nrad; ++a) {
+        const double *restrict Q = w->Q + (size_t)a * cap, *restrict Qd = w->Qd + (size_t)a * cap;
+        const double *restrict P = w->P + (size_t)a * cap, *restrict Pj = w->Pj + (size_t)a * cap;
+        const double *restrict Pk = w->Pk + (size_t)a * cap, *restrict Pjk = w->Pjk + (size_t)a * cap;
+#pragma omp simd
+        for (int n = 0; n < nbat; ++n) {
+            Sij[n] += Q[n] * Pj[n];
+            Sik[n] += Q[n] * Pk[n];
+            Sjk[n] += Q[n] * Pjk[n];
+            Sc[n] += Qd[n] * P[n];
+        }
+    }
+    double fi0 = 0.0, fi1 = 0.0, fi2 = 0.0;
+    for (int n = 0; n < nbat; ++n) {
+        const int j = w->bj[n], k = w->bk[n];
+        const double tij = Sij[n], tik = Sik[n], tjk = Sjk[n], tc = Sc[n];
+        if (tij == 0.0 && tik == 0.0 && tjk == 0.0 && tc == 0.0) continue;
+        const double rij = nb->r[j], rik = nb->r[k], cs = w->cs[n];
+        const double u0 = nb->ux[j], u1 = nb->uy[j], u2 = nb->uz[j];
+        const double v0 = nb->ux[k], v1 = nb->uy[k], v2 = nb->uz[k];
+        const double dij0 = nb->dx[j], dij1 = nb->dy[j], dij2 = nb->dz[j];
+        const double dik0 = nb->dx[k], dik1 = nb->dy[k], dik2 = nb->dz[k];
+        const double a_ij = tc / rij, a_ik = tc / rik;
+        const double gij0 = tij * u0 + a_ij * (v0 - cs * u0);
+        const double gij1 = tij * u1 + a_ij * (v1 - cs * u1);
+        const double gij2 = tij * u2 + a_ij * (v2 - cs * u2);
+        const double gik0 = tik * v0 + a_ik * (u0 - cs * v0);
+        const double gik1 = tik * v1 + a_ik * (u1 - cs * v1);
+        const double gik2 = tik * v2 + a_ik * (u2 - cs * v2);
+        const double djk0 = dik0 - dij0, djk1 = dik1 - dij1, djk2 = dik2 - dij2;
+        double gjk0 = 0.0, gjk1 = 0.0, gjk2 = 0.0;
+        if (g->narrow) {
+            const double c = tjk / w->rjk[n];
+            gjk0 = c * djk0; gjk1 = c * djk1; gjk2 = c * djk2;
+        }
+        double *Fj = F + 3 * (size_t)nb->idx[j], *Fk = F + 3 * (size_t)nb->idx[k];
+        fi0 -= gij0 + gik0; fi1 -= gij1 + gik1; fi2 -= gij2 + gik2;
+        Fj[0] -= gjk0 - gij0; Fj[1] -= gjk1 - gij1; Fj[2] -= gjk2 - gij2;
+        Fk[0] += gik0 + gjk0; Fk[1] += gik1 + gjk1; Fk[2] += gik2 + gjk2;
+        V[0] += gij0 * dij0 + gik0 * dik0 + gjk0 * djk0;
+        V[1] += gij0 * dij1 + gik0 * dik1 + gjk0 * djk1;
+        V[2] += gij0 * dij2 + gik0 * dik2 + gjk0 * djk2;
+        V[3] += gij1 * dij0 + gik1 * dik0 + gjk1 * djk0;
+        V[4] += gij1 * dij1 + gik1 * dik1 + gjk1 * djk1;
+        V[5] += gij1 * dij2 + gik1 * dik2 + gjk1 * djk2;
+        V[6] += gij2 * dij0 + gik2 * dik0 + gjk2 * djk0;
+        V[7] += gij2 * dij1 + gik2 * dik1 + gjk2 * djk1;
+        V[8] += gij2 * dij2 + gik2 * dik2 + gjk2 * djk2;
+    }
+    Fi[0] += fi0; Fi[1] += fi1; Fi[2] += fi2;
+}
+
+/* One angular group: tables, then batches of pairs.  Values/derivatives
+ * (wsf == NULL) or forces (wsf != NULL). */
+static void angular_group(const hdnnp_model *m, const hdnnp_xgroup *g, const hdnnp_nbhd *nb,
+                          hdnnp_sfx_scratch *w, double *G, double *dG, const double *wsf,
+                          double *F, double *V, double *Fi)
+{
+    int ja, jb, ka, kb;
+    neighbour_range(g, nb, g->e1, &ja, &jb);
+    neighbour_range(g, nb, g->e2, &ka, &kb);
+    if (jb <= ja || kb <= ka) return;
+    const int same = g->weighted || g->e1 == g->e2;
+    angular_tables(g, nb, w, ja, jb);
+    if (!same) angular_tables(g, nb, w, ka, kb);
+    int nbat = 0;
+    for (int j = ja; j < jb; ++j) {
+        if (nb->r[j] >= g->rmax) continue;
+        nbat = collect(g, nb, w, j, same ? j + 1 : ka, kb, nbat);
+        if (nbat >= SFX_CHUNK) {
+            process(m, g, w, nbat);
+            if (wsf) batch_forces(g, nb, w, nbat, wsf, F, V, Fi);
+            else batch_values(g, nb, w, nbat, G, dG);
+            nbat = 0;
+        }
+    }
+    if (nbat > 0) {
+        process(m, g, w, nbat);
+        if (wsf) batch_forces(g, nb, w, nbat, wsf, F, V, Fi);
+        else batch_values(g, nb, w, nbat, G, dG);
+    }
+}
+
+/* ======================================================================= */
+/* entry points                                                             */
+/* ======================================================================= */
+
+void hdnnp_sfx_values(const hdnnp_model *m, int ei, const hdnnp_nbhd *nb,
+                      hdnnp_sfx_scratch *w, double *G, double *dG)
+{
+    const hdnnp_element *el = &m->el[ei];
+    prepare(m, nb, w);
+    for (int g = 0; g < el->nxg; ++g) {
+        const hdnnp_xgroup *x = &el->xg[g];
+        if (x->angular) angular_group(m, x, nb, w, G, dG, NULL, NULL, NULL, NULL);
+        else radial_values(x, nb, w, G, dG);
+    }
+}
+
+void hdnnp_sfx_forces(const hdnnp_model *m, int ei, const hdnnp_nbhd *nb,
+                      hdnnp_sfx_scratch *w, const double *wsf, double *F, double *V,
+                      double *Fi)
+{
+    const hdnnp_element *el = &m->el[ei];
+    prepare(m, nb, w);
+    for (int g = 0; g < el->nxg; ++g) {
+        const hdnnp_xgroup *x = &el->xg[g];
+        int any = 0;
+        for (int s = 0; s < x->n; ++s) if (wsf[x->sf[s]] != 0.0) { any = 1; break; }
+        if (!any) continue;
+        if (x->angular) angular_group(m, x, nb, w, NULL, NULL, wsf, F, V, Fi);
+        else radial_forces(x, nb, w, wsf, F, V, Fi);
+    }
+}

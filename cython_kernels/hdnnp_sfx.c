@@ -280,7 +280,7 @@ hdnnp_sfx_scratch *hdnnp_sfx_scratch_new(const hdnnp_model *m, int maxnn)
     w->maxmem = maxmem;
     const size_t nn = (size_t)w->maxnn, cap = (size_t)w->cap;
     w->nel = (int *)xcalloc(nn + 2 * cap, sizeof(int));
-    w->zw = (double *)xcalloc(nn * (3 + 2 * (size_t)maxrad), sizeof(double));
+    w->zw = (double *)xcalloc(nn * (4 + 2 * (size_t)maxrad), sizeof(double));
     w->P = (double *)xcalloc(cap * (SFX_PAIR_ARRAYS + 6 * (size_t)maxrad + 2 * (size_t)maxang), sizeof(double));
     w->Tm = (double *)xcalloc(4 * (size_t)maxmem, sizeof(double));
     if (!w->nel || !w->zw || !w->P || !w->Tm) { hdnnp_sfx_scratch_free(w); return NULL; }

@@ -46,6 +46,7 @@ cdef extern from "hdnnp_core.h":
 
     hdnnp_model *hdnnp_model_new(int, int, double, int) nogil
     void hdnnp_model_free(hdnnp_model *) nogil
+    hdnnp_model *hdnnp_model_load_n2p2(const char *, char *) nogil
     int hdnnp_sf_type_supported(int) nogil
     const char *hdnnp_sf_layout(int, int) nogil
     void hdnnp_model_set_atomic_numbers(hdnnp_model *, const int *) nogil
@@ -268,6 +269,27 @@ cdef class Model:
         with nogil:
             out = hdnnp_network(self.m, element, &g[0], &d[0], &work[0])
         return out, np.asarray(d)
+
+
+def load_n2p2(directory):
+    """A :class:`Model` read by the C loader of n2p2 potential folders (the one the
+    LAMMPS plugin uses; ``hdnnp_n2p2.c``).  Raises :class:`CoreError` with the loader's
+    message (file and line)."""
+    import os
+
+    cdef bytes path = os.fsencode(os.fspath(directory))
+    cdef char err[512]
+    cdef const char *cpath = path
+    cdef hdnnp_model *m
+    err[0] = 0
+    with nogil:
+        m = hdnnp_model_load_n2p2(cpath, err)
+    if m == NULL:
+        raise CoreError(err.decode("utf-8", "replace"))
+    cdef Model model = Model.__new__(Model, 1, 0)
+    hdnnp_model_free(model.m)
+    model.m = m
+    return model
 
 
 cdef class NeighborList:

@@ -258,8 +258,8 @@ static int check_nnp_type(char **tok, int n, const char *path, int line, char *e
 {
     if (n < 2) FAIL("%s:%d: %s needs a value", path, line, tok[0]);
     if (!strcmp(tok[1], "2G-HDNNP") || atoi(tok[1]) == 2) return 0;
-    FAIL("%s:%d: '%s %s' is not a 2G-HDNNP (short-range network only): hpcnnp does not "
-         "evaluate 4G-HDNNPs (charge equilibration, electrostatics) or Q-HDNNPs",
+    FAIL("%s:%d: %s %s: not a 2G-HDNNP; hpcnnp evaluates short-range networks only, it has "
+         "no charge networks, charge equilibration or electrostatics (4G-HDNNP, Q-HDNNP)",
          path, line, tok[0], tok[1]);
 fail:
     return -1;

@@ -69,13 +69,11 @@ _ACTIVATIONS = frozenset("ltsprgcSeh")          # §8.1
 _NNP_TYPES = {"2G-HDNNP": "2G-HDNNP", "4G-HDNNP": "4G-HDNNP", "Q-HDNNP": "Q-HDNNP",
               2: "2G-HDNNP", 4: "4G-HDNNP", 10: "Q-HDNNP"}
 _NNP_TYPE_MISSING = {
-    "4G-HDNNP": "a 4G-HDNNP: charge networks (weightse.*.data), charge equilibration "
-                "with hardness.*.data and long-range electrostatics",
-    "Q-HDNNP": "a Q-HDNNP: an additional charge network (weightse.*.data) whose charges "
-               "are inputs of the short-range networks",
+    "4G-HDNNP": "charge networks (weightse.*.data), charge equilibration with "
+                "hardness.*.data and long-range electrostatics",
+    "Q-HDNNP": "a charge network (weightse.*.data) whose charges are inputs of the "
+               "short-range networks",
 }
-_NNP_TYPE_LACKS = ("charge networks, charge equilibration or electrostatics; evaluate this "
-                   "potential with n2p2 itself (e.g. nnp-predict)")
 _INT_PREFIX = re.compile(r"[+-]?\d+")
 
 
@@ -243,11 +241,16 @@ class Settings:
             kind = _NNP_TYPES.get(int(_INT_PREFIX.match(value).group()))   # atoi, as n2p2
         if kind == "2G-HDNNP":
             return kind
-        what = _NNP_TYPE_MISSING.get(kind, "a kind of potential n2p2 itself does not define")
+        if kind is None:
+            raise InputFileError(self.path, entry.line,
+                                 f"{entry.keyword} {entry.args}: unknown kind of potential "
+                                 "(n2p2 knows 2G-HDNNP = 2, 4G-HDNNP = 4, Q-HDNNP = 10)")
         raise InputFileError(self.path, entry.line,
-                             f"'{entry.keyword} {entry.args}' declares {kind or 'an unknown kind'}"
-                             f" ({what}); hpcnnp evaluates 2G-HDNNPs (short-range atomic "
-                             "networks) only and has no " + _NNP_TYPE_LACKS)
+                             f"{entry.keyword} {entry.args}: this is a {kind} "
+                             f"({_NNP_TYPE_MISSING[kind]}), which hpcnnp does not evaluate: "
+                             "it has no charge networks, charge equilibration or "
+                             "electrostatics and evaluates 2G-HDNNPs (short-range networks) "
+                             "only; use n2p2 itself (e.g. nnp-predict) for this potential")
 
     @cached_property
     def cutoff_type(self) -> int:

@@ -355,6 +355,7 @@ int hdnnp_model_set_sf(hdnnp_model *m, int e, int nsf, const hdnnp_sf_param *sf)
         else if (p.type == 3 || p.type == 9) { if (add_angular(m, el, nsf, s, &p, ic) != 0) return -1; }
         else if (hdnnp_sfx_add(m, el, nsf, s, &p, ic) != 0) return -1;
     }
+    hdnnp_sfx_finalize(el);
     if (build_layout(m, el) != 0) goto oom;
     return 0;
 oom:

@@ -155,6 +155,7 @@ typedef struct {
     double rmax;         /* largest radius of the members */
     int n, cap;          /* members, capacity */
     int *sf, *mrad, *mang;
+    int *abeg, *amem;    /* members by radial function: amem[abeg[a] .. abeg[a+1]) */
     int nrad, nang;
     hdnnp_fn1d *rad, *ang;
     int pos[HDNNP_MAX_ELEMENTS];   /* row of member 0 in the derivative block of a

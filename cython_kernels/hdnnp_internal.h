@@ -73,6 +73,8 @@ int hdnnp_sfx_handles(int t);
  * Returns 0 or -1 (message in m->err). */
 int hdnnp_sfx_add(hdnnp_model *m, hdnnp_element *el, int nsf, int s,
                   const hdnnp_sf_param *p, int icut);
+/* Index the members of every group by radial function (after the last add). */
+void hdnnp_sfx_finalize(hdnnp_element *el);
 /* 1 if group g depends on neighbours of element q */
 int hdnnp_sfx_depends(const hdnnp_xgroup *g, int q);
 void hdnnp_sfx_free_groups(hdnnp_element *el);

@@ -41,8 +41,6 @@
 #define M_PI 3.14159265358979323846
 #endif
 
-/* pairs per batch (plus room for the partners of one j) */
-#define SFX_CHUNK 256
 /* |cos theta| this close to 1 counts as a straight line: the compact angular
  * functions are 0 there (n2p2 skips cos <= -1 and cos >= 1; the margin of a
  * few ulp keeps the images (i, i+T, i-T) of a small periodic cell on the
@@ -163,8 +161,10 @@ static int new_group(hdnnp_element *el, int nsf, const hdnnp_sf_param *p, int ic
     x->mang = (int *)xcalloc(nsf, sizeof(int));
     x->rad = (hdnnp_fn1d *)xcalloc(nsf, sizeof(hdnnp_fn1d));
     x->ang = (hdnnp_fn1d *)xcalloc(nsf, sizeof(hdnnp_fn1d));
+    x->abeg = (int *)xcalloc((size_t)nsf + 1, sizeof(int));
+    x->amem = (int *)xcalloc(nsf, sizeof(int));
     for (int q = 0; q < HDNNP_MAX_ELEMENTS; ++q) x->pos[q] = -1;
-    if (!x->sf || !x->mrad || !x->mang || !x->rad || !x->ang) return -1;
+    if (!x->sf || !x->mrad || !x->mang || !x->rad || !x->ang || !x->abeg || !x->amem) return -1;
     return el->nxg++;
 }
 
@@ -226,6 +226,20 @@ int hdnnp_sfx_add(hdnnp_model *m, hdnnp_element *el, int nsf, int s,
     return 0;
 }
 
+void hdnnp_sfx_finalize(hdnnp_element *el)
+{
+    for (int g = 0; g < el->nxg; ++g) {
+        hdnnp_xgroup *x = &el->xg[g];
+        for (int a = 0; a <= x->nrad; ++a) x->abeg[a] = 0;
+        for (int s = 0; s < x->n; ++s) x->abeg[x->mrad[s] + 1]++;
+        for (int a = 0; a < x->nrad; ++a) x->abeg[a + 1] += x->abeg[a];
+        int *fill = x->amem;   /* counting sort, members in order within a */
+        for (int a = 0; a < x->nrad; ++a)
+            for (int s = 0; s < x->n; ++s)
+                if (x->mrad[s] == a) *fill++ = s;
+    }
+}
+
 int hdnnp_sfx_depends(const hdnnp_xgroup *g, int q)
 {
     return g->weighted || g->e1 == q || (g->angular && g->e2 == q);
@@ -236,6 +250,7 @@ void hdnnp_sfx_free_groups(hdnnp_element *el)
     for (int g = 0; g < el->nxg; ++g) {
         hdnnp_xgroup *x = &el->xg[g];
         free(x->sf); free(x->mrad); free(x->mang); free(x->rad); free(x->ang);
+        free(x->abeg); free(x->amem);
     }
     free(el->xg);
     el->xg = NULL;
@@ -246,19 +261,21 @@ void hdnnp_sfx_free_groups(hdnnp_element *el)
 /* scratch                                                                  */
 /* ======================================================================= */
 
-#define SFX_PAIR_ARRAYS 17
+#define SFX_RUN_ARRAYS 14
 struct hdnnp_sfx_scratch {
-    int maxnn, cap, maxrad, maxang, maxmem;
+    int maxnn, maxrad, maxang;
     int *nel;                       /* element of each neighbour */
     double *zw;                     /* atomic number of each neighbour */
     double *H, *dH;                 /* maxrad x maxnn: radial functions per neighbour */
     double *h, *dh, *t;             /* maxnn */
-    int *bj, *bk;                   /* pair batch */
-    double *cs, *x2, *rjk, *fcjk, *dfcjk, *hjk, *dhjk, *th, *nis, *wgt;
-    double *Sij, *Sik, *Sjk, *Sc, *tmp1, *tmp2, *tmp3;
-    double *P, *Pj, *Pk, *Pjk, *Q, *Qd;   /* maxrad x cap */
-    double *A, *dA;                 /* maxang x cap */
+    /* one run: the partners k of one neighbour j (maxnn each) */
+    double *cs, *x2, *rjk, *fcjk, *dfcjk, *wgt, *th, *nis, *tmp, *Sij, *Sik, *Sjk, *Sc, *t1;
+    double *hjk, *dhjk;             /* maxrad x maxnn */
+    double *A, *dA;                 /* maxang x maxnn */
+    double *W;                      /* maxrad x maxang: dE/dG of the members */
+    int *Wany;                      /* maxrad: row of W not zero */
     double *Tm;                     /* 4 x maxmem */
+    int maxmem;
 };
 
 hdnnp_sfx_scratch *hdnnp_sfx_scratch_new(const hdnnp_model *m, int maxnn)
@@ -274,42 +291,35 @@ hdnnp_sfx_scratch *hdnnp_sfx_scratch_new(const hdnnp_model *m, int maxnn)
             if (x->n > maxmem) maxmem = x->n;
         }
     w->maxnn = maxnn > 0 ? maxnn : 1;
-    w->cap = SFX_CHUNK + w->maxnn;
     w->maxrad = maxrad;
     w->maxang = maxang;
     w->maxmem = maxmem;
-    const size_t nn = (size_t)w->maxnn, cap = (size_t)w->cap;
-    w->nel = (int *)xcalloc(nn + 2 * cap, sizeof(int));
-    w->zw = (double *)xcalloc(nn * (4 + 2 * (size_t)maxrad), sizeof(double));
-    w->P = (double *)xcalloc(cap * (SFX_PAIR_ARRAYS + 6 * (size_t)maxrad + 2 * (size_t)maxang), sizeof(double));
+    const size_t nn = (size_t)w->maxnn;
+    w->nel = (int *)xcalloc(nn + (size_t)maxrad, sizeof(int));
+    w->zw = (double *)xcalloc(nn * (4 + SFX_RUN_ARRAYS + 4 * (size_t)maxrad + 2 * (size_t)maxang)
+                              + (size_t)maxrad * maxang, sizeof(double));
     w->Tm = (double *)xcalloc(4 * (size_t)maxmem, sizeof(double));
-    if (!w->nel || !w->zw || !w->P || !w->Tm) { hdnnp_sfx_scratch_free(w); return NULL; }
-    w->bj = w->nel + nn;
-    w->bk = w->bj + cap;
-    w->h = w->zw + nn;
-    w->dh = w->h + nn;
-    w->t = w->dh + nn;
-    w->H = w->t + nn;
-    w->dH = w->H + nn * maxrad;
-    double **pair[SFX_PAIR_ARRAYS] = {&w->cs, &w->x2, &w->rjk, &w->fcjk, &w->dfcjk, &w->hjk,
-                                      &w->dhjk, &w->th, &w->nis, &w->wgt, &w->Sij, &w->Sik,
-                                      &w->Sjk, &w->Sc, &w->tmp1, &w->tmp2, &w->tmp3};
-    double *blk = w->P + cap * 6 * (size_t)maxrad + cap * 2 * (size_t)maxang;
-    for (int a = 0; a < SFX_PAIR_ARRAYS; ++a) *pair[a] = blk + (size_t)a * cap;
-    w->Pj = w->P + cap * maxrad;
-    w->Pk = w->Pj + cap * maxrad;
-    w->Pjk = w->Pk + cap * maxrad;
-    w->Q = w->Pjk + cap * maxrad;
-    w->Qd = w->Q + cap * maxrad;
-    w->A = w->Qd + cap * maxrad;
-    w->dA = w->A + cap * maxang;
+    if (!w->nel || !w->zw || !w->Tm) { hdnnp_sfx_scratch_free(w); return NULL; }
+    w->Wany = w->nel + nn;
+    double *next = w->zw + nn;
+    double **arr[4 + SFX_RUN_ARRAYS - 1] = {&w->h, &w->dh, &w->t, &w->cs, &w->x2, &w->rjk,
+                                            &w->fcjk, &w->dfcjk, &w->wgt, &w->th, &w->nis,
+                                            &w->tmp, &w->Sij, &w->Sik, &w->Sjk, &w->Sc, &w->t1};
+    for (int a = 0; a < 4 + SFX_RUN_ARRAYS - 1; ++a) { *arr[a] = next; next += nn; }
+    w->H = next; next += nn * maxrad;
+    w->dH = next; next += nn * maxrad;
+    w->hjk = next; next += nn * maxrad;
+    w->dhjk = next; next += nn * maxrad;
+    w->A = next; next += nn * maxang;
+    w->dA = next; next += nn * maxang;
+    w->W = next;
     return w;
 }
 
 void hdnnp_sfx_scratch_free(hdnnp_sfx_scratch *w)
 {
     if (!w) return;
-    free(w->nel); free(w->zw); free(w->P); free(w->Tm);
+    free(w->nel); free(w->zw); free(w->Tm);
     free(w);
 }
 
@@ -342,6 +352,48 @@ static void prepare(const hdnnp_model *m, const hdnnp_nbhd *nb, hdnnp_sfx_scratc
         const double tt_ = 1.0 / (ok_ ? den_ : -1.0), ex_ = vexp(tt_);                   \
         f = ok_ ? 2.718281828459045 * ex_ : 0.0;                                          \
         d = ok_ ? -2.0 * 2.718281828459045 * y * tt_ * tt_ * ex_ : 0.0; } while (0)
+
+/* acos(c), |c| <= 1, without library calls so that the pair loops vectorise:
+ * acos c = pi/2 - asin c for |c| <= 1/2; beyond, acos |c| = 2 asin(sqrt((1 - |c|)/2))
+ * (1 - |c| is exact there) and acos(-|c|) = pi - acos |c|.  asin on [0, 1/2] is its
+ * Taylor series sum_n (2n)!/(4^n (n!)^2 (2n+1)) z^(2n+1), 24 terms (truncation
+ * < 4e-17 relative); the result agrees with libm's acos to a few ulp. */
+static inline double vacos(double c)
+{
+    const double a = fabs(c);
+    const int big = a > 0.5;
+    const double z = big ? sqrt(0.5 * (1.0 - a)) : a;
+    const double t = z * z;
+    double p = 0.0024894486782468836;
+    p = p * t + 0.0026578706382072901;
+    p = p * t + 0.0028461784011089421;
+    p = p * t + 0.0030578216492580306;
+    p = p * t + 0.0032970595034734849;
+    p = p * t + 0.0035692053938259347;
+    p = p * t + 0.0038809645588376691;
+    p = p * t + 0.0042409070936793632;
+    p = p * t + 0.0046601434869150962;
+    p = p * t + 0.0051533096823199046;
+    p = p * t + 0.0057400376708419236;
+    p = p * t + 0.0064472103118896487;
+    p = p * t + 0.0073125258735988454;
+    p = p * t + 0.0083903358096168151;
+    p = p * t + 0.0097616095291940784;
+    p = p * t + 0.011551800896139705;
+    p = p * t + 0.013964843750000001;
+    p = p * t + 0.017352764423076924;
+    p = p * t + 0.022372159090909092;
+    p = p * t + 0.030381944444444444;
+    p = p * t + 0.044642857142857144;
+    p = p * t + 0.074999999999999997;
+    p = p * t + 0.16666666666666666;
+    p = p * t + 1.0;
+    const double s = z * p;                 /* asin(z) */
+    const double pi = 3.14159265358979323846, half_pi = 1.57079632679489661923;
+    const double r_small = half_pi - (c < 0.0 ? -s : s);
+    const double r_big = c > 0.0 ? 2.0 * s : pi - 2.0 * s;
+    return big ? r_big : r_small;
+}
 
 /* compact function of a batch of arguments: h = C(a), dh = dC/da */
 #define COMPACT_LOOP(CORE)                                                                \
@@ -545,135 +597,124 @@ static void angular_tables(const hdnnp_xgroup *g, const hdnnp_nbhd *nb, hdnnp_sf
                      w->dH + (size_t)a * w->maxnn + qa);
 }
 
-/* Append the partners k in [kbeg, kend) of neighbour j to the pair batch
- * (those within rmax, and with r_jk < rmax for narrow groups). */
-static int collect(const hdnnp_xgroup *g, const hdnnp_nbhd *nb, hdnnp_sfx_scratch *w, int j,
-                   int kbeg, int kend, int nbat)
+/* The pairs (j, k) of one neighbour j are a dense run over its partners
+ * k = kbeg ... kbeg + L - 1 (contiguous in the neighbour list, so the radial
+ * tables are read without gathers).  Pairs outside the group's range carry
+ * the weight 0.  Per pair: cos theta, the weight (Z_j Z_k for weighted groups),
+ * for narrow groups r_jk and the radial functions of r_jk, and the angular
+ * functions A_b, dA_b/dcos times the weight. */
+static void run_setup(const hdnnp_model *m, const hdnnp_xgroup *g, const hdnnp_nbhd *nb,
+                      hdnnp_sfx_scratch *w, int j, int kbeg, int L)
 {
     const double rc = g->rmax, rc2 = rc * rc;
-    const int narrow = g->narrow;
+    const int narrow = g->narrow, mx = w->maxnn;
     const double dx = nb->dx[j], dy = nb->dy[j], dz = nb->dz[j];
     const double ux = nb->ux[j], uy = nb->uy[j], uz = nb->uz[j];
-    double *restrict t1 = w->tmp1 + nbat, *restrict t2 = w->tmp2 + nbat;
-    const int cnt = kend - kbeg;
+    const double zj = g->weighted ? w->zw[j] : 1.0;
+    const double *restrict dxk = nb->dx + kbeg, *restrict dyk = nb->dy + kbeg;
+    const double *restrict dzk = nb->dz + kbeg, *restrict rk = nb->r + kbeg;
+    const double *restrict uxk = nb->ux + kbeg, *restrict uyk = nb->uy + kbeg;
+    const double *restrict uzk = nb->uz + kbeg, *restrict zk = w->zw + kbeg;
+    double *restrict x2 = w->x2, *restrict cs = w->cs, *restrict wgt = w->wgt;
+    const int weighted = g->weighted;
 #pragma omp simd
-    for (int t = 0; t < cnt; ++t) {
-        const int k = kbeg + t;
-        const double a0 = nb->dx[k] - dx, a1 = nb->dy[k] - dy, a2 = nb->dz[k] - dz;
-        t1[t] = a0 * a0 + a1 * a1 + a2 * a2;
-        t2[t] = ux * nb->ux[k] + uy * nb->uy[k] + uz * nb->uz[k];
+    for (int t = 0; t < L; ++t) {
+        const double a0 = dxk[t] - dx, a1 = dyk[t] - dy, a2 = dzk[t] - dz;
+        x2[t] = a0 * a0 + a1 * a1 + a2 * a2;
+        cs[t] = ux * uxk[t] + uy * uyk[t] + uz * uzk[t];
+        const int ok = (rk[t] < rc) & (!narrow | (x2[t] < rc2));
+        wgt[t] = ok ? (weighted ? zj * zk[t] : 1.0) : 0.0;
     }
-    for (int t = 0; t < cnt; ++t) {
-        const int k = kbeg + t;
-        const int ok = (nb->r[k] < rc) & (!narrow | (t1[t] < rc2));
-        const double x2 = t1[t], cs = t2[t];
-        w->bj[nbat] = j;
-        w->bk[nbat] = k;
-        w->x2[nbat] = x2;
-        w->cs[nbat] = cs;
-        nbat += ok;
-    }
-    return nbat;
-}
-
-/* per pair: radial products P_a (and their partial derivatives) and angular
- * values A_b, dA_b/dcos (times the pair weight) */
-static void process(const hdnnp_model *m, const hdnnp_xgroup *g, hdnnp_sfx_scratch *w, int nbat)
-{
-    const int cap = w->cap, mx = w->maxnn;
-    const int *restrict bj = w->bj, *restrict bk = w->bk;
-    if (g->narrow) {
+    if (narrow) {
+        double *restrict rjk = w->rjk;
 #pragma omp simd
-        for (int n = 0; n < nbat; ++n) w->rjk[n] = sqrt(w->x2[n]);
-        if (g->icut >= 0) hdnnp_cutoff_batch(&m->cut[g->icut], nbat, w->rjk, w->fcjk, w->dfcjk);
+        for (int t = 0; t < L; ++t) rjk[t] = sqrt(x2[t]);
+        if (g->icut >= 0) hdnnp_cutoff_batch(&m->cut[g->icut], L, w->rjk, w->fcjk, w->dfcjk);
+        for (int a = 0; a < g->nrad; ++a)
+            radial_batch(&g->rad[a], L, w->rjk, w->fcjk, w->dfcjk, w->hjk + (size_t)a * mx,
+                         w->dhjk + (size_t)a * mx);
     }
-    for (int a = 0; a < g->nrad; ++a) {
-        const double *restrict H = w->H + (size_t)a * mx, *restrict dH = w->dH + (size_t)a * mx;
-        double *restrict P = w->P + (size_t)a * cap, *restrict Pj = w->Pj + (size_t)a * cap;
-        double *restrict Pk = w->Pk + (size_t)a * cap, *restrict Pjk = w->Pjk + (size_t)a * cap;
-        if (g->narrow) {
-            radial_batch(&g->rad[a], nbat, w->rjk, w->fcjk, w->dfcjk, w->hjk, w->dhjk);
-            const double *restrict hjk = w->hjk, *restrict dhjk = w->dhjk;
-            for (int n = 0; n < nbat; ++n) {
-                const double hj = H[bj[n]], hk = H[bk[n]];
-                P[n] = hj * hk * hjk[n];
-                Pj[n] = dH[bj[n]] * hk * hjk[n];
-                Pk[n] = hj * dH[bk[n]] * hjk[n];
-                Pjk[n] = hj * hk * dhjk[n];
-            }
-        } else {
-            for (int n = 0; n < nbat; ++n) {
-                const double hj = H[bj[n]], hk = H[bk[n]];
-                P[n] = hj * hk;
-                Pj[n] = dH[bj[n]] * hk;
-                Pk[n] = hj * dH[bk[n]];
-                Pjk[n] = 0.0;
-            }
-        }
-    }
-    const int compact = g->ang[0].kind == HDNNP_FN_COMPACT;
-    if (compact) {
-        const double *restrict cs = w->cs;
+    if (g->ang[0].kind == HDNNP_FN_COMPACT) {
         double *restrict th = w->th, *restrict nis = w->nis;
-        for (int n = 0; n < nbat; ++n) {
-            const double c = cs[n];
+#pragma omp simd
+        for (int t = 0; t < L; ++t) {
+            const double c = cs[t];
             const int ok = (c > -1.0 + SFX_COLLINEAR) & (c < 1.0 - SFX_COLLINEAR);
-            th[n] = ok ? acos(c) : 1.0e3;    /* outside every angle interval */
-            nis[n] = ok ? -1.0 / sqrt(1.0 - c * c) : 0.0;
+            const double cc = ok ? c : 0.0;
+            th[t] = ok ? vacos(cc) : 1.0e3;    /* outside every angle interval */
+            nis[t] = ok ? -1.0 / sqrt(1.0 - cc * cc) : 0.0;
         }
     }
-    if (g->weighted)
-        for (int n = 0; n < nbat; ++n) w->wgt[n] = w->zw[bj[n]] * w->zw[bk[n]];
     for (int b = 0; b < g->nang; ++b) {
-        double *restrict A = w->A + (size_t)b * cap, *restrict dA = w->dA + (size_t)b * cap;
-        angular_batch(&g->ang[b], nbat, w->cs, w->th, w->nis, A, dA, w->tmp3);
-        if (g->weighted) {
-            const double *restrict wg = w->wgt;
+        double *restrict A = w->A + (size_t)b * mx, *restrict dA = w->dA + (size_t)b * mx;
+        angular_batch(&g->ang[b], L, cs, w->th, w->nis, A, dA, w->tmp);
 #pragma omp simd
-            for (int n = 0; n < nbat; ++n) { A[n] *= wg[n]; dA[n] *= wg[n]; }
+        for (int t = 0; t < L; ++t) { A[t] *= wgt[t]; dA[t] *= wgt[t]; }
+    }
+}
+
+/* values of the members from one run: G_s += H_a(j) sum_k H_a(k) [h_a(r_jk)] A_b */
+static void run_values(const hdnnp_xgroup *g, hdnnp_sfx_scratch *w, int j, int kbeg, int L,
+                       double *G)
+{
+    const int mx = w->maxnn;
+    for (int a = 0; a < g->nrad; ++a) {
+        const double hj = w->H[(size_t)a * mx + j];
+        if (hj == 0.0) continue;
+        const double *restrict Hk = w->H + (size_t)a * mx + kbeg;
+        const double *restrict v = Hk;
+        if (g->narrow) {
+            const double *restrict hjk = w->hjk + (size_t)a * mx;
+            double *restrict tmp = w->tmp;
+#pragma omp simd
+            for (int t = 0; t < L; ++t) tmp[t] = Hk[t] * hjk[t];
+            v = tmp;
+        }
+        for (int i = g->abeg[a]; i < g->abeg[a + 1]; ++i) {
+            const int s = g->amem[i];
+            const double *restrict A = w->A + (size_t)g->mang[s] * mx;
+            double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+            for (int t = 0; t < L; ++t) sum += v[t] * A[t];
+            G[g->sf[s]] += hj * sum;
         }
     }
 }
 
-/* values and (dG != NULL) derivatives of the members from a processed batch */
-static void batch_values(const hdnnp_xgroup *g, const hdnnp_nbhd *nb, hdnnp_sfx_scratch *w,
-                         int nbat, double *G, double *dG)
+/* derivatives of the members from one run (compact layout, see hdnnp_sfx_values) */
+static void run_derivatives(const hdnnp_xgroup *g, const hdnnp_nbhd *nb, hdnnp_sfx_scratch *w,
+                            int j, int kbeg, int L, double *dG)
 {
-    const int cap = w->cap;
-    for (int s = 0; s < g->n; ++s) {
-        const double *restrict P = w->P + (size_t)g->mrad[s] * cap;
-        const double *restrict A = w->A + (size_t)g->mang[s] * cap;
-        double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-        for (int n = 0; n < nbat; ++n) sum += P[n] * A[n];
-        G[g->sf[s]] += sum;
-    }
-    if (!dG) return;
-    const int nm = g->n;
+    const int nm = g->n, mx = w->maxnn;
     double *restrict Tij = w->Tm, *restrict Tik = Tij + w->maxmem;
     double *restrict Tjk = Tik + w->maxmem, *restrict Tc = Tjk + w->maxmem;
-    for (int n = 0; n < nbat; ++n) {
-        const int j = w->bj[n], k = w->bk[n];
-        const double rij = nb->r[j], rik = nb->r[k], cs = w->cs[n];
-        const double u0 = nb->ux[j], u1 = nb->uy[j], u2 = nb->uz[j];
+    const double rij = nb->r[j], u0 = nb->ux[j], u1 = nb->uy[j], u2 = nb->uz[j];
+    for (int t = 0; t < L; ++t) {
+        if (w->wgt[t] == 0.0) continue;
+        const int k = kbeg + t;
+        const double rik = nb->r[k], cs = w->cs[t];
         const double v0 = nb->ux[k], v1 = nb->uy[k], v2 = nb->uz[k];
         const double cij0 = (v0 - cs * u0) / rij, cij1 = (v1 - cs * u1) / rij, cij2 = (v2 - cs * u2) / rij;
         const double cik0 = (u0 - cs * v0) / rik, cik1 = (u1 - cs * v1) / rik, cik2 = (u2 - cs * v2) / rik;
         double w0 = 0.0, w1 = 0.0, w2 = 0.0;
         if (g->narrow) {
-            const double ir = 1.0 / w->rjk[n];
+            const double ir = 1.0 / w->rjk[t];
             w0 = (nb->dx[k] - nb->dx[j]) * ir;
             w1 = (nb->dy[k] - nb->dy[j]) * ir;
             w2 = (nb->dz[k] - nb->dz[j]) * ir;
         }
         int any = 0;
         for (int s = 0; s < nm; ++s) {
-            const size_t ia = (size_t)g->mang[s] * cap + n, ir = (size_t)g->mrad[s] * cap + n;
+            const size_t ia = (size_t)g->mang[s] * mx + t, ra = (size_t)g->mrad[s] * mx;
+            const double hj = w->H[ra + j], dhj = w->dH[ra + j];
+            const double hk = w->H[ra + k], dhk = w->dH[ra + k];
+            const double hjk = g->narrow ? w->hjk[ra + t] : 1.0;
+            const double dhjk = g->narrow ? w->dhjk[ra + t] : 0.0;
             const double A = w->A[ia];
-            Tij[s] = A * w->Pj[ir];
-            Tik[s] = A * w->Pk[ir];
-            Tjk[s] = A * w->Pjk[ir];
-            Tc[s] = w->dA[ia] * w->P[ir];
+            Tij[s] = A * dhj * hk * hjk;
+            Tik[s] = A * hj * dhk * hjk;
+            Tjk[s] = A * hj * hk * dhjk;
+            Tc[s] = w->dA[ia] * hj * hk * hjk;
             any |= (Tij[s] != 0.0) | (Tik[s] != 0.0) | (Tjk[s] != 0.0) | (Tc[s] != 0.0);
         }
         if (!any) continue;
@@ -696,46 +737,66 @@ static void batch_values(const hdnnp_xgroup *g, const hdnnp_nbhd *nb, hdnnp_sfx_
     }
 }
 
-/* forces and strain derivative from a processed batch, contracted with wsf */
-static void batch_forces(const hdnnp_xgroup *g, const hdnnp_nbhd *nb, hdnnp_sfx_scratch *w,
-                         int nbat, const double *wsf, double *F, double *V, double *Fi)
+/* W[a][b] = dE/dG of the member (a, b), Wany[a] = row a not zero */
+static void force_weights(const hdnnp_xgroup *g, hdnnp_sfx_scratch *w, const double *wsf)
 {
-    const int cap = w->cap;
-    for (int a = 0; a < g->nrad; ++a) {
-        double *restrict Q = w->Q + (size_t)a * cap, *restrict Qd = w->Qd + (size_t)a * cap;
-        for (int n = 0; n < nbat; ++n) { Q[n] = 0.0; Qd[n] = 0.0; }
-    }
+    for (int i = 0; i < g->nrad * g->nang; ++i) w->W[i] = 0.0;
+    for (int a = 0; a < g->nrad; ++a) w->Wany[a] = 0;
     for (int s = 0; s < g->n; ++s) {
         const double ws = wsf[g->sf[s]];
-        if (ws == 0.0) continue;
-        double *restrict Q = w->Q + (size_t)g->mrad[s] * cap, *restrict Qd = w->Qd + (size_t)g->mrad[s] * cap;
-        const double *restrict A = w->A + (size_t)g->mang[s] * cap, *restrict dA = w->dA + (size_t)g->mang[s] * cap;
-#pragma omp simd
-        for (int n = 0; n < nbat; ++n) { Q[n] += ws * A[n]; Qd[n] += ws * dA[n]; }
+        w->W[g->mrad[s] * g->nang + g->mang[s]] += ws;
+        w->Wany[g->mrad[s]] |= ws != 0.0;
     }
-    double *restrict Sij = w->Sij, *restrict Sik = w->Sik, *restrict Sjk = w->Sjk, *restrict Sc = w->Sc;
-    for (int n = 0; n < nbat; ++n) { Sij[n] = 0.0; Sik[n] = 0.0; Sjk[n] = 0.0; Sc[n] = 0.0; }
+}
+
+/* scalar derivatives of the contracted energy per pair of one run:
+ * S_ij = dE/dr_ij, S_ik, S_jk and S_c = dE/dcos */
+static void run_contract(const hdnnp_xgroup *g, hdnnp_sfx_scratch *w, int j, int kbeg, int L)
+{
+    const int mx = w->maxnn, nang = g->nang, narrow = g->narrow;
+    double *restrict Sij = w->Sij, *restrict Sik = w->Sik, *restrict Sjk = w->Sjk;
+    double *restrict Sc = w->Sc;
+    for (int t = 0; t < L; ++t) { Sij[t] = 0.0; Sik[t] = 0.0; Sjk[t] = 0.0; Sc[t] = 0.0; }
     for (int a = 0; a < g->nrad; ++a) {
-        const double *restrict Q = w->Q + (size_t)a * cap, *restrict Qd = w->Qd + (size_t)a * cap;
-        const double *restrict P = w->P + (size_t)a * cap, *restrict Pj = w->Pj + (size_t)a * cap;
-        const double *restrict Pk = w->Pk + (size_t)a * cap, *restrict Pjk = w->Pjk + (size_t)a * cap;
+        const double hj = w->H[(size_t)a * mx + j], dhj = w->dH[(size_t)a * mx + j];
+        if (!w->Wany[a] || (hj == 0.0 && dhj == 0.0)) continue;
+        const double *restrict Hk = w->H + (size_t)a * mx + kbeg;
+        const double *restrict dHk = w->dH + (size_t)a * mx + kbeg;
+        const double *restrict hjk = w->hjk + (size_t)a * mx, *restrict dhjk = w->dhjk + (size_t)a * mx;
+        const double *restrict W = w->W + (size_t)a * nang;
+        const double *restrict A = w->A, *restrict dA = w->dA;
 #pragma omp simd
-        for (int n = 0; n < nbat; ++n) {
-            Sij[n] += Q[n] * Pj[n];
-            Sik[n] += Q[n] * Pk[n];
-            Sjk[n] += Q[n] * Pjk[n];
-            Sc[n] += Qd[n] * P[n];
+        for (int t = 0; t < L; ++t) {
+            double q = 0.0, qd = 0.0;
+            for (int b = 0; b < nang; ++b) {
+                q += W[b] * A[(size_t)b * mx + t];
+                qd += W[b] * dA[(size_t)b * mx + t];
+            }
+            const double f = narrow ? hjk[t] : 1.0, df = narrow ? dhjk[t] : 0.0;
+            const double hk = Hk[t];
+            Sij[t] += q * dhj * hk * f;
+            Sik[t] += q * hj * dHk[t] * f;
+            Sjk[t] += q * hj * hk * df;
+            Sc[t] += qd * hj * hk * f;
         }
     }
-    double fi0 = 0.0, fi1 = 0.0, fi2 = 0.0;
-    for (int n = 0; n < nbat; ++n) {
-        const int j = w->bj[n], k = w->bk[n];
-        const double tij = Sij[n], tik = Sik[n], tjk = Sjk[n], tc = Sc[n];
+}
+
+/* forces and strain derivative of one run from S_ij, S_ik, S_jk, S_c */
+static void run_forces(const hdnnp_xgroup *g, const hdnnp_nbhd *nb, hdnnp_sfx_scratch *w,
+                       int j, int kbeg, int L, double *F, double *V, double *Fi)
+{
+    const double rij = nb->r[j], u0 = nb->ux[j], u1 = nb->uy[j], u2 = nb->uz[j];
+    const double dij0 = nb->dx[j], dij1 = nb->dy[j], dij2 = nb->dz[j];
+    double *Fj = F + 3 * (size_t)nb->idx[j];
+    double fi0 = 0.0, fi1 = 0.0, fi2 = 0.0, fj0 = 0.0, fj1 = 0.0, fj2 = 0.0;
+    double v[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+    for (int t = 0; t < L; ++t) {
+        const double tij = w->Sij[t], tik = w->Sik[t], tjk = w->Sjk[t], tc = w->Sc[t];
         if (tij == 0.0 && tik == 0.0 && tjk == 0.0 && tc == 0.0) continue;
-        const double rij = nb->r[j], rik = nb->r[k], cs = w->cs[n];
-        const double u0 = nb->ux[j], u1 = nb->uy[j], u2 = nb->uz[j];
+        const int k = kbeg + t;
+        const double rik = nb->r[k], cs = w->cs[t];
         const double v0 = nb->ux[k], v1 = nb->uy[k], v2 = nb->uz[k];
-        const double dij0 = nb->dx[j], dij1 = nb->dy[j], dij2 = nb->dz[j];
         const double dik0 = nb->dx[k], dik1 = nb->dy[k], dik2 = nb->dz[k];
         const double a_ij = tc / rij, a_ik = tc / rik;
         const double gij0 = tij * u0 + a_ij * (v0 - cs * u0);
@@ -747,28 +808,40 @@ static void batch_forces(const hdnnp_xgroup *g, const hdnnp_nbhd *nb, hdnnp_sfx_
         const double djk0 = dik0 - dij0, djk1 = dik1 - dij1, djk2 = dik2 - dij2;
         double gjk0 = 0.0, gjk1 = 0.0, gjk2 = 0.0;
         if (g->narrow) {
-            const double c = tjk / w->rjk[n];
+            const double c = tjk / w->rjk[t];
             gjk0 = c * djk0; gjk1 = c * djk1; gjk2 = c * djk2;
         }
-        double *Fj = F + 3 * (size_t)nb->idx[j], *Fk = F + 3 * (size_t)nb->idx[k];
+        double *Fk = F + 3 * (size_t)nb->idx[k];
         fi0 -= gij0 + gik0; fi1 -= gij1 + gik1; fi2 -= gij2 + gik2;
-        Fj[0] -= gjk0 - gij0; Fj[1] -= gjk1 - gij1; Fj[2] -= gjk2 - gij2;
+        fj0 -= gjk0 - gij0; fj1 -= gjk1 - gij1; fj2 -= gjk2 - gij2;
         Fk[0] += gik0 + gjk0; Fk[1] += gik1 + gjk1; Fk[2] += gik2 + gjk2;
-        V[0] += gij0 * dij0 + gik0 * dik0 + gjk0 * djk0;
-        V[1] += gij0 * dij1 + gik0 * dik1 + gjk0 * djk1;
-        V[2] += gij0 * dij2 + gik0 * dik2 + gjk0 * djk2;
-        V[3] += gij1 * dij0 + gik1 * dik0 + gjk1 * djk0;
-        V[4] += gij1 * dij1 + gik1 * dik1 + gjk1 * djk1;
-        V[5] += gij1 * dij2 + gik1 * dik2 + gjk1 * djk2;
-        V[6] += gij2 * dij0 + gik2 * dik0 + gjk2 * djk0;
-        V[7] += gij2 * dij1 + gik2 * dik1 + gjk2 * djk1;
-        V[8] += gij2 * dij2 + gik2 * dik2 + gjk2 * djk2;
+        v[0] += gij0 * dij0 + gik0 * dik0 + gjk0 * djk0;
+        v[1] += gij0 * dij1 + gik0 * dik1 + gjk0 * djk1;
+        v[2] += gij0 * dij2 + gik0 * dik2 + gjk0 * djk2;
+        v[3] += gij1 * dij0 + gik1 * dik0 + gjk1 * djk0;
+        v[4] += gij1 * dij1 + gik1 * dik1 + gjk1 * djk1;
+        v[5] += gij1 * dij2 + gik1 * dik2 + gjk1 * djk2;
+        v[6] += gij2 * dij0 + gik2 * dik0 + gjk2 * djk0;
+        v[7] += gij2 * dij1 + gik2 * dik1 + gjk2 * djk1;
+        v[8] += gij2 * dij2 + gik2 * dik2 + gjk2 * djk2;
     }
+    Fj[0] += fj0; Fj[1] += fj1; Fj[2] += fj2;
     Fi[0] += fi0; Fi[1] += fi1; Fi[2] += fi2;
+    for (int c = 0; c < 9; ++c) V[c] += v[c];
 }
 
-/* One angular group: tables, then batches of pairs.  Values/derivatives
- * (wsf == NULL) or forces (wsf != NULL). */
+/* 1 if neighbour j of a group contributes to no member (outside every radial
+ * function, values and derivatives) */
+static int dead_j(const hdnnp_xgroup *g, const hdnnp_sfx_scratch *w, int j)
+{
+    for (int a = 0; a < g->nrad; ++a)
+        if (w->H[(size_t)a * w->maxnn + j] != 0.0 || w->dH[(size_t)a * w->maxnn + j] != 0.0)
+            return 0;
+    return 1;
+}
+
+/* One angular group: radial tables, then one run per neighbour j.  Values and
+ * derivatives (wsf == NULL) or forces (wsf != NULL). */
 static void angular_group(const hdnnp_model *m, const hdnnp_xgroup *g, const hdnnp_nbhd *nb,
                           hdnnp_sfx_scratch *w, double *G, double *dG, const double *wsf,
                           double *F, double *V, double *Fi)
@@ -780,21 +853,18 @@ static void angular_group(const hdnnp_model *m, const hdnnp_xgroup *g, const hdn
     const int same = g->weighted || g->e1 == g->e2;
     angular_tables(g, nb, w, ja, jb);
     if (!same) angular_tables(g, nb, w, ka, kb);
-    int nbat = 0;
+    if (wsf) force_weights(g, w, wsf);
     for (int j = ja; j < jb; ++j) {
-        if (nb->r[j] >= g->rmax) continue;
-        nbat = collect(g, nb, w, j, same ? j + 1 : ka, kb, nbat);
-        if (nbat >= SFX_CHUNK) {
-            process(m, g, w, nbat);
-            if (wsf) batch_forces(g, nb, w, nbat, wsf, F, V, Fi);
-            else batch_values(g, nb, w, nbat, G, dG);
-            nbat = 0;
+        const int kbeg = same ? j + 1 : ka, L = kb - kbeg;
+        if (L <= 0 || nb->r[j] >= g->rmax || dead_j(g, w, j)) continue;
+        run_setup(m, g, nb, w, j, kbeg, L);
+        if (wsf) {
+            run_contract(g, w, j, kbeg, L);
+            run_forces(g, nb, w, j, kbeg, L, F, V, Fi);
+        } else {
+            run_values(g, w, j, kbeg, L, G);
+            if (dG) run_derivatives(g, nb, w, j, kbeg, L, dG);
         }
-    }
-    if (nbat > 0) {
-        process(m, g, w, nbat);
-        if (wsf) batch_forces(g, nb, w, nbat, wsf, F, V, Fi);
-        else batch_values(g, nb, w, nbat, G, dG);
     }
 }
 

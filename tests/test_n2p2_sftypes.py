@@ -15,7 +15,8 @@ written in n2p2's formats; then, on these same files,
 * ``nnp-predict`` on the triclinic cell gives atomic energies: <= 1e-10 relative to the
   largest atomic energy of the structure;
 * ``nnp-scaling`` gives min/max/mean/sigma of every raw SF over all atoms: <= 1e-10
-  relative to the SF's largest |value| (a direct check of the SF values).
+  relative to the SF's largest |value| (a direct check of the SF values), and its
+  histogram files start with the parameter lines hpcnnp writes (``#SFINFO``).
 
 The numbers come from n2p2 run in the test (``_n2p2``), never from stored constants.
 """
@@ -31,6 +32,9 @@ from _synthetic import (compact_boundaries, compact_symfunctions, random_structu
                         synth_cutoffs, triclinic_cell, weighted_symfunctions,
                         write_synthetic_potential)
 
+from ase.data import atomic_numbers
+
+from hpcnnp.descriptors.scaling import sfinfo_lines
 from hpcnnp.io.n2p2 import read_data, read_scaling, write_data
 from hpcnnp.potential import Potential
 
@@ -175,3 +179,10 @@ def test_sf_statistics_vs_nnp_scaling(variant, tmp_path):
         # sigma through the variance: n2p2's one-pass formula cancels to ~eps |G|^2
         var_err = (np.abs(g.var(0, ddof=1) - ref[el][:, 3] ** 2) / scale ** 2).max()
         assert var_err <= RTOL, f"{variant['label']} {el}: SF variance deviates by {var_err:.2e}"
+        # the parameter lines of n2p2's histograms (SymFnc*::parameterInfo)
+        z = atomic_numbers[el]
+        for i, sf in enumerate(pot.symmetry_function_list[el], start=1):
+            text = (folder / f"sf.{z:03d}.{i:04d}.histo").read_text()
+            expected = "".join(sfinfo_lines(sf, i, pot.settings.cutoff_type,
+                                            pot.settings.cutoff_alpha))
+            assert text.startswith(expected), (sf, text[:len(expected)], expected)

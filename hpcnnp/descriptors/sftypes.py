@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from hpcnnp.errors import InputFileError, PotentialError
 
 __all__ = ["SFType", "TYPES", "SUBTYPES", "get", "by_name", "layout", "sort_key",
-           "core_function", "evaluated_types", "check_evaluated"]
+           "core_function", "evaluated_types", "check_evaluated", "parameter_info"]
 
 #: Subtypes (compact-function cores) of types 20-25: polynomials p1..p4 (the cutoff
 #: polynomials of cutoff_type 5-8), their asymmetric variants p1a..p4a, and the bump e.
@@ -259,3 +259,40 @@ def check_evaluated(symmetry_functions, path=None):
                 raise PotentialError(
                     f"{where}: symmetry function type {sf.sftype} is not evaluated by "
                     f"hpcnnp (evaluated: {', '.join(map(str, evaluated_types()))})")
+
+
+# n2p2's parameterInfo (the "#SFINFO" lines of sf.*.histo) after lineNumber, index, type,
+# ec, rc and the family's subtype/alpha (Gaussian) or subtype/rl (compact) lines.
+_INFO = {2: ("e1", "eta", "rs"), 3: ("e1", "e2", "eta", "lambda", "zeta", "rs"),
+         9: ("e1", "e2", "eta", "lambda", "zeta", "rs"), 12: ("eta", "rs"),
+         13: ("eta", "lambda", "zeta", "rs"), 20: ("e1",),
+         21: ("e1", "e2", "angle_left", "angle_right"),
+         22: ("e1", "e2", "angle_left", "angle_right"), 23: (),
+         24: ("angle_left", "angle_right"), 25: ("angle_left", "angle_right")}
+_INFO_NAME = {"angle_left": "angleLeft", "angle_right": "angleRight"}
+
+
+def parameter_info(sf, index, cutoff_type, cutoff_alpha) -> list[tuple[str, str]]:
+    """n2p2's parameter description of one SF (``SymFnc*::parameterInfo``): a list of
+    ``(name, value text)`` in n2p2's order, e.g. ``("rc", "6.00000000E+00")``.
+
+    Parameters
+    ----------
+    sf : hpcnnp.io.n2p2.SymmetryFunction
+    index : int
+        1-based sorted SF index.
+    cutoff_type, cutoff_alpha : int, float
+        The potential's cutoff function (shown for the Gaussian types).
+    """
+    kind = TYPES[sf.sftype]
+    out = [("lineNumber", "%d" % sf.line), ("index", "%d" % index), ("type", "%d" % sf.sftype),
+           ("ec", sf.central), ("rc", "%14.8E" % sf.rc)]
+    if kind.compact:
+        out += [("subtype", sf.subtype), ("rl", "%14.8E" % sf.rl)]
+    else:
+        out += [("subtype", "ct%d" % cutoff_type), ("alpha", "%14.8E" % cutoff_alpha)]
+    for name in _INFO[sf.sftype]:
+        value = getattr(sf, ATTRIBUTE.get(name, name))
+        out.append((_INFO_NAME.get(name, name),
+                    value if name in ("e1", "e2") else "%14.8E" % value))
+    return out

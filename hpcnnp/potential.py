@@ -147,7 +147,8 @@ class Potential:
         self.mean_energy, self.conv_energy, self.conv_length = norm if norm else (0.0, 1.0, 1.0)
         self.atom_energy = {el: float(settings.atom_energy.get(el, 0.0)) for el in self.elements}
 
-        sftypes.check_evaluated(self.symmetry_function_list, self._where("input.nn"))
+        sftypes.check_evaluated(self.symmetry_function_list,
+                                self._where("input.nn") if self.directory else settings.path)
         model = _core.Model(len(self.elements), settings.cutoff_type, settings.cutoff_alpha,
                             bool(settings.normalize_nodes))
         model.set_atomic_numbers([atomic_numbers[el] for el in self.elements])

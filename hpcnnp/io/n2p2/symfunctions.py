@@ -93,9 +93,9 @@ def _check_compact(values, kind, path, line):
         raise InputFileError(path, line, f"symmetry function angle interval [{left}, {right}] "
                                          "reaches beyond [0, 180] degrees, so its centre must "
                                          "be 0 or 180")
-    if right - left > 360.0:
+    if right - left > 360.0:    # n2p2's check; unreachable after the centre rule
         raise InputFileError(path, line, f"symmetry function angle interval [{left}, {right}] "
-                                         "is wider than 360 degrees")
+                                         "is wider than 360 degrees")  # pragma: no cover
 
 
 def parse_symfunction(argument_string, element_index, path, line) -> SymmetryFunction:

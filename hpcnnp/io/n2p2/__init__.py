@@ -9,7 +9,9 @@ Structures (``input.data``)
     :func:`iter_data` streams a file of any size, one :class:`ase.Atoms` per
     ``begin``/``end`` block; :func:`read_data` collects (a slice of) them and
     :func:`write_data` writes n2p2's own output format (``%24.16E``, 17 significant
-    digits, so every double survives a write/read round trip exactly).
+    digits, so every double survives a write/read round trip exactly); it refuses what
+    the readers refuse -- a charged periodic structure -- unless asked to write it
+    neutral (``neutralize=True``: a uniform compensating background).
 
     Conventions of the returned Atoms: positions are kept verbatim (n2p2 wraps them into
     the cell on reading, hpcnnp does not); ``pbc=True`` and ``cell`` from the three

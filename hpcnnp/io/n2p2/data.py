@@ -12,7 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
-from hpcnnp.errors import InputFileError
+from hpcnnp.errors import InputFileError, StructureError
 from hpcnnp.io.n2p2._common import _Z, _atomic_write, _to_float
 
 __all__ = ["iter_data", "read_data", "write_data"]
@@ -309,7 +309,31 @@ _ATOM_FORMAT = ("atom %24.16E %24.16E %24.16E %2s %24.16E %24.16E %24.16E %24.16
                 "%24.16E\n")
 
 
-def _format_structure(atoms) -> str:
+def _total_charge(atoms, index, neutralize):
+    """(total charge to write, atomic charges to write) of one structure.
+
+    A periodic structure must be neutral (n2p2 and :func:`read_data` refuse it
+    otherwise): refused here, or -- with *neutralize* -- written with total charge 0
+    and the atomic charges shifted by -Q/N (a uniform compensating background)."""
+    charges = atoms.get_initial_charges()
+    total = atoms.info.get("charge")
+    total = float(charges.sum()) if total is None else float(total)
+    if not atoms.pbc.all() or abs(total) <= _NEUTRAL_TOLERANCE:
+        return total, charges
+    if neutralize:
+        return 0.0, charges - charges.sum() / max(len(atoms), 1)
+    name = atoms.get_chemical_formula()
+    if "comment" in atoms.info:
+        name += f", comment {str(atoms.info['comment'])!r}"
+    raise StructureError(
+        f"write_data: structure {index} ({name}) is periodic with total charge {total!r}; "
+        "n2p2 (and read_data) accept only neutral periodic structures.  Give the atoms "
+        "neutral initial charges (e.g. atoms.set_initial_charges(None) and no "
+        "info['charge']), or write it with a compensating background: "
+        "write_data(..., neutralize=True)")
+
+
+def _format_structure(atoms, index=0, neutralize=False) -> str:
     pbc = np.asarray(atoms.pbc, dtype=bool)
     if pbc.any() and not pbc.all():
         raise ValueError("n2p2's input.data knows only fully periodic or non-periodic "
@@ -335,33 +359,44 @@ def _format_structure(atoms) -> str:
     energy = results.get("energy")
     forces = results.get("forces")
     forces = np.zeros((n, 3)) if forces is None else np.asarray(forces, dtype=float)
-    charges = atoms.get_initial_charges()
+    total_charge, charges = _total_charge(atoms, index, neutralize)
     positions = atoms.positions.tolist()
     symbols = atoms.get_chemical_symbols()
     out.extend(_ATOM_FORMAT % (r[0], r[1], r[2], s, q, 0.0, f[0], f[1], f[2])
                for r, s, q, f in zip(positions, symbols, charges.tolist(), forces.tolist()))
-    total_charge = info.get("charge")
-    if total_charge is None:
-        total_charge = float(charges.sum())
     out.append("energy %24.16E\n" % (0.0 if energy is None else float(energy)))
     out.append("charge %24.16E\n" % float(total_charge))
     out.append("end\n")
     return "".join(out)
 
 
-def write_data(path_or_fileobj, images, append=False):
+def write_data(path_or_fileobj, images, append=False, neutralize=False):
     """Write structures in n2p2's ``input.data`` output format (§1).
 
     Parameters
     ----------
     path_or_fileobj : str, os.PathLike or text file object
         A path is written atomically (temporary file + rename); with ``append=True``
-        the new structures are appended to the existing file instead.
+        the new structures are appended to the existing file instead (after all of
+        them were formatted, so a refused structure appends nothing).
     images : ase.Atoms or iterable of ase.Atoms
         Energy and forces from ``atoms.calc.results`` (0 when absent), atomic charges
         from the initial charges, the ``set=`` tag from ``info["set"]``, the comment
         from ``info["comment"]``, the total charge from ``info["charge"]`` (default:
         sum of the atomic charges).  Positions are written as they are (not wrapped).
+    neutralize : bool
+        n2p2 reads periodic structures only when they are neutral (|total charge| <=
+        10 machine epsilons), so a charged periodic structure is refused
+        (:class:`~hpcnnp.errors.StructureError` naming it) -- unless *neutralize* is
+        set: then it is written with total charge 0 and every atomic charge shifted by
+        -Q/N (a uniform compensating background, as periodic DFT codes treat charged
+        cells).  Non-periodic structures are always written as they are.
+
+    Raises
+    ------
+    StructureError
+        A charged periodic structure without ``neutralize``; a path is then left as it
+        was (nothing written).
     """
     from ase import Atoms
 
@@ -369,14 +404,15 @@ def write_data(path_or_fileobj, images, append=False):
         images = [images]
 
     def write(f):
-        for atoms in images:
-            f.write(_format_structure(atoms))
+        for k, atoms in enumerate(images):
+            f.write(_format_structure(atoms, k, neutralize))
 
     if hasattr(path_or_fileobj, "write"):
         write(path_or_fileobj)
     elif append:
+        text = "".join(_format_structure(a, k, neutralize) for k, a in enumerate(images))
         with open(path_or_fileobj, "a", encoding="utf-8", newline="\n") as f:
-            write(f)
+            f.write(text)
     else:
         _atomic_write(path_or_fileobj, write)
 

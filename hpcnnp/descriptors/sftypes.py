@@ -28,7 +28,7 @@ the radial core (never the asymmetric variant).
 type  name                            G_i
 ====  ==============================  ===============================================
 2     radial                          Σ_{j∈E1} exp(−η(r_ij−r_s)²) f_c(r_ij)
-3     angular_narrow                  2^{1−ζ} Σ_{j<k} (1+λcosθ)^ζ exp(−η Σ(r−r_s)²) f_c f_c f_c
+3     angular_narrow                  2^{1−ζ} Σ_{j<k} (1+λcosθ)^ζ exp(−η Σ(r−r_s)²) Π f_c
 9     angular_wide                    as 3 without the r_jk terms
 12    weighted_radial                 Σ_j Z_j exp(−η(r_ij−r_s)²) f_c(r_ij)
 13    weighted_angular                as 3 over all pairs, times Z_j Z_k
@@ -90,6 +90,10 @@ class SFType:
         The C core evaluates it (``hdnnp_sf_type_supported``).
     formula : str
         One-line definition.
+    info : tuple of str
+        n2p2's parameter description (``parameterInfo``, the ``#SFINFO`` lines) after
+        lineNumber, index, type, ec, rc and the family's subtype/alpha (Gaussian types)
+        or subtype/rl (compact types).
     """
 
     number: int
@@ -103,6 +107,7 @@ class SFType:
     weighted: bool
     compact: bool
     formula: str
+    info: tuple = ()
     optional: dict = field(default_factory=dict)
     evaluated: bool = True
 
@@ -129,44 +134,51 @@ _GAUSS_ORDER_RADIAL = ("rc", "eta", "rs")
 _GAUSS_ORDER_ANGULAR = ("rc", "eta", "rs", "zeta", "lambda")
 _ANGLES = ("angle_left", "angle_right")
 
+_E12 = ("e1", "e2")
+_ANGULAR_INFO = ("eta", "lambda", "zeta", "rs")
+
 TYPES: dict[int, SFType] = {t.number: t for t in (
     SFType(2, "radial", "Radial", ("e1", "eta", "rs", "rc"),
            _GAUSS_ORDER_RADIAL + ("e1",), 1, False, False, False, False,
-           "sum_{j in E1} exp(-eta (r_ij - rs)^2) f_c(r_ij)"),
-    SFType(3, "angular_narrow", "Narrow angular", ("e1", "e2", "eta", "lambda", "zeta", "rc", "rs"),
-           _GAUSS_ORDER_ANGULAR + ("e1", "e2"), 2, True, True, False, False,
+           "sum_{j in E1} exp(-eta (r_ij - rs)^2) f_c(r_ij)", info=("e1", "eta", "rs")),
+    SFType(3, "angular_narrow", "Narrow angular",
+           _E12 + ("eta", "lambda", "zeta", "rc", "rs"), _GAUSS_ORDER_ANGULAR + _E12,
+           2, True, True, False, False,
            "2^(1-zeta) sum_{j<k} (1 + lambda cos)^zeta exp(-eta sum (r - rs)^2) f_c f_c f_c",
-           optional={"rs": 0.0}),
-    SFType(9, "angular_wide", "Wide angular", ("e1", "e2", "eta", "lambda", "zeta", "rc", "rs"),
-           _GAUSS_ORDER_ANGULAR + ("e1", "e2"), 2, True, False, False, False,
-           "2^(1-zeta) sum_{j<k} (1 + lambda cos)^zeta exp(-eta [(r_ij-rs)^2 + (r_ik-rs)^2]) "
-           "f_c f_c", optional={"rs": 0.0}),
+           info=_E12 + _ANGULAR_INFO, optional={"rs": 0.0}),
+    SFType(9, "angular_wide", "Wide angular",
+           _E12 + ("eta", "lambda", "zeta", "rc", "rs"), _GAUSS_ORDER_ANGULAR + _E12,
+           2, True, False, False, False,
+           "2^(1-zeta) sum_{j<k} (1 + lambda cos)^zeta exp(-eta [(r_ij-rs)^2 + "
+           "(r_ik-rs)^2]) f_c f_c", info=_E12 + _ANGULAR_INFO, optional={"rs": 0.0}),
     SFType(12, "weighted_radial", "Weighted radial", ("eta", "rs", "rc"),
            _GAUSS_ORDER_RADIAL, 0, False, False, True, False,
-           "sum_j Z_j exp(-eta (r_ij - rs)^2) f_c(r_ij)"),
+           "sum_j Z_j exp(-eta (r_ij - rs)^2) f_c(r_ij)", info=("eta", "rs")),
     SFType(13, "weighted_angular", "Weighted angular", ("eta", "rs", "lambda", "zeta", "rc"),
            _GAUSS_ORDER_ANGULAR, 0, True, True, True, False,
-           "type 3 over all pairs, times Z_j Z_k"),
+           "type 3 over all pairs, times Z_j Z_k", info=_ANGULAR_INFO),
     SFType(20, "compact_radial", "Compact radial", ("e1", "rl", "rc", "subtype"),
            ("subtype", "e1", "rc", "rl"), 1, False, False, False, True,
-           "sum_{j in E1} C(r_ij; rl, rc)"),
+           "sum_{j in E1} C(r_ij; rl, rc)", info=("e1",)),
     SFType(21, "compact_angular_narrow", "Compact narrow angular",
-           ("e1", "e2", "rl", "rc") + _ANGLES + ("subtype",),
-           ("subtype", "e1", "e2", "rc", "rl") + _ANGLES, 2, True, True, False, True,
-           "sum_{j<k} C(r_ij) C(r_ik) C(r_jk) C(theta_ijk; angle_left, angle_right)"),
+           _E12 + ("rl", "rc") + _ANGLES + ("subtype",),
+           ("subtype",) + _E12 + ("rc", "rl") + _ANGLES, 2, True, True, False, True,
+           "sum_{j<k} C(r_ij) C(r_ik) C(r_jk) C(theta_ijk; angle_left, angle_right)",
+           info=_E12 + _ANGLES),
     SFType(22, "compact_angular_wide", "Compact wide angular",
-           ("e1", "e2", "rl", "rc") + _ANGLES + ("subtype",),
-           ("subtype", "e1", "e2", "rc", "rl") + _ANGLES, 2, True, False, False, True,
-           "sum_{j<k} C(r_ij) C(r_ik) C(theta_ijk; angle_left, angle_right)"),
+           _E12 + ("rl", "rc") + _ANGLES + ("subtype",),
+           ("subtype",) + _E12 + ("rc", "rl") + _ANGLES, 2, True, False, False, True,
+           "sum_{j<k} C(r_ij) C(r_ik) C(theta_ijk; angle_left, angle_right)",
+           info=_E12 + _ANGLES),
     SFType(23, "weighted_compact_radial", "Weighted compact radial", ("rl", "rc", "subtype"),
            ("subtype", "rc", "rl"), 0, False, False, True, True,
            "sum_j Z_j C(r_ij; rl, rc)"),
     SFType(24, "weighted_compact_angular_narrow", "Weighted compact narrow angular",
            ("rl", "rc") + _ANGLES + ("subtype",), ("subtype", "rc", "rl") + _ANGLES,
-           0, True, True, True, True, "type 21 over all pairs, times Z_j Z_k"),
+           0, True, True, True, True, "type 21 over all pairs, times Z_j Z_k", info=_ANGLES),
     SFType(25, "weighted_compact_angular_wide", "Weighted compact wide angular",
            ("rl", "rc") + _ANGLES + ("subtype",), ("subtype", "rc", "rl") + _ANGLES,
-           0, True, False, True, True, "type 22 over all pairs, times Z_j Z_k"),
+           0, True, False, True, True, "type 22 over all pairs, times Z_j Z_k", info=_ANGLES),
 )}
 
 _BY_NAME = {t.name: t for t in TYPES.values()}
@@ -261,14 +273,6 @@ def check_evaluated(symmetry_functions, path=None):
                     f"hpcnnp (evaluated: {', '.join(map(str, evaluated_types()))})")
 
 
-# n2p2's parameterInfo (the "#SFINFO" lines of sf.*.histo) after lineNumber, index, type,
-# ec, rc and the family's subtype/alpha (Gaussian) or subtype/rl (compact) lines.
-_INFO = {2: ("e1", "eta", "rs"), 3: ("e1", "e2", "eta", "lambda", "zeta", "rs"),
-         9: ("e1", "e2", "eta", "lambda", "zeta", "rs"), 12: ("eta", "rs"),
-         13: ("eta", "lambda", "zeta", "rs"), 20: ("e1",),
-         21: ("e1", "e2", "angle_left", "angle_right"),
-         22: ("e1", "e2", "angle_left", "angle_right"), 23: (),
-         24: ("angle_left", "angle_right"), 25: ("angle_left", "angle_right")}
 _INFO_NAME = {"angle_left": "angleLeft", "angle_right": "angleRight"}
 
 
@@ -291,7 +295,7 @@ def parameter_info(sf, index, cutoff_type, cutoff_alpha) -> list[tuple[str, str]
         out += [("subtype", sf.subtype), ("rl", "%14.8E" % sf.rl)]
     else:
         out += [("subtype", "ct%d" % cutoff_type), ("alpha", "%14.8E" % cutoff_alpha)]
-    for name in _INFO[sf.sftype]:
+    for name in kind.info:
         value = getattr(sf, ATTRIBUTE.get(name, name))
         out.append((_INFO_NAME.get(name, name),
                     value if name in ("e1", "e2") else "%14.8E" % value))

@@ -1227,49 +1227,9 @@ static void angular_process(const hdnnp_model *m, const hdnnp_angular_group *ag,
             }
         }
     }
-    const double *restrict cs = w->bcs;
-    for (int a = 0; a < ag->nang; ++a) {
-        const double lam = ag->lam[a], pref = ag->pref[a], zeta = ag->zeta[a];
-        double *restrict A = w->bA + (size_t)a * mx, *restrict dA = w->bdA + (size_t)a * mx;
-        if (ag->izeta[a] > 0) {
-            /* p = base^(zeta-1) by squaring, the same exponent in every lane */
-            int e = ag->izeta[a] - 1;
-            double *restrict bb = w->bt;
-#pragma omp simd
-            for (int n = 0; n < nb; ++n) {
-                const double base = 1.0 + lam * cs[n];
-                bb[n] = base > 0.0 ? base : 0.0;
-                dA[n] = 1.0;
-            }
-            while (e) {
-                if (e & 1) {
-#pragma omp simd
-                    for (int n = 0; n < nb; ++n) dA[n] *= bb[n];
-                }
-                e >>= 1;
-                if (e) {
-#pragma omp simd
-                    for (int n = 0; n < nb; ++n) bb[n] *= bb[n];
-                }
-            }
-#pragma omp simd
-            for (int n = 0; n < nb; ++n) {
-                const double base = 1.0 + lam * cs[n];
-                const int pos = base > 0.0;
-                const double p = dA[n];
-                A[n] = pos ? pref * p * base : 0.0;
-                dA[n] = pos ? pref * zeta * lam * p : 0.0;
-            }
-        } else {
-            for (int n = 0; n < nb; ++n) {
-                const double base = 1.0 + lam * cs[n];
-                if (base <= 0.0) { A[n] = 0.0; dA[n] = 0.0; continue; }
-                const double p = pow(base, zeta - 1.0);
-                A[n] = pref * p * base;
-                dA[n] = pref * zeta * lam * p;
-            }
-        }
-    }
+    for (int a = 0; a < ag->nang; ++a)
+        hdnnp_cospow_batch(ag->lam[a], ag->zeta[a], ag->izeta[a], ag->pref[a], nb, w->bcs,
+                           w->bA + (size_t)a * mx, w->bdA + (size_t)a * mx, w->bt);
 }
 
 /* Values (and, with dG, derivatives) of all members of an angular group
@@ -1321,24 +1281,11 @@ static void angular_values(const hdnnp_angular_group *ag, int nb, scratch_t *w,
             Tik[s] = Ae * (Fik - eta2 * (rik - rs) * Fc);
             Tjk[s] = narrow ? Ae * (Fjk - eta2 * (rjk - rs) * Fc) : 0.0;
         }
-        double *restrict gj = dG + 3 * ((size_t)w->soff[j] + pj0);
-        double *restrict gk = dG + 3 * ((size_t)w->soff[k] + pk0);
-        double *restrict gi = dG;
-        const int *sfs = ag->sf;
-#pragma omp simd
-        for (int s = 0; s < nm; ++s) {
-            const double gij0 = Tij[s] * u0 + Tc[s] * cij0, gij1 = Tij[s] * u1 + Tc[s] * cij1, gij2 = Tij[s] * u2 + Tc[s] * cij2;
-            const double gik0 = Tik[s] * v0 + Tc[s] * cik0, gik1 = Tik[s] * v1 + Tc[s] * cik1, gik2 = Tik[s] * v2 + Tc[s] * cik2;
-            const double gjk0 = Tjk[s] * w0, gjk1 = Tjk[s] * w1, gjk2 = Tjk[s] * w2;
-            gj[3 * s] += gjk0 - gij0; gj[3 * s + 1] += gjk1 - gij1; gj[3 * s + 2] += gjk2 - gij2;
-            gk[3 * s] -= gik0 + gjk0; gk[3 * s + 1] -= gik1 + gjk1; gk[3 * s + 2] -= gik2 + gjk2;
-        }
-        for (int s = 0; s < nm; ++s) {
-            double *pi = gi + 3 * sfs[s];
-            pi[0] += Tij[s] * u0 + Tc[s] * cij0 + Tik[s] * v0 + Tc[s] * cik0;
-            pi[1] += Tij[s] * u1 + Tc[s] * cij1 + Tik[s] * v1 + Tc[s] * cik1;
-            pi[2] += Tij[s] * u2 + Tc[s] * cij2 + Tik[s] * v2 + Tc[s] * cik2;
-        }
+        const double uu[3] = {u0, u1, u2}, vv[3] = {v0, v1, v2}, ww[3] = {w0, w1, w2};
+        const double cij[3] = {cij0, cij1, cij2}, cik[3] = {cik0, cik1, cik2};
+        hdnnp_pair_derivatives(nm, Tij, Tik, Tjk, Tc, uu, vv, cij, cik, ww,
+                               dG + 3 * ((size_t)w->soff[j] + pj0),
+                               dG + 3 * ((size_t)w->soff[k] + pk0), dG, ag->sf);
     }
 }
 

@@ -7,6 +7,7 @@
 
 #include "hdnnp_core.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -44,6 +45,86 @@ static inline double vexp(double x)
     double res;
     memcpy(&res, &pi, 8);
     return res;
+}
+
+/* Angular terms of the exponential angular SFs on a batch of cos(theta):
+ * A = pref (1 + lam cos)^zeta and dA/dcos = pref zeta lam (1 + lam cos)^(zeta-1),
+ * both 0 where 1 + lam cos <= 0 (pref = 2^(1-zeta)).  izeta > 0: integer zeta, the
+ * power by squaring with the same exponent in every lane (vectorises); tmp: n doubles. */
+static inline void hdnnp_cospow_batch(double lam, double zeta, int izeta, double pref, int n,
+                                      const double *restrict cs, double *restrict A,
+                                      double *restrict dA, double *restrict tmp)
+{
+    if (izeta > 0) {
+        int e = izeta - 1;
+#pragma omp simd
+        for (int q = 0; q < n; ++q) {
+            const double base = 1.0 + lam * cs[q];
+            tmp[q] = base > 0.0 ? base : 0.0;
+            dA[q] = 1.0;
+        }
+        while (e) {
+            if (e & 1) {
+#pragma omp simd
+                for (int q = 0; q < n; ++q) dA[q] *= tmp[q];
+            }
+            e >>= 1;
+            if (e) {
+#pragma omp simd
+                for (int q = 0; q < n; ++q) tmp[q] *= tmp[q];
+            }
+        }
+#pragma omp simd
+        for (int q = 0; q < n; ++q) {
+            const double base = 1.0 + lam * cs[q];
+            const int pos = base > 0.0;
+            const double p = dA[q];
+            A[q] = pos ? pref * p * base : 0.0;
+            dA[q] = pos ? pref * zeta * lam * p : 0.0;
+        }
+        return;
+    }
+    for (int q = 0; q < n; ++q) {
+        const double base = 1.0 + lam * cs[q];
+        if (base <= 0.0) { A[q] = 0.0; dA[q] = 0.0; continue; }
+        const double p = pow(base, zeta - 1.0);
+        A[q] = pref * p * base;
+        dA[q] = pref * zeta * lam * p;
+    }
+}
+
+/* Add the derivatives of the nm members of one angular group for one pair (j, k)
+ * to the compact derivative blocks: T_ij = dG/dr_ij, T_ik, T_jk, T_c = dG/dcos per
+ * member; u, v = unit vectors of d_ij, d_ik; cij, cik = dcos/dd_ij, dcos/dd_ik;
+ * wjk = (d_ik - d_ij)/r_jk (zero for wide groups); gj, gk = the member rows in the
+ * blocks of j and k (consecutive), gi = the block of the central atom (rows sf[s]). */
+static inline void hdnnp_pair_derivatives(int nm, const double *restrict Tij,
+                                          const double *restrict Tik,
+                                          const double *restrict Tjk,
+                                          const double *restrict Tc, const double *u,
+                                          const double *v, const double *cij,
+                                          const double *cik, const double *wjk,
+                                          double *restrict gj, double *restrict gk,
+                                          double *restrict gi, const int *sf)
+{
+    const double u0 = u[0], u1 = u[1], u2 = u[2], v0 = v[0], v1 = v[1], v2 = v[2];
+    const double cij0 = cij[0], cij1 = cij[1], cij2 = cij[2];
+    const double cik0 = cik[0], cik1 = cik[1], cik2 = cik[2];
+    const double w0 = wjk[0], w1 = wjk[1], w2 = wjk[2];
+#pragma omp simd
+    for (int s = 0; s < nm; ++s) {
+        const double gij0 = Tij[s] * u0 + Tc[s] * cij0, gij1 = Tij[s] * u1 + Tc[s] * cij1, gij2 = Tij[s] * u2 + Tc[s] * cij2;
+        const double gik0 = Tik[s] * v0 + Tc[s] * cik0, gik1 = Tik[s] * v1 + Tc[s] * cik1, gik2 = Tik[s] * v2 + Tc[s] * cik2;
+        const double gjk0 = Tjk[s] * w0, gjk1 = Tjk[s] * w1, gjk2 = Tjk[s] * w2;
+        gj[3 * s] += gjk0 - gij0; gj[3 * s + 1] += gjk1 - gij1; gj[3 * s + 2] += gjk2 - gij2;
+        gk[3 * s] -= gik0 + gjk0; gk[3 * s + 1] -= gik1 + gjk1; gk[3 * s + 2] -= gik2 + gjk2;
+    }
+    for (int s = 0; s < nm; ++s) {
+        double *pi = gi + 3 * (size_t)sf[s];
+        pi[0] += Tij[s] * u0 + Tc[s] * cij0 + Tik[s] * v0 + Tc[s] * cik0;
+        pi[1] += Tij[s] * u1 + Tc[s] * cij1 + Tik[s] * v1 + Tc[s] * cik1;
+        pi[2] += Tij[s] * u2 + Tc[s] * cij2 + Tik[s] * v2 + Tc[s] * cik2;
+    }
 }
 
 /* Cutoff function on a batch of distances (r >= rc gives 0, r < rci gives 1). */

@@ -456,44 +456,7 @@ static void angular_batch(const hdnnp_fn1d *f, int n, const double *restrict cs,
         for (int q = 0; q < n; ++q) dA[q] *= nis[q];
         return;
     }
-    const double lam = f->lam, zeta = f->zeta, pref = f->pref;
-    if (f->izeta > 0) {
-        /* base^(zeta-1) by squaring, the same exponent in every lane */
-        int e = f->izeta - 1;
-#pragma omp simd
-        for (int q = 0; q < n; ++q) {
-            const double base = 1.0 + lam * cs[q];
-            tmp[q] = base > 0.0 ? base : 0.0;
-            dA[q] = 1.0;
-        }
-        while (e) {
-            if (e & 1) {
-#pragma omp simd
-                for (int q = 0; q < n; ++q) dA[q] *= tmp[q];
-            }
-            e >>= 1;
-            if (e) {
-#pragma omp simd
-                for (int q = 0; q < n; ++q) tmp[q] *= tmp[q];
-            }
-        }
-#pragma omp simd
-        for (int q = 0; q < n; ++q) {
-            const double base = 1.0 + lam * cs[q];
-            const int pos = base > 0.0;
-            const double p = dA[q];
-            A[q] = pos ? pref * p * base : 0.0;
-            dA[q] = pos ? pref * zeta * lam * p : 0.0;
-        }
-        return;
-    }
-    for (int q = 0; q < n; ++q) {
-        const double base = 1.0 + lam * cs[q];
-        if (base <= 0.0) { A[q] = 0.0; dA[q] = 0.0; continue; }
-        const double p = pow(base, zeta - 1.0);
-        A[q] = pref * p * base;
-        dA[q] = pref * zeta * lam * p;
-    }
+    hdnnp_cospow_batch(f->lam, f->zeta, f->izeta, f->pref, n, cs, A, dA, tmp);
 }
 
 /* ======================================================================= */
@@ -718,22 +681,11 @@ static void run_derivatives(const hdnnp_xgroup *g, const hdnnp_nbhd *nb, hdnnp_s
             any |= (Tij[s] != 0.0) | (Tik[s] != 0.0) | (Tjk[s] != 0.0) | (Tc[s] != 0.0);
         }
         if (!any) continue;
-        double *restrict gj = dG + 3 * ((size_t)nb->soff[j] + g->pos[w->nel[j]]);
-        double *restrict gk = dG + 3 * ((size_t)nb->soff[k] + g->pos[w->nel[k]]);
-#pragma omp simd
-        for (int s = 0; s < nm; ++s) {
-            const double gij0 = Tij[s] * u0 + Tc[s] * cij0, gij1 = Tij[s] * u1 + Tc[s] * cij1, gij2 = Tij[s] * u2 + Tc[s] * cij2;
-            const double gik0 = Tik[s] * v0 + Tc[s] * cik0, gik1 = Tik[s] * v1 + Tc[s] * cik1, gik2 = Tik[s] * v2 + Tc[s] * cik2;
-            const double gjk0 = Tjk[s] * w0, gjk1 = Tjk[s] * w1, gjk2 = Tjk[s] * w2;
-            gj[3 * s] += gjk0 - gij0; gj[3 * s + 1] += gjk1 - gij1; gj[3 * s + 2] += gjk2 - gij2;
-            gk[3 * s] -= gik0 + gjk0; gk[3 * s + 1] -= gik1 + gjk1; gk[3 * s + 2] -= gik2 + gjk2;
-        }
-        for (int s = 0; s < nm; ++s) {
-            double *pi = dG + 3 * (size_t)g->sf[s];
-            pi[0] += Tij[s] * u0 + Tc[s] * cij0 + Tik[s] * v0 + Tc[s] * cik0;
-            pi[1] += Tij[s] * u1 + Tc[s] * cij1 + Tik[s] * v1 + Tc[s] * cik1;
-            pi[2] += Tij[s] * u2 + Tc[s] * cij2 + Tik[s] * v2 + Tc[s] * cik2;
-        }
+        const double uu[3] = {u0, u1, u2}, vv[3] = {v0, v1, v2}, ww[3] = {w0, w1, w2};
+        const double cij[3] = {cij0, cij1, cij2}, cik[3] = {cik0, cik1, cik2};
+        hdnnp_pair_derivatives(nm, Tij, Tik, Tjk, Tc, uu, vv, cij, cik, ww,
+                               dG + 3 * ((size_t)nb->soff[j] + g->pos[w->nel[j]]),
+                               dG + 3 * ((size_t)nb->soff[k] + g->pos[w->nel[k]]), dG, g->sf);
     }
 }
 

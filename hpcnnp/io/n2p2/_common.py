@@ -4,10 +4,10 @@ parsing like C's ``strtod``, line splitting like n2p2's ``getline`` and atomic w
 from __future__ import annotations
 
 import math
-import os
 import re
 
 from hpcnnp.errors import InputFileError
+from hpcnnp.fileio import atomic_path
 
 __all__ = ["N2P2_ELEMENTS", "element_order", "weights_filename"]
 
@@ -112,29 +112,10 @@ def _read_lines(path):
 
 
 def _atomic_write(path, write):
-    """Write a file atomically: ``write(fileobj)`` fills a temporary file in the same
-    folder, which then replaces *path* (a killed run never leaves half a file)."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp.{os.getpid()}."
-                               f"{os.urandom(4).hex()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape",
-                       newline="\n") as f:
+    """Write a file atomically with :func:`hpcnnp.fileio.atomic_path`: ``write(fileobj)``
+    fills a temporary file beside *path*, which then replaces it (a killed run never
+    leaves half a file).  Text is UTF-8 with ``surrogateescape``, so that the bytes of
+    an input file read with :func:`_read_lines` are written back unchanged."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "x", encoding="utf-8", errors="surrogateescape", newline="\n") as f:
             write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
-        except FileNotFoundError:
-            pass
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-

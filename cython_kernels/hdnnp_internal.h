@@ -97,7 +97,8 @@ static inline void hdnnp_cospow_batch(double lam, double zeta, int izeta, double
  * to the compact derivative blocks: T_ij = dG/dr_ij, T_ik, T_jk, T_c = dG/dcos per
  * member; u, v = unit vectors of d_ij, d_ik; cij, cik = dcos/dd_ij, dcos/dd_ik;
  * wjk = (d_ik - d_ij)/r_jk (zero for wide groups); gj, gk = the member rows in the
- * blocks of j and k (consecutive), gi = the block of the central atom (rows sf[s]). */
+ * blocks of j and k (consecutive), gi = the block of the central atom (rows sf[s]),
+ * or, with sf == NULL, nm consecutive rows that collect the central atom's terms. */
 static inline void hdnnp_pair_derivatives(int nm, const double *restrict Tij,
                                           const double *restrict Tik,
                                           const double *restrict Tjk,
@@ -118,6 +119,15 @@ static inline void hdnnp_pair_derivatives(int nm, const double *restrict Tij,
         const double gjk0 = Tjk[s] * w0, gjk1 = Tjk[s] * w1, gjk2 = Tjk[s] * w2;
         gj[3 * s] += gjk0 - gij0; gj[3 * s + 1] += gjk1 - gij1; gj[3 * s + 2] += gjk2 - gij2;
         gk[3 * s] -= gik0 + gjk0; gk[3 * s + 1] -= gik1 + gjk1; gk[3 * s + 2] -= gik2 + gjk2;
+    }
+    if (!sf) {
+#pragma omp simd
+        for (int s = 0; s < nm; ++s) {
+            gi[3 * s] += Tij[s] * u0 + Tc[s] * cij0 + Tik[s] * v0 + Tc[s] * cik0;
+            gi[3 * s + 1] += Tij[s] * u1 + Tc[s] * cij1 + Tik[s] * v1 + Tc[s] * cik1;
+            gi[3 * s + 2] += Tij[s] * u2 + Tc[s] * cij2 + Tik[s] * v2 + Tc[s] * cik2;
+        }
+        return;
     }
     for (int s = 0; s < nm; ++s) {
         double *pi = gi + 3 * (size_t)sf[s];

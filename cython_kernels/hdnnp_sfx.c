@@ -274,7 +274,8 @@ struct hdnnp_sfx_scratch {
     double *A, *dA;                 /* maxang x maxnn */
     double *W;                      /* maxrad x maxang: dE/dG of the members */
     int *Wany;                      /* maxrad: row of W not zero */
-    double *Tm;                     /* 4 x maxmem */
+    double *Tm;                     /* 4 x maxmem: T_ij, T_ik, T_jk, T_c per member */
+    double *gi;                     /* 3 x maxmem: dG_s/dr_i of the members (in Tm) */
     int maxmem;
 };
 
@@ -298,8 +299,9 @@ hdnnp_sfx_scratch *hdnnp_sfx_scratch_new(const hdnnp_model *m, int maxnn)
     w->nel = (int *)xcalloc(nn + (size_t)maxrad, sizeof(int));
     w->zw = (double *)xcalloc(nn * (4 + SFX_RUN_ARRAYS + 4 * (size_t)maxrad + 2 * (size_t)maxang)
                               + (size_t)maxrad * maxang, sizeof(double));
-    w->Tm = (double *)xcalloc(4 * (size_t)maxmem, sizeof(double));
+    w->Tm = (double *)xcalloc(7 * (size_t)maxmem, sizeof(double));
     if (!w->nel || !w->zw || !w->Tm) { hdnnp_sfx_scratch_free(w); return NULL; }
+    w->gi = w->Tm + 4 * (size_t)maxmem;
     w->Wany = w->nel + nn;
     double *next = w->zw + nn;
     double **arr[4 + SFX_RUN_ARRAYS - 1] = {&w->h, &w->dh, &w->t, &w->cs, &w->x2, &w->rjk,
@@ -644,48 +646,56 @@ static void run_values(const hdnnp_xgroup *g, hdnnp_sfx_scratch *w, int j, int k
     }
 }
 
-/* derivatives of the members from one run (compact layout, see hdnnp_sfx_values) */
+/* derivatives of the members from one run (compact layout, see hdnnp_sfx_values);
+ * the central atom's terms go to w->gi (rows = members) */
 static void run_derivatives(const hdnnp_xgroup *g, const hdnnp_nbhd *nb, hdnnp_sfx_scratch *w,
                             int j, int kbeg, int L, double *dG)
 {
-    const int nm = g->n, mx = w->maxnn;
+    const int nm = g->n, mx = w->maxnn, narrow = g->narrow;
     double *restrict Tij = w->Tm, *restrict Tik = Tij + w->maxmem;
     double *restrict Tjk = Tik + w->maxmem, *restrict Tc = Tjk + w->maxmem;
-    const double rij = nb->r[j], u0 = nb->ux[j], u1 = nb->uy[j], u2 = nb->uz[j];
+    const double rij = nb->r[j];
+    const double uu[3] = {nb->ux[j], nb->uy[j], nb->uz[j]};
+    double *restrict gj = dG + 3 * ((size_t)nb->soff[j] + g->pos[w->nel[j]]);
     for (int t = 0; t < L; ++t) {
         if (w->wgt[t] == 0.0) continue;
         const int k = kbeg + t;
         const double rik = nb->r[k], cs = w->cs[t];
-        const double v0 = nb->ux[k], v1 = nb->uy[k], v2 = nb->uz[k];
-        const double cij0 = (v0 - cs * u0) / rij, cij1 = (v1 - cs * u1) / rij, cij2 = (v2 - cs * u2) / rij;
-        const double cik0 = (u0 - cs * v0) / rik, cik1 = (u1 - cs * v1) / rik, cik2 = (u2 - cs * v2) / rik;
-        double w0 = 0.0, w1 = 0.0, w2 = 0.0;
-        if (g->narrow) {
+        const double vv[3] = {nb->ux[k], nb->uy[k], nb->uz[k]};
+        const double cij[3] = {(vv[0] - cs * uu[0]) / rij, (vv[1] - cs * uu[1]) / rij,
+                               (vv[2] - cs * uu[2]) / rij};
+        const double cik[3] = {(uu[0] - cs * vv[0]) / rik, (uu[1] - cs * vv[1]) / rik,
+                               (uu[2] - cs * vv[2]) / rik};
+        double ww[3] = {0.0, 0.0, 0.0};
+        if (narrow) {
             const double ir = 1.0 / w->rjk[t];
-            w0 = (nb->dx[k] - nb->dx[j]) * ir;
-            w1 = (nb->dy[k] - nb->dy[j]) * ir;
-            w2 = (nb->dz[k] - nb->dz[j]) * ir;
+            ww[0] = (nb->dx[k] - nb->dx[j]) * ir;
+            ww[1] = (nb->dy[k] - nb->dy[j]) * ir;
+            ww[2] = (nb->dz[k] - nb->dz[j]) * ir;
         }
         int any = 0;
-        for (int s = 0; s < nm; ++s) {
-            const size_t ia = (size_t)g->mang[s] * mx + t, ra = (size_t)g->mrad[s] * mx;
-            const double hj = w->H[ra + j], dhj = w->dH[ra + j];
-            const double hk = w->H[ra + k], dhk = w->dH[ra + k];
-            const double hjk = g->narrow ? w->hjk[ra + t] : 1.0;
-            const double dhjk = g->narrow ? w->dhjk[ra + t] : 0.0;
-            const double A = w->A[ia];
-            Tij[s] = A * dhj * hk * hjk;
-            Tik[s] = A * hj * dhk * hjk;
-            Tjk[s] = A * hj * hk * dhjk;
-            Tc[s] = w->dA[ia] * hj * hk * hjk;
-            any |= (Tij[s] != 0.0) | (Tik[s] != 0.0) | (Tjk[s] != 0.0) | (Tc[s] != 0.0);
+        for (int a = 0; a < g->nrad; ++a) {
+            /* the radial factors of this pair, shared by the members of a */
+            const size_t ra = (size_t)a * mx;
+            const double hj = w->H[ra + j], hk = w->H[ra + k];
+            const double f = narrow ? w->hjk[ra + t] : 1.0, df = narrow ? w->dhjk[ra + t] : 0.0;
+            const double P = hj * hk * f, Pj = w->dH[ra + j] * hk * f;
+            const double Pk = hj * w->dH[ra + k] * f, Pjk = hj * hk * df;
+            any |= (P != 0.0) | (Pj != 0.0) | (Pk != 0.0) | (Pjk != 0.0);
+            for (int i = g->abeg[a]; i < g->abeg[a + 1]; ++i) {
+                const int s = g->amem[i];
+                const size_t ia = (size_t)g->mang[s] * mx + t;
+                const double A = w->A[ia];
+                Tij[s] = A * Pj;
+                Tik[s] = A * Pk;
+                Tjk[s] = A * Pjk;
+                Tc[s] = w->dA[ia] * P;
+            }
         }
         if (!any) continue;
-        const double uu[3] = {u0, u1, u2}, vv[3] = {v0, v1, v2}, ww[3] = {w0, w1, w2};
-        const double cij[3] = {cij0, cij1, cij2}, cik[3] = {cik0, cik1, cik2};
-        hdnnp_pair_derivatives(nm, Tij, Tik, Tjk, Tc, uu, vv, cij, cik, ww,
-                               dG + 3 * ((size_t)nb->soff[j] + g->pos[w->nel[j]]),
-                               dG + 3 * ((size_t)nb->soff[k] + g->pos[w->nel[k]]), dG, g->sf);
+        hdnnp_pair_derivatives(nm, Tij, Tik, Tjk, Tc, uu, vv, cij, cik, ww, gj,
+                               dG + 3 * ((size_t)nb->soff[k] + g->pos[w->nel[k]]), w->gi,
+                               NULL);
     }
 }
 
@@ -806,6 +816,8 @@ static void angular_group(const hdnnp_model *m, const hdnnp_xgroup *g, const hdn
     angular_tables(g, nb, w, ja, jb);
     if (!same) angular_tables(g, nb, w, ka, kb);
     if (wsf) force_weights(g, w, wsf);
+    if (dG)
+        for (int s = 0; s < 3 * g->n; ++s) w->gi[s] = 0.0;
     for (int j = ja; j < jb; ++j) {
         const int kbeg = same ? j + 1 : ka, L = kb - kbeg;
         if (L <= 0 || nb->r[j] >= g->rmax || dead_j(g, w, j)) continue;
@@ -818,6 +830,11 @@ static void angular_group(const hdnnp_model *m, const hdnnp_xgroup *g, const hdn
             if (dG) run_derivatives(g, nb, w, j, kbeg, L, dG);
         }
     }
+    if (dG)
+        for (int s = 0; s < g->n; ++s) {
+            double *pi = dG + 3 * (size_t)g->sf[s];
+            pi[0] += w->gi[3 * s]; pi[1] += w->gi[3 * s + 1]; pi[2] += w->gi[3 * s + 2];
+        }
 }
 
 /* ======================================================================= */

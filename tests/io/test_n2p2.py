@@ -679,3 +679,35 @@ def test_write_data_neutralize_round_trip(tmp_path):
     # a second round trip changes nothing
     write_data(tmp_path / "again.data", back, neutralize=True)
     assert (tmp_path / "again.data").read_text() == path.read_text()
+
+
+# ------------------------------------------------------------------ kind of potential
+
+_MINIMAL_NN = ("number_of_elements 1\nelements H\ncutoff_type 1\n"
+               "symfunction_short H 2 H 0.1 0.0 5.0\nglobal_hidden_layers_short 1\n"
+               "global_nodes_short 2\nglobal_activation_short t l\n")
+
+
+@pytest.mark.parametrize("line,ok,kind", [
+    ("", True, None), ("nnp_type 2G-HDNNP", True, None), ("nnp_generation 2", True, None),
+    ("nnp_type 4G-HDNNP", False, "4G-HDNNP"), ("nnp_generation 4", False, "4G-HDNNP"),
+    ("nnp_type_gen 4", False, "4G-HDNNP"), ("nnp_type Q-HDNNP", False, "Q-HDNNP"),
+    ("nnp_type 10", False, "Q-HDNNP"), ("nnp_type 3", False, "unknown kind"),
+])
+def test_nnp_type_refusal_first(tmp_path, line, ok, kind):
+    """A potential kind hpcnnp does not evaluate is refused from input.nn, naming the
+    keyword and its line, before any other check (here: a missing keyword)."""
+    text = line + "\n" + _MINIMAL_NN if line else _MINIMAL_NN
+    path = tmp_path / "input.nn"
+    if ok:
+        path.write_text(text)
+        assert read_settings(path).nnp_type == "2G-HDNNP"
+        return
+    path.write_text(text.replace("cutoff_type 1\n", ""))     # a later problem
+    with pytest.raises(InputFileError) as exc:
+        read_settings(path)
+    msg = str(exc.value)
+    assert msg.startswith(f"{path}:1: {line}: ")
+    assert kind in msg
+    if kind != "unknown kind":
+        assert "charge" in msg and "2G-HDNNPs (short-range networks) only" in msg

@@ -186,3 +186,18 @@ def test_sf_statistics_vs_nnp_scaling(variant, tmp_path):
             expected = "".join(sfinfo_lines(sf, i, pot.settings.cutoff_type,
                                             pot.settings.cutoff_alpha))
             assert text.startswith(expected), (sf, text[:len(expected)], expected)
+
+
+def test_c_loader_equals_python_reader(variant):
+    """The LAMMPS plugin's loader (hdnnp_n2p2.c) parses, sorts and groups these types
+    as the Python reader does: bit-identical energies and forces."""
+    from hpcnnp import _core
+
+    pot = variant["pot"]
+    model = _core.load_n2p2(variant["folder"])
+    for atoms in variant["structures"]:
+        nl, elem = pot.neighbor_list(atoms)
+        a = _core.energy_forces(pot._model, nl, elem, len(atoms))
+        b = _core.energy_forces(model, nl, elem, len(atoms))
+        np.testing.assert_array_equal(a["energies"], b["energies"])
+        np.testing.assert_array_equal(a["forces"], b["forces"])

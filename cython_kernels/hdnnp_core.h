@@ -153,7 +153,7 @@ typedef struct {
     int e1, e2;          /* neighbour elements (e1 <= e2), -1 if weighted */
     int icut;            /* cutoff index of Gaussian groups, -1 for compact ones */
     double rmax;         /* largest radius of the members */
-    int n, cap;          /* members, capacity */
+    int n;               /* members */
     int *sf, *mrad, *mang;
     int *abeg, *amem;    /* members by radial function: amem[abeg[a] .. abeg[a+1]) */
     int nrad, nang;

@@ -157,8 +157,6 @@ typedef struct {
 /* ---- hdnnp_sfx.c: groups of the types 12, 13, 20-25 --------------------- */
 typedef struct hdnnp_sfx_scratch hdnnp_sfx_scratch;
 
-/* 1 if t is one of the types of hdnnp_sfx.c */
-int hdnnp_sfx_handles(int t);
 /* Add SF s of element el (parameters p, cutoff index icut for the Gaussian
  * types, -1 otherwise) to its group; nsf = number of SFs of the element.
  * Returns 0 or -1 (message in m->err). */

@@ -22,13 +22,16 @@
  * "asymmetric" radial variant pNa evaluates core((2 - x) x).  The angular
  * function uses the core of the radial one, never asymmetric (as n2p2).
  *
- * Every group member is a product of functions of the three distances and of
- * the angle, so all groups share one kernel: per neighbour tables of the
- * radial functions, batches of neighbour pairs (j, k), per pair the radial
- * products P_a and angular values A_b, and per member the sum of P_a A_b.
- * Derivatives follow from the chain rule through r_ij, r_ik, r_jk and
- * cos(theta_ijk); the vector conventions are those of hdnnp_core.c
- * (d_ij = r_i - r_j).
+ * Every group member s = (a, b) is a product of radial functions h_a of the
+ * distances (r_ij, r_ik and, for narrow types, r_jk) and of an angular function
+ * A_b, so all groups share one kernel: tables h_a, h_a' per neighbour, then for
+ * every neighbour j one dense run over its partners k (contiguous in the
+ * neighbour list) with cos theta, A_b, dA_b/dcos and h_a(r_jk) per pair, and
+ * G_s += h_a(j) sum_k h_a(k) [h_a(r_jk)] A_b(k).  Forces contract dE/dG_s over
+ * the members first (four scalars per pair: dE/dr_ij, dE/dr_ik, dE/dr_jk,
+ * dE/dcos), then apply the geometry once per pair.  Derivatives follow from the
+ * chain rule through r_ij, r_ik, r_jk and cos(theta_ijk); the vector
+ * conventions are those of hdnnp_core.c (d_ij = r_i - r_j).
  */
 #include "hdnnp_internal.h"
 
@@ -62,8 +65,6 @@ static int type_row(int t)
         if (TYPES[i].type == t) return i;
     return -1;
 }
-
-int hdnnp_sfx_handles(int t) { return type_row(t) >= 0; }
 
 static void *xcalloc(size_t n, size_t s) { return calloc(n ? n : 1, s); }
 
@@ -155,7 +156,6 @@ static int new_group(hdnnp_element *el, int nsf, const hdnnp_sf_param *p, int ic
     x->e1 = p->e1;
     x->e2 = p->e2;
     x->icut = icut;
-    x->cap = nsf;
     x->sf = (int *)xcalloc(nsf, sizeof(int));
     x->mrad = (int *)xcalloc(nsf, sizeof(int));
     x->mang = (int *)xcalloc(nsf, sizeof(int));
@@ -261,7 +261,7 @@ void hdnnp_sfx_free_groups(hdnnp_element *el)
 /* scratch                                                                  */
 /* ======================================================================= */
 
-#define SFX_RUN_ARRAYS 14
+#define SFX_RUN_ARRAYS 13
 struct hdnnp_sfx_scratch {
     int maxnn, maxrad, maxang;
     int *nel;                       /* element of each neighbour */
@@ -269,7 +269,7 @@ struct hdnnp_sfx_scratch {
     double *H, *dH;                 /* maxrad x maxnn: radial functions per neighbour */
     double *h, *dh, *t;             /* maxnn */
     /* one run: the partners k of one neighbour j (maxnn each) */
-    double *cs, *x2, *rjk, *fcjk, *dfcjk, *wgt, *th, *nis, *tmp, *Sij, *Sik, *Sjk, *Sc, *t1;
+    double *cs, *x2, *rjk, *fcjk, *dfcjk, *wgt, *th, *nis, *tmp, *Sij, *Sik, *Sjk, *Sc;
     double *hjk, *dhjk;             /* maxrad x maxnn */
     double *A, *dA;                 /* maxang x maxnn */
     double *W;                      /* maxrad x maxang: dE/dG of the members */
@@ -304,10 +304,10 @@ hdnnp_sfx_scratch *hdnnp_sfx_scratch_new(const hdnnp_model *m, int maxnn)
     w->gi = w->Tm + 4 * (size_t)maxmem;
     w->Wany = w->nel + nn;
     double *next = w->zw + nn;
-    double **arr[4 + SFX_RUN_ARRAYS - 1] = {&w->h, &w->dh, &w->t, &w->cs, &w->x2, &w->rjk,
-                                            &w->fcjk, &w->dfcjk, &w->wgt, &w->th, &w->nis,
-                                            &w->tmp, &w->Sij, &w->Sik, &w->Sjk, &w->Sc, &w->t1};
-    for (int a = 0; a < 4 + SFX_RUN_ARRAYS - 1; ++a) { *arr[a] = next; next += nn; }
+    double **arr[3 + SFX_RUN_ARRAYS] = {&w->h, &w->dh, &w->t, &w->cs, &w->x2, &w->rjk,
+                                        &w->fcjk, &w->dfcjk, &w->wgt, &w->th, &w->nis,
+                                        &w->tmp, &w->Sij, &w->Sik, &w->Sjk, &w->Sc};
+    for (int a = 0; a < 3 + SFX_RUN_ARRAYS; ++a) { *arr[a] = next; next += nn; }
     w->H = next; next += nn * maxrad;
     w->dH = next; next += nn * maxrad;
     w->hjk = next; next += nn * maxrad;

@@ -172,15 +172,17 @@ def bench_size(n_atoms, repeat, seed, workdir, n2p2_dir):
             "maxrss_mib": rss}
 
 
-def bench_polynomial(refdata, repeat, workdir, n2p2_dir):
-    """Anisole_SCAN (types 20/22): hpcnnp and n2p2 on the five data-set structures."""
+def bench_polynomial(refdata, repeat, workdir, n2p2_dir, n_structures=5):
+    """Anisole_SCAN (types 20/22): hpcnnp and n2p2 on the (first *n_structures* of the)
+    five data-set structures."""
     from hpcnnp import _core
     from hpcnnp.io import n2p2
     from hpcnnp.potential import Potential
 
     root = Path(refdata) / "n2p2-examples" / POLYNOMIAL_CASE
     pot = Potential.from_n2p2(root / "potential")
-    structures = n2p2.read_data(root / "nnp-dataset" / "input.data", elements=pot.elements)
+    structures = n2p2.read_data(root / "nnp-dataset" / "input.data",
+                                elements=pot.elements)[:n_structures]
     n = sum(len(a) for a in structures)
     lists = [pot.neighbor_list(a) for a in structures]
     timings = {

@@ -224,3 +224,23 @@ def test_4g_refused_by_plugin(four_g):
     out = res.stdout + res.stderr
     assert "REFUSED" in out, out[-3000:]
     assert "nnp_generation 4: not a 2G-HDNNP" in out and "charge equilibration" in out
+
+
+def test_bench_polynomial_line(refdata, n2p2, tmp_path):
+    """The Anisole_SCAN line of benchmarks/bench_descriptors.py: hpcnnp and n2p2 timed
+    on the same structures in the same run (one repetition, two structures)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_descriptors", Path(__file__).resolve().parents[1] / "benchmarks" /
+        "bench_descriptors.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    res = bench.bench_polynomial(refdata, 1, tmp_path, n2p2, n_structures=2)
+    assert res["n_atoms"] == 2 * 256 and "types 20/22" in res["label"]
+    for key in ("ef", "ef+nl"):
+        row = res["timings"][key]
+        assert row["ms_per_atom"] > 0 and row["n2p2_ms_per_atom"] > 0
+        assert row["ratio_to_n2p2"] == pytest.approx(row["ms_per_atom"]
+                                                     / row["n2p2_ms_per_atom"])
+    assert "E+F pot" in bench._report(res, "")

@@ -3,7 +3,8 @@
 n2p2's tools (``nnp-dataset``, ``nnp-predict``, ``nnp-scaling``) built from source as
 ``../shared/environment.md`` describes are looked up in ``$HPCNNP_N2P2_BIN``, on the
 ``PATH`` and in ``n2p2/bin`` beside the repository (or beside its parent folder, for
-worktrees); tests that need them skip with a clear reason when they are absent.
+worktrees); the ``n2p2`` fixture (conftest.py) gives their folder and skips the test
+with a clear reason when they are absent.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,16 +32,6 @@ def n2p2_bin():
                                                        "nnp-scaling")):
             return folder
     return None
-
-
-@pytest.fixture(scope="session")
-def n2p2():
-    """Folder of n2p2's tools (skips the test when n2p2 is not built here)."""
-    folder = n2p2_bin()
-    if folder is None:
-        pytest.skip("n2p2's tools (nnp-dataset, nnp-predict, nnp-scaling) not found: set "
-                    "HPCNNP_N2P2_BIN (build: ../shared/environment.md)")
-    return folder
 
 
 def run(bin_dir, tool, folder, *args, timeout=600):

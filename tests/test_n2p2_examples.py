@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _n2p2 import n2p2, nnatoms, run  # noqa: F401  (n2p2 is a fixture)
+from _n2p2 import nnatoms, run
 
 from hpcnnp import _core
 from hpcnnp.cli import main

@@ -27,7 +27,7 @@ import shutil
 
 import numpy as np
 import pytest
-from _n2p2 import n2p2, nnatoms, run  # noqa: F401  (n2p2 is a fixture)
+from _n2p2 import nnatoms, run
 from _synthetic import (compact_boundaries, compact_symfunctions, random_structure,
                         synth_cutoffs, triclinic_cell, weighted_symfunctions,
                         write_synthetic_potential)

@@ -22,7 +22,8 @@ from setuptools.command.build_py import build_py
 
 #: C/C++ sources shipped with the package so that the LAMMPS plugin can be
 #: compiled on the target machine (hpcnnp.lammps_plugin_path()).
-PLUGIN_SOURCES = ["hdnnp_core.c", "hdnnp_core.h", "hdnnp_n2p2.c", "pair_hpcnnp.cpp"]
+PLUGIN_SOURCES = ["hdnnp_core.c", "hdnnp_core.h", "hdnnp_internal.h", "hdnnp_sfx.c",
+                  "hdnnp_n2p2.c", "pair_hpcnnp.cpp"]
 
 
 class BuildPyWithSources(build_py):
@@ -50,7 +51,9 @@ extensions = [
     Extension(
         "hpcnnp._core",
         sources=["cython_kernels/_core.pyx", "cython_kernels/hdnnp_core.c",
-                 "cython_kernels/hdnnp_n2p2.c", "cython_kernels/kalman_product.c"],
+                 "cython_kernels/hdnnp_sfx.c", "cython_kernels/hdnnp_n2p2.c",
+                 "cython_kernels/kalman_product.c"],
+        depends=["cython_kernels/hdnnp_core.h", "cython_kernels/hdnnp_internal.h"],
         include_dirs=[numpy.get_include(), "cython_kernels"],
         extra_compile_args=cflags,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],

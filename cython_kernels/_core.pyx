@@ -13,6 +13,10 @@ from libc.stdlib cimport free, malloc
 cnp.import_array()
 
 cdef extern from "hdnnp_core.h":
+    ctypedef struct hdnnp_sf_param:
+        int type, e1, e2
+        double eta, rs, rc, lam, zeta, rl, angle_l, angle_r
+        int core, asym
     ctypedef struct hdnnp_element:
         int nsf
         int nweights
@@ -42,9 +46,11 @@ cdef extern from "hdnnp_core.h":
 
     hdnnp_model *hdnnp_model_new(int, int, double, int) nogil
     void hdnnp_model_free(hdnnp_model *) nogil
-    int hdnnp_model_set_sf(hdnnp_model *, int, int, const int *, const int *, const int *,
-                           const double *, const double *, const double *, const double *,
-                           const double *) nogil
+    hdnnp_model *hdnnp_model_load_n2p2(const char *, char *) nogil
+    int hdnnp_sf_type_supported(int) nogil
+    const char *hdnnp_sf_layout(int, int) nogil
+    void hdnnp_model_set_atomic_numbers(hdnnp_model *, const int *) nogil
+    int hdnnp_model_set_sf(hdnnp_model *, int, int, const hdnnp_sf_param *) nogil
     int hdnnp_model_set_scaling(hdnnp_model *, int, int, double, double, const double *) nogil
     int hdnnp_model_set_network(hdnnp_model *, int, int, const int *, const int *,
                                 const double *, double, double) nogil
@@ -73,8 +79,35 @@ EW_DTYPE = np.dtype([("atom", np.int32), ("sf", np.int32), ("value", np.float64)
                      ("min", np.float64), ("max", np.float64)], align=True)
 
 
+#: numpy dtype of the C struct hdnnp_sf_param (one symmetry function)
+SF_PARAM_DTYPE = np.dtype([("type", np.int32), ("e1", np.int32), ("e2", np.int32),
+                           ("eta", np.float64), ("rs", np.float64), ("rc", np.float64),
+                           ("lam", np.float64), ("zeta", np.float64), ("rl", np.float64),
+                           ("angle_l", np.float64), ("angle_r", np.float64),
+                           ("core", np.int32), ("asym", np.int32)], align=True)
+assert SF_PARAM_DTYPE.itemsize == sizeof(hdnnp_sf_param)
+
+#: compact-function core numbers of the C core (n2p2 subtypes p1..p4, e)
+CORE_FUNCTIONS = {"p1": 1, "p2": 2, "p3": 3, "p4": 4, "e": 5}
+
+
 class CoreError(RuntimeError):
     """An error reported by the C core (message from the core)."""
+
+
+def sf_type_supported(int sftype):
+    """True if the C core evaluates n2p2 symmetry-function type ``sftype``."""
+    return bool(hdnnp_sf_type_supported(sftype))
+
+
+def sf_layout(int sftype):
+    """``(fields, sort key)`` of an SF type in the C loader of n2p2 potentials
+    (space-separated names, ``[x]`` optional), or None for an unknown type."""
+    cdef const char *f = hdnnp_sf_layout(sftype, 0)
+    cdef const char *o = hdnnp_sf_layout(sftype, 1)
+    if f == NULL:
+        return None
+    return f.decode(), o.decode()
 
 
 cdef _i32(a):
@@ -114,16 +147,23 @@ cdef class Model:
         if rc != 0:
             raise CoreError(self.m.err.decode("utf-8", "replace"))
 
-    def set_symmetry_functions(self, int element, sftype, e1, e2, eta, rs, rc, lam, zeta):
-        """Define the SFs of one element (arrays in n2p2's sorted order)."""
-        cdef int[::1] t = _i32(sftype), a = _i32(e1), b = _i32(e2)
-        cdef double[::1] et = _f64(eta), r_s = _f64(rs), r_c = _f64(rc)
-        cdef double[::1] la = _f64(lam), ze = _f64(zeta)
-        cdef int n = t.shape[0]
+    def set_atomic_numbers(self, numbers):
+        """Atomic numbers of the elements (the weights of SF types 12, 13, 23-25);
+        set them before the symmetry functions."""
+        cdef int[::1] z = _i32(numbers)
+        if z.shape[0] != self.m.nelements:
+            raise CoreError(f"expected {self.m.nelements} atomic numbers, got {z.shape[0]}")
+        hdnnp_model_set_atomic_numbers(self.m, &z[0])
+
+    def set_symmetry_functions(self, int element, params):
+        """Define the SFs of one element: a structured array of
+        :data:`SF_PARAM_DTYPE` in n2p2's sorted order."""
+        cdef cnp.ndarray table = np.ascontiguousarray(params, dtype=SF_PARAM_DTYPE)
+        cdef int n = table.shape[0]
         if n == 0:
             raise CoreError(f"element {element} has no symmetry functions")
-        self._check(hdnnp_model_set_sf(self.m, element, n, &t[0], &a[0], &b[0], &et[0],
-                                       &r_s[0], &r_c[0], &la[0], &ze[0]))
+        self._check(hdnnp_model_set_sf(self.m, element, n,
+                                       <const hdnnp_sf_param *>cnp.PyArray_DATA(table)))
 
     def set_scaling(self, int element, int scaling_type, double smin, double smax, stats=None):
         """Scaling (0 none, 1 scale, 2 center, 3 scalecenter, 4 scalesigma); stats (nsf, 4)."""
@@ -229,6 +269,27 @@ cdef class Model:
         with nogil:
             out = hdnnp_network(self.m, element, &g[0], &d[0], &work[0])
         return out, np.asarray(d)
+
+
+def load_n2p2(directory):
+    """A :class:`Model` read by the C loader of n2p2 potential folders (the one the
+    LAMMPS plugin uses; ``hdnnp_n2p2.c``).  Raises :class:`CoreError` with the loader's
+    message (file and line)."""
+    import os
+
+    cdef bytes path = os.fsencode(os.fspath(directory))
+    cdef char err[512]
+    cdef const char *cpath = path
+    cdef hdnnp_model *m
+    err[0] = 0
+    with nogil:
+        m = hdnnp_model_load_n2p2(cpath, err)
+    if m == NULL:
+        raise CoreError(err.decode("utf-8", "replace"))
+    cdef Model model = Model.__new__(Model, 1, 0)
+    hdnnp_model_free(model.m)
+    model.m = m
+    return model
 
 
 cdef class NeighborList:

@@ -3,6 +3,7 @@
  * neighbour lists, energies and forces.  See hdnnp_core.h for conventions.
  */
 #include "hdnnp_core.h"
+#include "hdnnp_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -100,6 +101,14 @@ void hdnnp_cutoff_eval(const hdnnp_cutoff *c, double r, double *fc, double *dfc)
 
 static void *xcalloc(size_t n, size_t s) { return calloc(n ? n : 1, s); }
 
+int hdnnp_sf_type_supported(int t)
+{
+    static const int types[HDNNP_N_SF_TYPES] = HDNNP_SF_TYPE_LIST;
+    for (int i = 0; i < HDNNP_N_SF_TYPES; ++i)
+        if (types[i] == t) return 1;
+    return 0;
+}
+
 hdnnp_model *hdnnp_model_new(int nelements, int cutoff_type, double cutoff_alpha,
                              int normalize_nodes)
 {
@@ -127,12 +136,18 @@ static void free_element(hdnnp_element *el)
         free(a->lam); free(a->zeta); free(a->izeta); free(a->pref);
     }
     free(el->rg); free(el->ag);
+    hdnnp_sfx_free_groups(el);
     free(el->sf_type); free(el->sf_e1); free(el->sf_e2); free(el->sf_eta);
     free(el->sf_rs); free(el->sf_rc); free(el->sf_lam); free(el->sf_zeta);
     free(el->sa); free(el->sb); free(el->sc); free(el->gmin); free(el->gmax);
     free(el->nbpos); free(el->nbsf);
     free(el->size); free(el->act); free(el->w); free(el->woff);
     memset(el, 0, sizeof(*el));
+}
+
+void hdnnp_model_set_atomic_numbers(hdnnp_model *m, const int *z)
+{
+    for (int e = 0; e < m->nelements; ++e) m->z[e] = z[e];
 }
 
 void hdnnp_model_free(hdnnp_model *m)
@@ -153,28 +168,19 @@ static int cutoff_index(hdnnp_model *m, double rc)
     return m->ncut++;
 }
 
-int hdnnp_model_set_sf(hdnnp_model *m, int e, int nsf, const int *type,
-                       const int *e1, const int *e2, const double *eta,
-                       const double *rs, const double *rc, const double *lam,
-                       const double *zeta)
+/* Drop the SF definition of an element (keeping its network). */
+static void reset_sf(hdnnp_element *el)
 {
-    hdnnp_element *el;
-    if (e < 0 || e >= m->nelements) {
-        snprintf(m->err, HDNNP_ERRLEN, "element index %d out of range", e);
-        return -1;
-    }
-    el = &m->el[e];
-    /* SFs are set once; free a previous definition */
-    {
-        hdnnp_element keep = *el;
-        int *size = keep.size, *act = keep.act, *woff = keep.woff;
-        double *w = keep.w;
-        el->size = NULL; el->act = NULL; el->woff = NULL; el->w = NULL;
-        free_element(el);
-        el->size = size; el->act = act; el->woff = woff; el->w = w;
-        el->nlayers = keep.nlayers; el->nweights = keep.nweights;
-        el->maxsize = keep.maxsize; el->escale = keep.escale; el->eshift = keep.eshift;
-    }
+    hdnnp_element keep = *el;
+    el->size = NULL; el->act = NULL; el->woff = NULL; el->w = NULL;
+    free_element(el);
+    el->size = keep.size; el->act = keep.act; el->woff = keep.woff; el->w = keep.w;
+    el->nlayers = keep.nlayers; el->nweights = keep.nweights;
+    el->maxsize = keep.maxsize; el->escale = keep.escale; el->eshift = keep.eshift;
+}
+
+static int alloc_sf(hdnnp_element *el, int nsf)
+{
     el->nsf = nsf;
     el->sf_type = (int *)xcalloc(nsf, sizeof(int));
     el->sf_e1 = (int *)xcalloc(nsf, sizeof(int));
@@ -191,111 +197,170 @@ int hdnnp_model_set_sf(hdnnp_model *m, int e, int nsf, const int *type,
     el->sc = (double *)xcalloc(nsf, sizeof(double));
     el->gmin = (double *)xcalloc(nsf, sizeof(double));
     el->gmax = (double *)xcalloc(nsf, sizeof(double));
+    if (!el->sf_type || !el->sf_e1 || !el->sf_e2 || !el->sf_eta || !el->sf_rs || !el->sf_rc ||
+        !el->sf_lam || !el->sf_zeta || !el->rg || !el->ag || !el->sa || !el->sb || !el->sc ||
+        !el->gmin || !el->gmax)
+        return -1;
     for (int s = 0; s < nsf; ++s) { el->sb[s] = 1.0; el->gmin[s] = -HUGE_VAL; el->gmax[s] = HUGE_VAL; }
     el->has_scaling = 0;
-    if (nsf > m->maxsf) m->maxsf = nsf;
+    return 0;
+}
 
-    for (int s = 0; s < nsf; ++s) {
-        int t = type[s], a = e1[s], b = (t == 2) ? -1 : e2[s];
-        el->sf_type[s] = t; el->sf_eta[s] = eta[s]; el->sf_rs[s] = rs[s];
-        el->sf_rc[s] = rc[s];
-        if (t != 2 && t != 3 && t != 9) {
-            snprintf(m->err, HDNNP_ERRLEN,
-                     "symmetry function type %d is not supported (hpcnnp evaluates types 2, 3, 9)", t);
-            return -1;
-        }
-        if (a < 0 || a >= m->nelements || (t != 2 && (b < 0 || b >= m->nelements))) {
-            snprintf(m->err, HDNNP_ERRLEN, "symmetry function %d: neighbour element out of range", s + 1);
-            return -1;
-        }
-        if (!(rc[s] > 0.0)) {
-            snprintf(m->err, HDNNP_ERRLEN, "symmetry function %d: cutoff radius must be > 0", s + 1);
-            return -1;
-        }
-        if (t != 2 && a > b) { int tmp = a; a = b; b = tmp; }
-        el->sf_e1[s] = a; el->sf_e2[s] = b;
-        el->sf_lam[s] = (t == 2) ? 0.0 : lam[s];
-        el->sf_zeta[s] = (t == 2) ? 0.0 : zeta[s];
-        int ic = cutoff_index(m, rc[s]);
-        if (ic < 0) {
-            snprintf(m->err, HDNNP_ERRLEN, "more than 64 distinct cutoff radii");
-            return -1;
-        }
-        if (t == 2) {
-            int g;
-            for (g = 0; g < el->nrg; ++g)
-                if (el->rg[g].e1 == a && el->rg[g].icut == ic) break;
-            hdnnp_radial_group *r = &el->rg[g];
-            if (g == el->nrg) {
-                el->nrg++;
-                r->e1 = a; r->icut = ic; r->rc = rc[s]; r->n = 0;
-                r->sf = (int *)xcalloc(nsf, sizeof(int));
-                r->eta = (double *)xcalloc(nsf, sizeof(double));
-                r->rs = (double *)xcalloc(nsf, sizeof(double));
-            }
-            r->sf[r->n] = s; r->eta[r->n] = eta[s]; r->rs[r->n] = rs[s]; r->n++;
-        } else {
-            int g;
-            for (g = 0; g < el->nag; ++g)
-                if (el->ag[g].type == t && el->ag[g].e1 == a && el->ag[g].e2 == b &&
-                    el->ag[g].icut == ic) break;
-            hdnnp_angular_group *q = &el->ag[g];
-            if (g == el->nag) {
-                el->nag++;
-                q->type = t; q->e1 = a; q->e2 = b; q->icut = ic; q->rc = rc[s];
-                q->sf = (int *)xcalloc(nsf, sizeof(int));
-                q->mrad = (int *)xcalloc(nsf, sizeof(int));
-                q->mang = (int *)xcalloc(nsf, sizeof(int));
-                q->eta = (double *)xcalloc(nsf, sizeof(double));
-                q->rs = (double *)xcalloc(nsf, sizeof(double));
-                q->lam = (double *)xcalloc(nsf, sizeof(double));
-                q->zeta = (double *)xcalloc(nsf, sizeof(double));
-                q->izeta = (int *)xcalloc(nsf, sizeof(int));
-                q->pref = (double *)xcalloc(nsf, sizeof(double));
-            }
-            int ir, ia;
-            for (ir = 0; ir < q->nrad; ++ir)
-                if (q->eta[ir] == eta[s] && q->rs[ir] == rs[s]) break;
-            if (ir == q->nrad) { q->eta[ir] = eta[s]; q->rs[ir] = rs[s]; q->nrad++; }
-            for (ia = 0; ia < q->nang; ++ia)
-                if (q->lam[ia] == lam[s] && q->zeta[ia] == zeta[s]) break;
-            if (ia == q->nang) {
-                double z = zeta[s];
-                q->lam[ia] = lam[s]; q->zeta[ia] = z;
-                q->izeta[ia] = (z == floor(z) && z >= 1.0 && z < 1000.0) ? (int)z : -1;
-                q->pref[ia] = pow(2.0, 1.0 - z);
-                q->nang++;
-            }
-            if (q->nrad > 64 || q->nang > 64 || q->n >= 256) {
-                snprintf(m->err, HDNNP_ERRLEN,
-                         "more than 64 distinct (eta, r_s) or (lambda, zeta), or 256 members, in one angular group");
-                return -1;
-            }
-            q->sf[q->n] = s; q->mrad[q->n] = ir; q->mang[q->n] = ia; q->n++;
-        }
+/* type 2: member of the radial group (e1, cutoff) */
+static void add_radial(hdnnp_element *el, int nsf, int s, const hdnnp_sf_param *p, int ic)
+{
+    int g;
+    for (g = 0; g < el->nrg; ++g)
+        if (el->rg[g].e1 == p->e1 && el->rg[g].icut == ic) break;
+    hdnnp_radial_group *r = &el->rg[g];
+    if (g == el->nrg) {
+        el->nrg++;
+        r->e1 = p->e1; r->icut = ic; r->rc = p->rc; r->n = 0;
+        r->sf = (int *)xcalloc(nsf, sizeof(int));
+        r->eta = (double *)xcalloc(nsf, sizeof(double));
+        r->rs = (double *)xcalloc(nsf, sizeof(double));
     }
+    r->sf[r->n] = s; r->eta[r->n] = p->eta; r->rs[r->n] = p->rs; r->n++;
+}
+
+/* types 3, 9: member of the angular group (type, e1, e2, cutoff) */
+static int add_angular(hdnnp_model *m, hdnnp_element *el, int nsf, int s,
+                       const hdnnp_sf_param *p, int ic)
+{
+    const int t = p->type, a = p->e1, b = p->e2;
+    int g;
+    for (g = 0; g < el->nag; ++g)
+        if (el->ag[g].type == t && el->ag[g].e1 == a && el->ag[g].e2 == b && el->ag[g].icut == ic) break;
+    hdnnp_angular_group *q = &el->ag[g];
+    if (g == el->nag) {
+        el->nag++;
+        q->type = t; q->e1 = a; q->e2 = b; q->icut = ic; q->rc = p->rc;
+        q->sf = (int *)xcalloc(nsf, sizeof(int));
+        q->mrad = (int *)xcalloc(nsf, sizeof(int));
+        q->mang = (int *)xcalloc(nsf, sizeof(int));
+        q->eta = (double *)xcalloc(nsf, sizeof(double));
+        q->rs = (double *)xcalloc(nsf, sizeof(double));
+        q->lam = (double *)xcalloc(nsf, sizeof(double));
+        q->zeta = (double *)xcalloc(nsf, sizeof(double));
+        q->izeta = (int *)xcalloc(nsf, sizeof(int));
+        q->pref = (double *)xcalloc(nsf, sizeof(double));
+    }
+    int ir, ia;
+    for (ir = 0; ir < q->nrad; ++ir)
+        if (q->eta[ir] == p->eta && q->rs[ir] == p->rs) break;
+    if (ir == q->nrad) { q->eta[ir] = p->eta; q->rs[ir] = p->rs; q->nrad++; }
+    for (ia = 0; ia < q->nang; ++ia)
+        if (q->lam[ia] == p->lam && q->zeta[ia] == p->zeta) break;
+    if (ia == q->nang) {
+        double z = p->zeta;
+        q->lam[ia] = p->lam; q->zeta[ia] = z;
+        q->izeta[ia] = (z == floor(z) && z >= 1.0 && z < 1000.0) ? (int)z : -1;
+        q->pref[ia] = pow(2.0, 1.0 - z);
+        q->nang++;
+    }
+    if (q->nrad > 64 || q->nang > 64 || q->n >= 256) {
+        snprintf(m->err, HDNNP_ERRLEN,
+                 "more than 64 distinct (eta, r_s) or (lambda, zeta), or 256 members, in one angular group");
+        return -1;
+    }
+    q->sf[q->n] = s; q->mrad[q->n] = ir; q->mang[q->n] = ia; q->n++;
+    return 0;
+}
+
+/* Compact derivative layout in group-major order: the members of one SF
+ * group are consecutive in the block of a neighbour, so the derivative
+ * kernels write contiguous rows. */
+static int build_layout(const hdnnp_model *m, hdnnp_element *el)
+{
+    const int nsf = el->nsf;
     el->nbpos = (int *)xcalloc((size_t)m->nelements * nsf, sizeof(int));
     el->nbsf = (int *)xcalloc((size_t)m->nelements * nsf, sizeof(int));
-    /* group-major order: the members of one SF group are consecutive in the
-     * block of a neighbour, so the derivative kernels write contiguous rows */
+    if (!el->nbpos || !el->nbsf) return -1;
     for (int q = 0; q < m->nelements; ++q) {
-        int c = 0;
-        for (int s = 0; s < nsf; ++s) el->nbpos[q * nsf + s] = -1;
+        int c = 0, *pos = el->nbpos + (size_t)q * nsf, *sfs = el->nbsf + (size_t)q * nsf;
+        for (int s = 0; s < nsf; ++s) pos[s] = -1;
         for (int g = 0; g < el->nrg; ++g)
             if (el->rg[g].e1 == q)
-                for (int k = 0; k < el->rg[g].n; ++k) {
-                    el->nbpos[q * nsf + el->rg[g].sf[k]] = c;
-                    el->nbsf[q * nsf + c++] = el->rg[g].sf[k];
-                }
+                for (int k = 0; k < el->rg[g].n; ++k) { pos[el->rg[g].sf[k]] = c; sfs[c++] = el->rg[g].sf[k]; }
         for (int g = 0; g < el->nag; ++g)
             if (el->ag[g].e1 == q || el->ag[g].e2 == q)
-                for (int k = 0; k < el->ag[g].n; ++k) {
-                    el->nbpos[q * nsf + el->ag[g].sf[k]] = c;
-                    el->nbsf[q * nsf + c++] = el->ag[g].sf[k];
-                }
+                for (int k = 0; k < el->ag[g].n; ++k) { pos[el->ag[g].sf[k]] = c; sfs[c++] = el->ag[g].sf[k]; }
+        for (int g = 0; g < el->nxg; ++g) {
+            hdnnp_xgroup *x = &el->xg[g];
+            x->pos[q] = -1;
+            if (!hdnnp_sfx_depends(x, q)) continue;
+            x->pos[q] = c;
+            for (int k = 0; k < x->n; ++k) { pos[x->sf[k]] = c; sfs[c++] = x->sf[k]; }
+        }
         el->nbcount[q] = c;
     }
     return 0;
+}
+
+/* checks common to all types; stores the raw parameters of SF s */
+static int check_sf(hdnnp_model *m, hdnnp_element *el, int s, hdnnp_sf_param *p)
+{
+    const int t = p->type;
+    if (!hdnnp_sf_type_supported(t)) {
+        snprintf(m->err, HDNNP_ERRLEN,
+                 "symmetry function type %d is not supported (hpcnnp evaluates types "
+                 "2, 3, 9, 12, 13, 20-25)", t);
+        return -1;
+    }
+    const int nnb = (t == 2 || t == 20) ? 1 : (t == 3 || t == 9 || t == 21 || t == 22) ? 2 : 0;
+    if ((nnb >= 1 && (p->e1 < 0 || p->e1 >= m->nelements)) ||
+        (nnb == 2 && (p->e2 < 0 || p->e2 >= m->nelements))) {
+        snprintf(m->err, HDNNP_ERRLEN, "symmetry function %d: neighbour element out of range", s + 1);
+        return -1;
+    }
+    if (!(p->rc > 0.0)) {
+        snprintf(m->err, HDNNP_ERRLEN, "symmetry function %d: cutoff radius must be > 0", s + 1);
+        return -1;
+    }
+    if (nnb < 2) p->e2 = -1;
+    if (nnb < 1) p->e1 = -1;
+    if (nnb == 2 && p->e1 > p->e2) { int tmp = p->e1; p->e1 = p->e2; p->e2 = tmp; }
+    if (t == 2) { p->lam = 0.0; p->zeta = 0.0; }
+    el->sf_type[s] = t; el->sf_e1[s] = p->e1; el->sf_e2[s] = p->e2;
+    el->sf_eta[s] = p->eta; el->sf_rs[s] = p->rs; el->sf_rc[s] = p->rc;
+    el->sf_lam[s] = p->lam; el->sf_zeta[s] = p->zeta;
+    return 0;
+}
+
+int hdnnp_model_set_sf(hdnnp_model *m, int e, int nsf, const hdnnp_sf_param *sf)
+{
+    if (e < 0 || e >= m->nelements) {
+        snprintf(m->err, HDNNP_ERRLEN, "element index %d out of range", e);
+        return -1;
+    }
+    hdnnp_element *el = &m->el[e];
+    reset_sf(el);   /* SFs are set once; free a previous definition */
+    if (alloc_sf(el, nsf) != 0) goto oom;
+    if (nsf > m->maxsf) m->maxsf = nsf;
+    for (int s = 0; s < nsf; ++s) {
+        hdnnp_sf_param p = sf[s];
+        if (check_sf(m, el, s, &p) != 0) return -1;
+        const int compact = p.type >= 20;
+        int ic = -1;
+        if (!compact) {
+            ic = cutoff_index(m, p.rc);
+            if (ic < 0) {
+                snprintf(m->err, HDNNP_ERRLEN, "more than 64 distinct cutoff radii");
+                return -1;
+            }
+        } else if (p.rc > m->rc_max) {
+            m->rc_max = p.rc;   /* compact SFs carry their own support, no f_c table */
+        }
+        if (p.type == 2) add_radial(el, nsf, s, &p, ic);
+        else if (p.type == 3 || p.type == 9) { if (add_angular(m, el, nsf, s, &p, ic) != 0) return -1; }
+        else if (hdnnp_sfx_add(m, el, nsf, s, &p, ic) != 0) return -1;
+    }
+    hdnnp_sfx_finalize(el);
+    if (build_layout(m, el) != 0) goto oom;
+    return 0;
+oom:
+    snprintf(m->err, HDNNP_ERRLEN, "out of memory while setting up the symmetry functions");
+    return -1;
 }
 
 int hdnnp_model_set_scaling(hdnnp_model *m, int e, int scaling_type,
@@ -923,6 +988,7 @@ typedef struct {
     double *bS0, *bSij, *bSik, *bSjk, *bTc, *bt;
     /* neighbours of the current atom, structure of arrays */
     double *dx, *dy, *dz, *rr, *ux, *uy, *uz, *tx2, *tcs;
+    hdnnp_sfx_scratch *x;  /* groups of types 12, 13, 20-25 (NULL if none) */
 } scratch_t;
 
 static int max_neighbours(const hdnnp_nlist *nl)
@@ -971,6 +1037,12 @@ static int scratch_alloc(scratch_t *w, const hdnnp_model *m, const hdnnp_nlist *
                       &w->bdfjk, &w->bFc, &w->bS0, &w->bSij, &w->bSik, &w->bSjk, &w->bTc, &w->bt,
                       &w->dx, &w->dy, &w->dz, &w->rr, &w->ux, &w->uy, &w->uz, &w->tx2, &w->tcs};
     for (int a = 0; a < NB_ARRAYS; ++a) *arr[a] = blk + (size_t)a * nbc;
+    for (int e = 0; e < m->nelements; ++e)
+        if (m->el[e].nxg > 0) {
+            w->x = hdnnp_sfx_scratch_new(m, w->maxnn);
+            if (!w->x) return -1;
+            break;
+        }
     w->bER = blk + (size_t)NB_ARRAYS * nbc;
     w->bQ = w->bER + (size_t)maxrad * nbc;
     w->bQd = w->bQ + (size_t)maxrad * nbc;
@@ -983,48 +1055,13 @@ static void scratch_free(scratch_t *w)
 {
     free(w->fc); free(w->dfc); free(w->tab); free(w->nnw); free(w->gs); free(w->dedg); free(w->w);
     free(w->bk); free(w->brik);
-}
-
-/* exp(x) for x <= 0 without library calls, so that loops over it vectorise.
- * Cody–Waite reduction x = n ln2 + r, |r| <= ln2/2, degree-13 Taylor
- * polynomial (truncation < 1e-17 relative), 2^n put into the exponent bits.
- * Arguments below -700 return exp(-700) ~ 1e-304 (the SF terms are then
- * negligible against any non-zero value). */
-static inline double vexp(double x)
-{
-    x = x < -700.0 ? -700.0 : x;
-    x = x > 700.0 ? 700.0 : x;
-    const double shifter = 6755399441055744.0; /* 1.5 * 2^52 */
-    const double t = x * 1.4426950408889634 + shifter;
-    const double n = t - shifter;
-    const double r = (x - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
-    double p = 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    uint64_t ti, pi;
-    memcpy(&ti, &t, 8);
-    memcpy(&pi, &p, 8);
-    pi += ti << 52;
-    double res;
-    memcpy(&res, &pi, 8);
-    return res;
+    hdnnp_sfx_scratch_free(w->x);
 }
 
 double hdnnp_vexp(double x) { return vexp(x); }
 
 /* Cutoff function on a batch of distances (r >= rc gives 0, r < rci gives 1). */
-static void cutoff_batch(const hdnnp_cutoff *c, int n, const double *r, double *f, double *df)
+void hdnnp_cutoff_batch(const hdnnp_cutoff *c, int n, const double *r, double *f, double *df)
 {
     const double rc = c->rc, rci = c->rci, iw = c->iw;
     switch (c->type) {
@@ -1090,7 +1127,7 @@ static void atom_cutoffs(const hdnnp_model *m, const hdnnp_nlist *nl, int i, scr
         w->ux[q] = D[3 * q] * ir; w->uy[q] = D[3 * q + 1] * ir; w->uz[q] = D[3 * q + 2] * ir;
     }
     for (int c = 0; c < m->ncut; ++c)
-        cutoff_batch(&m->cut[c], nn, nl->r + p0, w->fc + (size_t)c * w->maxnn,
+        hdnnp_cutoff_batch(&m->cut[c], nn, nl->r + p0, w->fc + (size_t)c * w->maxnn,
                      w->dfc + (size_t)c * w->maxnn);
 }
 
@@ -1172,7 +1209,7 @@ static void angular_process(const hdnnp_model *m, const hdnnp_angular_group *ag,
     if (narrow) {
 #pragma omp simd
         for (int n = 0; n < nb; ++n) brjk[n] = sqrt(w->bx2[n]);
-        cutoff_batch(&m->cut[ag->icut], nb, brjk, bfjk, bdfjk);
+        hdnnp_cutoff_batch(&m->cut[ag->icut], nb, brjk, bfjk, bdfjk);
     } else {
         for (int n = 0; n < nb; ++n) { brjk[n] = 0.0; bfjk[n] = 1.0; bdfjk[n] = 0.0; }
     }
@@ -1190,49 +1227,9 @@ static void angular_process(const hdnnp_model *m, const hdnnp_angular_group *ag,
             }
         }
     }
-    const double *restrict cs = w->bcs;
-    for (int a = 0; a < ag->nang; ++a) {
-        const double lam = ag->lam[a], pref = ag->pref[a], zeta = ag->zeta[a];
-        double *restrict A = w->bA + (size_t)a * mx, *restrict dA = w->bdA + (size_t)a * mx;
-        if (ag->izeta[a] > 0) {
-            /* p = base^(zeta-1) by squaring, the same exponent in every lane */
-            int e = ag->izeta[a] - 1;
-            double *restrict bb = w->bt;
-#pragma omp simd
-            for (int n = 0; n < nb; ++n) {
-                const double base = 1.0 + lam * cs[n];
-                bb[n] = base > 0.0 ? base : 0.0;
-                dA[n] = 1.0;
-            }
-            while (e) {
-                if (e & 1) {
-#pragma omp simd
-                    for (int n = 0; n < nb; ++n) dA[n] *= bb[n];
-                }
-                e >>= 1;
-                if (e) {
-#pragma omp simd
-                    for (int n = 0; n < nb; ++n) bb[n] *= bb[n];
-                }
-            }
-#pragma omp simd
-            for (int n = 0; n < nb; ++n) {
-                const double base = 1.0 + lam * cs[n];
-                const int pos = base > 0.0;
-                const double p = dA[n];
-                A[n] = pos ? pref * p * base : 0.0;
-                dA[n] = pos ? pref * zeta * lam * p : 0.0;
-            }
-        } else {
-            for (int n = 0; n < nb; ++n) {
-                const double base = 1.0 + lam * cs[n];
-                if (base <= 0.0) { A[n] = 0.0; dA[n] = 0.0; continue; }
-                const double p = pow(base, zeta - 1.0);
-                A[n] = pref * p * base;
-                dA[n] = pref * zeta * lam * p;
-            }
-        }
-    }
+    for (int a = 0; a < ag->nang; ++a)
+        hdnnp_cospow_batch(ag->lam[a], ag->zeta[a], ag->izeta[a], ag->pref[a], nb, w->bcs,
+                           w->bA + (size_t)a * mx, w->bdA + (size_t)a * mx, w->bt);
 }
 
 /* Values (and, with dG, derivatives) of all members of an angular group
@@ -1284,24 +1281,11 @@ static void angular_values(const hdnnp_angular_group *ag, int nb, scratch_t *w,
             Tik[s] = Ae * (Fik - eta2 * (rik - rs) * Fc);
             Tjk[s] = narrow ? Ae * (Fjk - eta2 * (rjk - rs) * Fc) : 0.0;
         }
-        double *restrict gj = dG + 3 * ((size_t)w->soff[j] + pj0);
-        double *restrict gk = dG + 3 * ((size_t)w->soff[k] + pk0);
-        double *restrict gi = dG;
-        const int *sfs = ag->sf;
-#pragma omp simd
-        for (int s = 0; s < nm; ++s) {
-            const double gij0 = Tij[s] * u0 + Tc[s] * cij0, gij1 = Tij[s] * u1 + Tc[s] * cij1, gij2 = Tij[s] * u2 + Tc[s] * cij2;
-            const double gik0 = Tik[s] * v0 + Tc[s] * cik0, gik1 = Tik[s] * v1 + Tc[s] * cik1, gik2 = Tik[s] * v2 + Tc[s] * cik2;
-            const double gjk0 = Tjk[s] * w0, gjk1 = Tjk[s] * w1, gjk2 = Tjk[s] * w2;
-            gj[3 * s] += gjk0 - gij0; gj[3 * s + 1] += gjk1 - gij1; gj[3 * s + 2] += gjk2 - gij2;
-            gk[3 * s] -= gik0 + gjk0; gk[3 * s + 1] -= gik1 + gjk1; gk[3 * s + 2] -= gik2 + gjk2;
-        }
-        for (int s = 0; s < nm; ++s) {
-            double *pi = gi + 3 * sfs[s];
-            pi[0] += Tij[s] * u0 + Tc[s] * cij0 + Tik[s] * v0 + Tc[s] * cik0;
-            pi[1] += Tij[s] * u1 + Tc[s] * cij1 + Tik[s] * v1 + Tc[s] * cik1;
-            pi[2] += Tij[s] * u2 + Tc[s] * cij2 + Tik[s] * v2 + Tc[s] * cik2;
-        }
+        const double uu[3] = {u0, u1, u2}, vv[3] = {v0, v1, v2}, ww[3] = {w0, w1, w2};
+        const double cij[3] = {cij0, cij1, cij2}, cik[3] = {cik0, cik1, cik2};
+        hdnnp_pair_derivatives(nm, Tij, Tik, Tjk, Tc, uu, vv, cij, cik, ww,
+                               dG + 3 * ((size_t)w->soff[j] + pj0),
+                               dG + 3 * ((size_t)w->soff[k] + pk0), dG, ag->sf);
     }
 }
 
@@ -1385,6 +1369,25 @@ static void angular_forces(const hdnnp_angular_group *ag, int nb, scratch_t *w,
     w->Fi[0] += Fi0; w->Fi[1] += Fi1; w->Fi[2] += Fi2;
 }
 
+/* The neighbourhood of atom i for the group kernels of hdnnp_sfx.c (after
+ * atom_cutoffs). */
+static hdnnp_nbhd atom_nbhd(const hdnnp_nlist *nl, int i, const scratch_t *w)
+{
+    hdnnp_nbhd nb;
+    const int p0 = nl->start[i];
+    nb.nn = nl->start[i + 1] - p0;
+    nb.ne = nl->nelements;
+    nb.es = nl->estart + (size_t)i * (nl->nelements + 1);
+    nb.r = w->rr;
+    nb.dx = w->dx; nb.dy = w->dy; nb.dz = w->dz;
+    nb.ux = w->ux; nb.uy = w->uy; nb.uz = w->uz;
+    nb.idx = nl->idx + p0;
+    nb.soff = w->soff;
+    nb.fc = w->fc; nb.dfc = w->dfc;
+    nb.ldc = w->maxnn;
+    return nb;
+}
+
 /* Radial/angular values of atom i (G zeroed by the caller); if dG != NULL
  * also the derivatives dG[slot][s][3] (slot 0 = i, slot q+1 = neighbour q). */
 static void atom_sf(const hdnnp_model *m, const hdnnp_nlist *nl, int i, int ei,
@@ -1442,6 +1445,10 @@ static void atom_sf(const hdnnp_model *m, const hdnnp_nlist *nl, int i, int ei,
             angular_process(m, ag, nb, w);
             angular_values(ag, nb, w, D, el, G, dG);
         }
+    }
+    if (el->nxg) {
+        const hdnnp_nbhd xnb = atom_nbhd(nl, i, w);
+        hdnnp_sfx_values(m, ei, &xnb, w->x, G, dG);
     }
 }
 
@@ -1512,6 +1519,10 @@ static void atom_forces(const hdnnp_model *m, const hdnnp_nlist *nl, int i, int 
             angular_process(m, ag, nb, w);
             angular_forces(ag, nb, w, D, IDX, wsf, F, V);
         }
+    }
+    if (el->nxg) {
+        const hdnnp_nbhd xnb = atom_nbhd(nl, i, w);
+        hdnnp_sfx_forces(m, ei, &xnb, w->x, wsf, F, V, w->Fi);
     }
     double *Fi = F + 3 * (size_t)i;
     Fi[0] += w->Fi[0]; Fi[1] += w->Fi[1]; Fi[2] += w->Fi[2];

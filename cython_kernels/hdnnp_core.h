@@ -4,9 +4,15 @@
  * Behler–Parrinello high-dimensional neural network potentials (HDNNP,
  * Behler & Parrinello, PRL 98, 146401 (2007), doi:10.1103/PhysRevLett.98.146401)
  * with n2p2's conventions (Singraber et al., JCTC 15, 1827 (2019),
- * doi:10.1021/acs.jctc.8b00770): atom-centred symmetry functions (SF) of types
- * 2 (radial), 3 (narrow angular) and 9 (wide angular), all n2p2 cutoff
- * functions, SF scaling, per-element feed-forward networks.
+ * doi:10.1021/acs.jctc.8b00770): atom-centred symmetry functions (SF) of every
+ * 2G type n2p2 evaluates -- 2 (radial), 3 (narrow angular), 9 (wide angular),
+ * the element-weighted 12 (radial) and 13 (narrow angular), and the
+ * polynomial family 20-25 with compact support (Bircher, Singraber, Dellago,
+ * Mach. Learn.: Sci. Technol. 2, 035026 (2021), doi:10.1088/2632-2153/abf817)
+ * -- all n2p2 cutoff functions and compact-function cores, SF scaling,
+ * per-element feed-forward networks.  Types 2/3/9 have hand-tuned kernels in
+ * hdnnp_core.c; the others are evaluated by the generic group kernels of
+ * hdnnp_sfx.c.
  *
  * Two front doors use this file: the Cython extension (hpcnnp._core) and the
  * LAMMPS plugin pair style.  Units are whatever the potential uses (n2p2 is
@@ -59,6 +65,33 @@ enum hdnnp_activation {
     HDNNP_ACT_EXP, HDNNP_ACT_HARMONIC
 };
 
+/* ---- symmetry-function types -------------------------------------------- */
+/* The n2p2 SF types this core evaluates: the C side of the SF type table
+ * hpcnnp.descriptors.sftypes (a test checks that both agree). */
+#define HDNNP_SF_TYPE_LIST {2, 3, 9, 12, 13, 20, 21, 22, 23, 24, 25}
+#define HDNNP_N_SF_TYPES 11
+/* 1 if the core evaluates SF type t, else 0 */
+int hdnnp_sf_type_supported(int t);
+
+/* core functions of the compact SFs (n2p2 subtype p1 ... p4, e; "pNa" =
+ * pN with asym = 1) */
+enum hdnnp_core_function {
+    HDNNP_CORE_POLY1 = 1, HDNNP_CORE_POLY2 = 2, HDNNP_CORE_POLY3 = 3,
+    HDNNP_CORE_POLY4 = 4, HDNNP_CORE_EXP = 5
+};
+
+/* Parameters of one SF (one symfunction_short line).  Fields a type does not
+ * have are ignored (neighbour elements: -1). */
+typedef struct {
+    int type;                 /* n2p2 type number */
+    int e1, e2;               /* neighbour element indices */
+    double eta, rs, rc;       /* Gaussian width 1/L^2, shift L, cutoff radius L */
+    double lam, zeta;         /* angular (1 + lam cos)^zeta */
+    double rl;                /* compact types: left radius L (rc = right radius) */
+    double angle_l, angle_r;  /* compact angular types: interval in degrees */
+    int core, asym;           /* compact types: core function, asymmetric flag */
+} hdnnp_sf_param;
+
 /* ---- cutoff function ---------------------------------------------------- */
 typedef struct {
     int type;
@@ -98,12 +131,44 @@ typedef struct {
     double *pref;      /* 2^(1-zeta) */
 } hdnnp_angular_group;
 
+/* A function of one distance or angle inside the groups of hdnnp_sfx.c. */
+enum hdnnp_fn_kind { HDNNP_FN_GAUSS = 0, HDNNP_FN_COMPACT = 1, HDNNP_FN_COSPOW = 2 };
+typedef struct {
+    int kind;
+    double eta, rs;                      /* GAUSS: exp(-eta (r - rs)^2) f_c(r) */
+    double left, right, centre, scale;   /* COMPACT: core(|a - centre| scale) on (left, right) */
+    int core, asym;
+    double lam, zeta, pref;              /* COSPOW: pref (1 + lam cos)^zeta, pref = 2^(1-zeta) */
+    int izeta;                           /* integer zeta or -1 */
+} hdnnp_fn1d;
+
+/* SFs of types 12, 13, 20-25 that are evaluated in one neighbour (pair) loop:
+ * same type and neighbour element(s) (all neighbours for weighted types), and
+ * for the Gaussian types 12/13 the same cutoff radius.  Member s is the
+ * product of radial function rad[mrad[s]] of every distance (r_ij, r_ik and,
+ * for narrow types, r_jk) and, for angular types, of angular function
+ * ang[mang[s]] of the angle theta_ijk (times Z_j [Z_k] for weighted types). */
+typedef struct {
+    int type, angular, narrow, weighted;
+    int e1, e2;          /* neighbour elements (e1 <= e2), -1 if weighted */
+    int icut;            /* cutoff index of Gaussian groups, -1 for compact ones */
+    double rmax;         /* largest radius of the members */
+    int n;               /* members */
+    int *sf, *mrad, *mang;
+    int *abeg, *amem;    /* members by radial function: amem[abeg[a] .. abeg[a+1]) */
+    int nrad, nang;
+    hdnnp_fn1d *rad, *ang;
+    int pos[HDNNP_MAX_ELEMENTS];   /* row of member 0 in the derivative block of a
+                                      neighbour of element q, -1 if independent of q */
+} hdnnp_xgroup;
+
 /* ---- one element: SFs, scaling, network ---------------------------------- */
 typedef struct {
     int nsf;
-    int nrg, nag;
+    int nrg, nag, nxg;
     hdnnp_radial_group *rg;
     hdnnp_angular_group *ag;
+    hdnnp_xgroup *xg;  /* groups of types 12, 13, 20-25 */
     /* raw SF parameters in sorted order (kept for reference/debugging) */
     int *sf_type, *sf_e1, *sf_e2;
     double *sf_eta, *sf_rs, *sf_rc, *sf_lam, *sf_zeta;
@@ -138,6 +203,7 @@ typedef struct {
     int maxsf;
     hdnnp_element el[HDNNP_MAX_ELEMENTS];
     char symbol[HDNNP_MAX_ELEMENTS][4];   /* element symbols (set by loaders) */
+    int z[HDNNP_MAX_ELEMENTS];            /* atomic numbers: weights of types 12, 13, 23-25 */
     char err[HDNNP_ERRLEN];
 } hdnnp_model;
 
@@ -146,13 +212,11 @@ hdnnp_model *hdnnp_model_new(int nelements, int cutoff_type, double cutoff_alpha
                              int normalize_nodes);
 void hdnnp_model_free(hdnnp_model *m);
 
-/* Define the SFs of element e (arrays of length nsf, already in n2p2's
- * sorted order; e2, lam, zeta are ignored for type 2).  Returns 0 or -1
- * (message in m->err). */
-int hdnnp_model_set_sf(hdnnp_model *m, int e, int nsf, const int *type,
-                       const int *e1, const int *e2, const double *eta,
-                       const double *rs, const double *rc, const double *lam,
-                       const double *zeta);
+/* Atomic numbers of the elements (needed before weighted SFs are set). */
+void hdnnp_model_set_atomic_numbers(hdnnp_model *m, const int *z);
+/* Define the SFs of element e (nsf parameter sets, already in n2p2's sorted
+ * order).  Returns 0 or -1 (message in m->err). */
+int hdnnp_model_set_sf(hdnnp_model *m, int e, int nsf, const hdnnp_sf_param *sf);
 /* Scaling of element e: stats is nsf x 4 (min, max, mean, sigma), row major. */
 int hdnnp_model_set_scaling(hdnnp_model *m, int e, int scaling_type,
                             double smin, double smax, const double *stats);
@@ -169,6 +233,10 @@ int hdnnp_model_set_weights(hdnnp_model *m, int e, const double *weights);
 hdnnp_model *hdnnp_model_load_n2p2(const char *dir, char *err);
 /* Atomic number of an element symbol (0 if unknown). */
 int hdnnp_atomic_number(const char *symbol);
+/* The loader's line layout of SF type t (which = 0: the fields after
+ * "Ec t", "[x]" optional; 1: n2p2's sort key after the type), NULL if t is
+ * unknown. */
+const char *hdnnp_sf_layout(int type, int which);
 
 /* ---- neighbour list ------------------------------------------------------ */
 typedef struct {

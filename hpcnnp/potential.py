@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hpcnnp.descriptors import sftypes
 from hpcnnp.errors import PotentialError, StructureError
 
 #: n2p2 activation letters -> index in the C core
@@ -33,6 +34,35 @@ ACTIVATIONS = {"l": 0, "t": 1, "s": 2, "p": 3, "r": 4, "g": 5, "c": 6, "S": 7, "
 SCALING_TYPES = {"none": 0, "scale": 1, "center": 2, "scalecenter": 3, "scalesigma": 4}
 #: atoms closer than this (potential's length unit) are rejected
 MIN_DISTANCE = 0.1
+
+
+def engine_parameters(sfs, element_index):
+    """The C core's parameter table (``_core.SF_PARAM_DTYPE``) of one element's SFs.
+
+    Parameters
+    ----------
+    sfs : list of hpcnnp.io.n2p2.SymmetryFunction
+        In n2p2's sorted order.
+    element_index : dict
+        Element symbol -> index.
+    """
+    from hpcnnp import _core
+
+    table = np.zeros(len(sfs), dtype=_core.SF_PARAM_DTYPE)
+    for row, sf in zip(table, sfs):
+        row["type"] = sf.sftype
+        row["e1"] = element_index[sf.e1] if sf.e1 is not None else -1
+        row["e2"] = element_index[sf.e2] if sf.e2 is not None else -1
+        row["eta"], row["rs"], row["rc"] = sf.eta, sf.rs, sf.rc
+        row["lam"] = sf.lam if sf.lam is not None else 0.0
+        row["zeta"] = sf.zeta if sf.zeta is not None else 0.0
+        if sf.subtype is not None:
+            core, asym = sftypes.core_function(sf.subtype)
+            row["core"], row["asym"] = _core.CORE_FUNCTIONS[core], asym
+            row["rl"] = sf.rl
+        if sf.angle_left is not None:
+            row["angle_l"], row["angle_r"] = sf.angle_left, sf.angle_right
+    return table
 
 
 @dataclass
@@ -102,6 +132,9 @@ class Potential:
     def __init__(self, settings, scaling=None, weights=None, directory=None):
         from hpcnnp import _core
 
+        from ase.data import atomic_numbers
+
+        settings.nnp_type       # refuses 4G-/Q-HDNNPs before anything else
         self.settings = settings
         self.directory = None if directory is None else Path(directory)
         self.elements = list(settings.elements)
@@ -114,21 +147,16 @@ class Potential:
         self.mean_energy, self.conv_energy, self.conv_length = norm if norm else (0.0, 1.0, 1.0)
         self.atom_energy = {el: float(settings.atom_energy.get(el, 0.0)) for el in self.elements}
 
+        sftypes.check_evaluated(self.symmetry_function_list,
+                                self._where("input.nn") if self.directory else settings.path)
         model = _core.Model(len(self.elements), settings.cutoff_type, settings.cutoff_alpha,
                             bool(settings.normalize_nodes))
+        model.set_atomic_numbers([atomic_numbers[el] for el in self.elements])
         scaling_type = SCALING_TYPES[settings.scaling_type]
         for e, el in enumerate(self.elements):
             sfs = self.symmetry_function_list[el]
-            idx = self.element_index
             try:
-                model.set_symmetry_functions(
-                    e,
-                    [sf.sftype for sf in sfs],
-                    [idx[sf.e1] for sf in sfs],
-                    [idx[sf.e2] if sf.e2 is not None else 0 for sf in sfs],
-                    [sf.eta for sf in sfs], [sf.rs for sf in sfs], [sf.rc for sf in sfs],
-                    [sf.lam if sf.lam is not None else 0.0 for sf in sfs],
-                    [sf.zeta if sf.zeta is not None else 0.0 for sf in sfs])
+                model.set_symmetry_functions(e, engine_parameters(sfs, self.element_index))
                 if scaling is not None:
                     stats = np.asarray(scaling[el], dtype=float)
                     model.set_scaling(e, scaling_type, settings.scale_min, settings.scale_max, stats)

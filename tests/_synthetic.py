@@ -38,6 +38,54 @@ def synth_cutoffs(elements=SYNTH_ELEMENTS, rc=6.0):
     return sorted({rc, rc - 0.5, rc - 1.0, rc - 1.5})
 
 
+def weighted_symfunctions(elements=SYNTH_ELEMENTS, rc=6.0):
+    """Element-weighted types 12 (``Ec 12 eta rs rc``) and 13 (``Ec 13 eta rs lambda
+    zeta rc``): r_s = 0 and != 0, zeta 1, 2, 4.5, lambda +-1, the r_c values of
+    :func:`synth_cutoffs`."""
+    lines = []
+    for c in elements:
+        lines += [
+            f"{c} 12 0.5 0.0 {rc}",
+            f"{c} 12 1.0 1.5 {rc - 0.5}",
+            f"{c} 12 0.2 2.0 {rc - 1.5}",
+            f"{c} 13 0.1 0.0 1 1.0 {rc}",
+            f"{c} 13 0.05 0.5 -1 2.0 {rc - 0.5}",
+            f"{c} 13 0.02 0.0 1 4.5 {rc}",
+            f"{c} 13 0.03 1.0 -1 1.0 {rc - 1.0}",
+        ]
+    return lines
+
+
+def compact_symfunctions(subtype, elements=SYNTH_ELEMENTS, rc=6.0):
+    """Polynomial SFs 20-25 with compact-function core *subtype* (p1..p4, p1a..p4a, e):
+    radial intervals centred at 0 (cutoff-like, r_l = -r_c) and bumps with r_l >= 0,
+    angle intervals inside [0, 180] and centred at 0 and 180 (reaching beyond)."""
+    a, b = elements
+    s = subtype
+    lines = []
+    for c in elements:
+        lines += [
+            f"{c} 20 {a} {-rc} {rc} {s}", f"{c} 20 {b} 0.0 {rc - 1.0} {s}",
+            f"{c} 20 {a} 1.5 4.5 {s}",
+            f"{c} 21 {a} {b} {-rc} {rc} 0.0 180.0 {s}",
+            f"{c} 21 {a} {a} 0.5 5.5 -90.0 90.0 {s}",
+            f"{c} 21 {b} {b} -5.0 5.0 90.0 270.0 {s}",
+            f"{c} 22 {a} {b} {-rc} {rc} 60.0 180.0 {s}",
+            f"{c} 22 {a} {a} 1.0 {rc} 49.1 169.1 {s}",
+            f"{c} 22 {b} {b} -5.5 5.5 -90.0 90.0 {s}",
+            f"{c} 23 {-rc} {rc} {s}", f"{c} 23 1.0 5.0 {s}",
+            f"{c} 24 {-rc} {rc} 0.0 120.0 {s}", f"{c} 24 0.5 5.5 90.0 270.0 {s}",
+            f"{c} 25 {-rc} {rc} -90.0 90.0 {s}", f"{c} 25 1.0 5.5 60.0 180.0 {s}",
+        ]
+    return lines
+
+
+def compact_boundaries(rc=6.0):
+    """The positive interval ends r_l, r_c of :func:`compact_symfunctions` (where the
+    p1 core has a jump of its second derivative)."""
+    return sorted({rc, rc - 1.0, 1.5, 4.5, 0.5, 5.5, 5.0, 1.0})
+
+
 def write_synthetic_potential(folder, structures, *, elements=SYNTH_ELEMENTS,
                               symfunctions=None, cutoff_type=6, cutoff_alpha=0.0,
                               nodes=(6, 5), activations=("t", "t", "l"),

@@ -26,3 +26,16 @@ def refdata():
         pytest.skip(f"n2p2 reference data not found at {REFDATA} "
                     "(set HPCNNP_REFDATA or place shared/ beside the repository)")
     return REFDATA
+
+
+@pytest.fixture(scope="session")
+def n2p2():
+    """Folder of the real n2p2's tools (nnp-dataset, nnp-predict, nnp-scaling), found by
+    tests/_n2p2.py; skips the test when n2p2 is not built here."""
+    from _n2p2 import n2p2_bin
+
+    folder = n2p2_bin()
+    if folder is None:
+        pytest.skip("n2p2's tools (nnp-dataset, nnp-predict, nnp-scaling) not found: set "
+                    "HPCNNP_N2P2_BIN (build: ../shared/environment.md)")
+    return folder

@@ -14,7 +14,10 @@ cutoff (4 atoms, ~80 neighbour images each), an isolated cluster; potentials: sm
 synthetic HDNNPs (conftest.write_synthetic_potential: SF types 2/3/9 on Li/O, r_s = 0
 and != 0, zeta 1, 2, 4.5, lambda +-1, four different r_c) with every cutoff type 0-8
 (alpha 0 and 0.3), every activation letter, every scaling type, normalize_nodes and
-n2p2's unit normalisation.
+n2p2's unit normalisation; the element-weighted types 12/13 with every cutoff type, and
+the polynomial types 20-25 with every compact-function core (p1..p4, p1a..p4a, e),
+radial intervals centred at 0 and bumps, angle intervals inside [0, 180] and centred
+at 0 or 180.
 
 Finite differences: central, step H = 1e-5 Å for positions, 1e-5 for strains.  The
 truncation error is ~H^2 |E'''| ~ 1e-10 and the round-off ~ eps |E| / H ~ 1e-10 (E is
@@ -35,13 +38,15 @@ cutoffs have a jump of the second derivative at the inner cutoff alpha r_c (a 1e
 stencil across it is off by ~1e-5 relative): for these, structures are generated with
 no interatomic (image) distance within 2e-3 Å of any SF cutoff r_c or alpha r_c, which
 is more than the largest change of a distance in a finite-difference step (2 H_SF, or
-7 Å * 1e-5).
+7 Å * 1e-5).  The same holds for the p1 compact core at the ends of its radial
+intervals, so the compact tests use structures with no distance near any r_l > 0 or r_c.
 """
 
 import numpy as np
 import pytest
-from _synthetic import (random_structure, synth_cutoffs, triclinic_cell,
-                      write_synthetic_potential)
+from _synthetic import (compact_boundaries, compact_symfunctions, random_structure,
+                        synth_cutoffs, triclinic_cell, weighted_symfunctions,
+                        write_synthetic_potential)
 
 from hpcnnp.potential import Potential
 
@@ -79,24 +84,35 @@ def structures_hard():
     return _structures(12, avoid=AVOID)
 
 
+@pytest.fixture(scope="module")
+def structures_compact():
+    """Structures with no (image) distance within 2e-3 Å of the interval ends of
+    compact_symfunctions."""
+    return _structures(13, avoid=compact_boundaries())
+
+
 def _energy(pot, atoms):
     return pot.compute(atoms, forces=False, stress=False).energy
 
 
-def numerical_forces(pot, atoms, h=H):
+# central difference stencils: order -> ((step multiple, weight), ...), divided by h
+STENCILS = {2: ((1, 0.5), (-1, -0.5)),
+            4: ((2, -1 / 12), (1, 8 / 12), (-1, -8 / 12), (-2, 1 / 12))}
+
+
+def numerical_forces(pot, atoms, h=H, order=2):
     f = np.zeros((len(atoms), 3))
     pos0 = atoms.get_positions()
     work = atoms.copy()
     for a in range(len(atoms)):
         for c in range(3):
-            pos = pos0.copy()
-            pos[a, c] += h
-            work.set_positions(pos)
-            ep = _energy(pot, work)
-            pos[a, c] -= 2 * h
-            work.set_positions(pos)
-            em = _energy(pot, work)
-            f[a, c] = -(ep - em) / (2 * h)
+            de = 0.0
+            for k, wk in STENCILS[order]:
+                pos = pos0.copy()
+                pos[a, c] += k * h
+                work.set_positions(pos)
+                de += wk * _energy(pot, work)
+            f[a, c] = -de / h
     return f
 
 
@@ -109,7 +125,7 @@ def strained(atoms, eps):
     return out
 
 
-def numerical_stress(pot, atoms, h=H):
+def numerical_stress(pot, atoms, h=H, order=2):
     """(1/V) dE/d(eps) by central differences with symmetric strains (3x3 matrix)."""
     vol = atoms.get_volume()
     s = np.zeros((3, 3))
@@ -117,10 +133,10 @@ def numerical_stress(pot, atoms, h=H):
         for j in range(i, 3):
             eps = np.zeros((3, 3))
             eps[i, j] = eps[j, i] = h
-            de = _energy(pot, strained(atoms, eps)) - _energy(pot, strained(atoms, -eps))
+            de = sum(wk * _energy(pot, strained(atoms, k * eps)) for k, wk in STENCILS[order])
             # diagonal: dE/d eps_ii; off-diagonal: eps_ij = eps_ji = h changes E by
             # 2 h dE/d eps_ij
-            s[i, j] = s[j, i] = de / (2 * h) / vol / (1 if i == j else 2)
+            s[i, j] = s[j, i] = de / h / vol / (1 if i == j else 2)
     return s
 
 
@@ -137,16 +153,17 @@ def assert_close(actual, expected, what, rtol=RTOL, floor=1e-12):
                                  f"\nanalytic:\n{actual}\nnumerical:\n{expected}")
 
 
-def check_forces_and_stress(pot, structs, label):
+def check_forces_and_stress(pot, structs, label, h=H, order=2):
     for name, atoms in structs.items():
         res = pot.compute(atoms)
         # guard against a vacuous test (saturated or dead networks)
         assert np.abs(res.forces).max() > 1e-4, f"{label} {name}: forces ~ 0"
-        assert_close(res.forces, numerical_forces(pot, atoms), f"{label} {name} forces")
+        assert_close(res.forces, numerical_forces(pot, atoms, h, order),
+                     f"{label} {name} forces")
         # forces of an isolated or periodic system sum to zero (momentum conservation)
         assert np.abs(res.forces.sum(0)).max() <= 1e-10 * max(np.abs(res.forces).max(), 1)
         if atoms.pbc.all():
-            num = numerical_stress(pot, atoms)
+            num = numerical_stress(pot, atoms, h, order)
             assert_close(voigt_to_matrix(res.stress), num, f"{label} {name} stress")
             assert_close(res.dEde, num * atoms.get_volume(), f"{label} {name} dEde")
         else:
@@ -191,7 +208,10 @@ def numerical_sf_derivatives(pot, atoms, h=H_SF):
     return out
 
 
-def check_sf_derivatives(pot, structs, label):
+def check_sf_derivatives(pot, structs, label, value_noise=0.0):
+    """dG/dr analytic vs the fourth-order stencil.  *value_noise*: absolute rounding
+    noise of single SF values, allowed on top of RTOL as 1.5 value_noise / H_SF (the
+    stencil's noise amplification)."""
     for name, atoms in structs.items():
         analytic = summed_sf_derivatives(pot, atoms)
         numeric = numerical_sf_derivatives(pot, atoms)
@@ -206,7 +226,7 @@ def check_sf_derivatives(pot, structs, label):
             # floor 1e-9 x the overall largest derivative for SFs that are ~0
             scale = np.maximum(np.abs(b).max(axis=(1, 2)), 1e-9 * overall)
             err = np.abs(a - b).max(axis=(1, 2))
-            bad = np.nonzero(err > RTOL * scale)[0]
+            bad = np.nonzero(err > RTOL * scale + 1.5 * value_noise / H_SF)[0]
             assert not len(bad), (f"{label} {name} atom {i}: dG/dr of SFs {bad.tolist()} "
                                   f"deviate by {err[bad]} (scale {scale[bad]})")
 
@@ -317,3 +337,70 @@ def test_large_step_sanity(tmp_path, structures):
     num = numerical_forces(pot, atoms)
     with pytest.raises(AssertionError):
         assert_close(pot.compute(atoms).forces * 1.001, num, "scaled forces")
+
+
+# ------------------------------------------------------------ weighted and compact types
+
+def assert_every_sf_used(pot, structs, label):
+    """Guard against vacuous checks: every SF is non-zero somewhere and varies."""
+    for el in pot.elements:
+        values = [g for atoms in structs.values()
+                  for sym, g in zip(atoms.get_chemical_symbols(), pot.symmetry_functions(atoms))
+                  if sym == el]
+        g = np.array(values)
+        dead = np.nonzero(np.abs(g).max(0) == 0.0)[0]
+        assert not len(dead), f"{label}: SFs {dead.tolist()} of {el} are 0 in every structure"
+
+
+@pytest.mark.parametrize("cutoff_type,alpha", CUTOFFS,
+                         ids=[f"cut{t}-a{a}" for t, a in CUTOFFS])
+def test_weighted_types_12_13(tmp_path, structures, structures_hard, cutoff_type, alpha):
+    """Types 12 and 13 (weights Z_j, Z_j Z_k) with every cutoff function."""
+    structs = structures_hard if cutoff_type == 0 or alpha > 0 else structures
+    pot = make_potential(tmp_path, structs, symfunctions=weighted_symfunctions(),
+                         cutoff_type=cutoff_type, cutoff_alpha=alpha, seed=20 + cutoff_type)
+    assert {sf.sftype for sfs in pot.symmetry_function_list.values() for sf in sfs} == {12, 13}
+    label = f"types 12/13, cutoff_type {cutoff_type} alpha {alpha}"
+    assert_every_sf_used(pot, structs, label)
+    check_sf_derivatives(pot, structs, label)
+    check_forces_and_stress(pot, structs, label)
+
+
+COMPACT_SUBTYPES = ["p1", "p2", "p3", "p4", "p1a", "p2a", "p3a", "p4a", "e"]
+# n2p2's Horner forms of the cores cancel near the interval ends (1 + (-1 + tiny)):
+# a compact-SF value carries ~1e-14 absolute rounding per term whatever its size
+# (p4: a 6e-6 SF shows 2e-14 noise, i.e. 2e-10 after the 1e-4 stencil, against a 1.8e-4
+# derivative); 1e-13 allows for sums of tens of terms.
+COMPACT_VALUE_NOISE = 1e-13
+# The same noise in the energy of the 3.5 Å cell (thousands of near-boundary terms per
+# atom) is ~3e-10 eV, i.e. 8e-7 of the stress with the second-order H = 1e-5 stencil
+# (p3a), while H = 1e-4 has 1e-6 truncation error for other potentials (all types in
+# one): forces and stress of the compact types use the fourth-order stencil with
+# H = 1e-4 (truncation ~1e-12, noise ten times smaller).
+H_COMPACT = 1e-4
+
+
+@pytest.mark.parametrize("subtype", COMPACT_SUBTYPES)
+def test_compact_types_20_to_25(tmp_path, structures_compact, subtype):
+    """Types 20-25 with every compact-function core, in a triclinic cell, a cell smaller
+    than the cutoff and a cluster."""
+    structs = structures_compact
+    pot = make_potential(tmp_path, structs, symfunctions=compact_symfunctions(subtype),
+                         seed=30 + COMPACT_SUBTYPES.index(subtype))
+    types = {sf.sftype for sfs in pot.symmetry_function_list.values() for sf in sfs}
+    assert types == {20, 21, 22, 23, 24, 25}
+    label = f"types 20-25, subtype {subtype}"
+    assert_every_sf_used(pot, structs, label)
+    check_sf_derivatives(pot, structs, label, value_noise=COMPACT_VALUE_NOISE)
+    check_forces_and_stress(pot, structs, label, h=H_COMPACT, order=4)
+
+
+def test_mixed_types_one_element(tmp_path, structures_hard):
+    """All eleven types in one potential (the derivative layout interleaves the
+    hand-tuned 2/3/9 groups and the generic ones)."""
+    from _synthetic import synth_symfunctions
+
+    sfs = synth_symfunctions() + weighted_symfunctions() + compact_symfunctions("p3")
+    pot = make_potential(tmp_path, structures_hard, symfunctions=sfs, seed=41)
+    check_sf_derivatives(pot, structures_hard, "all types", value_noise=COMPACT_VALUE_NOISE)
+    check_forces_and_stress(pot, structures_hard, "all types", h=H_COMPACT, order=4)

@@ -291,24 +291,10 @@ def sfinfo_lines(sf, index, cutoff_type, cutoff_alpha):
     ``index`` is the 1-based sorted SF index; ``sf`` a
     :class:`hpcnnp.io.n2p2.SymmetryFunction`.
     """
-    def pad(name):
-        return f"{name:<12}"
+    from hpcnnp.descriptors.sftypes import parameter_info
 
-    v = [pad("lineNumber") + "%d" % sf.line, pad("index") + "%d" % index,
-         pad("type") + "%d" % sf.sftype, pad("ec") + sf.central,
-         pad("rc") + "%14.8E" % sf.rc, pad("subtype") + "ct%d" % cutoff_type,
-         pad("alpha") + "%14.8E" % cutoff_alpha]
-    if sf.sftype == 2:
-        v += [pad("e1") + sf.e1, pad("eta") + "%14.8E" % sf.eta, pad("rs") + "%14.8E" % sf.rs]
-    elif sf.sftype in (3, 9):
-        v += [pad("e1") + sf.e1, pad("e2") + sf.e2, pad("eta") + "%14.8E" % sf.eta,
-              pad("lambda") + "%14.8E" % sf.lam, pad("zeta") + "%14.8E" % sf.zeta,
-              pad("rs") + "%14.8E" % sf.rs]
-    else:   # weighted types (the engine computes only 2, 3, 9)
-        v += [pad("eta") + "%14.8E" % sf.eta, pad("rs") + "%14.8E" % sf.rs]
-        if sf.lam is not None:
-            v += [pad("lambda") + "%14.8E" % sf.lam, pad("zeta") + "%14.8E" % sf.zeta]
-    return [f"#SFINFO {line}\n" for line in v]
+    return [f"#SFINFO {name:<12}{value}\n"
+            for name, value in parameter_info(sf, index, cutoff_type, cutoff_alpha)]
 
 
 _SF_HISTO_HEADER = None

@@ -44,6 +44,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from hpcnnp.descriptors import sftypes
 from hpcnnp.errors import HpcnnpError
 
 __all__ = [
@@ -309,15 +310,24 @@ class _Kind(NamedTuple):
     line: Callable  # formats one line
 
 
-#: kind -> n2p2 type and formatting (n2p2 types 2, 3, 9, 12, 13).
+def _kind(name, combos, line):
+    """A generator kind for the SF type *name* of the type table
+    (:mod:`hpcnnp.descriptors.sftypes`); refuses types the engine does not evaluate."""
+    row = sftypes.by_name(name)
+    if not row.evaluated:
+        raise SymFuncParamError(f"symmetry-function type {row.number} ({name}) is not "
+                                "evaluated by hpcnnp's engine; sfgen does not write it")
+    return _Kind(row.number, row.title, row.angular, combos, line)
+
+
+#: kind -> n2p2 type and formatting: the types n2p2's sfparamgen has rules for
+#: (2, 3, 9, 12, 13); the polynomial types 20-25 have no published generator rules.
 KINDS = {
-    "radial": _Kind(2, "Radial", False, _pairs, _line_radial),
-    "angular_narrow": _Kind(3, "Narrow angular", True, _triples, _line_angular),
-    "angular_wide": _Kind(9, "Wide angular", True, _triples, _line_angular),
-    "weighted_radial": _Kind(12, "Weighted radial", False, _singles,
-                             _line_weighted_radial),
-    "weighted_angular": _Kind(13, "Weighted angular", True, _singles,
-                              _line_weighted_angular),
+    "radial": _kind("radial", _pairs, _line_radial),
+    "angular_narrow": _kind("angular_narrow", _triples, _line_angular),
+    "angular_wide": _kind("angular_wide", _triples, _line_angular),
+    "weighted_radial": _kind("weighted_radial", _singles, _line_weighted_radial),
+    "weighted_angular": _kind("weighted_angular", _singles, _line_weighted_angular),
 }
 
 _ELEMENT_RE = re.compile(r"^[A-Z][a-z]?$")
@@ -419,6 +429,10 @@ class SymFuncSet:
         if self.kind not in KINDS:
             raise SymFuncParamError(f"unknown symmetry-function kind {self.kind!r} "
                                     f"(known: {', '.join(KINDS)})")
+        if not sftypes.TYPES[KINDS[self.kind].sf_type].evaluated:
+            raise SymFuncParamError(f"symmetry-function kind {self.kind!r} (n2p2 type "
+                                    f"{KINDS[self.kind].sf_type}) is not evaluated by "
+                                    "hpcnnp's engine")
         uses_bounds = _lookup_rule(self.rule, self.mode).uses_bounds
         r_shift, eta = radial_parameters(self.rule, self.mode, self.n_pairs,
                                          self.r_cutoff, self.r_lower, self.r_upper)

@@ -27,9 +27,9 @@ from pathlib import Path
 
 from hpcnnp.errors import HpcnnpError
 
-SOURCES_C = ("hdnnp_core.c", "hdnnp_n2p2.c")
+SOURCES_C = ("hdnnp_core.c", "hdnnp_sfx.c", "hdnnp_n2p2.c")
 SOURCE_CPP = "pair_hpcnnp.cpp"
-HEADERS = ("hdnnp_core.h",)
+HEADERS = ("hdnnp_core.h", "hdnnp_internal.h")
 
 
 class PluginBuildError(HpcnnpError):

@@ -621,3 +621,93 @@ def test_element_order():
         element_order(["H", "Lr"], "f.nn", 3)
     with pytest.raises(InputFileError, match="listed twice"):
         element_order(["H", "H"])
+
+
+# ------------------------------------------------------- charged periodic structures
+
+def _charged_lco():
+    """LiCoO2-like periodic cell with formal charges and two Li removed (charge -2)."""
+    from ase import Atoms
+
+    rng = np.random.default_rng(4)
+    symbols = ["Li"] * 2 + ["Co"] * 4 + ["O"] * 8
+    atoms = Atoms(symbols, positions=rng.uniform(0, 6, (14, 3)), cell=np.eye(3) * 6.0,
+                  pbc=True)
+    atoms.set_initial_charges([{"Li": 1.0, "Co": 3.0, "O": -2.0}[s] for s in symbols])
+    atoms.info["comment"] = "LCO minus 2 Li"
+    return atoms
+
+
+def test_write_data_refuses_charged_periodic(tmp_path):
+    from hpcnnp.errors import StructureError
+
+    good = _charged_lco()
+    good.set_initial_charges(None)
+    bad = _charged_lco()
+    path = tmp_path / "input.data"
+    with pytest.raises(StructureError, match=r"structure 1 \(Co4Li2O8, comment 'LCO minus "
+                                             r"2 Li'\) is periodic with total charge -2\.0.*"
+                                             r"neutralize=True"):
+        write_data(path, [good, bad])
+    assert not path.exists()                       # nothing written
+    write_data(path, [good])
+    before = path.read_text()
+    with pytest.raises(StructureError):
+        write_data(path, [good, bad], append=True)
+    assert path.read_text() == before               # nothing appended either
+
+
+def test_write_data_neutralize_round_trip(tmp_path):
+    """neutralize=True writes what read_data (and n2p2) read: total charge 0, atomic
+    charges shifted uniformly; charged clusters are written unchanged."""
+    from ase import Atoms
+
+    atoms = _charged_lco()
+    q0 = atoms.get_initial_charges()
+    cluster = Atoms("LiO", positions=[[0, 0, 0], [1.8, 0, 0]])
+    cluster.set_initial_charges([1.0, 0.0])
+    path = tmp_path / "input.data"
+    write_data(path, [atoms, cluster], neutralize=True)
+    back = read_data(path)
+    assert back[0].info["charge"] == 0.0
+    q = back[0].get_initial_charges()
+    assert abs(q.sum()) < 1e-12
+    np.testing.assert_allclose(q - q0, np.full(len(q), 2.0 / len(q)), rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(back[0].positions, atoms.positions)
+    assert back[1].info["charge"] == 1.0                      # clusters may be charged
+    np.testing.assert_array_equal(back[1].get_initial_charges(), [1.0, 0.0])
+    # a second round trip changes nothing
+    write_data(tmp_path / "again.data", back, neutralize=True)
+    assert (tmp_path / "again.data").read_text() == path.read_text()
+
+
+# ------------------------------------------------------------------ kind of potential
+
+_MINIMAL_NN = ("number_of_elements 1\nelements H\ncutoff_type 1\n"
+               "symfunction_short H 2 H 0.1 0.0 5.0\nglobal_hidden_layers_short 1\n"
+               "global_nodes_short 2\nglobal_activation_short t l\n")
+
+
+@pytest.mark.parametrize("line,ok,kind", [
+    ("", True, None), ("nnp_type 2G-HDNNP", True, None), ("nnp_generation 2", True, None),
+    ("nnp_type 4G-HDNNP", False, "4G-HDNNP"), ("nnp_generation 4", False, "4G-HDNNP"),
+    ("nnp_type_gen 4", False, "4G-HDNNP"), ("nnp_type Q-HDNNP", False, "Q-HDNNP"),
+    ("nnp_type 10", False, "Q-HDNNP"), ("nnp_type 3", False, "unknown kind"),
+])
+def test_nnp_type_refusal_first(tmp_path, line, ok, kind):
+    """A potential kind hpcnnp does not evaluate is refused from input.nn, naming the
+    keyword and its line, before any other check (here: a missing keyword)."""
+    text = line + "\n" + _MINIMAL_NN if line else _MINIMAL_NN
+    path = tmp_path / "input.nn"
+    if ok:
+        path.write_text(text)
+        assert read_settings(path).nnp_type == "2G-HDNNP"
+        return
+    path.write_text(text.replace("cutoff_type 1\n", ""))     # a later problem
+    with pytest.raises(InputFileError) as exc:
+        read_settings(path)
+    msg = str(exc.value)
+    assert msg.startswith(f"{path}:1: {line}: ")
+    assert kind in msg
+    if kind != "unknown kind":
+        assert "charge" in msg and "2G-HDNNPs (short-range networks) only" in msg

@@ -151,11 +151,10 @@ def atomic_open(path, mode="w", *, encoding="utf-8", newline="\n", executable=Fa
 
 def _close_quietly(fh):
     """Close a file whose buffered data may not fit on the disk any more."""
-    try:
+    # io objects release their descriptor even when the final flush fails;
+    # closing the number again could close a file opened since by someone else
+    with contextlib.suppress(OSError):
         fh.close()
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.close(fh.fileno())
 
 
 def write_atomic(path, data, executable=False):

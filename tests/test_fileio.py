@@ -86,16 +86,19 @@ def test_abort_survives_close_failure(tmp_path):
     fh.write("x" * 100)
 
     class Broken:
-        def close(self):
-            raise OSError(errno.ENOSPC, "No space left on device")
+        """A file whose last flush fails: the descriptor is released anyway."""
 
-        def fileno(self):
-            return fh.fileno()
+        closed = False
+
+        def close(self):
+            fh.close()
+            self.closed = True
+            raise OSError(errno.ENOSPC, "No space left on device")
 
     tmp = files.files["a"][0]
     files.files["a"] = (tmp, Broken())
     files.abort()                          # does not raise
-    assert _temps(tmp_path) == []
+    assert _temps(tmp_path) == [] and fh.closed
 
 
 def test_folder_lock_excludes_a_second_process(tmp_path):

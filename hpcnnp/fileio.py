@@ -18,8 +18,8 @@ Atomic outputs
     reason (``No space left on device``, ``Read-only file system``).
 
 Folder lock
-    :func:`folder_lock` takes an exclusive lock on ``FOLDER/.hpcnnp.lock`` for the
-    duration of a command, so that two runs cannot mix their files in one output or
+    :func:`folder_lock` takes an exclusive lock on ``FOLDER/.hpcnnp.lock`` (removed
+    again at the end) for the duration of a command, so that two runs cannot mix their files in one output or
     work folder; the second one stops at once with a message naming the first (command,
     pid, host, start time).  The lock is a POSIX record lock (``fcntl.lockf``): the
     kernel releases it when the holder dies, even by SIGKILL, so there are no stale
@@ -131,16 +131,21 @@ def atomic_path(path, *, executable=False, fsync=True):
 
 
 @contextlib.contextmanager
-def atomic_open(path, mode="w", *, encoding="utf-8", newline="\n", executable=False):
+def atomic_open(path, mode="w", *, encoding="utf-8", errors="strict", newline="\n",
+                executable=False):
     """Yield an open file (``mode`` ``"w"`` or ``"wb"``) that replaces ``path`` when
-    the block ends without error (see :func:`atomic_path`)."""
+    the block ends without error (see :func:`atomic_path`).
+
+    ``errors="surrogateescape"`` writes back undecodable bytes of text read with it
+    (comments of n2p2 files in another encoding) unchanged.
+    """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open: mode must be 'w' or 'wb', got {mode!r}")
     with atomic_path(path, executable=executable, fsync=False) as tmp:
         if mode == "wb":
             fh = open(tmp, "xb")
         else:
-            fh = open(tmp, "x", encoding=encoding, newline=newline)
+            fh = open(tmp, "x", encoding=encoding, errors=errors, newline=newline)
         try:
             yield fh
             fh.flush()
@@ -154,7 +159,8 @@ def _close_quietly(fh):
     try:
         fh.close()
     except OSError:
-        with contextlib.suppress(OSError):
+        # io closes the file even when the final flush fails; if not, close the fd
+        with contextlib.suppress(OSError, ValueError):
             os.close(fh.fileno())
 
 
@@ -185,12 +191,16 @@ class AtomicFiles:
         self.folder = Path(folder)
         self.files = {}                         # name -> (tmp path, file object)
 
-    def open(self, name, binary=False):
+    def open(self, name, binary=False, errors="strict"):
+        """A new temporary file for ``name`` (text: UTF-8, ``\\n``; ``errors`` as for
+        :func:`open`)."""
         tmp = temp_path(self.folder / name)
+        self.files[name] = (tmp, None)      # registered first: abort() removes it
         try:
             fh = open(tmp, "xb") if binary else open(tmp, "x", encoding="utf-8",
-                                                      newline="\n")
+                                                      errors=errors, newline="\n")
         except OSError as exc:
+            del self.files[name]
             raise output_error(self.folder / name, exc) from None
         self.files[name] = (tmp, fh)
         return fh
@@ -217,7 +227,8 @@ class AtomicFiles:
     def abort(self):
         """Close and remove every temporary file; never raises."""
         for tmp, fh in self.files.values():
-            _close_quietly(fh)
+            if fh is not None:
+                _close_quietly(fh)
             _unlink_quietly(tmp)
         self.files = {}
 
@@ -263,8 +274,6 @@ class FolderLock:
         self.key = None
 
     def acquire(self):
-        import fcntl
-
         folder = self.folder
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -279,32 +288,51 @@ class FolderLock:
         if held is not None:
             FolderLock._held[self.key] = (held[0], held[1] + 1)
             return self
-        path = folder / LOCK_FILE
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as exc:
-            raise output_error(folder, exc, "cannot write into the folder") from None
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            holder = _read_holder(fd)
-            os.close(fd)
-            if exc.errno in (errno.EACCES, errno.EAGAIN):
-                raise FolderBusyError(
-                    f"{folder}: in use by another hpcnnp process ({holder or 'unknown'}); "
-                    "wait until it has finished, or use another folder") from None
-            raise output_error(folder, exc, "cannot lock the folder") from None
+        fd = self._lock_file(folder / LOCK_FILE)
         info = (f"{self.command}, pid {os.getpid()} on {socket.gethostname()}, since "
                 f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n").encode()
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, info, 0)
         except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(folder / LOCK_FILE)
             os.close(fd)
             raise output_error(folder, exc, "cannot write into the folder") from None
         self.fd = fd
         FolderLock._held[self.key] = (self, 1)
         return self
+
+    def _lock_file(self, path):
+        """Open and lock ``path``; retried when a releasing holder removed the file
+        between our open and our lock (then we would hold a lock on a dead file)."""
+        import fcntl
+
+        for _ in range(100):
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as exc:
+                raise output_error(path.parent, exc, "cannot write into the folder") from None
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                holder = _read_holder(fd)
+                os.close(fd)
+                if exc.errno in (errno.EACCES, errno.EAGAIN):
+                    raise FolderBusyError(
+                        f"{path.parent}: in use by another hpcnnp process "
+                        f"({holder or 'unknown'}); wait until it has finished, or use "
+                        "another folder") from None
+                raise output_error(path.parent, exc, "cannot lock the folder") from None
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                return fd
+            os.close(fd)
+        raise FolderBusyError(f"{path.parent}: cannot take the lock ({path} keeps "
+                              "changing)")
 
     def release(self):
         held = FolderLock._held.get(self.key)
@@ -316,8 +344,9 @@ class FolderLock:
             return
         del FolderLock._held[self.key]
         if lock.fd is not None:
+            # removed while still held, so that nobody can lock the old file after us
             with contextlib.suppress(OSError):
-                os.ftruncate(lock.fd, 0)
+                os.unlink(lock.folder / LOCK_FILE)
             os.close(lock.fd)       # releases the lock
             lock.fd = None
 

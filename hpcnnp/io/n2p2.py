@@ -54,12 +54,13 @@ from typing import Iterator
 import numpy as np
 
 from hpcnnp.errors import InputFileError, PotentialError
+from hpcnnp.fileio import atomic_open
 
 __all__ = [
     "N2P2_ELEMENTS", "element_order", "SymmetryFunction", "parse_symfunction",
     "Settings", "read_settings", "write_settings",
     "read_scaling", "write_scaling", "read_weights", "write_weights",
-    "weights_filename", "iter_data", "read_data", "write_data",
+    "weights_filename", "iter_data", "read_data", "write_data", "count_structures",
 ]
 
 # ---------------------------------------------------------------------------------------
@@ -164,28 +165,8 @@ def _read_lines(path):
 def _atomic_write(path, write):
     """Write a file atomically: ``write(fileobj)`` fills a temporary file in the same
     folder, which then replaces *path* (a killed run never leaves half a file)."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp.{os.getpid()}."
-                               f"{os.urandom(4).hex()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape",
-                       newline="\n") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
-        except FileNotFoundError:
-            pass
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_open(path, errors="surrogateescape") as f:
+        write(f)
 
 
 # ---------------------------------------------------------------------------------------
@@ -1379,6 +1360,27 @@ def read_data(path, index=None, elements=None) -> list:
     except IndexError:
         raise IndexError(f"read_data: structure index {index} out of range "
                          f"({len(images)} structures)") from None
+
+
+_BEGIN_RE = re.compile(rb"^[ \t]*begin(?=[ \t\r\n]|$)", re.MULTILINE)
+
+
+def count_structures(path, chunk_size=1 << 24):
+    """Number of ``begin`` lines of an ``input.data`` (fast, no parsing)."""
+    count = 0
+    tail = b""
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(chunk_size)
+            if not chunk:
+                break
+            block = tail + chunk
+            cut = block.rfind(b"\n") + 1
+            count += len(_BEGIN_RE.findall(block, 0, cut))
+            tail = block[cut:]
+    if tail:
+        count += len(_BEGIN_RE.findall(tail))
+    return count
 
 
 _ATOM_FORMAT = ("atom %24.16E %24.16E %24.16E %2s %24.16E %24.16E %24.16E %24.16E "

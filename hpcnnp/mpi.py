@@ -326,7 +326,11 @@ class FileDigest:
 
 
 def options_items(args, skip=("func",)):
-    """``{"--name": value}`` of an argparse namespace, for :func:`check_consistency`."""
+    """``{"--name": value}`` of an argparse namespace, for :func:`check_consistency`.
+
+    Put file items (:class:`FileDigest`) in after these: an option naming a file then
+    compares the file's content, not only its name.
+    """
     return {"--" + k.replace("_", "-"): v for k, v in sorted(vars(args).items())
             if k not in skip and not callable(v)}
 

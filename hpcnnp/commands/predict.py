@@ -115,10 +115,11 @@ def run(args):
 def _inputs(args):
     """What every MPI rank must agree on: the potential's files, the data, options."""
     pot = Path(args.potential)
-    items = {name: mpi.FileDigest(str(pot / name)) for name in ("input.nn", "scaling.data")}
+    items = mpi.options_items(args)          # file contents below: same key wins
+    items.update({name: mpi.FileDigest(str(pot / name))
+                  for name in ("input.nn", "scaling.data")})
     items.update({p.name: mpi.FileDigest(str(p)) for p in sorted(pot.glob("weights.*.data"))})
     items["--data"] = mpi.FileDigest(str(args.data))
-    items.update(mpi.options_items(args))
     return items
 
 

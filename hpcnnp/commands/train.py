@@ -140,10 +140,10 @@ def _input_files(args):
 
 def _consistency_items(args, files):
     """What every MPI rank must agree on: inputs (content), weights, options."""
-    items = {option: mpi.FileDigest(str(path)) for option, path in files.items()}
+    items = mpi.options_items(args)
+    items.update({option: mpi.FileDigest(str(path)) for option, path in files.items()})
     for path in sorted(files["--settings"].parent.glob("weights.*.data")):
         items[path.name] = mpi.FileDigest(str(path))
-    items.update(mpi.options_items(args))
     return items
 
 

@@ -281,7 +281,7 @@ def histogram_counts(values, edges, active=None, chunk_values=1 << 21):
 
 
 def _file_header(title, columns):
-    from hpcnnp.predict import file_header
+    from hpcnnp.io.n2p2_output import file_header
     return file_header(title, columns)
 
 
@@ -692,7 +692,7 @@ class ScalingRun:
         total = None
         if self.c.rank == 0:
             try:
-                from hpcnnp.predict import count_structures
+                from hpcnnp.io.n2p2 import count_structures
                 total = count_structures(self.data)
             except (OSError, ImportError):
                 total = None

@@ -997,7 +997,9 @@ class Trainer:
         te_path = self.output_dir / "test.data"
         tmp_tr = tr_path.with_name(".train.data.tmp")
         tmp_te = te_path.with_name(".test.data.tmp")
-        with open(tmp_tr, "w") as ftr, open(tmp_te, "w") as fte:
+        # surrogateescape: comments with non-UTF-8 bytes are copied byte for byte
+        with open(tmp_tr, "w", encoding="utf-8", errors="surrogateescape") as ftr, \
+                open(tmp_te, "w", encoding="utf-8", errors="surrogateescape") as fte:
             for k, atoms in enumerate(n2p2.iter_data(self.data_path, self.elements)):
                 n2p2.write_data(ftr if self.is_train[k] else fte, atoms)
         os.replace(tmp_tr, tr_path)

@@ -860,27 +860,10 @@ def _fmt_time(seconds):
     return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
 
 
-@contextlib.contextmanager
 def _driver_lock(workdir):
-    path = Path(workdir) / "driver.lock"
-    fh = open(path, "a+")
-    try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.seek(0)
-        other = fh.read().strip()
-        fh.close()
-        raise HpcnnpError(f"another hpcnnp sample is running on {workdir} ({other or 'pid ?'});"
-                          " one driver per campaign") from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
-    fh.flush()
-    try:
-        yield
-    finally:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-        fh.close()
+    """One driver per campaign work folder (:func:`hpcnnp.fileio.folder_lock`)."""
+    from hpcnnp.fileio import folder_lock
+    return folder_lock(workdir, "hpcnnp sample")
 
 
 def _preflight(campaign, tasks, log):

@@ -1,0 +1,20 @@
+"""A slow ASE calculator for the ``python`` labeler of the process tests: EMT that
+sleeps 0.2 s per call, so that a campaign keeps its workers busy for minutes.
+
+Loaded by file path (also inside Parsl workers): must not import the tests.
+"""
+
+import time
+
+from ase.calculators.calculator import all_changes
+from ase.calculators.emt import EMT
+
+
+class _SlowEMT(EMT):
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        time.sleep(0.2)
+        super().calculate(atoms, properties, system_changes)
+
+
+def slow_emt():
+    return _SlowEMT()

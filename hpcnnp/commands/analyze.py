@@ -91,14 +91,8 @@ def register(subparsers):
 
 def _mpi_comm():
     """COMM_WORLD when started by mpiexec with more than one rank, else None."""
-    if not any(k in os.environ for k in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE",
-                                         "PMIX_RANK", "MPI_LOCALNRANKS")):
-        return None
-    try:
-        from mpi4py import MPI
-    except ImportError:
-        return None
-    return MPI.COMM_WORLD if MPI.COMM_WORLD.Get_size() > 1 else None
+    from hpcnnp import mpi
+    return mpi.world()
 
 
 def _pairs(values):
@@ -125,9 +119,14 @@ def run(args):
     from hpcnnp import analysis as A
     from hpcnnp.analysis._output import write_h5
 
+    from hpcnnp import mpi
+
     comm = _mpi_comm()
     rank = comm.Get_rank() if comm is not None else 0
     size = comm.Get_size() if comm is not None else 1
+    # a stale trajectory or other options on one rank: one error instead of a hang
+    mpi.check_consistency(comm, {**mpi.options_items(args),
+                                 "trajectory": mpi.FileDigest(str(args.trajectory))})
     todo = (args.segregation or args.li_density or args.profiles or args.clusters
             or args.rdf is not None or args.msd or args.vdos)
     if not todo:

@@ -106,6 +106,21 @@ def _write_atomic(path, text, executable=True):
     write_atomic(path, text, executable=executable)
 
 
+#: characters that must not reach a batch script inside a file name: a line break
+#: would end a comment or a command there and make the rest a command of its own
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _shell_safe(path, what):
+    """``path`` unchanged, or an HpcnnpError if it cannot be put into a shell script
+    (control characters: newline, carriage return, escape, ...)."""
+    text = str(path)
+    if _UNSAFE.search(text):
+        raise HpcnnpError(f"{what} {text!r} contains a line break or another control "
+                          "character, which cannot go into a batch script safely; rename it")
+    return path
+
+
 def render_jobs(site, nodes, walltime=None, command=None, protocol=None, total_time_ns=None,
                 segment_ns=None, out_dir=None, account=None, queue=None, *,
                 ranks_per_node=None, threads=1, launch="mpi", workdir=None, venv=None,
@@ -173,6 +188,11 @@ def render_jobs(site, nodes, walltime=None, command=None, protocol=None, total_t
     if out_dir is None:
         raise HpcnnpError("no output folder given")
 
+    for value, what in ((protocol, "protocol file"), (workdir, "work folder"),
+                        (out_dir, "output folder"), (venv, "Python environment"),
+                        (job_name, "job name")):
+        if value is not None:
+            _shell_safe(value, what)
     if protocol is not None:
         protocol = Path(protocol).expanduser().resolve()
         if not protocol.is_file():
@@ -199,8 +219,9 @@ def render_jobs(site, nodes, walltime=None, command=None, protocol=None, total_t
         argv = site.mpi_command(nodes * ranks_per_node, ranks_per_node, threads,
                                 venv=values["venv"])
         prefix = shlex.join(argv) + " "
-    workdir = Path(workdir or os.getcwd()).expanduser().resolve()
-    out_dir = Path(out_dir).expanduser().resolve()
+    workdir = _shell_safe(Path(workdir or os.getcwd()).expanduser().resolve(), "work folder")
+    out_dir = _shell_safe(Path(out_dir).expanduser().resolve(), "output folder")
+    _shell_safe(site.path, "site file")
     scheduler = site.scheduler
     info = SCHEDULERS[scheduler]
 

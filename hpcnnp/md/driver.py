@@ -198,9 +198,20 @@ def _fsync_path(path):
 
 
 def _q(path):
-    """A path as one LAMMPS word (quoted when it has blanks)."""
+    """A path as one LAMMPS word: quoted when it has blanks or characters LAMMPS
+    interprets (``#`` comment, ``$`` variable, ``&`` continuation, quotes); a path with
+    a line break or another control character is refused."""
     text = str(path)
-    return f'"{text}"' if any(c.isspace() for c in text) else text
+    if any(ord(c) < 32 or c == "\x7f" for c in text):
+        raise MDError(f"file name {text!r} contains a line break or another control "
+                      "character, which cannot be passed to LAMMPS; rename it")
+    if not any(c.isspace() or c in "#$&'\"" for c in text):
+        return text
+    if '"' not in text:
+        return f'"{text}"'
+    if '"""' in text:
+        raise MDError(f"file name {text!r} cannot be quoted for LAMMPS; rename it")
+    return f'"""{text}"""'
 
 
 def _lammps_message(exc):

@@ -16,7 +16,6 @@ Commands with their own handling keep it: training installs its own SIGTERM hand
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 import threading

@@ -37,12 +37,12 @@ explored::
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.fileio import write_atomic
 
 __all__ = ["STRUCTURE_SOURCES", "starting_structures", "explore_run", "read_run_frames",
            "evaluate_trajectory", "FRAME_STATUS"]
@@ -271,9 +271,7 @@ def explore_run(committee, atoms, temperature, steps, stride, timestep, friction
     info = {"name": atoms.info.get("name", ""), "temperature": float(temperature),
             "n_atoms": len(atoms), "steps": int(steps), "stride": int(stride),
             "ended": ended, "frames": frames, "trajectory": h5.name}
-    tmp = marker.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(info, indent=1))
-    os.replace(tmp, marker)
+    write_atomic(marker, json.dumps(info, indent=1))
     return info
 
 

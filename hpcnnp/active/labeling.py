@@ -20,6 +20,7 @@ import importlib
 import numpy as np
 
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.fileio import write_atomic
 
 __all__ = ["LABELERS", "make_labeler", "label_batch", "label_batch_to_file"]
 
@@ -128,7 +129,6 @@ def label_batch_to_file(name, options, frames, output):
     ``info["comment"]`` becomes the input.data comment.
     """
     import json
-    import os
     from pathlib import Path
 
     from hpcnnp.io import n2p2
@@ -146,7 +146,5 @@ def label_batch_to_file(name, options, frames, output):
     info = {"labelled": [f.info["id"] for f, (a, _) in zip(frames, results) if a is not None],
             "failures": [{"id": f.info["id"], "error": err}
                          for f, (a, err) in zip(frames, results) if a is None]}
-    tmp = marker.with_name(marker.name + ".tmp")
-    tmp.write_text(json.dumps(info, indent=1))
-    os.replace(tmp, marker)
+    write_atomic(marker, json.dumps(info, indent=1))
     return info

@@ -9,7 +9,6 @@ are split over the ranks; rank 0 writes the files.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path

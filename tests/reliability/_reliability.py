@@ -8,16 +8,13 @@ file and the problem, exit status != 0, no traceback, nothing half-written under
 final name, no temporary file and no process left behind.
 """
 
-import contextlib
 import importlib.util
 import os
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
+
+from hpcnnp.fileio import atomic_open
 
 __all__ = ["write_csv", "write_h5", "new_figure", "save_figure"]
 
@@ -20,11 +21,9 @@ def write_csv(path, columns, header=""):
     names = list(columns)
     data = np.column_stack([np.asarray(columns[k], dtype=np.float64) for k in names])
     lines = [f"# {h}" for h in header.splitlines() if h] + [",".join(names)]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as fh:
+    with atomic_open(path) as fh:
         fh.write("\n".join(lines) + "\n")
         np.savetxt(fh, data, delimiter=",", fmt="%.10g")
-    os.replace(tmp, path)
     return path
 
 

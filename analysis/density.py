@@ -158,8 +158,8 @@ class LiDensity(AnalysisBase):
             lines.append(f"{zi:5d} {0.0:12.6f} {p[0]:12.6f} {p[1]:12.6f} {p[2]:12.6f}")
         values = (r.density * BOHR**3).reshape(-1, n[2])
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w") as fh:
+        from hpcnnp.fileio import atomic_open
+        with atomic_open(path) as fh:
             fh.write("\n".join(lines) + "\n")
             full, rest = divmod(int(n[2]), 6)
             for row in values:
@@ -167,7 +167,6 @@ class LiDensity(AnalysisBase):
                     np.savetxt(fh, row[:6 * full].reshape(full, 6), fmt="%13.5e")
                 if rest:
                     np.savetxt(fh, row[6 * full:][None], fmt="%13.5e")
-        tmp.replace(path)
         return path
 
     def map2d(self, axis=2, slice=None):

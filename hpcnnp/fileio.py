@@ -178,57 +178,115 @@ def write_atomic(path, data, executable=False):
         fh.write(data)
 
 
+class _PendingFile:
+    """A temporary file of :class:`AtomicFiles`: a file object whose :meth:`close`
+    flushes and (optionally) fsyncs; usable as a context manager."""
+
+    def __init__(self, fh, fsync):
+        self._fh = fh
+        self.fsync = fsync
+
+    def __getattr__(self, name):
+        return getattr(self._fh, name)
+
+    @property
+    def closed(self):
+        return self._fh.closed
+
+    def close(self):
+        """Flush, fsync (unless ``fsync=False``) and close; raises OSError."""
+        if self._fh.closed:
+            return
+        try:
+            self._fh.flush()
+            if self.fsync:
+                os.fsync(self._fh.fileno())
+        finally:
+            _close_quietly(self._fh)
+
+    def finish(self, sync=True):
+        """Close; without ``sync`` (after an error) quietly, without flushing checks."""
+        if sync:
+            self.close()
+        else:
+            _close_quietly(self._fh)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.finish(sync=exc_type is None)
+        return False
+
+
 class AtomicFiles:
     """Several output files in ``folder`` that replace their targets together.
 
-    :meth:`open` creates a temporary file per name; :meth:`commit` fsyncs them all and
-    renames them into place; :meth:`abort` (or leaving a ``with`` block by an
+    :meth:`open` creates a temporary file per name (the caller may close it when done
+    -- with thousands of files -- or leave that to :meth:`commit`); :meth:`reserve`
+    gives a temporary path for writers that want a file name; :meth:`commit` fsyncs
+    and renames them all into place; :meth:`abort` (or leaving a ``with`` block by an
     exception) removes them.  Neither abort nor a failed commit leaves a temporary file
     behind, even when closing a file fails because the disk is full.
     """
 
     def __init__(self, folder):
         self.folder = Path(folder)
-        self.files = {}                         # name -> (tmp path, file object)
+        self.files = {}                 # name -> (tmp path, _PendingFile or None, fsync)
 
-    def open(self, name, binary=False, errors="strict"):
+    def open(self, name, binary=False, errors="strict", fsync=True):
         """A new temporary file for ``name`` (text: UTF-8, ``\\n``; ``errors`` as for
-        :func:`open`)."""
+        :func:`open`; ``fsync=False`` for files that need not survive a power cut)."""
         tmp = temp_path(self.folder / name)
-        self.files[name] = (tmp, None)      # registered first: abort() removes it
+        self.files[name] = (tmp, None, fsync)       # registered first: abort() removes it
         try:
             fh = open(tmp, "xb") if binary else open(tmp, "x", encoding="utf-8",
                                                       errors=errors, newline="\n")
         except OSError as exc:
             del self.files[name]
             raise output_error(self.folder / name, exc) from None
-        self.files[name] = (tmp, fh)
-        return fh
+        pending = _PendingFile(fh, fsync)
+        self.files[name] = (tmp, pending, fsync)
+        return pending
+
+    def reserve(self, name, fsync=True):
+        """A temporary path for ``name`` that the caller creates (h5py, numpy ...)."""
+        tmp = temp_path(self.folder / name)
+        self.files[name] = (tmp, None, fsync)
+        return tmp
 
     @property
     def paths(self):
         """Final paths of the files opened so far."""
         return [self.folder / name for name in self.files]
 
-    def commit(self):
-        """fsync and rename every file into place (removes all on an error)."""
+    def commit(self, last=None):
+        """fsync and rename every file into place, ``last`` after all others (its
+        presence then means the set is complete).  Removes all on an error.
+        Returns the final paths."""
+        names = [n for n in self.files if n != last] + ([last] if last in self.files else [])
+        name = None
         try:
-            for name, (tmp, fh) in self.files.items():
-                fh.flush()
-                os.fsync(fh.fileno())
-                fh.close()
-            for name, (tmp, _) in self.files.items():
-                os.replace(tmp, self.folder / name)
+            for name, (tmp, fh, fsync) in self.files.items():
+                if fh is not None:
+                    fh.close()
+                elif fsync:
+                    _fsync_path(tmp)
+            done = []
+            for name in names:
+                os.replace(self.files[name][0], self.folder / name)
+                done.append(self.folder / name)
         except OSError as exc:
             self.abort()
-            raise output_error(self.folder / name, exc) from None
+            raise output_error(self.folder / (name or ""), exc) from None
         self.files = {}
+        return done
 
     def abort(self):
         """Close and remove every temporary file; never raises."""
-        for tmp, fh in self.files.values():
+        for tmp, fh, _ in self.files.values():
             if fh is not None:
-                _close_quietly(fh)
+                fh.finish(sync=False)
             _unlink_quietly(tmp)
         self.files = {}
 

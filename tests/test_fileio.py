@@ -86,6 +86,8 @@ def test_abort_survives_close_failure(tmp_path):
     fh.write("x" * 100)
 
     class Broken:
+        closed = False
+
         def close(self):
             raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -93,8 +95,22 @@ def test_abort_survives_close_failure(tmp_path):
             return fh.fileno()
 
     tmp = files.files["a"][0]
-    files.files["a"] = (tmp, Broken())
+    files.files["a"] = (tmp, fileio._PendingFile(Broken(), True), True)
     files.abort()                          # does not raise
+    assert _temps(tmp_path) == []
+
+
+def test_atomic_files_closed_early_reserved_and_last(tmp_path):
+    files = fileio.AtomicFiles(tmp_path)
+    with files.open("histo.1", fsync=False) as fh:      # closed before the commit
+        fh.write("h")
+    fileio.write_atomic(tmp_path / "ignored", "")       # unrelated file
+    tmp = files.reserve("scaling.data")
+    tmp.write_text("s")
+    done = files.commit(last="scaling.data")
+    assert [p.name for p in done] == ["histo.1", "scaling.data"]
+    assert (tmp_path / "histo.1").read_text() == "h"
+    assert (tmp_path / "scaling.data").read_text() == "s"
     assert _temps(tmp_path) == []
 
 

@@ -639,17 +639,8 @@ def load_campaign(path, scale=None, site=None, output=None, workdir=None):
 # ---------------------------------------------------------------------------------------
 
 def _atomic_json(path, obj):
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(3).hex()}.tmp")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1, sort_keys=True, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    from hpcnnp.fileio import write_atomic
+    write_atomic(path, json.dumps(obj, indent=1, sort_keys=True, default=str))
 
 
 def _read_json(path):

@@ -8,10 +8,11 @@ readable in greyscale.  Files are written atomically (temporary file + rename).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
+
+from hpcnnp.fileio import atomic_path
 
 __all__ = ["parity_plot", "rdf_plot", "vdos_plot", "msd_plot", "arrhenius_plot",
            "transition_plot", "SET_COLORS"]
@@ -36,10 +37,11 @@ def _save(fig, path):
     plt = _plt()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("." + path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=130, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=130, bbox_inches="tight", format="png")
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
+
+from hpcnnp.fileio import write_atomic
 
 __all__ = ["write_text", "write_csv", "csv_text", "md_table", "fmt"]
 
@@ -14,9 +15,7 @@ def write_text(path, text):
     """Write ``text`` to ``path`` atomically (temporary file + rename); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("." + path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, text)
     return path
 
 

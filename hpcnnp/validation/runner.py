@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from hpcnnp.errors import HpcnnpError, InputFileError
+from hpcnnp.fileio import write_atomic
 
 from .report import fmt, md_table, write_columns, write_csv, write_text
 
@@ -288,7 +289,6 @@ def _step_errors(ctx):
 def _write_force_csv(path, results, cls):
     """Force components of one class: set,structure,atom,component,F_ref,F_ml (eV/Å)."""
     import io
-    import os
 
     buf = io.StringIO()
     buf.write("set,structure,atom,component,F_ref_eV_per_A,F_ml_eV_per_A\n")
@@ -304,9 +304,7 @@ def _write_force_csv(path, results, cls):
                                     r.force_ml[rows, c]])
             np.savetxt(buf, data, fmt=f"{r.name},%d,%d,{comp},%.8g,%.8g")
     path = Path(path)
-    tmp = path.with_name("." + path.name + ".tmp")
-    tmp.write_text(buf.getvalue())
-    os.replace(tmp, path)
+    write_atomic(path, buf.getvalue())
     return path
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from hpcnnp.errors import InputFileError
+from hpcnnp.fileio import atomic_path
 
 __all__ = ["Trajectory", "read_trajectory", "run_md"]
 
@@ -99,9 +100,8 @@ class Trajectory:
             a.info["temperature"] = self.temperature
             frames.append(a)
         path = Path(path)
-        tmp = path.with_name("." + path.name + ".tmp")
-        write(tmp, frames, format="extxyz")
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            write(tmp, frames, format="extxyz")
         return path
 
 

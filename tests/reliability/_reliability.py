@@ -19,39 +19,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: training keywords of the small training runs (n2p2's Kalman example, 2 epochs)
-TRAIN_KEYWORDS = """
-use_short_forces
-random_seed 123
-epochs 2
-updater_type 1
-parallel_mode 0
-jacobian_mode 1
-update_strategy 0
-selection_mode 2
-task_batch_size_energy 1
-task_batch_size_force 1
-test_fraction 0.2
-force_weight 1.0
-short_energy_fraction 1.0
-short_force_fraction 0.1
-short_energy_error_threshold 0.0
-short_force_error_threshold 1.0
-rmse_threshold_trials 3
-weights_min -1.0
-weights_max 1.0
-write_weights_epoch 1
-kalman_type 0
-kalman_epsilon 1.0E-2
-kalman_q0 0.01
-kalman_qtau 2.302
-kalman_qmin 1.0E-6
-kalman_eta 0.01
-kalman_etatau 2.302
-kalman_etamax 1.0
-"""
-
-
 def _synthetic():
     spec = importlib.util.spec_from_file_location("_hpcnnp_reliability_synthetic",
                                                   REPO / "tests" / "_synthetic.py")

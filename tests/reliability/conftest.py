@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _reliability import TRAIN_KEYWORDS, _synthetic
+from _reliability import _synthetic
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +23,7 @@ def small_potential(tmp_path_factory):
 
     from hpcnnp.io import n2p2
     from hpcnnp.potential import Potential
+    from hpcnnp.testing import with_training_settings
 
     root = tmp_path_factory.mktemp("reliability")
     rng = np.random.default_rng(7)
@@ -41,7 +42,9 @@ def small_potential(tmp_path_factory):
     n2p2.write_data(root / "input.data", structures)
     train = root / "train"
     train.mkdir()
-    (train / "input.nn").write_text((pot_dir / "input.nn").read_text() + TRAIN_KEYWORDS)
+    (train / "input.nn").write_text(with_training_settings(
+        (pot_dir / "input.nn").read_text(), epochs=2, random_seed=123, test_fraction=0.2,
+        short_force_fraction=0.1, write_weights_epoch=1))
     shutil.copy(root / "input.data", train / "input.data")
     shutil.copy(pot_dir / "scaling.data", train / "scaling.data")
     return {"pot": pot_dir, "data": root / "input.data", "train": train,

@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.fileio import folder_lock
 from hpcnnp.hpc.reaper import DriverGuard
 
 
@@ -78,7 +79,8 @@ def run(args):
     if not args.resume and learner.iteration_dir(0).exists():
         raise HpcnnpError(f"{learner.workdir} already holds a campaign (iteration_000); "
                           "use --resume to continue it or choose another workdir")
-    with DriverGuard("hpcnnp active"):          # no worker outlives the driver
+    # one campaign driver per work folder; no worker outlives it
+    with DriverGuard("hpcnnp active"), folder_lock(learner.workdir, "hpcnnp active"):
         summary = learner.run(args.iterations)
     if not args.quiet:
         print(f"status: {summary['status']} after {summary['iterations']} iteration(s); "

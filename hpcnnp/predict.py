@@ -47,8 +47,9 @@ Ctrl-C or SIGTERM) leaves the previous files untouched and no partial file behin
 temporary files of a run killed by SIGKILL are removed by the next run.  The output
 folder is locked while a prediction writes into it (two runs cannot mix their files).
 
-Under MPI (``mpiexec -n P hpcnnp predict``) structure ``k`` is evaluated on rank
-``k % P`` and rank 0 writes every file in file order, so the files equal a serial run's.
+Under MPI (``mpiexec -n P hpcnnp predict``) rank 0 reads the file and hands out the
+structures (``k`` to rank ``k % P``, in rounds of ``8 P``), gathers the results and
+writes every file in file order, so the files equal a serial run's.
 
 The n2p2 file formats live in :mod:`hpcnnp.io.n2p2_output`, the reference arithmetic
 in :mod:`hpcnnp.io.n2p2_reference`; their names are importable from here as before.
@@ -436,42 +437,63 @@ def _headers(normalized):
             "nnforces.out": nnforces_out_header()}
 
 
-def _records(evaluate, data, elements, comm):
+#: structures per rank and round of the parallel prediction
+BATCH = 8
+
+
+def _records(evaluate, data, elements, comm, batch=BATCH):
     """Yield the :class:`_Record` of every structure in file order (rank 0; other
     ranks yield nothing).
 
-    Under MPI structure ``k`` is evaluated by rank ``k % size``: every rank reads the
-    file, the ranks evaluate one structure each per round and rank 0 gathers the
-    round's records.  An error on any rank (the first in structure order) is raised on
-    every rank.
+    Under MPI rank 0 reads the file (one reader) and hands out rounds of
+    ``size * batch`` structures, structure ``k`` to rank ``k % size``; it gathers the
+    round's records and yields them in file order (one writer).  An error on any rank
+    -- the first in file order, or a read error of rank 0 -- is raised on every rank.
     """
+    if comm is None:
+        for k, raw in enumerate(n2p2.iter_data(data, elements)):
+            yield evaluate(k, raw)
+        return
     rank, size = mpi.rank_size(comm)
-    structures = enumerate(n2p2.iter_data(data, elements))
+    structures = enumerate(n2p2.iter_data(data, elements)) if rank == 0 else None
     while True:
-        chunk = list(islice(structures, size))
-        if not chunk:
-            return
-        record = error = None
-        if rank < len(chunk):
+        parts, status = None, None
+        if rank == 0:
             try:
-                record = evaluate(*chunk[rank])
+                chunk = list(islice(structures, size * batch))
+                parts = [chunk[r::size] for r in range(size)]
+                status = "done" if not chunk else None
             except HpcnnpError as exc:
-                error = exc
-        if comm is None:
-            if error is not None:
-                raise error
-            yield record
-            continue
-        gathered = comm.gather((record, None if error is None else str(error)), root=0)
-        first = next((e for _, e in gathered if e), None) if rank == 0 else None
+                read_error, status = exc, str(exc)
+        status = comm.bcast(status, root=0)
+        if status == "done":
+            return
+        if status is not None:
+            if rank == 0:
+                read_error.collective = True
+                raise read_error
+            raise mpi.RankError(status)
+        records, error = [], None
+        for k, raw in comm.scatter(parts, root=0):
+            try:
+                records.append(evaluate(k, raw))
+            except HpcnnpError as exc:
+                error = (k, exc)
+                break
+        gathered = comm.gather((records, None if error is None else
+                                (error[0], str(error[1]))), root=0)
+        first = None
+        if rank == 0:
+            errors = sorted(e for _, e in gathered if e is not None)
+            first = errors[0][1] if errors else None
         first = comm.bcast(first, root=0)
         if first is not None:
-            if error is not None and str(error) == first:
-                error.collective = True
-                raise error
+            if error is not None and str(error[1]) == first:
+                error[1].collective = True
+                raise error[1]
             raise mpi.RankError(first)
         if rank == 0:
-            yield from (r for r, _ in gathered if r is not None)
+            yield from sorted((r for recs, _ in gathered for r in recs), key=lambda r: r.k)
 
 
 def predict_dataset(potential, data="input.data", output_dir=".", *, forces=None,
@@ -484,7 +506,7 @@ def predict_dataset(potential, data="input.data", output_dir=".", *, forces=None
     potential : Potential or path
         A loaded :class:`~hpcnnp.potential.Potential` or an n2p2 potential folder.
     data : path
-        ``input.data`` (streamed: one structure per rank in memory at a time).
+        ``input.data`` (streamed: a round of ``8 P`` structures in memory at a time).
     output_dir : path
         Folder for the files (created if missing); locked for the run
         (:func:`hpcnnp.fileio.folder_lock`), temporary files of killed earlier runs in
@@ -507,8 +529,8 @@ def predict_dataset(potential, data="input.data", output_dir=".", *, forces=None
         Warnings kept per evaluation before a structure is re-evaluated to get all.
     comm : mpi4py communicator, optional
         Split the structures over the ranks (structure ``k`` on rank ``k % size``);
-        rank 0 writes every file, in file order: the files are identical to a serial
-        run's.  Collective; every rank returns the same summary.
+        rank 0 reads the file and writes every file, in file order: the files are
+        identical to a serial run's.  Collective; every rank returns the same summary.
 
     Returns
     -------

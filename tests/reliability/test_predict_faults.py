@@ -143,3 +143,22 @@ def test_two_ranks_split_the_structures_and_one_writes(small_potential, tmp_path
     for name in os.listdir(tmp_path / "ser"):
         assert (tmp_path / "par" / name).read_bytes() == (tmp_path / "ser" / name).read_bytes()
     assert Path(REPO).is_dir()
+
+
+@pytest.mark.mpi
+def test_bad_structure_on_one_rank_is_one_message(small_potential, tmp_path):
+    """Structure 2 (evaluated by rank 1) has two atoms on top of each other: the same
+    single message as a serial run, no hang, nothing written."""
+    lines = small_potential["data"].read_text().splitlines(keepends=True)
+    starts = [i for i, ln in enumerate(lines) if ln.startswith("begin")]
+    atoms = [i for i in range(starts[1], starts[2]) if lines[i].startswith("atom")]
+    a, b = lines[atoms[0]].split(), lines[atoms[1]].split()
+    b[1:4] = a[1:4]
+    lines[atoms[1]] = " ".join(b) + "\n"
+    bad = tmp_path / "bad.data"
+    bad.write_text("".join(lines))
+    ser = _predict(small_potential, tmp_path / "ser", data=bad)
+    par = _predict(small_potential, tmp_path / "par", data=bad, ranks=2, timeout=120)
+    line = one_clear_line(par, "structure 2")
+    assert line == one_clear_line(ser)
+    assert os.listdir(tmp_path / "par") == []

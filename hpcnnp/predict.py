@@ -441,9 +441,9 @@ def _headers(normalized):
 BATCH = 8
 
 
-def _records(evaluate, data, elements, comm, batch=BATCH):
+def _records(evaluate, data, elements, comm, stop=lambda: False, batch=BATCH):
     """Yield the :class:`_Record` of every structure in file order (rank 0; other
-    ranks yield nothing).
+    ranks yield nothing) until ``stop()`` (asked on rank 0) says so.
 
     Under MPI rank 0 reads the file (one reader) and hands out rounds of
     ``size * batch`` structures, structure ``k`` to rank ``k % size``; it gathers the
@@ -451,37 +451,20 @@ def _records(evaluate, data, elements, comm, batch=BATCH):
     -- the first in file order, or a read error of rank 0 -- is raised on every rank.
     """
     if comm is None:
-        for k, raw in enumerate(n2p2.iter_data(data, elements)):
-            yield evaluate(k, raw)
+        yield from _serial_records(evaluate, data, elements, stop)
         return
     rank, size = mpi.rank_size(comm)
     structures = enumerate(n2p2.iter_data(data, elements)) if rank == 0 else None
     while True:
-        parts, status = None, None
-        if rank == 0:
-            try:
-                chunk = list(islice(structures, size * batch))
-                parts = [chunk[r::size] for r in range(size)]
-                status = "done" if not chunk else None
-            except HpcnnpError as exc:
-                read_error, status = exc, str(exc)
-        status = comm.bcast(status, root=0)
+        parts = _next_round(structures, size, batch, stop) if rank == 0 else None
+        status = comm.bcast(parts if isinstance(parts, str) or parts is None else None,
+                            root=0)
         if status == "done":
             return
         if status is not None:
-            if rank == 0:
-                read_error.collective = True
-                raise read_error
             raise mpi.RankError(status)
-        records, error = [], None
-        for k, raw in comm.scatter(parts, root=0):
-            try:
-                records.append(evaluate(k, raw))
-            except HpcnnpError as exc:
-                error = (k, exc)
-                break
-        gathered = comm.gather((records, None if error is None else
-                                (error[0], str(error[1]))), root=0)
+        records, error = _evaluate_part(evaluate, comm.scatter(parts, root=0))
+        gathered = comm.gather((records, error and (error[0], str(error[1]))), root=0)
         first = None
         if rank == 0:
             errors = sorted(e for _, e in gathered if e is not None)
@@ -494,6 +477,35 @@ def _records(evaluate, data, elements, comm, batch=BATCH):
             raise mpi.RankError(first)
         if rank == 0:
             yield from sorted((r for recs, _ in gathered for r in recs), key=lambda r: r.k)
+
+
+def _serial_records(evaluate, data, elements, stop):
+    for k, raw in enumerate(n2p2.iter_data(data, elements)):
+        if stop():
+            return
+        yield evaluate(k, raw)
+
+
+def _next_round(structures, size, batch, stop):
+    """Rank 0: the next round's structures per rank, "done", or a read error's text."""
+    if stop():
+        return "done"
+    try:
+        chunk = list(islice(structures, size * batch))
+    except HpcnnpError as exc:
+        return str(exc)
+    return [chunk[r::size] for r in range(size)] if chunk else "done"
+
+
+def _evaluate_part(evaluate, part):
+    """Records of one rank's structures, stopping at the first error ``(k, exc)``."""
+    records = []
+    for k, raw in part:
+        try:
+            records.append(evaluate(k, raw))
+        except HpcnnpError as exc:
+            return records, (k, exc)
+    return records, None
 
 
 def predict_dataset(potential, data="input.data", output_dir=".", *, forces=None,
@@ -569,53 +581,96 @@ def predict_dataset(potential, data="input.data", output_dir=".", *, forces=None
     return summary
 
 
+class _Outputs:
+    """Rank 0's side of a prediction: the output files, the error metrics and the
+    extrapolation summary, fed one record at a time in file order.  A write error
+    (full disk) is kept in :attr:`error` and stops the run (``stop()``)."""
+
+    def __init__(self, evaluate, out_dir, names, progress, show_warnings, warn_stream):
+        self.evaluate = evaluate
+        self.out_dir = out_dir
+        self.errors = ErrorMetrics(evaluate.potential.settings.normalization)
+        self.extra = ExtrapolationSummary()
+        self.progress = progress
+        self.warn_stream = warn_stream if show_warnings else None
+        self.files = AtomicFiles(out_dir)
+        self.n_struct = self.n_atoms = 0
+        self.error = None
+        headers = _headers(evaluate.normalized)
+        try:
+            self.handles = {n: self.files.open(n, errors="surrogateescape") for n in names}
+            for name, fh in self.handles.items():
+                fh.write(headers[name])
+        except (OSError, HpcnnpError) as exc:
+            self._fail(exc)
+
+    def _fail(self, exc):
+        if self.error is None:
+            self.error = exc if isinstance(exc, HpcnnpError) else \
+                output_error(getattr(exc, "filename", None) or self.out_dir, exc)
+        self.files.abort()
+
+    def stop(self):
+        return self.error is not None
+
+    def add(self, rec):
+        if self.error is not None:
+            return
+        try:
+            for name, text in rec.texts.items():
+                self.handles[name].write(text)
+        except OSError as exc:
+            self._fail(exc)
+            return
+        self.extra.add(rec.warnings)
+        if self.warn_stream is not None:
+            for w in rec.warnings:
+                self.warn_stream.write(w.n2p2_line() + "\n")
+        self.errors.add_energy(rec.e_ref, rec.e_nnp, rec.n)
+        if rec.f_nnp is not None:
+            self.errors.add_forces(rec.f_ref, rec.f_nnp)
+        self.n_struct += 1
+        self.n_atoms += rec.n
+        if self.progress is not None:
+            self.progress.update(self.n_struct, self.n_atoms)
+
+    def finish(self, data):
+        """Commit the files and return the summary; raises the first error."""
+        if self.error is None and self.n_struct == 0:
+            self._fail(InputFileError(data, None, "no structures (the file is empty or has "
+                                                  "no 'begin' line); nothing to predict"))
+        if self.error is not None:
+            raise self.error
+        written = self.files.paths
+        self.files.commit()
+        return PredictionSummary(
+            n_structures=self.n_struct, n_atoms=self.n_atoms, forces=self.evaluate.forces,
+            energy_errors=self.errors.energy(),
+            force_errors=self.errors.forces() if self.evaluate.forces else None,
+            errors=self.errors, extrapolation=self.extra, files=written)
+
+
 def _write_outputs(evaluate, data, out_dir, names, comm, progress, show_warnings,
                    warnings_stream):
-    """Rank 0: stream the records into temporary files, commit them at the end."""
+    """Stream the records into rank 0's temporary files and commit them at the end
+    (collective: an error of rank 0's files is raised on every rank)."""
     rank = mpi.rank_size(comm)[0]
-    potential = evaluate.potential
-    errors = ErrorMetrics(potential.settings.normalization)
-    extra = ExtrapolationSummary()
     warn_stream = sys.stderr if warnings_stream is None else warnings_stream
-    files = AtomicFiles(out_dir) if rank == 0 else None
-    n_struct = n_atoms = 0
+    sink = _Outputs(evaluate, out_dir, names, progress, show_warnings, warn_stream) \
+        if rank == 0 else None
+    stop = sink.stop if sink is not None else (lambda: False)
     try:
-        if files is not None:
-            headers = _headers(evaluate.normalized)
-            handles = {name: files.open(name, errors="surrogateescape") for name in names}
-            for name, fh in handles.items():
-                fh.write(headers[name])
-        for rec in _records(evaluate, data, potential.elements, comm):
-            for name, text in rec.texts.items():
-                handles[name].write(text)
-            extra.add(rec.warnings)
-            if show_warnings:
-                for w in rec.warnings:
-                    warn_stream.write(w.n2p2_line() + "\n")
-            errors.add_energy(rec.e_ref, rec.e_nnp, rec.n)
-            if rec.f_nnp is not None:
-                errors.add_forces(rec.f_ref, rec.f_nnp)
-            n_struct += 1
-            n_atoms += rec.n
-            if progress is not None:
-                progress.update(n_struct, n_atoms)
-        if rank == 0 and n_struct == 0:
-            raise InputFileError(data, None, "no structures (the file is empty or has no "
-                                             "'begin' line); nothing to predict")
-        written = files.paths if files is not None else []
-        if files is not None:
-            files.commit()
-    except OSError as exc:
-        if files is not None:
-            files.abort()
-        raise output_error(getattr(exc, "filename", None) or out_dir, exc) from None
+        for rec in _records(evaluate, data, evaluate.potential.elements, comm, stop):
+            sink.add(rec)
     except BaseException:
-        if files is not None:
-            files.abort()
+        if sink is not None:
+            sink.files.abort()
         raise
-    summary = PredictionSummary(
-        n_structures=n_struct, n_atoms=n_atoms, forces=evaluate.forces,
-        energy_errors=errors.energy(),
-        force_errors=errors.forces() if evaluate.forces else None,
-        errors=errors, extrapolation=extra, files=written)
+    summary = error = None
+    if sink is not None:
+        try:
+            summary = sink.finish(data)
+        except HpcnnpError as exc:
+            error = exc
+    mpi.agree(comm, error)
     return summary if comm is None else comm.bcast(summary, root=0)

@@ -162,3 +162,22 @@ def test_bad_structure_on_one_rank_is_one_message(small_potential, tmp_path):
     line = one_clear_line(par, "structure 2")
     assert line == one_clear_line(ser)
     assert os.listdir(tmp_path / "par") == []
+
+
+@pytest.mark.mpi
+def test_full_disk_and_empty_input_under_mpi(small_potential, small_disk, tmp_path):
+    """Rank 0's write error and the empty input reach every rank at once: one line,
+    no wait for a timeout, no temporary file."""
+    data = tmp_path / "big.data"
+    data.write_text(small_potential["data"].read_text() * 20)
+    with small_disk("200k") as disk:
+        t0 = time.time()
+        proc = _predict(small_potential, disk / "out", data=data, ranks=2,
+                        args=("--per-structure",), timeout=120)
+        one_clear_line(proc, "No space left on device")
+        assert time.time() - t0 < 25               # no 30 s grace period
+        assert temp_files(disk) == []
+    empty = tmp_path / "empty.data"
+    empty.write_text("")
+    proc = _predict(small_potential, tmp_path / "out", data=empty, ranks=2, timeout=120)
+    one_clear_line(proc, "no structures")

@@ -251,8 +251,8 @@ def run_collectively(comm, command, fn, *args, stream=None, grace=None, **kwargs
         raise
     except BaseException as exc:
         if getattr(exc, "collective", False) or _all_failed(errcomm, grace):
-            if rank == 0:
-                raise
+            if rank == 0 or isinstance(exc, KeyboardInterrupt):
+                raise               # a signal: every rank exits with its status (143)
             return EXIT_INPUT
         abort_job(comm, command, exc, stream)
         raise                                    # pragma: no cover - after Abort

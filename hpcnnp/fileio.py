@@ -330,10 +330,12 @@ class FolderLock:
         self.command = command
         self.fd = None
         self.key = None
+        self.created = False
 
     def acquire(self):
         folder = self.folder
         try:
+            self.created = not folder.exists()
             folder.mkdir(parents=True, exist_ok=True)
         except FileExistsError:
             raise OutputError(folder, "exists and is not a folder") from None
@@ -407,6 +409,9 @@ class FolderLock:
                 os.unlink(lock.folder / LOCK_FILE)
             os.close(lock.fd)       # releases the lock
             lock.fd = None
+            if lock.created:        # a run that wrote nothing leaves no empty folder
+                with contextlib.suppress(OSError):
+                    os.rmdir(lock.folder)
 
     def __enter__(self):
         return self.acquire()
@@ -429,7 +434,8 @@ def folder_lock(folder, command="hpcnnp", comm=None):
     Parameters
     ----------
     folder : path
-        Output or work folder (created if missing).
+        Output or work folder (created if missing, and removed again at the end if it
+        is still empty: a run that failed before writing leaves nothing behind).
     command : str
         Written into the lock file, so that a second process can name the first.
     comm : mpi4py communicator, optional

@@ -164,3 +164,16 @@ def test_remove_stale_temps(tmp_path):
     removed = fileio.remove_stale_temps(tmp_path)
     assert sorted(p.name for p in removed) == sorted([stale.name, old_style.name])
     assert live.exists() and other.exists()
+
+
+def test_lock_removes_a_folder_it_created_if_empty(tmp_path):
+    with fileio.folder_lock(tmp_path / "new"):
+        assert (tmp_path / "new" / fileio.LOCK_FILE).exists()
+    assert not (tmp_path / "new").exists()
+    with fileio.folder_lock(tmp_path / "kept"):
+        (tmp_path / "kept" / "result").write_text("x")
+    assert os.listdir(tmp_path / "kept") == ["result"]
+    (tmp_path / "existing").mkdir()
+    with fileio.folder_lock(tmp_path / "existing"):
+        pass
+    assert (tmp_path / "existing").is_dir()

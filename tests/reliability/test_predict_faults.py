@@ -55,7 +55,7 @@ def test_full_disk_injected(small_potential, tmp_path, monkeypatch):
     rc = main(["predict", "-p", str(small_potential["pot"]), "-d",
                str(small_potential["data"]), "-o", str(tmp_path / "out"), "-q"])
     assert rc == 2
-    assert os.listdir(tmp_path / "out") == []
+    assert not (tmp_path / "out").exists()          # nothing written, not even the folder
 
 
 def test_read_only_output_folder(small_potential, read_only_dir):
@@ -79,7 +79,7 @@ def test_empty_input_is_an_error(small_potential, tmp_path):
     empty.write_text("")
     proc = _predict(small_potential, tmp_path / "out", data=empty)
     one_clear_line(proc, str(empty), "no structures")
-    assert os.listdir(tmp_path / "out") == []
+    assert not (tmp_path / "out").exists()
 
 
 def test_temp_files_of_a_killed_run_are_removed_by_the_next(small_potential, tmp_path):
@@ -117,7 +117,7 @@ def test_sigterm_removes_temp_files_and_says_so(small_potential, tmp_path):
     rc = proc.wait(timeout=30)
     err = proc.stderr.read().strip()
     assert (rc, err) == (143, "hpcnnp predict: received SIGTERM, stopping")
-    assert temp_files(out) == [] and os.listdir(out) == [], os.listdir(out)
+    assert not out.exists(), os.listdir(out)        # nothing left, not even the folder
 
 
 def test_two_runs_in_one_folder(small_potential, tmp_path):
@@ -161,7 +161,7 @@ def test_bad_structure_on_one_rank_is_one_message(small_potential, tmp_path):
     par = _predict(small_potential, tmp_path / "par", data=bad, ranks=2, timeout=120)
     line = one_clear_line(par, "structure 2")
     assert line == one_clear_line(ser)
-    assert os.listdir(tmp_path / "par") == []
+    assert not (tmp_path / "par").exists()
 
 
 @pytest.mark.mpi

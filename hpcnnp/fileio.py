@@ -19,12 +19,12 @@ Atomic outputs
 
 Folder lock
     :func:`folder_lock` takes an exclusive lock on ``FOLDER/.hpcnnp.lock`` (removed
-    again at the end) for the duration of a command, so that two runs cannot mix their files in one output or
-    work folder; the second one stops at once with a message naming the first (command,
-    pid, host, start time).  The lock is a POSIX record lock (``fcntl.lockf``): the
-    kernel releases it when the holder dies, even by SIGKILL, so there are no stale
-    locks; it also works on NFS and on Lustre mounted with ``flock``.  Under MPI only
-    rank 0 takes it.
+    again at the end) for the duration of a command, so that two runs cannot mix their
+    files in one output or work folder; the second one stops at once with a message
+    naming the first (command, pid, host, start time).  The lock is a POSIX record lock
+    (``fcntl.lockf``): the kernel releases it when the holder dies, even by SIGKILL, so
+    there are no stale locks; it also works on NFS and on Lustre mounted with ``flock``.
+    Under MPI only rank 0 takes it.
 
 Stale temporary files
     A process killed by SIGKILL cannot remove its temporary files.
@@ -472,8 +472,9 @@ def folder_lock(folder, command="hpcnnp", comm=None):
 def remove_stale_temps(folder, names=None):
     """Remove hpcnnp's temporary files in ``folder`` left by processes that died.
 
-    A file is removed when the process id in its name does not run on this host.  Call it while holding the folder's lock, so that no other
-    hpcnnp process on another host writes into the folder.
+    A file is removed when the process id in its name does not run on this host.  Call
+    it while holding the folder's lock, so that no other hpcnnp process on another host
+    writes into the folder.
 
     Parameters
     ----------

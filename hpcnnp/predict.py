@@ -15,13 +15,13 @@ Faithfulness to n2p2
 Every *reference* number n2p2 prints went through n2p2's own arithmetic (wrapping of
 periodic positions into the cell, removal and re-addition of the ``atom_energy``
 offsets, conversion to the normalised units of ``mean_energy``/``conv_energy``/
-``conv_length`` and back); :class:`~hpcnnp.io.n2p2_reference.N2p2Structure` repeats
-that arithmetic operation by operation, so these columns (positions, lattice, ``Eref``, ``fRef`` ...) come out
-bit-identical to n2p2's files.  n2p2's default build (``-O3 -march=native`` on an
-FMA-capable x86-64, as for ``shared/refdata``) lets GCC contract ``a*b + c`` into fused
-multiply-adds; the emulation does the same (``contract=True``, correctly rounded
-:func:`fma`).  The *NNP* numbers (energies, forces) are hpcnnp's own and agree with
-n2p2's to ~1e-15 relative (the last of the 17 printed digits may differ).
+``conv_length`` and back); :class:`~hpcnnp.io.n2p2_reference.N2p2Structure` repeats that
+arithmetic operation by operation, so these columns (positions, lattice, ``Eref``,
+``fRef`` ...) come out bit-identical to n2p2's files.  n2p2's default build
+(``-O3 -march=native`` on an FMA-capable x86-64, as for ``shared/refdata``) lets GCC contract
+``a*b + c`` into fused multiply-adds; the emulation does the same (``contract=True``,
+correctly rounded :func:`fma`).  The *NNP* numbers (energies, forces) are hpcnnp's own
+and agree with n2p2's to ~1e-15 relative (the last of the 17 printed digits may differ).
 
 Output conventions (all as n2p2 writes them)
 --------------------------------------------
@@ -74,9 +74,15 @@ from hpcnnp.errors import HpcnnpError, InputFileError, StructureError
 from hpcnnp.fileio import AtomicFiles, folder_lock, output_error, remove_stale_temps
 from hpcnnp.io import n2p2
 from hpcnnp.io.n2p2 import count_structures  # noqa: F401  (trainer.py imports it from here)
-from hpcnnp.io.n2p2_output import (energy_comp_header, energy_out_header, file_header,  # noqa: F401
-                                   forces_comp_header, format_output_structure,
-                                   nnatoms_out_header, nnforces_out_header)
+from hpcnnp.io.n2p2_output import (  # noqa: F401
+    energy_comp_header,
+    energy_out_header,
+    file_header,
+    forces_comp_header,
+    format_output_structure,
+    nnatoms_out_header,
+    nnforces_out_header,
+)
 from hpcnnp.io.n2p2_reference import N2p2Structure, fma, n2p2_inverse_box, n2p2_remap  # noqa: F401
 
 __all__ = [

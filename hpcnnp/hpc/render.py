@@ -34,8 +34,14 @@ from pathlib import Path
 
 from hpcnnp import __version__
 from hpcnnp.errors import HpcnnpError
-from hpcnnp.hpc.sites import (SCHEDULERS, _positive_int, jobs_dir, load_site, parse_walltime,
-                              walltime_minutes)
+from hpcnnp.hpc.sites import (
+    SCHEDULERS,
+    _positive_int,
+    jobs_dir,
+    load_site,
+    parse_walltime,
+    walltime_minutes,
+)
 from hpcnnp.hpc.templates import render_text
 
 #: most segments one chain may have

@@ -1,7 +1,7 @@
-"""Helpers of the reliability suite (tests/reliability/conftest.py has the fixtures): a small potential with its data set, the
-``hpcnnp`` command in a subprocess (of this checkout: PYTHONPATH = the repository, so
-that the suite can also be pointed at an older checkout), a small tmpfs for
-disk-full cases and a read-only mount.
+"""Helpers of the reliability suite (the fixtures -- a small potential with its data
+set, a small tmpfs for disk-full cases, a read-only mount -- are in conftest.py): the
+``hpcnnp`` command in a subprocess of this checkout (PYTHONPATH = the repository, so
+that the suite can also be pointed at an older checkout).
 
 The suite checks what a user sees when things go wrong: one clear line naming the
 file and the problem, exit status != 0, no traceback, nothing half-written under a

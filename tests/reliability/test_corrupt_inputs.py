@@ -10,7 +10,6 @@ import re
 import shutil
 
 import pytest
-
 from _reliability import one_clear_line, temp_files
 
 from hpcnnp.cli import main
@@ -61,16 +60,25 @@ def _atom_fields(fn):
     return edit
 
 
+def _set_field(k, value):
+    return lambda t: _edit_atom(t, _atom_fields(lambda f: f.__setitem__(k, value)))
+
+
+def _sub(pattern, repl):
+    return lambda t: re.sub(pattern, repl, t, count=1)
+
+
 DATA = [
     ("truncated", lambda t: "".join(_lines(t)[: len(_lines(t)) // 2 + 3]), "truncated"),
     ("no-begin", lambda t: t.split("\n", 1)[1], ""),
-    ("short-atom-line", lambda t: _edit_atom(t, _atom_fields(lambda f: f.__delitem__(slice(6, None)))), ""),
-    ("bad-number", lambda t: _edit_atom(t, _atom_fields(lambda f: f.__setitem__(1, "1.0x"))), "1.0x"),
-    ("unknown-element", lambda t: _edit_atom(t, _atom_fields(lambda f: f.__setitem__(4, "Xx"))), "Xx"),
-    ("element-not-in-potential", lambda t: _edit_atom(t, _atom_fields(lambda f: f.__setitem__(4, "Zr"))), "Zr"),
-    ("two-lattice-lines", lambda t: re.sub(r"lattice[^\n]*\n(?=atom)", "", t, count=1), "lattice"),
+    ("short-atom-line",
+     lambda t: _edit_atom(t, _atom_fields(lambda f: f.__delitem__(slice(6, None)))), ""),
+    ("bad-number", _set_field(1, "1.0x"), "1.0x"),
+    ("unknown-element", _set_field(4, "Xx"), "Xx"),
+    ("element-not-in-potential", _set_field(4, "Zr"), "Zr"),
+    ("two-lattice-lines", _sub(r"lattice[^\n]*\n(?=atom)", ""), "lattice"),
     ("double-end", lambda t: t.replace("end\n", "end\nend\n", 1), ""),
-    ("bad-energy", lambda t: re.sub(r"energy +\S+", "energy abc", t, count=1), "energy"),
+    ("bad-energy", _sub(r"energy +\S+", "energy abc"), "energy"),
     ("garbage", lambda t: bytes(range(256)) * 40, ""),
     ("empty", lambda t: "", ""),
     ("overlapping-atoms", None, "closer than 0.1"),
@@ -78,15 +86,17 @@ DATA = [
 
 NN = [
     ("no-elements", lambda t: re.sub(r"(?m)^elements .*\n", "", t), "elements"),
-    ("unknown-sf-type", lambda t: re.sub(r"(?m)^(symfunction_short \S+) 2 ", r"\1 99 ", t, count=1), "99"),
-    ("short-sf-line", lambda t: re.sub(r"(?m)^(symfunction_short \S+ 2 \S+) .*$", r"\1", t, count=1), "symmetry function type 2"),
-    ("element-count", lambda t: t.replace("number_of_elements 2", "number_of_elements 3"), "number_of_elements"),
+    ("unknown-sf-type", _sub(r"(?m)^(symfunction_short \S+) 2 ", r"\1 99 "), "99"),
+    ("short-sf-line", _sub(r"(?m)^(symfunction_short \S+ 2 \S+) .*$", r"\1"),
+     "symmetry function type 2"),
+    ("element-count",
+     lambda t: t.replace("number_of_elements 2", "number_of_elements 3"), "number_of_elements"),
     ("garbage", lambda t: bytes(range(256)) * 4, ""),
 ]
 
 SCALING = [
     ("truncated", lambda t: "".join(_lines(t)[: len(_lines(t)) // 2]), ""),
-    ("bad-number", lambda t: re.sub(r"(?m)^(\s*\d+\s+\d+\s+)\S+", r"\g<1>nope", t, count=1), "nope"),
+    ("bad-number", _sub(r"(?m)^(\s*\d+\s+\d+\s+)\S+", r"\g<1>nope"), "nope"),
     ("empty", lambda t: "", ""),
 ]
 

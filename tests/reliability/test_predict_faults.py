@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from _reliability import REPO, env, hpcnnp, one_clear_line, temp_files
 
 

@@ -18,7 +18,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from _reliability import env
 
 HERE = Path(__file__).resolve().parent

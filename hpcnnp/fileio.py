@@ -279,6 +279,9 @@ class AtomicFiles:
         except OSError as exc:
             self.abort()
             raise output_error(self.folder / (name or ""), exc) from None
+        except BaseException:           # interrupted: what is not renamed yet goes
+            self.abort()
+            raise
         self.files = {}
         return done
 

@@ -609,6 +609,9 @@ class _Outputs:
                 fh.write(headers[name])
         except (OSError, HpcnnpError) as exc:
             self._fail(exc)
+        except BaseException:           # Ctrl-C / SIGTERM while opening: no temp file left
+            self.files.abort()
+            raise
 
     def _fail(self, exc):
         if self.error is None:

@@ -45,15 +45,14 @@ PROJECT = f"""\
 name: slow
 workdir: run
 site: local
-elements: [Cu]
-labeler: {{name: python, factory: "{HERE / '_slow_labeler.py'}:slow_emt"}}
+labeler: {{name: python, factory: "{HERE / '_slow_labeler.py'}:slow_lj"}}
 campaign:
   md: {{equilibration: 2, interval: 2, snapshots_per_task: 200}}
   resources: {{nodes: 1, workers_per_node: 2}}
   structures:
-    Cu: {{builder: bulk, name: Cu, cubic: true}}
+    LCO: {{builder: lco}}
   sampling:
-    - {{structure: Cu, temperatures: [300, 600], snapshots: 400}}
+    - {{structure: LCO, temperatures: [300, 600], snapshots: 400}}
 """
 
 

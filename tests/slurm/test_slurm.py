@@ -158,16 +158,16 @@ def test_md_chain_every_frame_once(slurm_cluster, md_inputs, tmp_path):
 
 
 def test_cancelled_segment_resubmitted_resumes(slurm_cluster, md_inputs, tmp_path):
-    steps = 900
-    proto, jobs = _render(tmp_path, md_inputs, steps, 0.0003)       # 3 segment jobs
+    steps = 2100
+    proto, jobs = _render(tmp_path, md_inputs, steps, 0.0007)       # 3 segment jobs
     ids = _submit_chain(jobs)
     run = tmp_path / "run"
-    # cancel segment 2 in the middle of its MD (frames beyond its last restart)
+    # cancel segment 2 early in its MD (frames beyond its last restart, 500 steps to go)
     deadline = time.time() + 600
     while time.time() < deadline:
         if slurm_cluster.state(ids[1]) == "RUNNING" and (run / "traj.h5").exists():
             try:
-                if max(_steps(run)) >= 450:
+                if max(_steps(run)) >= 800:
                     break
             except Exception:       # noqa: BLE001 - the writer may hold the file
                 pass
@@ -179,7 +179,7 @@ def test_cancelled_segment_resubmitted_resumes(slurm_cluster, md_inputs, tmp_pat
     assert states[ids[0]] == "COMPLETED" and states[ids[1]] == "CANCELLED", states
     assert states[ids[2]] in ("CANCELLED", "PURGED"), states   # kill_invalid_depend
     done = _steps(run)
-    assert 300 <= max(done) < steps
+    assert 800 <= max(done) < 1400, "segment 2 ended before scancel reached it"
     again = _submit_chain(jobs, 2)                   # resubmit from segment 2
     assert len(again) == 2
     states = _wait(slurm_cluster, again)

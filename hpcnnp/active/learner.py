@@ -54,6 +54,7 @@ from hpcnnp.active.explore import explore_run, read_run_frames, starting_structu
 from hpcnnp.active.labeling import label_batch_to_file
 from hpcnnp.active.selection import diversity_filter, select_frames, structure_fingerprint
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.fileio import atomic_open, atomic_path, write_atomic
 
 __all__ = ["ActiveLearner", "ActiveInterrupted", "STEPS", "MARKER"]
 
@@ -262,9 +263,8 @@ class ActiveLearner:
         if path.is_file():
             return ase.io.read(path, index=":")
         images = starting_structures(self.cfg["exploration.structures"], self.cfg["data"])
-        tmp = path.with_name(path.name + ".tmp")
-        ase.io.write(tmp, images, format="extxyz")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            ase.io.write(tmp, images, format="extxyz")
         return ase.io.read(path, index=":")
 
     def step_explore(self, n, folder):
@@ -373,9 +373,7 @@ class ActiveLearner:
         infos = self.dispatcher.map(label_batch_to_file, tasks)
         failures = [f for info in infos for f in info["failures"]]
         parts = [Path(t["output"]).with_suffix(".data").read_text() for t in tasks]
-        tmp = folder / "labelled.data.tmp"
-        tmp.write_text("".join(parts))
-        os.replace(tmp, folder / "labelled.data")
+        write_atomic(folder / "labelled.data", "".join(parts))
         rec.write_json(folder / "failures.json", failures)
         for f in failures:
             self.log(f"iteration {n}: labelling {f['id']} failed: {f['error']}")
@@ -385,10 +383,8 @@ class ActiveLearner:
     def step_retrain(self, n, folder):
         data = folder / "input.data"
         if not data.is_file():
-            tmp = folder / "input.data.tmp"
-            tmp.write_text(self.data_path(n).read_text()
-                           + (self.step_dir(n, "label") / "labelled.data").read_text())
-            os.replace(tmp, data)
+            write_atomic(data, self.data_path(n).read_bytes()
+                         + (self.step_dir(n, "label") / "labelled.data").read_bytes())
         warm = self.committee_dirs(n) if self.cfg["committee.warm_start"] else None
         summary = self._train_committee(folder, data, n + 1, warm_from=warm)
         # the explored frames as the retrained committee sees them
@@ -558,14 +554,11 @@ def _count_structures(path):
 
 
 def _write_rows(path, columns, rows):
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_open(path, newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
         w.writeheader()
         for r in rows:
             w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
-    os.replace(tmp, path)
 
 
 def _read_rows(path):

@@ -19,10 +19,11 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
+
+from hpcnnp.fileio import atomic_open, write_atomic
 
 __all__ = ["write_json", "read_json", "sigma_histogram", "CSV_COLUMNS", "write_csv",
            "plot_histogram", "plot_summary"]
@@ -52,10 +53,7 @@ CSV_COLUMNS = {
 
 def write_json(path, obj):
     """Write JSON atomically (temporary file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=_default))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(obj, indent=1, default=_default))
 
 
 def read_json(path):
@@ -94,8 +92,7 @@ def sigma_histogram(sigma_f, sigma_low, sigma_high, bins=30):
 def write_csv(path, records):
     """``active-learning.csv``: one row per record (atomic write)."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_open(path, newline="") as f:
         w = csv.writer(f)
         w.writerow(list(CSV_COLUMNS))
         for r in records:
@@ -108,7 +105,6 @@ def write_csv(path, records):
                 row.append("" if v is None or (isinstance(v, float) and math.isnan(v))
                            else (f"{v:.6g}" if isinstance(v, float) else v))
             w.writerow(row)
-    os.replace(tmp, path)
 
 
 def _pyplot():

@@ -19,6 +19,7 @@ import numpy as np
 from hpcnnp import analysis as A
 from hpcnnp.analysis._output import write_h5
 from hpcnnp.errors import HpcnnpError
+from hpcnnp import mpi
 from hpcnnp.mpi import rank_size, world
 from hpcnnp.validation.criteria import first_peak
 
@@ -252,6 +253,9 @@ def run(args):
     """Execute ``hpcnnp analyze``; returns the exit code (0)."""
     comm = world()
     rank, size = rank_size(comm)
+    # a stale trajectory or other options on one rank: one error instead of a hang
+    mpi.check_consistency(comm, {**mpi.options_items(args),
+                                 "trajectory": mpi.FileDigest(str(args.trajectory))})
     todo = (args.segregation or args.li_density or args.profiles or args.clusters
             or args.rdf is not None or args.msd or args.vdos)
     if not todo:

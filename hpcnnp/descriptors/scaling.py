@@ -101,6 +101,7 @@ from pathlib import Path
 import numpy as np
 
 from hpcnnp.errors import HpcnnpError, InputFileError, StructureError
+from hpcnnp.fileio import AtomicFiles
 
 __all__ = [
     "DEFAULT_NBINS", "SCALING_FILE", "NEIGHBOR_HISTO_FILE", "NEIGHBOR_OUT_FILE",
@@ -281,7 +282,7 @@ def histogram_counts(values, edges, active=None, chunk_values=1 << 21):
 
 
 def _file_header(title, columns):
-    from hpcnnp.predict import file_header
+    from hpcnnp.io.n2p2_output import file_header
     return file_header(title, columns)
 
 
@@ -678,7 +679,7 @@ class ScalingRun:
         total = None
         if self.c.rank == 0:
             try:
-                from hpcnnp.predict import count_structures
+                from hpcnnp.io.n2p2 import count_structures
                 total = count_structures(self.data)
             except (OSError, ImportError):
                 total = None
@@ -1038,7 +1039,7 @@ class ScalingRun:
         messages so that no rank is left waiting, and every rank raises the error."""
         out = Path(output_dir)
         c = self.c
-        files = _AtomicSet(out) if c.rank == 0 else None
+        files = AtomicFiles(out) if c.rank == 0 else None
         err = None
         written = []
         try:
@@ -1065,14 +1066,13 @@ class ScalingRun:
                          + f", {LOG_FILE}")
                 with files.open(LOG_FILE) as fh:
                     fh.write("\n".join(self.log_lines) + "\n")
-                files.set_last(SCALING_FILE)
-                written = files.commit()
+                written = files.commit(last=SCALING_FILE)   # complete set: scaling.data
         except OSError as exc:
             err = exc
         except HpcnnpError as exc:
             err = exc
         finally:
-            if files is not None and files.pending:
+            if files is not None and files.files:
                 files.abort()
             if self._fdata is not None:
                 self._fdata.close()
@@ -1275,72 +1275,6 @@ class _BlockFile:
         if self.f is not None:
             self.f.close()
             self.f = None
-
-
-class _AtomicSet:
-    """Files written to temporaries in ``folder`` and renamed together by commit()."""
-
-    def __init__(self, folder):
-        self.folder = Path(folder)
-        self.pending = {}           # name -> tmp path
-        self.sync = {}
-        self.last = None
-
-    def reserve(self, name, fsync=True):
-        tmp = self.folder / f".{name}.tmp.{os.getpid()}.{os.urandom(4).hex()}"
-        self.pending[name] = tmp
-        self.sync[name] = fsync
-        return tmp
-
-    def open(self, name, fsync=True):
-        tmp = self.reserve(name, fsync)
-        return _SyncedFile(open(tmp, "x", encoding="utf-8", newline="\n"), fsync)
-
-    def set_last(self, name):
-        self.last = name
-
-    def commit(self):
-        names = [n for n in self.pending if n != self.last]
-        if self.last in self.pending:
-            names.append(self.last)
-        done = []
-        for name in names:
-            os.replace(self.pending.pop(name), self.folder / name)
-            done.append(self.folder / name)
-        return done
-
-    def abort(self):
-        for tmp in self.pending.values():
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-        self.pending = {}
-
-
-class _SyncedFile:
-    def __init__(self, fh, fsync):
-        self.fh = fh
-        self.fsync = fsync
-
-    def write(self, text):
-        return self.fh.write(text)
-
-    def __enter__(self):
-        return self
-
-    def finish(self, sync=True):
-        try:
-            if sync:
-                self.fh.flush()
-                if self.fsync:
-                    os.fsync(self.fh.fileno())
-        finally:
-            self.fh.close()
-
-    def __exit__(self, *exc):
-        self.finish(sync=exc[0] is None)
-        return False
 
 
 # ---------------------------------------------------------------------------------------

@@ -182,13 +182,8 @@ def write_lammps_data(path, atoms, elements, q, triclinic, comment=""):
 
 
 def _atomic_write(path, text):
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    from hpcnnp.fileio import write_atomic
+    write_atomic(path, text)
 
 
 def _fsync_path(path):
@@ -203,9 +198,20 @@ def _fsync_path(path):
 
 
 def _q(path):
-    """A path as one LAMMPS word (quoted when it has blanks)."""
+    """A path as one LAMMPS word: quoted when it has blanks or characters LAMMPS
+    interprets (``#`` comment, ``$`` variable, ``&`` continuation, quotes); a path with
+    a line break or another control character is refused."""
     text = str(path)
-    return f'"{text}"' if any(c.isspace() for c in text) else text
+    if any(ord(c) < 32 or c == "\x7f" for c in text):
+        raise MDError(f"file name {text!r} contains a line break or another control "
+                      "character, which cannot be passed to LAMMPS; rename it")
+    if not any(c.isspace() or c in "#$&'\"" for c in text):
+        return text
+    if '"' not in text:
+        return f'"{text}"'
+    if '"""' in text:
+        raise MDError(f"file name {text!r} cannot be quoted for LAMMPS; rename it")
+    return f'"""{text}"""'
 
 
 def _lammps_message(exc):
@@ -340,6 +346,42 @@ def _velocity_command(protocol, stage):
 # The run
 # ---------------------------------------------------------------------------------------
 
+def check_trajectory(path, state):
+    """Check on ``--resume`` that the trajectory still holds what ``state.json`` says:
+    it opens, has at least ``n_frames`` complete frames, the last of them at
+    ``last_frame_step``, and its last frame reads.
+
+    Raises
+    ------
+    MDError
+        Naming the file and what is wrong, and what to do.
+    """
+    from hpcnnp.io.h5md import H5MDTrajectory
+
+    path = Path(path)
+    n, last = int(state.get("n_frames", 0)), state.get("last_frame_step")
+    fix = (f"; the run in {path.parent} cannot be resumed from it: restore the file from "
+           "a copy, or start the run again in another folder")
+    if not path.exists():
+        raise MDError(f"{path}: the trajectory of the run being resumed is missing" + fix)
+    try:
+        with H5MDTrajectory(path) as traj:
+            if traj.n_frames < n:
+                raise MDError(f"{path}: {traj.n_frames} complete frames, but state.json "
+                              f"records {n}" + fix)
+            if n and last is not None and int(traj.steps[n - 1]) != int(last):
+                raise MDError(f"{path}: frame {n} is at step {int(traj.steps[n - 1])}, "
+                              f"state.json says {last}" + fix)
+            if n:
+                traj.frame(n - 1)
+    except MDError:
+        raise
+    except Exception as exc:       # noqa: BLE001 - h5py/HDF5 errors of a damaged file
+        reason = str(exc).split("\n")[0] or type(exc).__name__
+        reason = reason[len(f"{path}: "):] if reason.startswith(f"{path}: ") else reason
+        raise MDError(f"{path}: the trajectory cannot be read ({reason})" + fix) from None
+
+
 class MDRun:
     """Run (or resume) a protocol.
 
@@ -347,7 +389,7 @@ class MDRun:
     ----------
     protocol : hpcnnp.md.protocol.Protocol
     comm : mpi4py communicator, optional
-        Default: MPI.COMM_WORLD when mpi4py is installed.
+        Default: :func:`hpcnnp.mpi.world` (None for a serial run).
     resume : bool
         Continue from ``state.json`` of the run folder (or start if there is none).
     out : file
@@ -359,11 +401,8 @@ class MDRun:
     def __init__(self, protocol, comm=None, resume=False, out=None, progress_interval=10.0,
                  until_ns=None):
         if comm is None:
-            try:
-                from mpi4py import MPI
-                comm = MPI.COMM_WORLD
-            except ImportError:  # pragma: no cover
-                comm = None
+            from hpcnnp import mpi
+            comm = mpi.world()
         self.protocol = protocol
         self.comm = comm
         self.rank = comm.Get_rank() if comm is not None else 0
@@ -455,6 +494,7 @@ class MDRun:
                               f"the run being resumed in {self.dir}; only later stages may "
                               "change")
             prep["q"] = np.array(state["rotation"])
+            check_trajectory(self.protocol.trajectory_path, state)
         (self.dir / RESTART_DIR).mkdir(parents=True, exist_ok=True)
         if state is None:
             write_lammps_data(self.dir / DATA_FILE, prep["atoms"], prep["elements"], prep["q"],
@@ -646,9 +686,16 @@ class MDRun:
         prep = self._on_root(self._prepare_root)
         self.q = np.asarray(prep["q"])
         state = prep["state"]
+        if state is not None and state.get("complete") and state["stage"] + 1 < len(p.stages):
+            # stages were appended to the protocol after the run had finished
+            self.say(f"hpcnnp md: {self.dir}: the run finished its {state['stage'] + 1} "
+                     f"stage(s); the protocol now has {len(p.stages)}: continuing with "
+                     f"stage {state['stage'] + 2} ({p.stages[state['stage'] + 1].label})")
+            state["complete"] = False
         if state is not None and state.get("complete"):
             self.say(f"hpcnnp md: {self.dir}: the run is already complete "
-                     f"({state['n_frames']} frames, step {state['step']})")
+                     f"({state['n_frames']} frames, step {state['step']}; trajectory "
+                     "checked)")
             return {"complete": True, "step": state["step"], "n_frames": state["n_frames"],
                     "already_complete": True}
         if state is not None and self.until_step is not None and \

@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 
+from hpcnnp.fileio import write_atomic
 
 
 def _rel(ctx, path):
@@ -149,7 +150,5 @@ def write_report(ctx):
         else:
             lines += ["*(not run)*", ""]
     path = ctx.path("report.md")
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, "\n".join(lines) + "\n")
     return path

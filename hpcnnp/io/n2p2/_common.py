@@ -7,7 +7,7 @@ import math
 import re
 
 from hpcnnp.errors import InputFileError
-from hpcnnp.fileio import atomic_path
+from hpcnnp.fileio import atomic_open
 
 __all__ = ["N2P2_ELEMENTS", "element_order", "weights_filename"]
 
@@ -112,10 +112,9 @@ def _read_lines(path):
 
 
 def _atomic_write(path, write):
-    """Write a file atomically with :func:`hpcnnp.fileio.atomic_path`: ``write(fileobj)``
+    """Write a file atomically with :func:`hpcnnp.fileio.atomic_open`: ``write(fileobj)``
     fills a temporary file beside *path*, which then replaces it (a killed run never
     leaves half a file).  Text is UTF-8 with ``surrogateescape``, so that the bytes of
     an input file read with :func:`_read_lines` are written back unchanged."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "x", encoding="utf-8", errors="surrogateescape", newline="\n") as f:
-            write(f)
+    with atomic_open(path, errors="surrogateescape") as f:
+        write(f)

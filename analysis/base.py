@@ -67,6 +67,7 @@ import time
 import numpy as np
 
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.progress import Progress
 
 from .trajectory import as_trajectory
 
@@ -224,7 +225,8 @@ class AnalysisBase:
         comm : mpi4py communicator, optional
             Split the work over its ranks; every rank gets the same results.
         progress : bool
-            Print frames/s to standard error (rank 0 only).
+            Report frames done, frames/s and ETA on standard error (rank 0 only;
+            :mod:`hpcnnp.progress`).
 
         Returns
         -------
@@ -252,6 +254,8 @@ class AnalysisBase:
         self._prepare()
         t_read = 0.0
         error = None
+        reporter = Progress(type(self).__name__, len(local), unit="frames", comm=mpi,
+                            out=sys.stderr) if progress else None
         try:
             fields = [f for f in self._fields if f in self._trajectory.fields]
             row = 0
@@ -267,13 +271,11 @@ class AnalysisBase:
                 data["time"] = self._trajectory.times[data["frames"]]
                 self._chunk(data)
                 row += n
-                if progress and mpi.rank == 0:
-                    el = time.perf_counter() - t0
-                    print(f"\r{type(self).__name__}: {row}/{len(local)} frames "
-                          f"({row / max(el, 1e-9):.1f} frames/s)", end="", file=sys.stderr)
+                if reporter is not None:
+                    reporter.update(row)
                 tr = time.perf_counter()
-            if progress and mpi.rank == 0:
-                print(file=sys.stderr)
+            if reporter is not None:
+                reporter.close()
             self._finish_local()
         except Exception as exc:  # re-raised on every rank after the collective
             if mpi.comm is None:

@@ -65,7 +65,7 @@ from hpcnnp.errors import HpcnnpError, InputFileError, StructureError
 
 __all__ = [
     "predict_dataset", "PredictionSummary", "ExtrapolationSummary", "ErrorMetrics",
-    "N2p2Structure", "Progress", "count_structures", "file_header", "fma",
+    "N2p2Structure", "count_structures", "file_header", "fma",
     "n2p2_inverse_box", "n2p2_remap", "OUTPUT_FILES", "PER_STRUCTURE_FILES",
     "EXTRAPOLATION_FILE",
 ]
@@ -553,7 +553,7 @@ class ExtrapolationSummary:
 
 
 # ---------------------------------------------------------------------------------------
-# Progress and structure counting
+# Structure counting
 # ---------------------------------------------------------------------------------------
 
 _BEGIN_RE = re.compile(rb"^[ \t]*begin(?=[ \t\r\n]|$)", re.MULTILINE)
@@ -575,55 +575,6 @@ def count_structures(path, chunk_size=1 << 24):
     if tail:
         count += len(_BEGIN_RE.findall(tail))
     return count
-
-
-class Progress:
-    """Prints a progress line every ``every`` structures or ``seconds`` seconds.
-
-    Parameters
-    ----------
-    total : int or None
-        Number of structures (None: rate without ETA).
-    stream : file, default sys.stderr
-    """
-
-    def __init__(self, total=None, every=100, seconds=10.0, stream=None):
-        self.total = total
-        self.every = every
-        self.seconds = seconds
-        self.stream = sys.stderr if stream is None else stream
-        self.start = self.last = time.perf_counter()
-        self.last_count = 0
-
-    def update(self, done, atoms):
-        now = time.perf_counter()
-        if ((self.every and done - self.last_count >= self.every)
-                or (self.seconds and now - self.last >= self.seconds)):
-            self.last, self.last_count = now, done
-            self.stream.write(self.line(done, atoms, now) + "\n")
-            self.stream.flush()
-
-    def line(self, done, atoms, now=None):
-        elapsed = (now or time.perf_counter()) - self.start
-        rate = done / elapsed if elapsed > 0 else 0.0
-        text = f"hpcnnp predict: {done}"
-        if self.total:
-            text += f"/{self.total} structures ({100.0 * done / self.total:5.1f} %)"
-        else:
-            text += " structures"
-        text += (f", {atoms} atoms, {rate:.2f} structures/s, "
-                 f"{atoms / elapsed if elapsed > 0 else 0.0:.0f} atoms/s, "
-                 f"elapsed {_hms(elapsed)}")
-        if self.total and rate > 0:
-            text += f", ETA {_hms((self.total - done) / rate)}"
-        return text
-
-
-def _hms(seconds):
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h:d}:{m:02d}:{s:02d}"
 
 
 # ---------------------------------------------------------------------------------------
@@ -725,8 +676,8 @@ def predict_dataset(potential, data="input.data", output_dir=".", *, forces=None
         Print every extrapolation warning (n2p2's line) to ``warnings_stream``
         (default stderr); they are always counted and written to
         ``extrapolation.csv``.
-    progress : Progress or None
-        Progress reporter (``update(structures_done, atoms_done)``).
+    progress : hpcnnp.progress.Progress or None
+        Progress reporter (structures done; atoms done as a second count).
     contract : bool
         Emulate n2p2's fused multiply-adds in its reference arithmetic (see module doc).
     max_warnings : int
@@ -862,7 +813,7 @@ def predict_dataset(potential, data="input.data", output_dir=".", *, forces=None
             n_struct += 1
             n_atoms += n
             if progress is not None:
-                progress.update(n_struct, n_atoms)
+                progress.update(n_struct, counts={"atoms": n_atoms})
         written = [out_dir / name for name in files.files]
         files.commit()
     except OSError as exc:

@@ -100,7 +100,8 @@ def run(args):
     from pathlib import Path
 
     from hpcnnp.potential import Potential
-    from hpcnnp.predict import Progress, count_structures, predict_dataset
+    from hpcnnp.predict import count_structures, predict_dataset
+    from hpcnnp.progress import Progress
 
     _check(args)
     potential = Potential.from_n2p2(args.potential)
@@ -113,12 +114,15 @@ def run(args):
                 total = count_structures(data)
             except OSError as exc:
                 raise InputFileError(data, None, f"cannot read: {exc.strerror}") from None
-        progress = Progress(total, every=args.progress_every,
-                            seconds=args.progress_seconds, stream=sys.stderr)
+        progress = Progress("hpcnnp predict", total, unit="structures", out=sys.stderr,
+                            every=args.progress_every,
+                            interval=args.progress_seconds or float("inf"))
     summary = predict_dataset(potential, data, args.output_dir, forces=args.forces,
                               per_structure=args.per_structure,
                               show_warnings=args.show_warnings, progress=progress,
                               contract=args.contract)
+    if progress is not None:
+        progress.close()
     out = sys.stdout
     rate = summary.n_structures / summary.elapsed if summary.elapsed > 0 else 0.0
     out.write(f"hpcnnp predict: {summary.n_structures} structures, {summary.n_atoms} "

@@ -58,6 +58,7 @@ from pathlib import Path
 import numpy as np
 
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.progress import Progress
 
 __all__ = ["MDRun", "MDError", "MDAbort", "run_protocol", "lammps_frame",
            "write_lammps_data", "write_lammps_input", "read_structure", "prepare"]
@@ -383,7 +384,9 @@ class MDRun:
 
     # ------------------------------------------------------------ helpers
     def say(self, text):
-        if self.rank == 0:
+        if getattr(self, "_reporter", None) is not None:
+            self._reporter.message(text)        # (keeps a terminal's bar intact)
+        elif self.rank == 0:
             print(text, file=self.out, flush=True)
 
     def _bcast(self, obj):
@@ -618,22 +621,15 @@ class MDRun:
 
     # ------------------------------------------------------------ progress
     def _progress(self, step, label, force=False):
-        now = time.perf_counter()
-        if not force and now - self._last_print < self.progress_interval:
-            return
-        self._last_print = now
-        md_steps = self._md_steps_done
-        rate = md_steps / self._md_seconds if self._md_seconds > 0 else float("nan")
+        # rate of the MD runs alone (frames included, set-up and restarts not)
+        rate = self._md_steps_done / self._md_seconds if self._md_seconds > 0 else None
         dt = self.protocol.timestep_fs
-        ns_day = rate * dt * 1e-6 * 86400 if rate == rate else float("nan")
-        remaining = self.protocol.total_steps - step
-        eta = remaining / rate if rate and rate == rate and rate > 0 else float("nan")
-        eta_s = ("%d:%02d:%02d" % (eta // 3600, eta % 3600 // 60, eta % 60)) \
-            if eta == eta else "?"
-        self.say(f"hpcnnp md: {label} step {step}/{self.protocol.total_steps} "
-                 f"t = {step * dt / 1000.0:.3f} ps | {ns_day:.3f} ns/day, {rate:.1f} steps/s, "
-                 f"{rate * self.natoms / max(self.size, 1):.0f} atom-steps/s/rank | "
-                 f"frames {self.traj.n_frames if self.traj else 0} | ETA {eta_s}")
+        msg = f"{label.rstrip(':;')}: t = {step * dt / 1000.0:.3f} ps"
+        if rate:
+            msg += (f", {rate * dt * 1e-6 * 86400:.3f} ns/day, "
+                    f"{rate * self.natoms / max(self.size, 1):.0f} atom-steps/s/rank")
+        msg += f", frames {self.traj.n_frames if self.traj else 0}"
+        self._reporter.update(step, msg=msg, rate=rate, force=force)
 
     # ------------------------------------------------------------ main loop
     def run(self):
@@ -659,7 +655,9 @@ class MDRun:
         self._prev_restart = Path(state["restart"]).name if state else None
         self._md_steps_done, self._md_seconds = 0, 0.0
         self._need_setup = True
-        self._last_print = time.perf_counter()
+        self._reporter = Progress("hpcnnp md", p.total_steps, unit="steps", out=self.out,
+                                  interval=self.progress_interval, comm=self.comm,
+                                  initial=state["step"] if state else 0)
         self._ew_last = 0.0
         try:
             self._start_lammps(prep)
@@ -699,7 +697,8 @@ class MDRun:
                 segment = self._md_stage(stage, begin, end, step, fresh, segment)
             step, fresh = end, True
             stage_i += 1
-        self._progress(step, "done:", force=True)
+        self._progress(step, "done", force=True)
+        self._reporter.close()
 
     def _minimize(self, stage, step, segment):
         fix = f"hpcnnp_box{stage.index}"
@@ -767,9 +766,8 @@ class MDRun:
             self._end_segment(segment, stage, done, step)
             dt = time.perf_counter() - t_seg
             rate = (step - s_seg) / dt if dt > 0 else float("nan")
-            self._last_print = -1e30
             self._progress(step, f"segment {segment}/{self.n_segments} {stage.label} done "
-                           f"({rate:.1f} steps/s in segment);")
+                           f"({rate:.1f} steps/s in segment)", force=True)
             if self.until_step is not None and step >= self.until_step and step < end:
                 raise _TargetReached(step)
         return segment

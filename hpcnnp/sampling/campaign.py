@@ -73,6 +73,7 @@ import numpy as np
 import yaml
 
 from hpcnnp.errors import HpcnnpError, InputFileError
+from hpcnnp.progress import Progress, format_duration
 
 __all__ = ["Campaign", "Task", "load_campaign", "run_campaign", "run_task", "merge_task",
            "task_status", "BUILDERS", "STRUCTURE_CLASSES", "build_structure",
@@ -851,15 +852,6 @@ class CampaignReport:
                                               "failures", "dataset", "workdir")}
 
 
-def _fmt_time(seconds):
-    if seconds is None or not math.isfinite(seconds):
-        return "--"
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
-
-
 @contextlib.contextmanager
 def _driver_lock(workdir):
     path = Path(workdir) / "driver.lock"
@@ -1061,8 +1053,6 @@ def run_campaign(path, site=None, resume=False, scale=None, output=None, workdir
             merge(task, d)
         submit, shutdown, serial = _parsl_executor(campaign, log) if todo else \
             ((lambda _: None), (lambda: None), True)
-        t_run = time.perf_counter()
-        finished_now = 0
         retries = int(campaign.resources.get("retries") or 0)
         attempts = {}
         queue = []          # serial mode: futures in the order they are run
@@ -1077,26 +1067,17 @@ def run_campaign(path, site=None, resume=False, scale=None, output=None, workdir
             futures, pending = {}, set()
             for task, d in todo:
                 launch(task, d)
-            last = 0.0
+            reporter = Progress(f"campaign {campaign.name}", report.tasks, unit="tasks",
+                                out=log, interval=progress_interval,
+                                initial=report.done + report.skipped)
 
             def progress(force=False):
-                nonlocal last
-                now = time.perf_counter()
-                if not force and now - last < progress_interval:
-                    return
-                last = now
-                remaining = len(pending)
-                elapsed = now - t_run
-                eta = elapsed / finished_now * remaining if finished_now else None
-                log(f"[{campaign.name}] {report.done + report.skipped}/{report.tasks} done, "
-                    f"{report.failed} failed, {remaining} pending | "
-                    f"{report.snapshots_added} snapshots added | elapsed "
-                    f"{_fmt_time(now - t0)}, ETA {_fmt_time(eta)}")
+                reporter.update(report.done + report.skipped + report.failed, force=force,
+                                msg=f"{report.failed} failed, {len(pending)} pending, "
+                                    f"{report.snapshots_added} snapshots added")
 
             def handle(fut, result, error):
-                nonlocal finished_now
                 task, d = futures[fut]
-                finished_now += 1
                 if error is not None and type(error).__name__ in EXECUTOR_FAILURES:
                     # no task ran: the executor cannot start workers (wrong machine,
                     # scheduler refused the job, ...) -- stop instead of failing all tasks
@@ -1159,6 +1140,7 @@ def run_campaign(path, site=None, resume=False, scale=None, output=None, workdir
                         result, error = None, exc
                     handle(fut, result, error)
                 progress()
+            reporter.close()
         finally:
             shutdown()
         report.wall_time = time.perf_counter() - t0
@@ -1167,7 +1149,7 @@ def run_campaign(path, site=None, resume=False, scale=None, output=None, workdir
         log(f"campaign {campaign.name}: {report.done + report.skipped}/{report.tasks} tasks "
             f"finished ({report.skipped} from earlier runs), {report.failed} failed; "
             f"{report.snapshots_added} snapshots added ({report.duplicates} duplicates "
-            f"skipped) to {campaign.output} in {_fmt_time(report.wall_time)}")
+            f"skipped) to {campaign.output} in {format_duration(report.wall_time)}")
         if report.failed:
             log(f"failed tasks are listed in {work / 'report.json'}; re-run with --resume to "
                 "retry them")

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from hpcnnp.errors import HpcnnpError, InputFileError
+from hpcnnp.progress import Progress
 
 from .report import fmt, md_table, write_columns, write_csv, write_text
 
@@ -77,27 +78,10 @@ class ValidationConfig:
     max_parity_points: int = 50000
 
 
-def _md_progress(ctx, what, lines=10):
-    """Progress callback for run_md: about ``lines`` log lines with rate and ETA (the
-    rate is measured from the first stored frame on, so equilibration does not
-    distort the ETA)."""
-    t0 = time.perf_counter()
-    first = {}
-
-    def report(done, total):
-        now = time.perf_counter()
-        if not first:
-            first.update(t=now, done=done)
-        step = max(1, total // lines)
-        if done % step and done != total:
-            return
-        frames = done - first["done"]
-        dt = now - first["t"]
-        rate = frames / dt if frames > 0 and dt > 0 else 0.0
-        eta = f"{(total - done) / rate:.0f} s" if rate > 0 else "--"
-        ctx.log(f"  {what}: frame {done}/{total}, {rate:.2f} frames/s, "
-                f"elapsed {now - t0:.0f} s, ETA {eta}")
-    return report
+def _md_progress(ctx, what):
+    """Progress of run_md in the log, rate and ETA measured from the first stored frame
+    on (equilibration does not distort the ETA)."""
+    return Progress(what, unit="frames", out=ctx.log, interval=30.0, rate_from="first")
 
 
 # ---------------------------------------------------------------------------------------
@@ -483,15 +467,7 @@ def _step_transition(ctx):
     t0, t1 = cfg.transition_range
     ctx.log(f"transition: NPT ramp {t0:g} -> {t1:g} K, {cfg.transition_steps} steps of "
             f"{cfg.md_timestep:g} fs, {len(atoms)} atoms ({engine})")
-    start = time.perf_counter()
-    last = [start]
-
-    def progress(done, total):
-        now = time.perf_counter()
-        if now - last[0] > 30 or done == total:
-            last[0] = now
-            ctx.log(f"  step {done}/{total} ({now - start:.0f} s)")
-
+    progress = Progress("transition: NPT ramp", unit="steps", out=ctx.log, interval=30.0)
     samples = npt_ramp(atoms, t0, t1, cfg.transition_steps, calculator=ctx.calculator,
                        potential_dir=cfg.potential, engine=engine,
                        timestep=cfg.md_timestep, sample_every=cfg.transition_sample_every,

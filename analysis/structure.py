@@ -89,6 +89,8 @@ import warnings
 
 import numpy as np
 
+from hpcnnp.units import A2_PER_FS_TO_CM2_PER_S, KB_EV
+
 from ._output import new_figure, save_figure, write_csv
 from ._pbc import pairs_within, perpendicular_widths
 from .base import ATOM_BLOCK, AnalysisBase, AnalysisError, frame_blocks, species_order
@@ -96,9 +98,6 @@ from .trajectory import ArrayTrajectory
 
 __all__ = ["RDF", "MSD", "Diffusivity", "arrhenius", "VDOS", "msd_fft", "msd_direct",
            "KB_EV"]
-
-#: Boltzmann constant (eV/K), CODATA 2018
-KB_EV = 8.617333262e-5
 
 
 # ======================================================================================
@@ -579,8 +578,8 @@ class Diffusivity:
         r.D_groups = Dg
         r.slope, r.intercept = slope, icpt
         r.fit_window = (t0, t1)
-        r.D_cm2_s = D * 0.1
-        r.D_err_cm2_s = r.D_err * 0.1
+        r.D_cm2_s = D * A2_PER_FS_TO_CM2_PER_S
+        r.D_err_cm2_s = r.D_err * A2_PER_FS_TO_CM2_PER_S
         r.species = m.species
         self._results = r
         return r

@@ -78,6 +78,7 @@ from pathlib import Path
 import numpy as np
 
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.units import EV_PER_KJ_MOL
 
 __all__ = ["H5MDWriter", "H5MDTrajectory", "H5MDError", "FIELDS", "OBSERVABLE_UNITS",
            "mdanalysis_universe", "PARTICLE_GROUP"]
@@ -700,7 +701,7 @@ def mdanalysis_universe(path, **kwargs):
         from MDAnalysis.coordinates.H5MD import H5MDReader
 
         if "eV/Angstrom" not in units.forceUnit_factor:
-            factor = units.forceUnit_factor["kJ/(mol*Angstrom)"] / 96.48533212331002
+            factor = units.forceUnit_factor["kJ/(mol*Angstrom)"] * EV_PER_KJ_MOL
             units.forceUnit_factor["eV/Angstrom"] = factor
             units.unit_types["eV/Angstrom"] = "force"
         H5MDReader._unit_translation["force"].setdefault("eV Angstrom-1", "eV/Angstrom")

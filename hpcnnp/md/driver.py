@@ -59,6 +59,7 @@ import numpy as np
 
 from hpcnnp.errors import HpcnnpError
 from hpcnnp.progress import Progress
+from hpcnnp.units import FS_PER_NS, SECONDS_PER_DAY, atomic_mass, atomic_masses
 
 __all__ = ["MDRun", "MDError", "MDAbort", "run_protocol", "lammps_frame",
            "write_lammps_data", "write_lammps_input", "read_structure", "prepare"]
@@ -157,8 +158,6 @@ def write_lammps_data(path, atoms, elements, q, triclinic, comment=""):
     Types follow *elements* (type k+1 = elements[k]); masses are ASE's standard
     masses; positions are wrapped into the cell (image flags 0).
     """
-    from ase.data import atomic_masses, atomic_numbers
-
     low = np.asarray(atoms.cell.array, dtype=np.float64) @ q
     low[np.triu_indices(3, 1)] = 0.0
     frac = np.linalg.solve(atoms.cell.array.T, atoms.positions.T).T
@@ -174,7 +173,7 @@ def write_lammps_data(path, atoms, elements, q, triclinic, comment=""):
     if triclinic:
         lines.append(f"{r(low[1, 0])} {r(low[2, 0])} {r(low[2, 1])} xy xz yz")
     lines += ["", "Masses", ""]
-    lines += [f"{k + 1} {r(atomic_masses[atomic_numbers[el]])}  # {el}"
+    lines += [f"{k + 1} {r(atomic_mass(el))}  # {el}"
               for k, el in enumerate(elements)]
     lines += ["", "Atoms  # atomic", ""]
     lines += [f"{i + 1} {t} {r(p[0])} {r(p[1])} {r(p[2])} 0 0 0"
@@ -499,8 +498,7 @@ class MDRun:
 
         state = prep["state"]
         atoms = prep["atoms"].copy()
-        from ase.data import atomic_masses
-        atoms.set_masses(atomic_masses[atoms.get_atomic_numbers()])
+        atoms.set_masses(atomic_masses(atoms.get_atomic_numbers()))
         path = self.protocol.trajectory_path
         if state is None:
             meta = {"provenance": self._provenance(prep)}
@@ -626,7 +624,7 @@ class MDRun:
         dt = self.protocol.timestep_fs
         msg = f"{label.rstrip(':;')}: t = {step * dt / 1000.0:.3f} ps"
         if rate:
-            msg += (f", {rate * dt * 1e-6 * 86400:.3f} ns/day, "
+            msg += (f", {rate * dt / FS_PER_NS * SECONDS_PER_DAY:.3f} ns/day, "
                     f"{rate * self.natoms / max(self.size, 1):.0f} atom-steps/s/rank")
         msg += f", frames {self.traj.n_frames if self.traj else 0}"
         self._reporter.update(step, msg=msg, rate=rate, force=force)

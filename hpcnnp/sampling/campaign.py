@@ -74,6 +74,7 @@ import yaml
 
 from hpcnnp.errors import HpcnnpError, InputFileError
 from hpcnnp.progress import Progress, format_duration
+from hpcnnp.units import AMU_G_CM3, atomic_mass
 
 __all__ = ["Campaign", "Task", "load_campaign", "run_campaign", "run_task", "merge_task",
            "task_status", "BUILDERS", "STRUCTURE_CLASSES", "build_structure",
@@ -113,7 +114,6 @@ def _packing(composition, density=None, cell=None, seed=0):
     """Random packing of a formula (``Li7La3Zr2O12``) at *density* g/cm^3 in a cube,
     or in *cell* (3 lengths or 3x3, Å)."""
     from ase import Atoms
-    from ase.data import atomic_masses, atomic_numbers
     try:
         symbols = Atoms(composition).get_chemical_symbols()
     except Exception:
@@ -123,8 +123,8 @@ def _packing(composition, density=None, cell=None, seed=0):
     if cell is None:
         if not float(density) > 0:
             raise HpcnnpError(f"packing: density must be > 0 g/cm^3, got {density}")
-        mass = sum(atomic_masses[atomic_numbers[s]] for s in symbols)
-        length = (mass * 1.66053907 / float(density)) ** (1 / 3)
+        mass = sum(atomic_mass(s) for s in symbols)
+        length = (mass * AMU_G_CM3 / float(density)) ** (1 / 3)
         cell = np.eye(3) * length
     else:
         c = np.array(cell, float)

@@ -6,18 +6,12 @@ from collections import Counter
 
 import numpy as np
 
+from hpcnnp.units import ELEMENT_ORDER, FORMAL_CHARGES
+
 __all__ = [
     "FORMAL_CHARGES", "set_formal_charges", "total_charge", "provenance",
     "composition", "formula", "min_distance", "short_pairs",
 ]
-
-#: Formal oxidation states used unless a builder states otherwise
-#: (per-atom values are stored as ``atoms.get_initial_charges()``).
-FORMAL_CHARGES = {"Li": 1, "La": 3, "Zr": 4, "Co": 3, "O": -2}
-
-#: Order of elements in formulas.
-ELEMENT_ORDER = ("Li", "La", "Zr", "Co", "O")
-
 
 def set_formal_charges(atoms, overrides=None):
     """Store formal charges as initial charges (``overrides``: index -> q)."""

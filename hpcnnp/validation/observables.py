@@ -56,6 +56,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.geometry import perpendicular_widths
 from hpcnnp.units import A2_PER_FS_TO_CM2_PER_S, KB_EV
 
 __all__ = ["unwrap", "rdf", "vacf", "vdos", "msd", "fit_diffusivity", "diffusion",
@@ -100,13 +101,6 @@ def element_pairs(elements):
     return [(a, b) for i, a in enumerate(elements) for b in elements[i:]]
 
 
-def _widths(cell):
-    cell = np.asarray(cell, dtype=float)
-    vol = abs(np.linalg.det(cell))
-    return np.array([vol / np.linalg.norm(np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3]))
-                     for k in range(3)])
-
-
 def _analysis(use=True):
     """(hpcnnp.analysis.structure, ArrayTrajectory) or None."""
     if not use:
@@ -140,7 +134,7 @@ def rdf(traj, r_max=None, n_bins=200, pairs=None, max_frames=100, use_analysis=T
     r : (n_bins,) bin centres, Å
     g : dict (a, b) -> (n_bins,) array
     """
-    half = 0.5 * _widths(traj.cells[0]).min()
+    half = 0.5 * perpendicular_widths(traj.cells[0]).min()
     r_max = min(8.0, half) if r_max is None else float(r_max)
     if not r_max > 0:
         raise ObservableError("rdf: r_max must be > 0")
@@ -154,7 +148,7 @@ def rdf(traj, r_max=None, n_bins=200, pairs=None, max_frames=100, use_analysis=T
     frames = np.unique(np.linspace(0, traj.n_frames - 1,
                                    min(max_frames, traj.n_frames)).round().astype(int))
     ana = _analysis(use_analysis)
-    if ana is not None and all(r_max <= 0.5 * _widths(traj.cells[f]).min() for f in frames):
+    if ana is not None and all(r_max <= 0.5 * perpendicular_widths(traj.cells[f]).min() for f in frames):
         structure, ArrayTrajectory = ana
         at = ArrayTrajectory(traj.positions[frames], traj.cells[frames], symbols,
                              masses=traj.masses, name=traj.name)
@@ -186,7 +180,7 @@ def _pairs_within(symbols, positions, cell, r_max, max_dense=2500):
     r_max up to half the smallest cell width; large cells: ASE's neighbour list.
     """
     n = len(positions)
-    if n > max_dense or r_max > 0.5 * _widths(cell).min():
+    if n > max_dense or r_max > 0.5 * perpendicular_widths(cell).min():
         from ase import Atoms
         from ase.neighborlist import neighbor_list
         atoms = Atoms(symbols=list(symbols), positions=positions, cell=cell, pbc=True)

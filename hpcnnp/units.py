@@ -80,8 +80,10 @@ COULOMB = HARTREE * BOHR
 #: 1 kJ/mol in eV (per particle).
 EV_PER_KJ_MOL = float(_C["kJ"] / _C["mol"])
 
-#: fs in a ps (LAMMPS metal time) and in a ns (simulated-time totals).
+#: fs in a ps (LAMMPS metal time).
 FS_PER_PS = 1.0e3
+
+#: fs in a ns (simulated-time totals, ns/day).
 FS_PER_NS = 1.0e6
 
 #: Seconds in a day (ns/day throughputs).

@@ -472,6 +472,8 @@ class _ValueStore:
 class ScalingResult:
     """What :func:`run_scaling` / :func:`compute_scaling` return (same on every rank).
 
+    Attributes
+    ----------
     elements : list of str, n2p2 order
     statistics : dict element -> (n_sf, 4) array (min, max, mean, sigma); None after a
         dry run

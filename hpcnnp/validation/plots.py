@@ -1,4 +1,4 @@
-"""Plots of the validation stage (matplotlib, Agg backend, PNG).
+"""Plots of the validation stage (matplotlib figures on the Agg canvas, PNG).
 
 Every plot has axis labels with units, a legend and, for parity plots, the y = x line
 and the RMSE of each set in the legend.  Reference data are drawn in black/grey
@@ -8,10 +8,12 @@ readable in greyscale.  Files are written atomically (temporary file + rename).
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure     # the Agg canvas: no pyplot, no backend switch
 
 __all__ = ["parity_plot", "rdf_plot", "vdos_plot", "msd_plot", "arrhenius_plot",
            "transition_plot", "SET_COLORS"]
@@ -23,32 +25,36 @@ REF_STYLE = dict(color="black", lw=1.6, ls="-")
 ML_STYLE = dict(color="tab:red", lw=1.4, ls="--")
 
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    plt.rcParams.update({"font.size": 10, "axes.titlesize": 10, "legend.fontsize": 8,
-                         "axes.grid": True, "grid.alpha": 0.3})
-    return plt
+#: Style of the validation figures, applied per figure (never to matplotlib's globals).
+STYLE = {"font.size": 10, "axes.titlesize": 10, "legend.fontsize": 8, "axes.grid": True,
+         "grid.alpha": 0.3}
+
+
+def _styled(plot):
+    """Run a plot function with :data:`STYLE` in effect (rc_context: global state is
+    restored afterwards, also after an error)."""
+    @functools.wraps(plot)
+    def wrapper(*args, **kwargs):
+        import matplotlib
+        with matplotlib.rc_context(STYLE):
+            return plot(*args, **kwargs)
+    return wrapper
 
 
 def _save(fig, path):
-    plt = _plt()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name("." + path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=130, bbox_inches="tight")
-    plt.close(fig)
     os.replace(tmp, path)
     return path
 
 
 def _grid(n, ncols=3, size=(3.6, 3.0)):
-    plt = _plt()
     ncols = min(ncols, n)
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows),
-                             squeeze=False)
+    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
     return fig, axes.ravel()[:n]
@@ -64,6 +70,7 @@ def _diag(ax, lo, hi):
     ax.ticklabel_format(useOffset=False)
 
 
+@_styled
 def parity_plot(sets, cls, path, max_points=50000, seed=0):
     """Parity plot of one class: energy per atom and force components, sets in colour.
 
@@ -78,8 +85,8 @@ def parity_plot(sets, cls, path, max_points=50000, seed=0):
     """
     from .metrics import rmse
 
-    plt = _plt()
-    fig, (ax_e, ax_f) = plt.subplots(1, 2, figsize=(10.5, 4.8))
+    fig = Figure(figsize=(10.5, 4.8))
+    ax_e, ax_f = fig.subplots(1, 2)
     rng = np.random.default_rng(seed)
     e_lo, e_hi, f_lo, f_hi = np.inf, -np.inf, np.inf, -np.inf
     thinned = False
@@ -117,6 +124,7 @@ def parity_plot(sets, cls, path, max_points=50000, seed=0):
     return _save(fig, path)
 
 
+@_styled
 def rdf_plot(r, g_ref, g_ml, path, title="", labels=("reference", "HDNNP")):
     """Partial RDFs, one panel per element pair, reference vs potential."""
     pairs = list(g_ref)
@@ -135,6 +143,7 @@ def rdf_plot(r, g_ref, g_ml, path, title="", labels=("reference", "HDNNP")):
     return _save(fig, path)
 
 
+@_styled
 def vdos_plot(nu, d_ref, d_ml, path, title="", labels=("reference", "HDNNP"), nu_max=None):
     """vDOS per element (+ total), reference vs potential."""
     keys = list(d_ref)
@@ -158,6 +167,7 @@ def vdos_plot(nu, d_ref, d_ml, path, title="", labels=("reference", "HDNNP"), nu
     return _save(fig, path)
 
 
+@_styled
 def msd_plot(results_ref, results_ml, path, labels=("reference", "HDNNP")):
     """MSD(t) per temperature, with the fitted lines over their windows and D in the legend.
 
@@ -182,13 +192,14 @@ def msd_plot(results_ref, results_ml, path, labels=("reference", "HDNNP")):
     return _save(fig, path)
 
 
+@_styled
 def arrhenius_plot(data, path, species="Li"):
     """log10 D vs 1000/T with error bars and Arrhenius lines.
 
     data : list of (label, T (K), D (cm²/s), D_err, ArrheniusFit or None, style dict)
     """
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.4, 4.2))
+    fig = Figure(figsize=(5.4, 4.2))
+    ax = fig.subplots()
     for label, T, D, err, fit, style in data:
         T, D, err = (np.asarray(x, dtype=float) for x in (T, D, err))
         ok = D > 0
@@ -213,13 +224,14 @@ def arrhenius_plot(data, path, species="Li"):
     return _save(fig, path)
 
 
+@_styled
 def transition_plot(result, path, label="HDNNP", reference=None):
     """Lattice parameters a, c and c/a vs temperature of an NPT heating ramp.
 
     result : TransitionResult; reference : optional TransitionResult drawn in black.
     """
-    plt = _plt()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.5, 4.2))
+    fig = Figure(figsize=(10.5, 4.2))
+    ax1, ax2 = fig.subplots(1, 2)
     for res, lab, style in ((reference, "reference", REF_STYLE), (result, label, ML_STYLE)):
         if res is None:
             continue

@@ -13,6 +13,7 @@ import sys
 
 from hpcnnp import __version__
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.signals import Terminated, exit_status, terminate_gracefully
 
 #: sub-command name -> module in hpcnnp.commands (imported when the CLI starts)
 COMMANDS = {
@@ -49,10 +50,13 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with terminate_gracefully(f"hpcnnp {args.command}"):
+            return int(args.func(args) or 0)
     except HpcnnpError as exc:
         print(f"hpcnnp {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated as exc:       # the signal handler printed the line
+        return exit_status(exc)
     except KeyboardInterrupt:
         print(f"hpcnnp {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -33,6 +33,23 @@ class InputFileError(HpcnnpError, ValueError):
         super().__init__(f"{where}: {message}")
 
 
+class OutputError(HpcnnpError):
+    """An output file or folder cannot be written (disk full, read-only, permissions).
+
+    Parameters
+    ----------
+    path : str
+        The file or folder.
+    message : str
+        What went wrong, e.g. ``cannot write: No space left on device``.
+    """
+
+    def __init__(self, path, message):
+        self.path = str(path)
+        self.message = message
+        super().__init__(f"{self.path}: {message}")
+
+
 class StructureError(HpcnnpError, ValueError):
     """A structure the engine cannot evaluate (e.g. atoms closer than 0.1 Å)."""
 

@@ -1,17 +1,60 @@
-"""Small file helpers shared by the stages: atomic text writes.
+"""Files every stage writes: atomic outputs, one lock per output folder, stale temp files.
 
-A reader (another stage, a batch system, a user) never sees a half-written file:
-the text goes to a temporary file in the same folder, is fsync'ed and renamed
-over the target.
+Atomic outputs
+    A reader (another stage, a batch system, a user) never sees a half-written file
+    under its final name: the content goes to a temporary file in the same folder
+    (``.NAME.PID.XXXXXXXX.tmp``), is fsync'ed and renamed over the target.  On any
+    error -- a full disk, a read-only folder, an exception of the caller, Ctrl-C or
+    SIGTERM -- the temporary file is removed and the previous file stays untouched.
+
+    * :func:`write_atomic` -- text or bytes in one call;
+    * :func:`atomic_path` -- a context manager yielding the temporary path, for
+      writers that want a file name (h5py, numpy, matplotlib);
+    * :func:`atomic_open` -- a context manager yielding an open file object;
+    * :class:`AtomicFiles` -- several files that replace their targets together at
+      the end (``hpcnnp predict``'s outputs).
+
+    Write errors become :class:`~hpcnnp.errors.OutputError` naming the file and the
+    reason (``No space left on device``, ``Read-only file system``).
+
+Folder lock
+    :func:`folder_lock` takes an exclusive lock on ``FOLDER/.hpcnnp.lock`` for the
+    duration of a command, so that two runs cannot mix their files in one output or
+    work folder; the second one stops at once with a message naming the first (command,
+    pid, host, start time).  The lock is a POSIX record lock (``fcntl.lockf``): the
+    kernel releases it when the holder dies, even by SIGKILL, so there are no stale
+    locks; it also works on NFS and on Lustre mounted with ``flock``.  Under MPI only
+    rank 0 takes it.
+
+Stale temporary files
+    A process killed by SIGKILL cannot remove its temporary files.
+    :func:`remove_stale_temps` deletes hpcnnp's temporary files in a folder whose
+    writer no longer runs; commands call it while holding the folder lock.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
-import tempfile
+import re
+import socket
+import time
 from pathlib import Path
 
-from hpcnnp.errors import InputFileError
+from hpcnnp.errors import HpcnnpError, OutputError
+
+__all__ = ["write_atomic", "atomic_path", "atomic_open", "AtomicFiles", "temp_path",
+           "output_error", "folder_lock", "FolderLock", "FolderBusyError", "LOCK_FILE",
+           "remove_stale_temps", "yaml_key_lines"]
+
+#: name of the lock file in a locked folder
+LOCK_FILE = ".hpcnnp.lock"
+
+#: hpcnnp's temporary files: ``.NAME.PID.HEX8.tmp`` (and the older
+#: ``.NAME.tmp.PID.HEX8`` of predict/scaling before the helpers were shared)
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$"
+                      r"|^\.(?P<name2>.+)\.tmp\.(?P<pid2>\d+)\.[0-9a-f]{8}$")
 
 
 def _umask():
@@ -20,13 +63,27 @@ def _umask():
     return umask
 
 
-def write_atomic(path, text, executable=False):
-    """Write ``text`` to ``path`` atomically.
+def output_error(path, exc, action="cannot write"):
+    """:class:`OutputError` for an OSError while writing ``path``."""
+    reason = exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
+    name = errno.errorcode.get(getattr(exc, "errno", None) or -1)
+    hint = {errno.ENOSPC: " (the disk is full)", errno.EDQUOT: " (disk quota exceeded)",
+            errno.EROFS: " (read-only file system)"}.get(getattr(exc, "errno", None), "")
+    return OutputError(path, f"{action}: {reason}{hint}" + (f" [{name}]" if name else ""))
 
-    An existing file keeps its permission bits; a new one gets 0o666 (0o777 with
-    ``executable``) minus the umask.  Errors name the file (InputFileError).
-    """
+
+def temp_path(path):
+    """A fresh temporary name beside ``path`` (``.NAME.PID.HEX8.tmp``)."""
     path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+
+
+def _unlink_quietly(path):
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _target_mode(path, executable):
     try:
         mode = path.stat().st_mode & 0o7777
         if executable:
@@ -34,24 +91,328 @@ def write_atomic(path, text, executable=False):
     except FileNotFoundError:
         mode = (0o777 if executable else 0o666) & ~_umask()
     except OSError as exc:
-        raise InputFileError(path, None, f"cannot access: {exc.strerror}") from None
+        raise output_error(path, exc, "cannot access") from None
+    return mode
+
+
+def _fsync_path(path):
+    fd = os.open(path, os.O_RDONLY)
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise InputFileError(path, None, f"cannot write: {exc.strerror}") from None
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path, *, executable=False, fsync=True):
+    """Yield a temporary path beside ``path``; rename it to ``path`` on success.
+
+    The caller creates the file (any writer that takes a file name).  If the block
+    raises -- anything, including KeyboardInterrupt -- the temporary file is removed
+    and the exception propagates; OSErrors of the block and of the rename become
+    :class:`OutputError` naming ``path``.  An existing target keeps its permission
+    bits; a new one gets 0o666 (0o777 with ``executable``) minus the umask.
+    """
+    path = Path(path)
+    mode = _target_mode(path, executable)
+    tmp = temp_path(path)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+        yield tmp
+        if fsync:
+            _fsync_path(tmp)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+    except OSError as exc:
+        _unlink_quietly(tmp)
+        raise output_error(path, exc) from None
     except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode="w", *, encoding="utf-8", newline="\n", executable=False):
+    """Yield an open file (``mode`` ``"w"`` or ``"wb"``) that replaces ``path`` when
+    the block ends without error (see :func:`atomic_path`)."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open: mode must be 'w' or 'wb', got {mode!r}")
+    with atomic_path(path, executable=executable, fsync=False) as tmp:
+        if mode == "wb":
+            fh = open(tmp, "xb")
+        else:
+            fh = open(tmp, "x", encoding=encoding, newline=newline)
         try:
-            os.unlink(tmp)
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        finally:
+            _close_quietly(fh)
+
+
+def _close_quietly(fh):
+    """Close a file whose buffered data may not fit on the disk any more."""
+    try:
+        fh.close()
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.close(fh.fileno())
+
+
+def write_atomic(path, data, executable=False):
+    """Write ``data`` (str: UTF-8 with ``\\n`` line ends; bytes: as is) to ``path``
+    atomically.
+
+    Raises
+    ------
+    OutputError
+        The folder or file cannot be written (message names the file and the reason).
+    """
+    with atomic_open(path, "wb" if isinstance(data, (bytes, bytearray)) else "w",
+                     executable=executable) as fh:
+        fh.write(data)
+
+
+class AtomicFiles:
+    """Several output files in ``folder`` that replace their targets together.
+
+    :meth:`open` creates a temporary file per name; :meth:`commit` fsyncs them all and
+    renames them into place; :meth:`abort` (or leaving a ``with`` block by an
+    exception) removes them.  Neither abort nor a failed commit leaves a temporary file
+    behind, even when closing a file fails because the disk is full.
+    """
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.files = {}                         # name -> (tmp path, file object)
+
+    def open(self, name, binary=False):
+        tmp = temp_path(self.folder / name)
+        try:
+            fh = open(tmp, "xb") if binary else open(tmp, "x", encoding="utf-8",
+                                                      newline="\n")
+        except OSError as exc:
+            raise output_error(self.folder / name, exc) from None
+        self.files[name] = (tmp, fh)
+        return fh
+
+    @property
+    def paths(self):
+        """Final paths of the files opened so far."""
+        return [self.folder / name for name in self.files]
+
+    def commit(self):
+        """fsync and rename every file into place (removes all on an error)."""
+        try:
+            for name, (tmp, fh) in self.files.items():
+                fh.flush()
+                os.fsync(fh.fileno())
+                fh.close()
+            for name, (tmp, _) in self.files.items():
+                os.replace(tmp, self.folder / name)
+        except OSError as exc:
+            self.abort()
+            raise output_error(self.folder / name, exc) from None
+        self.files = {}
+
+    def abort(self):
+        """Close and remove every temporary file; never raises."""
+        for tmp, fh in self.files.values():
+            _close_quietly(fh)
+            _unlink_quietly(tmp)
+        self.files = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.abort()
+        elif self.files:
+            self.commit()
+
+
+# ---------------------------------------------------------------------------------------
+# The folder lock
+# ---------------------------------------------------------------------------------------
+
+class FolderBusyError(HpcnnpError):
+    """Another hpcnnp process holds the lock of the folder."""
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class FolderLock:
+    """An exclusive lock on ``folder`` (see the module doc); use :func:`folder_lock`."""
+
+    #: folders locked by this process -> (lock, depth): nested locks of one folder
+    #: (a library call inside a command that locked it already) are free
+    _held = {}
+
+    def __init__(self, folder, command="hpcnnp"):
+        self.folder = Path(folder)
+        self.command = command
+        self.fd = None
+        self.key = None
+
+    def acquire(self):
+        import fcntl
+
+        folder = self.folder
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise OutputError(folder, "exists and is not a folder") from None
+        except OSError as exc:
+            raise output_error(folder, exc, "cannot create the folder") from None
+        if not folder.is_dir():
+            raise OutputError(folder, "exists and is not a folder")
+        self.key = os.path.realpath(folder)
+        held = FolderLock._held.get(self.key)
+        if held is not None:
+            FolderLock._held[self.key] = (held[0], held[1] + 1)
+            return self
+        path = folder / LOCK_FILE
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise output_error(folder, exc, "cannot write into the folder") from None
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = _read_holder(fd)
+            os.close(fd)
+            if exc.errno in (errno.EACCES, errno.EAGAIN):
+                raise FolderBusyError(
+                    f"{folder}: in use by another hpcnnp process ({holder or 'unknown'}); "
+                    "wait until it has finished, or use another folder") from None
+            raise output_error(folder, exc, "cannot lock the folder") from None
+        info = (f"{self.command}, pid {os.getpid()} on {socket.gethostname()}, since "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n").encode()
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, info, 0)
+        except OSError as exc:
+            os.close(fd)
+            raise output_error(folder, exc, "cannot write into the folder") from None
+        self.fd = fd
+        FolderLock._held[self.key] = (self, 1)
+        return self
+
+    def release(self):
+        held = FolderLock._held.get(self.key)
+        if held is None:
+            return
+        lock, depth = held
+        if depth > 1:
+            FolderLock._held[self.key] = (lock, depth - 1)
+            return
+        del FolderLock._held[self.key]
+        if lock.fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(lock.fd, 0)
+            os.close(lock.fd)       # releases the lock
+            lock.fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def _read_holder(fd):
+    try:
+        return os.pread(fd, 500, 0).decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+
+
+@contextlib.contextmanager
+def folder_lock(folder, command="hpcnnp", comm=None):
+    """Hold the exclusive lock of ``folder`` for the ``with`` block.
+
+    Parameters
+    ----------
+    folder : path
+        Output or work folder (created if missing).
+    command : str
+        Written into the lock file, so that a second process can name the first.
+    comm : mpi4py communicator, optional
+        Under MPI rank 0 takes the lock and every rank raises the same error.
+
+    Raises
+    ------
+    FolderBusyError
+        Another process holds the lock.
+    OutputError
+        The folder cannot be created or written (read-only, full, a file of that name).
+    """
+    from hpcnnp import mpi
+
+    rank, size = mpi.rank_size(comm)
+    lock = FolderLock(folder, command)
+    error = None
+    if rank == 0:
+        try:
+            lock.acquire()
+        except HpcnnpError as exc:
+            error = exc
+    if size > 1:
+        mpi.agree(comm, error)
+    elif error is not None:
+        raise error
+    try:
+        yield lock
+    finally:
+        if rank == 0:
+            lock.release()
+
+
+def remove_stale_temps(folder, names=None):
+    """Remove hpcnnp's temporary files in ``folder`` left by processes that died.
+
+    A file is removed when the process id in its name does not run on this host.  Call it while holding the folder's lock, so that no other
+    hpcnnp process on another host writes into the folder.
+
+    Parameters
+    ----------
+    names : collection of str, optional
+        Only temporary files of these final names.
+
+    Returns
+    -------
+    list of Path
+        The removed files.
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TEMP_RE.match(entry.name)
+        if m is None or not entry.is_file(follow_symlinks=False):
+            continue
+        name = m.group("name") or m.group("name2")
+        pid = int(m.group("pid") or m.group("pid2"))
+        if names is not None and name not in names:
+            continue
+        if _pid_alive(pid):
+            continue
+        try:
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
         except OSError:
             pass
-        raise
+    return removed
 
 
 def yaml_key_lines(node, index=str, prefix=(), out=None):
@@ -76,3 +437,4 @@ def yaml_key_lines(node, index=str, prefix=(), out=None):
             out[path] = item.start_mark.line + 1
             yaml_key_lines(item, index, path, out)
     return out
+

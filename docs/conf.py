@@ -22,7 +22,6 @@ extensions = [
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build", "schema"]
-templates_path = ["_templates"]
 
 autosummary_generate = True
 autosummary_imported_members = False

@@ -60,7 +60,7 @@ import numpy as np
 from hpcnnp.errors import HpcnnpError
 from hpcnnp.geometry import perpendicular_widths
 from hpcnnp.progress import Progress
-from hpcnnp.units import FS_PER_NS, SECONDS_PER_DAY, atomic_mass, atomic_masses
+from hpcnnp.units import FS_PER_NS, FS_PER_PS, SECONDS_PER_DAY, atomic_mass, atomic_masses
 
 __all__ = ["MDRun", "MDError", "MDAbort", "run_protocol", "lammps_frame",
            "write_lammps_data", "write_lammps_input", "read_structure", "prepare"]
@@ -615,7 +615,7 @@ class MDRun:
         # rate of the MD runs alone (frames included, set-up and restarts not)
         rate = self._md_steps_done / self._md_seconds if self._md_seconds > 0 else None
         dt = self.protocol.timestep_fs
-        msg = f"{label.rstrip(':;')}: t = {step * dt / 1000.0:.3f} ps"
+        msg = f"{label.rstrip(':;')}: t = {step * dt / FS_PER_PS:.3f} ps"
         if rate:
             msg += (f", {rate * dt / FS_PER_NS * SECONDS_PER_DAY:.3f} ns/day, "
                     f"{rate * self.natoms / max(self.size, 1):.0f} atom-steps/s/rank")

@@ -4,8 +4,10 @@ Times one Kalman update (m observations) for the combined-strategy state of
 the hpcnnp target potential — 5 elements × (225-20-20-1) networks = 5 × 4961 =
 24 805 weights, one P of 24 805² doubles — and reports the memory per rank,
 the bytes moved over P per update (traffic model of the module docstring)
-against a STREAM-like bandwidth measured here, and the ratios to n2p2
-(≈1.5 s per update and 5.2 GB RSS on a 2-core machine, n2p2-formats.md §11).
+against a STREAM-like bandwidth measured here.  n2p2 has no stand-alone Kalman
+benchmark: its update is measured inside nnp-train on the same inputs by
+``benchmarks/bench_train.py`` (N_w = 24 805) and ``benchmarks/bench_seed_scale.py``,
+which print the ratios.
 
 Run::
 
@@ -49,8 +51,6 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hpcnnp.training.kalman import KalmanFilter, traffic_model  # noqa: E402
 
-N2P2_SECONDS = 1.5
-N2P2_RSS_BYTES = 5.2e9
 GIB = 1024.0 ** 3
 
 
@@ -196,9 +196,10 @@ def main(argv=None):
         print(f"time per update: {per_update:.4f} s (mean of {len(times)}, "
               "every update folds)")
     else:
+        fold = ("no fold in the timed updates" if fold_extra is None else
+                f"a fold adds {fold_extra:.3f} s every {args.fold_every} updates")
         print(f"time per update: {per_update:.4f} s (mean of {len(times)}; "
-              f"without fold {plain:.4f} s, a fold adds {fold_extra:.3f} s "
-              f"every {args.fold_every} updates)")
+              f"without fold {plain:.4f} s, {fold})")
         nf = times[~folded]
         print(f"  updates without fold: min {nf.min():.4f} s, median "
               f"{np.median(nf):.4f} s, max {nf.max():.4f} s")
@@ -215,12 +216,6 @@ def main(argv=None):
           f"GB/s (best of read/copy/triad) = {t_bound:.4f} s/update -> "
           f"running at {100 * t_bound / per_update:.0f} % of the bandwidth "
           f"limit (effective {moved / per_update / 1e9:.1f} GB/s)")
-    print(f"vs n2p2 ({N2P2_SECONDS} s/update, {N2P2_RSS_BYTES / 1e9:.1f} GB "
-          f"RSS): time ratio n2p2/hpcnnp {N2P2_SECONDS / per_update:.1f}, "
-          f"RSS ratio n2p2/hpcnnp {N2P2_RSS_BYTES / sum(rss_all):.2f} "
-          f"(all ranks, {sum(rss_all) / 1e9:.2f} GB) and "
-          f"{N2P2_RSS_BYTES / max(rss_all):.2f} (per rank, "
-          f"{max(rss_all) / 1e9:.2f} GB)")
     print(f"w identical on all ranks: {len(set(digests)) == 1}")
     print(f"status() after the run ({t_status:.2f} s): Pdiag {st['Pdiag']:.6e} "
           f"Poffdiag {st['Poffdiag']:.6e} Kmean {st['Kmean']:.3e}")
@@ -236,8 +231,7 @@ def main(argv=None):
             "maxrss_bytes": rss_all, "model_bytes_per_update": moved,
             "bandwidth_read": bw["read"], "bandwidth_copy": bw["copy"],
             "bandwidth_triad": bw["triad"],
-            "fraction_of_bandwidth_limit": t_bound / per_update,
-            "speedup_vs_n2p2": N2P2_SECONDS / per_update}))
+            "fraction_of_bandwidth_limit": t_bound / per_update}))
     return 0
 
 

@@ -13,9 +13,11 @@ MPI ranks.  Per epoch the time is split into
 * communication  – all-gather of the Jacobian rows,
 * error eval.    – the end-of-epoch evaluation of all structures (SFs, energies, forces),
 
-and the peak resident memory per rank is reported.  Reference: n2p2 (same kind of
-machine, 1 rank) needs ≈1.5 s per update and 5.2 GB (n2p2-formats.md §11,
-refdata/nnp-train-sample/synth5_A_1epoch).
+and the peak resident memory per rank is reported.  Then n2p2's nnp-train
+(``HPCNNP_N2P2_BIN``, default /work/n2p2/bin) and a default ``hpcnnp train``
+(checkpoints on) run back to back on the same files for one epoch, 1 rank, under
+``/usr/bin/time -v``: seconds per update (timing.out of each), wall and CPU time and
+peak memory, and their ratios (``--no-n2p2`` skips this).
 
 Run::
 
@@ -37,6 +39,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import _measure
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -158,6 +162,8 @@ def main(argv=None):
     ap.add_argument("--strategy", type=int, default=0, help="update_strategy (0 combined)")
     ap.add_argument("--memorize", action="store_true")
     ap.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--no-n2p2", action="store_true",
+                    help="skip the side-by-side run of n2p2's nnp-train")
     ap.add_argument("--worker", metavar="DIR", help=argparse.SUPPRESS)
     ap.add_argument("--out", default="out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -195,9 +201,20 @@ def main(argv=None):
         print(f"{r['ranks']:>10d} {r['updates_per_epoch']:>10d} {r['epoch_s']:>10.2f} "
               f"{r['sf_s']:>10.2f} {r['jacobian_s']:>10.2f} {r['kalman_s']:>10.2f} "
               f"{r['comm_s']:>10.3f} {r['error_s']:>10.2f} {su:>10.3f} {rss:>14s}")
-    print("(times per epoch, averaged over the epochs after epoch 0; n2p2 reference: "
-          "~1.5 s per update, 5.2 GB RSS, 1 rank)")
-    print(json.dumps(results))
+    print("(times per epoch, averaged over the epochs after epoch 0)")
+    sbs = None
+    if not args.no_n2p2:
+        text = (folder / "input.nn").read_text()
+        side = folder / "side_by_side"
+        side.mkdir(exist_ok=True)
+        for name in ("input.data", "scaling.data"):
+            if not (side / name).exists():
+                os.link(folder / name, side / name)
+        sbs = _measure.side_by_side(side, text)
+        _measure.print_side_by_side(sbs, f"N_w = {r0['n_weights']}, same files, "
+                                         f"{args.epochs} epoch(s), hpcnnp with checkpoints")
+        shutil.rmtree(side)
+    print(json.dumps({"split": results, "side_by_side": sbs}))
     return 0
 
 

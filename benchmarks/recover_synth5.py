@@ -32,6 +32,13 @@ epoch) 2.24 meV/atom and 111 meV/Å at epoch 6.  Other runs::
     python benchmarks/recover_synth5.py --workdir /tmp/recover5 --restart   # continue
     python benchmarks/recover_synth5.py --workdir /tmp/recover5 --report    # table only
 
+Global against decoupled Kalman filters (``kalman_decoupling``, see
+:mod:`hpcnnp.training.decoupled`) on the same data, one training per level, with a
+table of test errors, seconds per update (timing.out) and peak memory per rank::
+
+    python benchmarks/recover_synth5.py --workdir /tmp/dekf --structures 300 \
+        --epochs 4 --decoupling none element layer
+
 The folder keeps teacher/, input.data, scaling.data, input.nn and the training output
 ``out/`` (learning-curve.out, parity plots).
 """
@@ -49,7 +56,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-TEACHER = REPO.parent / "shared" / "refdata" / "synth5_A" / "potential"
+TEACHER = Path(os.environ.get("HPCNNP_REFDATA", REPO.parent / "shared" / "refdata")) \
+    / "synth5_A" / "potential"
 
 def prepare(folder, n_structures, seed, args):
     """Teacher (synth5_A pruned to the SFs that vary on the data), labelled structures,
@@ -101,19 +109,51 @@ def _env(ranks):
     return env
 
 
-def report(folder):
-    """Test RMSEs per epoch in physical units from learning-curve.out."""
-    curve = folder / "out" / "learning-curve.out"
-    if not curve.is_file():
-        return
+def _curve(run):
+    """(epochs, E test RMSE eV/atom, F test RMSE eV/Å) of a run folder."""
+    curve = run / "learning-curve.out"
     head = [ln for ln in curve.read_text().splitlines() if ln.startswith("#")]
     cols = next(ln for ln in reversed(head) if "epoch" in ln).lstrip("#").split()
     data = np.atleast_2d(np.loadtxt(curve))
-    ie = cols.index("RMSEpa_Etest_pu")
-    i_f = cols.index("RMSE_Ftest_pu")
+    return (data[:, 0].astype(int), data[:, cols.index("RMSEpa_Etest_pu")],
+            data[:, cols.index("RMSE_Ftest_pu")])
+
+
+def decoupling_table(folder, levels):
+    """Accuracy, time per update and memory of the runs out_<level>."""
+    import re
+    print(f"\n{'kalman_decoupling':>18} {'P/rank GiB':>10} {'E test meV/atom':>16}"
+          f" {'F test meV/A':>13} {'s/update':>9} {'peak RSS/rank GiB':>18}")
+    rows = []
+    for level in levels:
+        run = folder / f"out_{level}"
+        _, e, f = _curve(run)
+        timing = [ln.split() for ln in (run / "timing.out").read_text().splitlines()
+                  if ln.strip() and not ln.startswith("#")]
+        log = (run / "nnp-train.log.0000").read_text()
+        ups = [int(m.group(2)) + int(n.group(2)) for m, n in zip(
+            re.finditer(r"^ENERGY +(\d+) +(\d+)", log, re.M),
+            re.finditer(r"^FORCE +(\d+) +(\d+)", log, re.M)) if int(m.group(1)) > 0]
+        per = sum(float(t[1]) for t in timing) / max(1, sum(ups))
+        rss = re.search(r"Peak memory \(RSS\) per rank: ([^(]*)", log).group(1).split()
+        peak = max(float(v) for v in rss[0::2]) / 1024
+        pmem = re.search(r"Kalman P \(stored part\) *: *([\d.]+)", log)
+        pgib = float(pmem.group(1)) / 1024 if pmem else float("nan")
+        rows.append((level, pgib, e[-1] * 1e3, f[-1] * 1e3, per, peak))
+        print(f"{level:>18} {pgib:>10.3f} {e[-1] * 1e3:>16.2f} {f[-1] * 1e3:>13.1f}"
+              f" {per:>9.3f} {peak:>18.2f}")
+    return rows
+
+
+def report(folder, out="out"):
+    """Test RMSEs per epoch in physical units from learning-curve.out."""
+    curve = folder / out / "learning-curve.out"
+    if not curve.is_file():
+        return
+    epochs, e, f = _curve(folder / out)
     print(f"{'epoch':>6s} {'E test meV/atom':>16s} {'F test meV/A':>14s}")
-    for row in data:
-        print(f"{int(row[0]):6d} {row[ie] * 1e3:16.2f} {row[i_f] * 1e3:14.1f}")
+    for k, ee, ff in zip(epochs, e, f):
+        print(f"{k:6d} {ee * 1e3:16.2f} {ff * 1e3:14.1f}")
 
 
 def main(argv=None):
@@ -140,6 +180,10 @@ def main(argv=None):
     ap.add_argument("--ranks", type=int, default=2)
     ap.add_argument("--restart", action="store_true")
     ap.add_argument("--report", action="store_true", help="only print the RMSE table")
+    ap.add_argument("--decoupling", nargs="+", default=None,
+                    choices=("none", "element", "layer"),
+                    help="train once per kalman_decoupling level (out_<level>) and print "
+                         "the comparison table")
     args = ap.parse_args(argv)
     folder = Path(args.workdir)
     if args.report:
@@ -155,15 +199,30 @@ def main(argv=None):
         t0 = time.perf_counter()
         prepare(folder, args.structures, args.data_seed, args)
         print(f"data + scaling in {time.perf_counter() - t0:.0f} s", flush=True)
-    cmd = [sys.executable, "-m", "hpcnnp.cli", "train", "-o", "out"]
+    if args.decoupling:
+        base = (folder / "input.nn").read_text()
+        for level in args.decoupling:
+            (folder / "input.nn").write_text(base + f"kalman_decoupling {level}\n")
+            rc = _train(folder, args, f"out_{level}")
+            if rc:
+                return rc
+        (folder / "input.nn").write_text(base)
+        decoupling_table(folder, args.decoupling)
+        return 0
+    rc = _train(folder, args, "out")
+    report(folder)
+    return rc
+
+
+def _train(folder, args, out):
+    cmd = [sys.executable, "-m", "hpcnnp.cli", "train", "-o", out]
     if args.restart:
         cmd += ["--restart", "--epochs", str(args.epochs)]
     if args.ranks > 1:
         cmd = ["mpiexec", "-n", str(args.ranks)] + cmd
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=folder, env=_env(args.ranks))
-    print(f"training wall time {time.perf_counter() - t0:.0f} s")
-    report(folder)
+    print(f"training wall time {time.perf_counter() - t0:.0f} s ({out})", flush=True)
     return proc.returncode
 
 

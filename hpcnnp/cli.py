@@ -29,6 +29,7 @@ COMMANDS = {
     "md": "hpcnnp.commands.md",
     "analyze": "hpcnnp.commands.analyze",
     "jobs": "hpcnnp.commands.jobs",
+    "config": "hpcnnp.commands.config",
 }
 
 

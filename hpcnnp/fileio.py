@@ -46,7 +46,7 @@ from hpcnnp.errors import HpcnnpError, OutputError
 
 __all__ = ["write_atomic", "atomic_path", "atomic_open", "AtomicFiles", "temp_path",
            "output_error", "folder_lock", "FolderLock", "FolderBusyError", "LOCK_FILE",
-           "remove_stale_temps", "yaml_key_lines"]
+           "remove_stale_temps"]
 
 #: name of the lock file in a locked folder
 LOCK_FILE = ".hpcnnp.lock"
@@ -413,28 +413,3 @@ def remove_stale_temps(folder, names=None):
         except OSError:
             pass
     return removed
-
-
-def yaml_key_lines(node, index=str, prefix=(), out=None):
-    """{key path tuple: 1-based line} of every key and sequence item of a composed YAML
-    node (``yaml.compose(text)``), for error messages that name the line.
-
-    ``index`` converts sequence positions in the paths (``str`` or ``int``).
-    """
-    import yaml
-
-    out = {} if out is None else out
-    if isinstance(node, yaml.MappingNode):
-        out.setdefault(prefix, node.start_mark.line + 1)
-        for key, value in node.value:
-            path = prefix + (str(key.value),)
-            out[path] = key.start_mark.line + 1
-            yaml_key_lines(value, index, path, out)
-    elif isinstance(node, yaml.SequenceNode):
-        out.setdefault(prefix, node.start_mark.line + 1)
-        for i, item in enumerate(node.value):
-            path = prefix + (index(i),)
-            out[path] = item.start_mark.line + 1
-            yaml_key_lines(item, index, path, out)
-    return out
-

@@ -22,10 +22,10 @@ with :func:`evaluate_trajectory`.
 
 Starting structures (:data:`STRUCTURE_SOURCES`): ``{file: PATH, index: I}`` (n2p2
 ``.data`` or any ASE format), ``{builder: NAME, options: {...}}`` (a builder of
-:mod:`hpcnnp.structures`) or ``{data: [I, ...]}`` (structures of the campaign's
-data set); ``repeat: [n1, n2, n3]`` makes a supercell.  A builder option that is
-itself such an entry is built first, so interfaces and grain boundaries can be
-explored::
+the one table :data:`hpcnnp.structures.BUILDERS`) or ``{data: [I, ...]}``
+(structures of the campaign's data set); ``repeat: [n1, n2, n3]`` makes a
+supercell.  A builder option that is itself such an entry is built first, so
+interfaces and grain boundaries can be explored::
 
     - builder: grain_boundary
       options: {atoms: {builder: llzo_cubic}, plane: [2, 3, 0], natoms: 800}
@@ -37,12 +37,13 @@ explored::
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.fileio import write_atomic
+from hpcnnp.structures.builders import BUILDERS
 
 __all__ = ["STRUCTURE_SOURCES", "starting_structures", "explore_run", "read_run_frames",
            "evaluate_trajectory", "FRAME_STATUS"]
@@ -66,12 +67,9 @@ def _from_file(entry, data_path):
 
 
 def _from_builder(entry, data_path):
-    from hpcnnp import structures
-
     name = entry["builder"]
-    if name not in structures.__all__ or not callable(getattr(structures, name)):
-        known = [n for n in structures.__all__ if callable(getattr(structures, n))]
-        raise HpcnnpError(f"unknown builder '{name}' (known: {', '.join(known)})")
+    if name not in BUILDERS:
+        raise HpcnnpError(f"unknown builder '{name}' (known: {', '.join(BUILDERS)})")
     options = {}
     for key, value in entry.get("options", {}).items():
         kinds = [k for k in STRUCTURE_SOURCES if isinstance(value, dict) and k in value]
@@ -79,7 +77,7 @@ def _from_builder(entry, data_path):
             value = STRUCTURE_SOURCES[kinds[0]](value, data_path)[0]
         options[key] = value
     try:
-        return [getattr(structures, name)(**options)]
+        return [BUILDERS[name].function(**options)]
     except TypeError as exc:
         raise HpcnnpError(f"builder '{name}': {exc}") from None
 
@@ -271,9 +269,7 @@ def explore_run(committee, atoms, temperature, steps, stride, timestep, friction
     info = {"name": atoms.info.get("name", ""), "temperature": float(temperature),
             "n_atoms": len(atoms), "steps": int(steps), "stride": int(stride),
             "ended": ended, "frames": frames, "trajectory": h5.name}
-    tmp = marker.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(info, indent=1))
-    os.replace(tmp, marker)
+    write_atomic(marker, json.dumps(info, indent=1))
     return info
 
 

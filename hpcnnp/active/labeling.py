@@ -1,13 +1,11 @@
 """Labelling selected frames with the campaign's reference calculator.
 
-A labeler is any factory ``(**options) -> ase calculator``.  :func:`make_labeler`
-looks the name up in this order:
-
-1. ``"module:function"`` — that function (e.g. ``mypkg.dft:cp2k_pbe``);
-2. :data:`LABELERS` — labelers defined here (``hdnnp``: an n2p2 potential, for
-   distillation from a larger model and for tests with a known "teacher");
-3. :func:`hpcnnp.sampling.labelers.get_labeler` — the project's table of
-   reference methods (CHGNet, xTB, CP2K, ...).
+The labeler is looked up in the one table of reference methods,
+:data:`hpcnnp.sampling.labelers.LABELERS` (CHGNet, xTB, CP2K, ..., and ``hdnnp``:
+an n2p2 potential, for distillation from a larger model and for tests with a
+known "teacher"); a name ``"module:function"`` is short for the ``python``
+labeler with that factory (e.g. ``mypkg.dft:cp2k_pbe``; the options are its
+keyword arguments).
 
 A frame whose calculation raises, or returns non-finite energies or forces, is
 recorded as a failure (with the message) and never added to the data set.
@@ -15,66 +13,45 @@ recorded as a failure (with the message) and never added to the data set.
 
 from __future__ import annotations
 
-import importlib
+import json
+from pathlib import Path
 
 import numpy as np
+from ase.calculators.singlepoint import SinglePointCalculator
 
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.fileio import write_atomic
+from hpcnnp.io import n2p2
+from hpcnnp.sampling.labelers import LABELERS, get_labeler
 
-__all__ = ["LABELERS", "make_labeler", "label_batch", "label_batch_to_file"]
-
-
-def _hdnnp(potential, **options):
-    """An n2p2 potential folder as reference (``options: {potential: DIR}``)."""
-    from hpcnnp.calculator import HDNNPCalculator
-
-    return HDNNPCalculator(str(potential), **options)
+__all__ = ["LABELERS", "make_labeler", "labeler_spec", "label_batch", "label_batch_to_file"]
 
 
-#: labelers defined in this module: name -> factory(**options) -> ASE calculator
-LABELERS = {"hdnnp": _hdnnp}
+def labeler_spec(name, options=None):
+    """``(table name, options)`` of a labeler as named in a campaign file: a name of
+    :data:`~hpcnnp.sampling.labelers.LABELERS`, or ``"module:function"`` (the
+    ``python`` labeler with that factory and *options* as its keyword arguments)."""
+    options = dict(options or {})
+    if ":" in str(name):
+        return "python", {"factory": str(name), "kwargs": options}
+    return str(name), options
 
 
 def make_labeler(name, options=None, directory=None):
-    """An ASE calculator for labelling (see the module docstring for the lookup).
+    """The ASE calculator of a labeler (see :func:`labeler_spec` for the names).
 
-    ``directory``: working folder of file-based programs (CP2K, VASP; passed to
-    :func:`hpcnnp.sampling.labelers.get_labeler`, default a temporary folder).
+    ``directory``: working folder of file-based programs (CP2K, VASP; default a
+    temporary folder).  The calculator is the table's checked
+    :class:`~hpcnnp.sampling.labelers.LabelerCalculator` (``.inner`` is the
+    program's own ASE calculator).
 
     Raises
     ------
     HpcnnpError
-        Unknown name, an import that fails, or options the factory rejects.
+        Unknown name, an import that fails, or options the labeler rejects.
     """
-    options = dict(options or {})
-    if ":" in name:
-        module, _, attr = name.partition(":")
-        try:
-            factory = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
-            raise HpcnnpError(f"labeler '{name}': cannot import ({exc})") from None
-    elif name in LABELERS:
-        factory = LABELERS[name]
-    else:
-        try:
-            from hpcnnp.sampling.labelers import get_labeler
-        except ImportError:
-            raise HpcnnpError(f"unknown labeler '{name}' (hpcnnp.sampling.labelers is not "
-                              f"available; known here: {', '.join(LABELERS)} or "
-                              "'module:function')") from None
-        return get_labeler(name, directory=directory, **options)
-    try:
-        return factory(**options)
-    except TypeError as exc:
-        raise HpcnnpError(f"labeler '{name}': {exc}") from None
-
-
-def _failure_types():
-    try:
-        from hpcnnp.sampling.labelers import LabelingError
-        return (LabelingError, Exception)
-    except ImportError:
-        return (Exception,)
+    table_name, options = labeler_spec(name, options)
+    return get_labeler(table_name, directory=directory, **options)
 
 
 def label_batch(name, options, frames, directory=None):
@@ -92,8 +69,6 @@ def label_batch(name, options, frames, directory=None):
         Per frame: the labelled copy (SinglePointCalculator with energy, forces and,
         when the labeler gives it, stress) and None, or None and the failure message.
     """
-    from ase.calculators.singlepoint import SinglePointCalculator
-
     calc = make_labeler(name, options, directory)
     out = []
     for atoms in frames:
@@ -107,7 +82,7 @@ def label_batch(name, options, frames, directory=None):
                 raise HpcnnpError("non-finite energy or forces")
             if forces.shape != (len(a), 3):
                 raise HpcnnpError(f"forces of shape {forces.shape}")
-        except _failure_types() as exc:
+        except Exception as exc:            # LabelingError, or anything the program raises
             out.append((None, f"{type(exc).__name__}: {exc}".strip()))
             continue
         results = {"energy": energy, "forces": forces}
@@ -127,12 +102,6 @@ def label_batch_to_file(name, options, frames, output):
     Every frame needs ``info["id"]`` (a string naming it, e.g. ``run_002/frame_7``);
     ``info["comment"]`` becomes the input.data comment.
     """
-    import json
-    import os
-    from pathlib import Path
-
-    from hpcnnp.io import n2p2
-
     output = Path(output)
     marker = output.with_suffix(".json")
     if marker.is_file():
@@ -146,7 +115,5 @@ def label_batch_to_file(name, options, frames, output):
     info = {"labelled": [f.info["id"] for f, (a, _) in zip(frames, results) if a is not None],
             "failures": [{"id": f.info["id"], "error": err}
                          for f, (a, err) in zip(frames, results) if a is None]}
-    tmp = marker.with_name(marker.name + ".tmp")
-    tmp.write_text(json.dumps(info, indent=1))
-    os.replace(tmp, marker)
+    write_atomic(marker, json.dumps(info, indent=1))
     return info

@@ -34,8 +34,14 @@ def run(args):
 
     project = load_project(args.project)     # errors here name the key, before any work
     if args.check:
+        tasks = project.sampling_tasks()       # planned as hpcnnp sample will
+        cfg = project.config
         print(f"{args.project}: OK; stages: {', '.join(n for n, _ in STAGES)}; "
-              f"work folder {project.workdir}")
+              f"work folder {project.workdir}; site {cfg.site}; labeler {cfg.labeler.name}; "
+              f"{len(tasks)} sampling task(s); production MD: interface "
+              f"{cfg.production.interface.natoms} atoms at {cfg.production.interface.temperature:g}"
+              f" K, GB Σ{cfg.production.gb.sigma} {cfg.production.gb.natoms} atoms at "
+              f"{cfg.production.gb.temperature:g} K")
         return 0
     t0 = time.time()
 

@@ -34,7 +34,22 @@ files written into --output-dir (n2p2's names and formats, n2p2-formats.md §12)
                                   with input.nn and scaling.data copied beside them the
                                   output folder is a complete potential
   learning-curve.png/.csv, parity-energy.png/.csv, parity-forces.png/.csv
-  checkpoint/                     restart files (every epoch and on SIGTERM)
+  checkpoint/                     restart files (every --checkpoint-every epochs, after the
+                                  last one and on SIGTERM; one valid checkpoint: meta.json,
+                                  per rank a state file and the stored triangle of P)
+
+keywords of input.nn beyond n2p2's (n2p2 ignores them with a warning):
+  kalman_decoupling none|element|layer
+                                  decoupled Kalman filter: P block-diagonal per element
+                                  network or per layer of each network (memory and work
+                                  ~1/5 resp. ~1/6 of the global filter for 5 elements);
+                                  the blocks share the innovation A (hpcnnp.training.
+                                  decoupled); default none = n2p2's global filter
+
+memory: before the filter is allocated every rank estimates its peak memory (printed in
+the log); the run stops with one message when the ranks of a node need more than the
+node has available (--no-memory-check to try anyway).  SF derivatives are recomputed per
+update candidate (--cache-structures, --sf-cache-mb) unless memorize_symfunc_results.
 
 examples:
   hpcnnp train
@@ -69,6 +84,10 @@ def register(subparsers):
                    help="checkpoint folder (default: OUTPUT_DIR/checkpoint)")
     p.add_argument("--no-checkpoint", action="store_true",
                    help="do not write checkpoints")
+    p.add_argument("--checkpoint-every", type=int, default=1, metavar="N",
+                   help="checkpoint every N epochs and after the last one (default 1; "
+                   "the covariance P is written in the background, only its stored "
+                   "triangle, one checkpoint is kept)")
     p.add_argument("--epochs", type=int, default=None, metavar="N",
                    help="override 'epochs' of the settings file")
     p.add_argument("--replicated-kalman", action="store_true",
@@ -83,6 +102,12 @@ def register(subparsers):
     p.add_argument("--cache-structures", type=int, default=2, metavar="N",
                    help="without memorize_symfunc_results: keep SFs and derivatives of "
                    "at most N structures (default 2)")
+    p.add_argument("--sf-cache-mb", type=float, default=256, metavar="MIB",
+                   help="without memorize_symfunc_results: SF/derivative cache limit in "
+                   "MiB (default 256)")
+    p.add_argument("--no-memory-check", action="store_true",
+                   help="start even if the memory estimate exceeds the memory available "
+                   "on the node")
     p.add_argument("--blas-threads", type=int, default=None, metavar="N",
                    help="BLAS threads per rank for the Kalman filter (default: 1 for "
                    "fewer than 4000 weights per updater, else cores/ranks; an explicit "
@@ -104,13 +129,17 @@ def run(args):
     """Execute ``hpcnnp train``; returns the exit code."""
     if args.engine == "n2p2":
         return run_n2p2(args)
-    for name in ("fold_every", "cache_structures"):
+    for name in ("fold_every", "cache_structures", "checkpoint_every"):
         if getattr(args, name) < 1:
             raise HpcnnpError(f"--{name.replace('_', '-')} must be >= 1")
     if args.blas_threads is not None and args.blas_threads < 1:
         raise HpcnnpError("--blas-threads must be >= 1")
     if args.check_sync < 0:
         raise HpcnnpError("--check-sync must be >= 0")
+    if args.sf_cache_mb <= 0:
+        raise HpcnnpError("--sf-cache-mb must be > 0")
+    # imported here, not at the top: ``hpcnnp --help`` and the other sub-commands do
+    # not pay for numpy/scipy/ASE/MPI start-up
     from hpcnnp.training.comm import get_comm
     from hpcnnp.training.trainer import EXIT_SIGTERM, Trainer, TrainingInterrupted
 
@@ -123,7 +152,10 @@ def run(args):
                       fold_every=args.fold_every, plots=not args.no_plots,
                       stream=None if args.quiet else sys.stdout,
                       cache_structures=args.cache_structures,
-                      blas_threads=args.blas_threads)
+                      blas_threads=args.blas_threads,
+                      checkpoint_every=args.checkpoint_every,
+                      sf_cache_mb=args.sf_cache_mb,
+                      memory_check=not args.no_memory_check)
     try:
         trainer.run()
     except TrainingInterrupted:

@@ -36,62 +36,22 @@ import shlex
 import sys
 from pathlib import Path
 
-import yaml
-
-from hpcnnp.errors import HpcnnpError, InputFileError
+from hpcnnp.config.base import ConfigError, validate_document
+from hpcnnp.config.site import SiteFile
+from hpcnnp.config.types import parse_walltime
+from hpcnnp.config.yamlfile import parse_yaml
+from hpcnnp.errors import HpcnnpError
+from hpcnnp.hpc.tables import (PARSL_LAUNCHERS, PARSL_PROVIDERS, PLACEHOLDERS,
+                               PROVIDER_CLASSES, SCHEDULERS)
 from hpcnnp.hpc.templates import placeholders, render_text, render_tokens
 
 
-class SiteError(InputFileError):
+class SiteError(ConfigError):
     """A problem in a site file (message names the file, line and key)."""
 
 
-# ---------------------------------------------------------------------------
-# Tables (extend here, nowhere else)
-# ---------------------------------------------------------------------------
-
-#: scheduler -> directive prefix of its batch scripts ("" = none) and how chained
-#: jobs depend on each other.  Templates: jobs/templates/{NAME}.sh.tmpl and
-#: jobs/templates/submit/{NAME}.sh.tmpl.
-SCHEDULERS = {
-    "local": {"directive": None, "dependency": "run one after the other on this machine",
-              "submit": "bash {script}"},
-    "slurm": {"directive": "#SBATCH", "dependency": "sbatch --dependency=afterok:JOBID",
-              "submit": "sbatch {script}"},
-    "pbs": {"directive": "#PBS", "dependency": "qsub -W depend=afterok:JOBID",
-            "submit": "qsub {script}"},
-    "lsf": {"directive": "#BSUB", "dependency": "bsub -w 'done(JOBID)'",
-            "submit": "bsub < {script}"},
-    "flux": {"directive": "#flux:", "dependency": "flux batch --dependency=afterok:JOBID",
-             "submit": "flux batch {script}"},
-}
-
-#: Parsl provider -> {generic setting: the provider's keyword}.  Generic settings:
-#: nodes, walltime (HH:MM:SS), account, queue, cores (usable cores per node),
-#: worker_init (module loads + setup lines).  A site's ``parsl.provider_options``
-#: override these (``null`` removes one).
-PARSL_PROVIDERS = {
-    "LocalProvider": {"nodes": "nodes_per_block", "worker_init": "worker_init"},
-    "SlurmProvider": {"nodes": "nodes_per_block", "walltime": "walltime",
-                      "account": "account", "queue": "partition",
-                      "worker_init": "worker_init"},
-    "PBSProProvider": {"nodes": "nodes_per_block", "walltime": "walltime",
-                       "account": "account", "queue": "queue", "cores": "cpus_per_node",
-                       "worker_init": "worker_init"},
-    "LSFProvider": {"nodes": "nodes_per_block", "walltime": "walltime",
-                    "account": "project", "queue": "queue", "cores": "cores_per_node",
-                    "worker_init": "worker_init"},
-}
-
-#: Parsl launchers a site may name (classes of :mod:`parsl.launchers`).
-PARSL_LAUNCHERS = ("SingleNodeLauncher", "SimpleLauncher", "SrunLauncher", "SrunMPILauncher",
-                   "MpiExecLauncher", "MpiRunLauncher", "JsrunLauncher", "AprunLauncher",
-                   "GnuParallelLauncher", "WrappedLauncher")
-
-#: placeholder names usable in site strings
-PLACEHOLDERS = ("nodes", "ranks", "ranks_per_node", "threads", "cores_per_node",
-                "gpus_per_node", "cpu_list", "venv", "account", "queue", "walltime",
-                "walltime_minutes", "job_name")
+# The tables (schedulers, Parsl providers and launchers, placeholders) live in
+# hpcnnp.hpc.tables; the site file's keys in hpcnnp.config.site.
 
 _ACCOUNT_ENV = "HPCNNP_ACCOUNT"
 _QUEUE_ENV = "HPCNNP_QUEUE"
@@ -100,30 +60,6 @@ _QUEUE_ENV = "HPCNNP_QUEUE"
 # ---------------------------------------------------------------------------
 # Walltime
 # ---------------------------------------------------------------------------
-
-_WALLTIME = re.compile(r"(?:(\d+)-)?(\d+):([0-5]\d):([0-5]\d)")
-
-
-def parse_walltime(text, what="walltime"):
-    """Seconds of a walltime ``HH:MM:SS`` (hours may exceed 24) or ``D-HH:MM:SS``.
-
-    Raises
-    ------
-    HpcnnpError
-        Malformed or zero walltime (the message names *what*).
-    """
-    if isinstance(text, bool) or not isinstance(text, str):
-        raise HpcnnpError(f"{what} must be a string HH:MM:SS, got {text!r}")
-    m = _WALLTIME.fullmatch(text.strip())
-    if not m:
-        raise HpcnnpError(f"{what} {text!r} is not HH:MM:SS (or D-HH:MM:SS), "
-                          "e.g. 02:00:00; minutes and seconds must be 00-59")
-    days, hours, minutes, seconds = (int(g) if g else 0 for g in m.groups())
-    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
-    if total <= 0:
-        raise HpcnnpError(f"{what} {text!r} must be longer than zero")
-    return total
-
 
 def format_walltime(seconds):
     """``HH:MM:SS`` of *seconds* (hours may exceed 24)."""
@@ -455,9 +391,7 @@ class Site:
             Parsl is missing, the site has no Parsl provider for this mode, or a
             site option is not accepted by Parsl (the message names the key).
         """
-        try:
-            import parsl.launchers
-            import parsl.providers
+        try:     # Parsl is an optional dependency (the hpc extra)
             from parsl.config import Config
             from parsl.executors import HighThroughputExecutor
         except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -484,33 +418,10 @@ class Site:
                              venv=venv)
         worker_init = "\n".join(self.environment_lines(values))
 
-        if local and self.scheduler != "local":
-            provider_name = "LocalProvider"
-            provider_opts, launcher_name, launcher_opts = {}, spec.in_allocation_launcher, \
-                spec.in_allocation_options
-            where_launcher = "parsl.in_allocation"
-        else:
-            provider_name = spec.provider
-            provider_opts = self._parsl_options(spec.provider_options, values,
-                                                "parsl.provider_options", lines=True)
-            launcher_name, launcher_opts = spec.launcher, spec.launcher_options
-            where_launcher = "parsl"
-        launcher_opts = self._parsl_options(launcher_opts, values,
-                                            f"{where_launcher}.launcher_options", lines=False)
-        generic = {"nodes": nodes, "walltime": format_walltime(seconds), "account": account,
-                   "queue": queue, "cores": self.cores_per_node, "worker_init": worker_init}
-        kwargs = {kw: generic[key] for key, kw in PARSL_PROVIDERS[provider_name].items()
-                  if generic[key] is not None}
-        kwargs.update(provider_opts)
-        kwargs = {k: v for k, v in kwargs.items() if v is not None}
-        kwargs.setdefault("init_blocks", 1)
-        kwargs.setdefault("min_blocks", 0)
-        kwargs.setdefault("max_blocks", _positive_int(max_blocks, "max_blocks"))
-
-        launcher = self._construct(getattr(parsl.launchers, launcher_name), launcher_opts,
-                                   f"{where_launcher}.launcher_options")
-        provider = self._construct(getattr(parsl.providers, provider_name),
-                                   dict(kwargs, launcher=launcher), "parsl.provider_options")
+        provider = self._parsl_provider(local, values, {
+            "nodes": nodes, "walltime": format_walltime(seconds), "account": account,
+            "queue": queue, "cores": self.cores_per_node, "worker_init": worker_init},
+            max_blocks)
         executor_opts = dict(spec.executor_options)
         if workers_per_node is not None:
             executor_opts["max_workers_per_node"] = _positive_int(workers_per_node,
@@ -526,6 +437,39 @@ class Site:
             return Config(executors=[executor], run_dir=str(run_dir), **config_options)
         except TypeError as exc:
             raise HpcnnpError(f"parsl_config: {exc}") from None
+
+    def _parsl_provider(self, local, values, generic, max_blocks):
+        """The Parsl provider (with its launcher) of :meth:`parsl_config`: the site's,
+        or a LocalProvider with the in-allocation launcher inside a batch job."""
+        import parsl.launchers      # optional dependency, checked by parsl_config
+
+        spec = self.parsl
+        if local and self.scheduler != "local":
+            provider_name = "LocalProvider"
+            provider_opts, launcher_name, launcher_opts = {}, spec.in_allocation_launcher, \
+                spec.in_allocation_options
+            where_launcher = "parsl.in_allocation"
+        else:
+            provider_name = spec.provider
+            provider_opts = self._parsl_options(spec.provider_options, values,
+                                                "parsl.provider_options", lines=True)
+            launcher_name, launcher_opts = spec.launcher, spec.launcher_options
+            where_launcher = "parsl"
+        launcher_opts = self._parsl_options(launcher_opts, values,
+                                            f"{where_launcher}.launcher_options", lines=False)
+        kwargs = {kw: generic[key] for key, kw in PARSL_PROVIDERS[provider_name].items()
+                  if generic[key] is not None}
+        kwargs.update(provider_opts)
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        kwargs.setdefault("init_blocks", 1)
+        kwargs.setdefault("min_blocks", 0)
+        kwargs.setdefault("max_blocks", _positive_int(max_blocks, "max_blocks"))
+
+        launcher = self._construct(getattr(parsl.launchers, launcher_name), launcher_opts,
+                                   f"{where_launcher}.launcher_options")
+        provider = self._construct(_provider_class(provider_name),
+                                   dict(kwargs, launcher=launcher), "parsl.provider_options")
+        return provider
 
     def _parsl_options(self, options, values, where, lines):
         """Fill placeholders in string options: provider options are script lines
@@ -562,6 +506,19 @@ class Site:
                 "path": str(self.path)}
 
 
+def _provider_class(name):
+    """The class of a Parsl provider named in a site file (Parsl's, or hpcnnp's own
+    such as :class:`hpcnnp.hpc.flux.FluxProvider`)."""
+    import importlib
+
+    import parsl.providers
+
+    if name in PROVIDER_CLASSES:
+        module, _, attr = PROVIDER_CLASSES[name].partition(":")
+        return getattr(importlib.import_module(module), attr)
+    return getattr(parsl.providers, name)
+
+
 def _core_ranges(cores):
     """``[1, 2, 3, 5]`` -> ``'1-3,5'``."""
     parts, start = [], cores[0]
@@ -594,243 +551,43 @@ def _check_word(value, what):
 # Loading and validation
 # ---------------------------------------------------------------------------
 
-def _key_lines(node):
-    from hpcnnp.fileio import yaml_key_lines
-    return yaml_key_lines(node, index=str)
-
-
-class _Reader:
-    """Typed access to the parsed site file, errors naming file, line and key."""
-
-    def __init__(self, path, data, lines):
-        self.path, self.data, self.lines = path, data, lines
-
-    def error(self, keys, message):
-        keys = tuple(str(k) for k in keys)
-        probe = keys
-        while probe and probe not in self.lines:
-            probe = probe[:-1]
-        line = self.lines.get(probe)
-        label = ".".join(keys) if keys else "top level"
-        return SiteError(self.path, line, f"{label}: {message}")
-
-    def section(self, keys, allowed, required=True):
-        value = self.get(keys, dict, required=required, default={})
-        unknown = sorted(set(value) - set(allowed))
-        if unknown:
-            raise self.error(tuple(keys) + (unknown[0],),
-                             f"unknown key (known here: {', '.join(allowed)})")
-        return value
-
-    def get(self, keys, kinds, required=False, default=None, check=None, kind_name=None):
-        node = self.data
-        for key in keys:
-            if isinstance(node, list) and isinstance(key, int) and key < len(node):
-                node = node[key]
-                continue
-            if not isinstance(node, dict) or key not in node:
-                if required:
-                    raise self.error(keys, "required key is missing")
-                return default
-            node = node[key]
-        if node is None:
-            if required:
-                raise self.error(keys, "required key has no value")
-            return default
-        kinds = kinds if isinstance(kinds, tuple) else (kinds,)
-        bad_bool = isinstance(node, bool) and bool not in kinds
-        if bad_bool or not isinstance(node, kinds):
-            names = kind_name or " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
-            raise self.error(keys, f"must be {names}, got {node!r}")
-        if check is not None:
-            problem = check(node)
-            if problem:
-                raise self.error(keys, problem)
-        return node
-
-    def strings(self, keys):
-        items = self.get(keys, list, default=[])
-        for i, item in enumerate(items):
-            if not isinstance(item, str):
-                raise self.error(tuple(keys) + (i,), f"must be a string, got {item!r}")
-        return tuple(items)
-
-    def check_placeholders(self, keys, text):
-        unknown = sorted(placeholders(text) - set(PLACEHOLDERS))
-        if unknown:
-            raise self.error(keys, f"unknown placeholder %{{{unknown[0]}}} "
-                                   f"(known: {', '.join(PLACEHOLDERS)})")
-
-
-_TYPE_NAMES = {str: "a string", int: "a whole number", float: "a number", bool: "true/false",
-               dict: "a mapping", list: "a list"}
-
-
-def _positive(value):
-    return None if value > 0 else "must be at least 1"
-
-
-def _walltime_check(value):
-    try:
-        parse_walltime(value)
-    except HpcnnpError as exc:
-        return str(exc)
-    return None
-
-
-_TOP_KEYS = ("name", "description", "docs", "scheduler", "node", "mpi", "account", "queue",
-             "walltime", "directives", "environment", "parsl")
+def _site_from_model(m, path):
+    """The :class:`Site` of a validated site file."""
+    docs = (m.docs,) if isinstance(m.docs, str) else tuple(m.docs)
+    p = m.parsl
+    alloc = p.in_allocation
+    alloc_launcher = alloc.launcher if alloc is not None and alloc.launcher else p.launcher
+    alloc_options = dict(alloc.launcher_options or {}) if alloc is not None else \
+        dict(p.launcher_options)
+    parsl = ParslSpec(provider=p.provider, provider_options=dict(p.provider_options),
+                      launcher=p.launcher, launcher_options=dict(p.launcher_options),
+                      executor_options=dict(p.executor_options),
+                      in_allocation_launcher=alloc_launcher, in_allocation_options=alloc_options)
+    node = m.node
+    limits = {str(queue): tuple(QueueLimit(max_nodes=b.max_nodes, min_nodes=b.min_nodes,
+                                           max_walltime=parse_walltime(b.walltime))
+                                for b in bins)
+              for queue, bins in m.queue.limits.items()}
+    return Site(name=m.name, description=m.description, path=path, scheduler=m.scheduler,
+                cores_per_node=os.cpu_count() or 1 if node.cores == "auto" else node.cores,
+                gpus_per_node=node.gpus, memory_gb=node.memory_gb, max_nodes=node.max_nodes,
+                oversubscribe=node.oversubscribe, physical_cores=node.physical_cores,
+                sockets=node.sockets, reserved_cores=tuple(sorted(set(node.reserved_cores))),
+                mpi_launcher=m.mpi.launcher, mpi_template=m.mpi.command,
+                account_required=m.account.required,
+                account_default=None if m.account.default is None else str(m.account.default),
+                queue_default=m.queue.default, queue_limits=limits,
+                default_walltime=parse_walltime(m.walltime.default),
+                directives=tuple(m.directives), modules=tuple(m.environment.modules),
+                setup=tuple(m.environment.setup), parsl=parsl, docs=docs)
 
 
 def _parse_site(path, text):
-    try:
-        data = yaml.safe_load(text)
-        lines = _key_lines(yaml.compose(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise SiteError(path, mark.line + 1 if mark else None,
-                        f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(data, dict):
+    doc = parse_yaml(text, path, error=SiteError)
+    if doc.data is not None and not isinstance(doc.data, dict):
         raise SiteError(path, None, "a site file must be a YAML mapping (key: value lines)")
-    r = _Reader(path, data, lines)
-    r.section((), _TOP_KEYS)
-
-    name = r.get(("name",), str, required=True)
-    if name != path.stem:
-        raise r.error(("name",), f"{name!r} differs from the file name {path.name!r}; "
-                                 "they must agree so that the site can be found by name")
-    description = r.get(("description",), str, required=True)
-    docs = r.get(("docs",), (str, list), default=())
-    docs = (docs,) if isinstance(docs, str) else r.strings(("docs",))
-    scheduler = r.get(("scheduler",), str, required=True,
-                      check=lambda s: None if s in SCHEDULERS else
-                      f"unknown scheduler (known: {', '.join(SCHEDULERS)})")
-
-    r.section(("node",), ("cores", "gpus", "memory_gb", "max_nodes", "oversubscribe",
-                          "physical_cores", "reserved_cores", "sockets"))
-    cores = r.get(("node", "cores"), (int, str), required=True,
-                  kind_name="a whole number or 'auto'",
-                  check=lambda c: None if c == "auto" or (isinstance(c, int) and c > 0)
-                  else "must be at least 1 or 'auto'")
-    if cores == "auto":
-        cores = os.cpu_count() or 1
-    gpus = r.get(("node", "gpus"), int, default=0,
-                 check=lambda g: None if g >= 0 else "must be 0 or more")
-    memory = r.get(("node", "memory_gb"), (int, float), default=None)
-    max_nodes = r.get(("node", "max_nodes"), int, default=None, check=_positive)
-    oversubscribe = r.get(("node", "oversubscribe"), bool, default=False)
-    physical = r.get(("node", "physical_cores"), int, default=None, check=_positive)
-    sockets = r.get(("node", "sockets"), int, default=1, check=_positive)
-    if physical is not None and physical % sockets:
-        raise r.error(("node", "sockets"), f"{physical} physical cores do not split evenly "
-                      f"into {sockets} sockets")
-    reserved = r.get(("node", "reserved_cores"), list, default=[])
-    for i, core in enumerate(reserved):
-        if isinstance(core, bool) or not isinstance(core, int) or core < 0 or \
-                (physical is not None and core >= physical):
-            raise r.error(("node", "reserved_cores", i),
-                          f"must be a core number 0..{(physical or 1) - 1}, got {core!r}")
-    if physical is not None and physical - len(set(reserved)) != cores:
-        raise r.error(("node", "cores"), f"{cores} usable cores, but physical_cores "
-                      f"{physical} minus {len(set(reserved))} reserved_cores leaves "
-                      f"{physical - len(set(reserved))}")
-
-    r.section(("mpi",), ("launcher", "command"))
-    mpi_launcher = r.get(("mpi", "launcher"), str, required=True)
-    mpi_template = r.get(("mpi", "command"), str, required=True)
-    r.check_placeholders(("mpi", "command"), mpi_template)
-
-    r.section(("account",), ("required", "default"), required=False)
-    account_required = r.get(("account", "required"), bool, default=False)
-    account_default = r.get(("account", "default"), (str, int), default=None)
-    account_default = None if account_default is None else str(account_default)
-
-    r.section(("queue",), ("default", "limits"), required=False)
-    queue_default = r.get(("queue", "default"), str, default=None)
-    limits = {}
-    for queue, bins in r.get(("queue", "limits"), dict, default={}).items():
-        keys = ("queue", "limits", queue)
-        r.get(keys, list, required=True)
-        parsed = []
-        for i, item in enumerate(bins):
-            r.section(keys + (i,), ("min_nodes", "max_nodes", "walltime"))
-            parsed.append(QueueLimit(
-                max_nodes=r.get(keys + (i, "max_nodes"), int, required=True, check=_positive),
-                min_nodes=r.get(keys + (i, "min_nodes"), int, default=1, check=_positive),
-                max_walltime=parse_walltime(r.get(keys + (i, "walltime"), str, required=True,
-                                                  check=_walltime_check))))
-        limits[str(queue)] = tuple(parsed)
-
-    r.section(("walltime",), ("default",))
-    default_walltime = parse_walltime(r.get(("walltime", "default"), str, required=True,
-                                            check=_walltime_check))
-
-    directives = r.strings(("directives",))
-    prefix = SCHEDULERS[scheduler]["directive"]
-    for i, line in enumerate(directives):
-        r.check_placeholders(("directives", i), line)
-        if prefix is None or not line.startswith(prefix):
-            expected = f"start with {prefix!r}" if prefix else \
-                "be empty: a local site has no batch directives"
-            raise r.error(("directives", i), f"{line!r} must {expected}")
-
-    r.section(("environment",), ("modules", "setup"), required=False)
-    modules = r.strings(("environment", "modules"))
-    setup = r.strings(("environment", "setup"))
-    for i, line in enumerate(setup):
-        r.check_placeholders(("environment", "setup", i), line)
-
-    parsl = _parse_parsl(r)
-    return Site(name=name, description=description, path=path, scheduler=scheduler,
-                cores_per_node=cores, gpus_per_node=gpus, memory_gb=memory,
-                max_nodes=max_nodes, oversubscribe=oversubscribe, physical_cores=physical,
-                sockets=sockets,
-                reserved_cores=tuple(sorted(set(reserved))), mpi_launcher=mpi_launcher,
-                mpi_template=mpi_template, account_required=account_required,
-                account_default=account_default, queue_default=queue_default,
-                queue_limits=limits, default_walltime=default_walltime,
-                directives=directives, modules=modules, setup=setup, parsl=parsl,
-                docs=tuple(docs))
-
-
-def _parse_parsl(r):
-    r.section(("parsl",), ("provider", "provider_options", "launcher", "launcher_options",
-                           "executor_options", "in_allocation"))
-    if "provider" not in r.data["parsl"]:
-        raise r.error(("parsl", "provider"), "required key is missing (null: no provider)")
-    provider = r.get(("parsl", "provider"), str, default=None,
-                     check=lambda p: None if p in PARSL_PROVIDERS else
-                     f"unknown Parsl provider (known: {', '.join(PARSL_PROVIDERS)})")
-    launcher_check = (lambda name: None if name in PARSL_LAUNCHERS else
-                      f"unknown Parsl launcher (known: {', '.join(PARSL_LAUNCHERS)})")
-    launcher = r.get(("parsl", "launcher"), str, required=True, check=launcher_check)
-    options = {}
-    for key in ("provider_options", "launcher_options", "executor_options"):
-        options[key] = dict(r.get(("parsl", key), dict, default={}))
-        for opt, value in options[key].items():
-            if isinstance(value, str):
-                r.check_placeholders(("parsl", key, opt), value)
-        if key == "executor_options":
-            for reserved in ("provider", "label"):
-                if reserved in options[key]:
-                    raise r.error(("parsl", key, reserved), "is set by hpcnnp; remove it")
-    r.section(("parsl", "in_allocation"), ("launcher", "launcher_options"), required=False)
-    alloc_launcher = r.get(("parsl", "in_allocation", "launcher"), str, default=launcher,
-                           check=launcher_check)
-    if "in_allocation" in r.data["parsl"]:
-        alloc_options = dict(r.get(("parsl", "in_allocation", "launcher_options"), dict,
-                                   default={}))
-        for opt, value in alloc_options.items():
-            if isinstance(value, str):
-                r.check_placeholders(("parsl", "in_allocation", "launcher_options", opt),
-                                     value)
-    else:
-        alloc_options = options["launcher_options"]
-    return ParslSpec(provider=provider, provider_options=options["provider_options"],
-                     launcher=launcher, launcher_options=options["launcher_options"],
-                     executor_options=options["executor_options"],
-                     in_allocation_launcher=alloc_launcher,
-                     in_allocation_options=alloc_options)
+    model = validate_document(SiteFile, doc, {"path": path}, error_class=SiteError)
+    return _site_from_model(model, path)
 
 
 def load_site(name_or_path):
@@ -862,6 +619,8 @@ def load_site(name_or_path):
         path = known[text]
     try:
         content = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SiteError(path, None, f"not UTF-8 text ({exc.reason})") from None
     except OSError as exc:
         raise SiteError(path, None, f"cannot read: {exc.strerror}") from None
     return _parse_site(path.resolve(), content)

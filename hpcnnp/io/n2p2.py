@@ -404,7 +404,8 @@ task_batch_size_charge gradient_type gradient_eta gradient_adam_eta gradient_ada
 gradient_adam_beta2 gradient_adam_epsilon kalman_type kalman_epsilon kalman_eta
 kalman_etatau kalman_etamax kalman_q0 kalman_qtau kalman_qmin kalman_lambda_short
 kalman_nue_short memorize_symfunc_results force_weight normalize_data_set
-""".split())
+kalman_decoupling
+""".split())   # kalman_decoupling: hpcnnp's decoupled Kalman filter (n2p2 ignores it)
 
 _ACTIVATIONS = frozenset("ltsprgcSeh")          # §8.1
 

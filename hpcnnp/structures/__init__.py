@@ -17,20 +17,26 @@ Literature data and construction rules are documented in the submodules:
 :mod:`.crystals` (Wyckoff positions, Li ordering), :mod:`.amorphous`
 (densities, packings, melt-quench, mixtures, Co doping), :mod:`.surfaces`
 (slabs, terminations, lattice matching), :mod:`.grain_boundary` (CSL
-construction, Sigma counting, clean-up rule), :mod:`.packing`.
+construction, Sigma counting, clean-up rule), :mod:`.packing`.  :mod:`.builders` is
+the table of builders by name that configuration files use (``{builder: lco}``).
 """
 
 from .amorphous import (MIXTURE_MODELS, amorphous, co_doped_amorphous, co_doped_llzo,
                         mass_density, mixture)
 from .crystals import lco, llzo_cubic, llzo_tetragonal, supercell
-from .grain_boundary import GB_OVERLAP, grain_boundary, sigma_from_lattices
+from .grain_boundary import GB_OVERLAP, SIGMA_TILTS, grain_boundary, sigma_from_lattices
 from .packing import PACK_MIN_DIST, random_packing
+from .production import llzo_lco_interface, llzo_tilt_gb
+from .substitution import substitute
 from .surfaces import find_matches, interface, oriented_cell, slab
+from .builders import BUILDERS, STRUCTURE_CLASSES, build_structure, check_structure_spec
 
 __all__ = [
     "llzo_cubic", "llzo_tetragonal", "lco", "supercell",
     "mixture", "co_doped_llzo", "co_doped_amorphous", "amorphous", "mass_density",
     "MIXTURE_MODELS", "random_packing", "PACK_MIN_DIST",
     "slab", "interface", "oriented_cell", "find_matches",
-    "grain_boundary", "sigma_from_lattices", "GB_OVERLAP",
+    "grain_boundary", "sigma_from_lattices", "GB_OVERLAP", "SIGMA_TILTS", "substitute",
+    "BUILDERS", "STRUCTURE_CLASSES", "build_structure", "check_structure_spec",
+    "llzo_lco_interface", "llzo_tilt_gb",
 ]

@@ -32,10 +32,14 @@ from hpcnnp.units import AMU_G_CM3, atomic_mass
 
 from ._common import (ELEMENT_ORDER, FORMAL_CHARGES, composition, formula,
                       provenance, set_formal_charges, total_charge)
+from .crystals import llzo_cubic, supercell
 from .packing import PACK_MIN_DIST, random_packing
 
 __all__ = ["MIXTURE_MODELS", "mixture", "co_doped_llzo", "co_doped_amorphous",
            "amorphous", "mass_density"]
+
+#: sites of LLZO that Co substitutes (co_doped_llzo, co_doped_amorphous)
+DOPANT_SITES = ("La", "Zr", "Li")
 
 #: LLZO-LCO mixture compositions (models #1-#5, as specified for the project).
 MIXTURE_MODELS = {
@@ -192,7 +196,7 @@ def _doping_composition(n, site, compensation, co_oxidation):
         comp["Li"] -= n
         host = 1
     else:
-        raise ValueError("site must be 'Li', 'La' or 'Zr'")
+        raise ValueError(f"site must be one of {', '.join(DOPANT_SITES)}")
     excess = n * (qco - host)  # charge added by the substitution
     if excess == 0:
         comp_rule = "none (isovalent)"
@@ -235,7 +239,6 @@ def co_doped_llzo(n=4, site="La", seed=0, compensation=None, co_oxidation=None,
     * ``site="Li"``: Co2+ on Li+ (donor, default ``co_oxidation=2``): n extra
       Li vacancies (Li(56-2n)); with ``co_oxidation=3``: 2n extra vacancies.
     """
-    from .crystals import llzo_cubic
     comp, site, qco, rule = _doping_composition(n, site, compensation, co_oxidation)
     rng = np.random.default_rng(seed)
     base = llzo_cubic(ordering=ordering, seed=seed)
@@ -367,7 +370,6 @@ def amorphous(atoms, temperature=4000.0, labeler=None, steps=2000, quench_steps=
 
     ``natoms``: repeat ``atoms`` first (near-cubic, :func:`supercell`).
     """
-    from .crystals import supercell
     src = atoms
     if natoms is not None and natoms > len(atoms):
         src = supercell(atoms, natoms=natoms)

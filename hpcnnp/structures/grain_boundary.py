@@ -51,9 +51,15 @@ from ase import Atoms
 from ase.data import chemical_symbols
 
 from ._common import (FORMAL_CHARGES, formula, periodic_pairs, provenance, total_charge)
-from .surfaces import _layer_positions, _material, _perp2, _wrap_inplane, oriented_cell
+from .surfaces import (_cut_heights, _layer_positions, _material, _perp2, _wrap_inplane,
+                       oriented_cell)
 
-__all__ = ["grain_boundary", "sigma_from_lattices", "GB_OVERLAP"]
+__all__ = ["grain_boundary", "sigma_from_lattices", "GB_OVERLAP", "SIGMA_TILTS"]
+
+#: Σ -> (tilt axis [uvw], boundary plane (hkl)) of the symmetric tilt boundaries of
+#: cubic (bcc) LLZO built by :func:`grain_boundary` (step 3 of the module docstring)
+SIGMA_TILTS = {13: ((0, 0, 1), (2, 3, 0)), 17: ((0, 0, 1), (5, 3, 0)),
+               33: ((0, 1, 1), (5, 2, -2)), 19: ((1, 1, 1), (3, 2, -5))}
 
 #: Default overlap thresholds (Å) of the boundary clean-up.
 GB_OVERLAP = {"cation-cation": 1.8, "anion-anion": 1.8, "cation-anion": 1.5}
@@ -229,6 +235,25 @@ def _size(w1, w2, d, n_cell, n_rm, natoms, m_min, max_aspect):
     return best[1]
 
 
+def _scan_terminations(ori, m_min, termination, overlap, gb_width):
+    """Clean-up of the smallest bicrystal for every cut height (mid-points between
+    atomic planes, or the given *termination*): ``[(removed, -d_min, shift)]`` sorted,
+    best first, and the number of heights scanned."""
+    d = ori.frame.d
+    cands = _cut_heights(ori)[0] / d
+    if termination is not None:
+        cands = np.array([float(termination)])
+    m_scan = max(m_min, int(np.ceil(5.0 / d)))
+    scan = []
+    for s in cands:
+        P, num, q, cell, X, grain = _bicrystal(ori, s, m_scan)
+        pos, alive, rep = _cleanup(P, num, q, cell, [0.0, X], overlap, gb_width)
+        i, j, S, dd = periodic_pairs(pos[alive], cell, 3.0)
+        scan.append((rep["n_removed"], -float(dd.min()) if len(dd) else -9.0, float(s)))
+    scan.sort()
+    return scan, len(cands)
+
+
 def grain_boundary(atoms, axis=(0, 0, 1), plane=(2, 3, 0), natoms=17000,
                    min_grain_thickness=6.0, max_aspect=2.0, overlap=None, gb_width=3.0,
                    termination=None, repeat=None):
@@ -270,25 +295,7 @@ def grain_boundary(atoms, axis=(0, 0, 1), plane=(2, 3, 0), natoms=17000,
     d = fr.d
     m_min = max(1, int(np.ceil(min_grain_thickness / d - 1e-9)))
     w1, w2 = _perp2(fr.a1, fr.a2)
-    # termination scan on the smallest cell
-    h = np.sort(np.mod(ori.heights(), d))
-    uniq = [h[0]]
-    for x in h[1:]:
-        if x - uniq[-1] > 1e-3:
-            uniq.append(x)
-    uniq = np.array(uniq)
-    gaps = np.diff(np.r_[uniq, uniq[0] + d])
-    cands = np.mod(uniq + 0.5 * gaps, d) / d
-    if termination is not None:
-        cands = np.array([float(termination)])
-    m_scan = max(m_min, int(np.ceil(5.0 / d)))
-    scan = []
-    for s in cands:
-        P, num, q, cell, X, grain = _bicrystal(ori, s, m_scan)
-        pos, alive, rep = _cleanup(P, num, q, cell, [0.0, X], overlap, gb_width)
-        i, j, S, dd = periodic_pairs(pos[alive], cell, 3.0)
-        scan.append((rep["n_removed"], -float(dd.min()) if len(dd) else -9.0, float(s)))
-    scan.sort()
+    scan, n_scanned = _scan_terminations(ori, m_min, termination, overlap, gb_width)
     shift = scan[0][2]
     n_rm = scan[0][0]
     if repeat is not None:
@@ -330,7 +337,7 @@ def grain_boundary(atoms, axis=(0, 0, 1), plane=(2, 3, 0), natoms=17000,
                      rule=("same-element pairs merged at midpoint, else lower-priority "
                            "element removed (Li<O<Co<La<Zr); neutrality by Li/O vacancies "
                            "nearest the boundaries"), thresholds=overlap),
-        termination=dict(shift=float(shift), scanned=len(cands),
+        termination=dict(shift=float(shift), scanned=n_scanned,
                          removed_per_csl_cell=int(scan[0][0])),
         bulk_formula=formula(atoms),
     )

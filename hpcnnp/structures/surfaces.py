@@ -131,9 +131,10 @@ def _bonds(ori, scale=1.25):
     return hi, D[:, 2], strength
 
 
-def _termination_scan(ori, tol_dipole=0.01):
+def _cut_heights(ori):
+    """Cut heights (Å, within one period d) half-way between the atomic planes, and the
+    gaps (Å) between those planes."""
     d = ori.frame.d
-    A = ori.frame.area
     h = np.sort(np.mod(ori.heights(), d))
     uniq = [h[0]]
     for x in h[1:]:
@@ -141,7 +142,13 @@ def _termination_scan(ori, tol_dipole=0.01):
             uniq.append(x)
     uniq = np.array(uniq)
     gaps = np.diff(np.r_[uniq, uniq[0] + d])
-    cands = np.mod(uniq + 0.5 * gaps, d)
+    return np.mod(uniq + 0.5 * gaps, d), gaps
+
+
+def _termination_scan(ori, tol_dipole=0.01):
+    d = ori.frame.d
+    A = ori.frame.area
+    cands, gaps = _cut_heights(ori)
     hi, dz, sv = _bonds(ori)
     q = ori.charges
     hq = ori.heights()
@@ -405,7 +412,7 @@ def find_matches(sub_a1, sub_a2, film_a1, film_a2, max_area, max_strain):
             W, M, det, l1, l2 = film_cache[Nf]
             if len(W) == 0:
                 continue
-            for si, (Ms, u1, u2) in enumerate(subs):
+            for si, (_, u1, u2) in enumerate(subs):
                 r1 = np.linalg.norm(u1) / l1
                 r2 = np.linalg.norm(u2) / l2
                 m = (np.abs(r1 - 1) <= max_strain) & (np.abs(r2 - 1) <= max_strain)
@@ -476,9 +483,9 @@ def interface(substrate, sub_hkl, film, film_hkl, natoms=17000, max_strain=0.03,
         box aspect ratio <= ``max_aspect``).  Among the matches whose cell has
         at most (1 + ``size_tolerance``) x max(natoms, smallest possible cell)
         atoms, the one with the lowest strain (in 0.5 % bins) is taken, then
-        one meeting the aspect limit, then the fewest atoms.  A small ``natoms`` therefore gives the smallest
-        feasible interface (for LLZO(001)|LCO(104) at 3 % strain: 673 Å^2,
-        876 atoms).
+        one meeting the aspect limit, then the fewest atoms.  A small ``natoms``
+        therefore gives the smallest feasible interface (for LLZO(001)|LCO(104) at
+        3 % strain: 673 Å^2, 876 atoms).
     max_strain : float
         Largest allowed |principal strain| of the film (0.03 = 3 %).
     gap : float

@@ -1,23 +1,19 @@
-"""MPI helpers of the trainer: deterministic collectives and a serial stand-in.
+"""The trainer's view of MPI: deterministic collectives and a serial stand-in.
 
-Sums over ranks are done by ``Allgather`` + summation in rank order, so every rank
-gets the same bits (``MPI_Allreduce`` does not promise that) and a run is
-reproducible from a checkpoint.
+The world communicator and the error rules come from :mod:`hpcnnp.mpi` (launcher
+detection, one error on all ranks); this wrapper adds what training needs on top:
+sums over ranks done by ``Allgather`` + summation in rank order, so every rank gets
+the same bits (``MPI_Allreduce`` does not promise that) and a run is reproducible
+from a checkpoint.
 """
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
-from hpcnnp.errors import HpcnnpError
+from hpcnnp import mpi
 
-__all__ = ["get_comm", "Comm", "CollectiveError"]
-
-
-class CollectiveError(HpcnnpError):
-    """An error raised on one rank, re-raised on every rank."""
+__all__ = ["get_comm", "Comm"]
 
 
 class Comm:
@@ -89,47 +85,13 @@ class Comm:
         return out
 
     def collective(self, fn, *args, **kwargs):
-        """Run ``fn`` on every rank; if it raises an :class:`HpcnnpError` on any rank,
-        raise the first rank's error on every rank (so all ranks stop together)."""
-        err = None
-        result = None
-        try:
-            result = fn(*args, **kwargs)
-        except HpcnnpError as exc:
-            err = exc
-        if self.comm is None:
-            if err is not None:
-                raise err
-            return result
-        msgs = self.comm.allgather(None if err is None else str(err))
-        first = next((m for m in msgs if m is not None), None)
-        if first is not None:
-            if err is not None and str(err) == first:
-                raise err
-            raise CollectiveError(first)
-        return result
-
-
-_LAUNCHER_VARS = ("PMI_SIZE", "PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE",
-                  "MPI_LOCALNRANKS", "SLURM_STEP_NUM_TASKS", "HPCNNP_MPI")
+        """Run ``fn`` on every rank; if it raises an :class:`HpcnnpError` (or OSError)
+        on any rank, raise the first rank's error on every rank
+        (:func:`hpcnnp.mpi.collective`), so that all ranks stop together."""
+        return mpi.collective(self.comm, fn, *args, **kwargs)
 
 
 def get_comm(use_mpi=None):
-    """The world communicator wrapped in :class:`Comm` (serial if mpi4py is missing
-    or only one rank runs).
-
-    ``use_mpi`` None: MPI is initialised only when the process was started by an MPI
-    launcher (PMI/PMIx/Open MPI/Slurm environment variables, or ``HPCNNP_MPI=1``) or
-    mpi4py is already initialised, so a plain serial ``hpcnnp train`` does not
-    start MPI."""
-    if use_mpi is None:
-        import sys
-        use_mpi = ("mpi4py.MPI" in sys.modules
-                   or any(os.environ.get(k) for k in _LAUNCHER_VARS))
-    if not use_mpi:
-        return Comm(None)
-    try:
-        from mpi4py import MPI
-    except ImportError:            # pragma: no cover - mpi4py is a dependency
-        return Comm(None)
-    return Comm(MPI.COMM_WORLD)
+    """The world communicator (:func:`hpcnnp.mpi.world`) wrapped in :class:`Comm`
+    (serial if no MPI launcher started the process or only one rank runs)."""
+    return Comm(mpi.world(use_mpi))

@@ -11,8 +11,9 @@ per-element error split of US_ELEMENT).
 
 Symmetry functions (:class:`SFCache`) are computed on demand by hpcnnp's C
 core.  Without ``memorize_symfunc_results`` at most ``capacity`` structures
-(default 2, least recently used) keep their SFs and dG/dr — the data set's
-derivatives are never held at once; with it every structure keeps them after
+(default 2, least recently used) and ``max_bytes`` keep their SFs and dG/dr —
+the data set's derivatives are never held at once (memorising them is
+hundreds of GB at the seed's scale); with it every structure keeps them after
 first use (n2p2's "HIGH MEMORY USAGE" mode).
 
 One cache entry (:class:`StructureSF`) holds, for a structure of N atoms with
@@ -153,9 +154,12 @@ class SFCache:
         Keep every structure's results (``memorize_symfunc_results``).
     capacity : int
         Entries kept otherwise (least recently used are dropped).
+    max_bytes : int
+        Without ``memorize``: also drop entries while the cache holds more than
+        this (the newest entry is always kept).
     """
 
-    def __init__(self, potential, memorize=False, capacity=2):
+    def __init__(self, potential, memorize=False, capacity=2, max_bytes=256 << 20):
         self.potential = potential
         self.model = potential._model
         self.n_el = len(potential.elements)
@@ -167,8 +171,10 @@ class SFCache:
                                   for e in range(self.n_el)], dtype=np.int64)
         self.memorize = bool(memorize)
         self.capacity = max(1, int(capacity))
+        self.max_bytes = int(max_bytes)
         self._cache = OrderedDict()
         self.time = 0.0            # seconds spent computing SFs and derivatives
+        self.computed = 0          # structures computed (cache misses)
         self.bytes = 0             # bytes currently cached
 
     def clear(self):
@@ -184,13 +190,15 @@ class SFCache:
         t0 = time.perf_counter()
         entry = self.compute(struct, derivatives)
         self.time += time.perf_counter() - t0
+        self.computed += 1
         old = self._cache.pop(struct.local, None)
         if old is not None:
             self.bytes -= old.nbytes
         self._cache[struct.local] = entry
         self.bytes += entry.nbytes
         if not self.memorize:
-            while len(self._cache) > self.capacity:
+            while len(self._cache) > self.capacity or (
+                    self.bytes > self.max_bytes and len(self._cache) > 1):
                 _, dropped = self._cache.popitem(last=False)
                 self.bytes -= dropped.nbytes
         return entry

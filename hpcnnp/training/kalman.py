@@ -170,6 +170,7 @@ import mmap
 import numpy as np
 from scipy.linalg import solve_triangular
 
+from hpcnnp import _core
 from hpcnnp.errors import HpcnnpError
 
 __all__ = ["KalmanFilter", "KalmanError", "traffic_model", "row_partition",
@@ -503,6 +504,9 @@ class KalmanFilter:
         self._pending = 0          # pending updates
         self._last_Y = None        # Y of the last update (for Kmean)
         self._last_L = None
+        #: called before the stored P is changed (a fold): a background
+        #: checkpoint writer of P waits there (see :meth:`p_chunks`)
+        self.before_fold = None
         self._touch_owned()
         self._diag_view()[:] = 1.0 / self.epsilon
 
@@ -515,6 +519,33 @@ class KalmanFilter:
     def memory_bytes(self):
         """Bytes allocated by this filter on this rank (P block + factors)."""
         return int(self._M.nbytes + self._Y.nbytes + 16 * self.n_weights)
+
+    @property
+    def p_stored_bytes(self):
+        """Bytes of the owned (stored, read and written) region of P on this
+        rank: the lower triangle of the diagonal block and the owned
+        rectangles — what a checkpoint writes (≈ 8·N_w²/(2R))."""
+        nr = self._nr
+        return 8 * (nr * (nr + 1) // 2 + sum(p * q for _, _, p, q in self._rects))
+
+    def p_chunks(self):
+        """The owned region of the stored P₀ as contiguous 1-D views, in a
+        fixed order (columns of the diagonal block's lower triangle, then
+        the columns of the owned rectangles).
+
+        A checkpoint writes them (no copy, no page of the never-touched
+        half is read) and a restart reads into them.  P₀ changes only in
+        :meth:`fold`, which first calls :attr:`before_fold`; with the
+        pending factors and scalars of :meth:`state_dict` (``include_P=False``)
+        taken at the same moment they describe the whole filter.
+        """
+        M = self._M
+        d0, nr = self._d0, self._nr
+        for j in range(nr):
+            yield M[d0 + j:d0 + nr, j]
+        for (row0, col0, p, q) in self._rects:
+            for c in range(q):
+                yield M[row0:row0 + p, col0 + c]
 
     @property
     def n_pending(self):
@@ -578,7 +609,6 @@ class KalmanFilter:
         if _product_kernel(m, self._size):
             # (m dsymv/dgemv calls would read P m times; OpenBLAS's dsymm/dgemm
             # are slower still for thin H because they pack their operands)
-            from hpcnnp import _core
             flat = M.reshape(-1, order="F")
             Hr = np.ascontiguousarray(Hf)
             Xp = np.zeros((n, m))                      # row-major for the kernel
@@ -634,6 +664,8 @@ class KalmanFilter:
         representation P = αP₀ − Y diag(c) Yᵀ + βI is shared by all ranks.
         ``update`` folds by itself every ``fold_every`` updates.
         """
+        if self.before_fold is not None:
+            self.before_fold()
         b = _blas()
         n = self.n_weights
         k = self._k
@@ -694,33 +726,39 @@ class KalmanFilter:
         xi : ndarray, shape (m,)
             Errors (reference − prediction).
         """
-        n = self.n_weights
-        if (not isinstance(w, np.ndarray) or w.dtype != np.float64
-                or w.shape != (n,) or not w.flags["C_CONTIGUOUS"]
-                or not w.flags["WRITEABLE"]):
-            raise KalmanError("w must be a writeable contiguous float64 array "
-                              f"of shape ({n},)")
-        H = np.asarray(H, dtype=np.float64)
-        if H.ndim == 1:
-            H = H.reshape(n, 1)
-        if H.ndim != 2 or H.shape[0] != n or H.shape[1] < 1:
-            raise KalmanError(f"H must have shape ({n}, m) (got {H.shape})")
-        m = H.shape[1]
-        xi = np.asarray(xi, dtype=np.float64).reshape(-1)
-        if xi.shape != (m,):
-            raise KalmanError(f"xi must have {m} values (got {xi.size})")
-        Hf = np.asfortranarray(H)
-        lo, hi = self.row_range
+        Hf, xi = _check_observation(self.n_weights, w, H, xi)
+        self._advance_eta()
+        X, A = self._observe(Hf)
+        L = _cholesky(self._innovation(A), self.n_updates)
+        self._correct(w, X, L, _forward_solve(L, xi))
 
-        # 1. learning rate
+    # The update in three phases (the decoupled filter couples its groups
+    # through A and calls them for every group).
+    def _advance_eta(self):
+        """Step 1: the learning rate."""
         if self.kalman_type == STANDARD and self.eta < self.etamax:
             self.eta *= self._eta_factor
 
-        # 2. X = P H for the owned rows, with the pending corrections
+    def _innovation(self, A):
+        """A + R: 1/η (standard) or λ (fading memory) on the diagonal, symmetrised."""
+        A = np.array(A, order="F")
+        m = A.shape[0]
+        if self.kalman_type == STANDARD:
+            A[np.diag_indices(m)] += 1.0 / self.eta
+        else:
+            A[np.diag_indices(m)] += self.lambda_
+        return 0.5 * (A + A.T)
+
+    def _observe(self, Hf):
+        """Step 2: X = P H for the owned rows (pending corrections included) and
+        A = Hᵀ P H summed over the ranks (m × m, same bits everywhere)."""
         # (All BLAS calls of the update go to scipy's OpenBLAS through
         # _blas(): numpy's own BLAS has a second thread pool whose spinning
         # threads would slow down the next pass over P.)
         b = _blas()
+        n = self.n_weights
+        m = Hf.shape[1]
+        lo, hi = self.row_range
         X = self._product(Hf, m)
         xa, ldx = _fmat(X)
         nr = hi - lo
@@ -739,23 +777,17 @@ class KalmanFilter:
         A = np.empty((m, m), order="F")
         b.dgemm(b"T", b"N", m, m, nr, 1.0, _addr(Hf, lo), n, xa, ldx,
                 0.0, _addr(A), m)
-        A = self._allsum(A)
-        if self.kalman_type == STANDARD:
-            A[np.diag_indices(m)] += 1.0 / self.eta
-        else:
-            A[np.diag_indices(m)] += self.lambda_
-        A = 0.5 * (A + A.T)
-        try:
-            L = np.linalg.cholesky(A)
-        except np.linalg.LinAlgError as exc:
-            raise KalmanError(
-                f"Kalman update {self.n_updates + 1}: A = HᵀPH + R is not "
-                f"positive definite (diag {np.diag(A)}); is P or H finite?"
-            ) from exc
+        return X, self._allsum(A)
 
-        # 3.–5. Y = X L⁻ᵀ (K = Y L⁻¹, K Xᵀ = Y Yᵀ), w ← w + Y L⁻¹ ξ
+    def _correct(self, w, X, L, z):
+        """Steps 3–6 with A = L Lᵀ and z = L⁻¹ ξ: Y = X L⁻ᵀ (K = Y L⁻¹,
+        K Xᵀ = Y Yᵀ), w ← w + Y z, P ← P − Y Yᵀ (/λ) + q I (pending), q and
+        λ schedules."""
+        n = self.n_weights
+        m = L.shape[0]
+        lo, hi = self.row_range
+        nr = hi - lo
         Yrows = _right_solve_lt(X, L)
-        z = _forward_solve(L, xi)
         out = np.empty((nr, m + 1))
         out[:, :m] = Yrows
         dw = Yrows[:, 0] * z[0]
@@ -834,6 +866,26 @@ class KalmanFilter:
                     T -= Yc[row0:row0 + p] @ Y[o_r + col0 + c0:o_r + col0 + c1].T
                 yield "rect", T, o_r + col0 + c0, row0
 
+    def _status_sums(self):
+        """(Σ|P_ii|, Σ_{i≠j}|P_ij|, Σ|K|, entries of K) of this filter
+        (collective over the ranks of a distributed P)."""
+        sdiag = 0.0
+        soff = 0.0
+        for kind, T, _, _ in self._true_chunks():
+            if kind == "diag":
+                cw = min(T.shape[0], T.shape[1])
+                d = np.abs(np.diagonal(T[:cw])).sum()
+                sdiag += d
+                soff += np.abs(T).sum() - d
+            else:
+                soff += np.abs(T).sum()
+        sums = self._allsum(np.array([sdiag, soff]))
+        if self._last_Y is None:
+            return float(sums[0]), 2.0 * float(sums[1]), 0.0, 0
+        K = solve_triangular(self._last_L, self._last_Y.T, lower=True,
+                             trans="T").T
+        return float(sums[0]), 2.0 * float(sums[1]), float(np.abs(K).sum()), K.size
+
     def status(self, epoch=None):
         """Filter status as in n2p2's ``updater.000.out`` (collective).
 
@@ -848,24 +900,8 @@ class KalmanFilter:
             (fading memory).
         """
         n = self.n_weights
-        sdiag = 0.0
-        soff = 0.0
-        for kind, T, _, _ in self._true_chunks():
-            if kind == "diag":
-                cw = min(T.shape[0], T.shape[1])
-                d = np.abs(np.diagonal(T[:cw])).sum()
-                sdiag += d
-                soff += np.abs(T).sum() - d
-            else:
-                soff += np.abs(T).sum()
-        sums = self._allsum(np.array([sdiag, soff]))
-        sdiag, soff = float(sums[0]), 2.0 * float(sums[1])
-        if self._last_Y is None:
-            kmean = 0.0
-        else:
-            K = solve_triangular(self._last_L, self._last_Y.T, lower=True,
-                                 trans="T").T
-            kmean = float(np.abs(K).sum() / K.size)
+        sdiag, soff, ksum, kcount = self._status_sums()
+        kmean = ksum / kcount if kcount else 0.0
         noff = n * n - n
         st = {"epoch": epoch, "nupdates": self.n_updates,
               "Pdiag": sdiag / n,
@@ -880,12 +916,7 @@ class KalmanFilter:
 
     def status_line(self, epoch):
         """One line of ``updater.000.out`` (n2p2's format, with newline)."""
-        st = self.status(epoch)
-        keys = ["Pdiag", "Poffdiag", "Pasym", "Kmean", "q"]
-        keys += ["eta"] if self.kalman_type == STANDARD else ["lambda",
-                                                              "kgamma"]
-        return (f"{int(epoch):10d} {st['nupdates']:10d}"
-                + "".join(f" {st[k]:16.8E}" for k in keys) + "\n")
+        return status_line(self.status(epoch), self.kalman_type)
 
     def status_header(self):
         """Header lines of ``updater.000.out`` as n2p2 writes them."""
@@ -938,7 +969,7 @@ class KalmanFilter:
         return out
 
     # --------------------------------------------------------- checkpoints
-    def state_dict(self, fold=False):
+    def state_dict(self, fold=False, include_P=True):
         """Everything needed for an exact restart on the same layout.
 
         The P block is returned *without a copy* (it is 8·N_w·n_r bytes):
@@ -951,11 +982,13 @@ class KalmanFilter:
         (see the module notes) are unused and may be zero.  Bit-identical
         continuation also needs the same ``fold_every`` and BLAS threads.
         Local (no communication); every rank saves its own dict.
+        ``include_P=False`` leaves ``P_block`` out (the caller saves the
+        owned region from :meth:`p_chunks`).
         """
         if fold:
             self.fold()
         k = self._k
-        return {
+        state = {
             "version": _STATE_VERSION,
             "n_weights": self.n_weights,
             "kalman_type": self.kalman_type,
@@ -977,6 +1010,9 @@ class KalmanFilter:
             "last_Y": None if self._last_Y is None else self._last_Y.copy(),
             "last_L": None if self._last_L is None else self._last_L.copy(),
         }
+        if not include_P:
+            del state["P_block"]
+        return state
 
     def load_state_dict(self, state):
         """Restore a :meth:`state_dict` (same N_w, type and rank layout)."""
@@ -990,17 +1026,18 @@ class KalmanFilter:
             if state.get(key) != val:
                 raise KalmanError(f"Kalman checkpoint has {key}="
                                   f"{state.get(key)!r}, this filter {val!r}")
-        P = np.asarray(state["P_block"])
-        if P.shape != self._M.shape:
-            raise KalmanError(f"Kalman checkpoint P block has shape {P.shape}, "
-                              f"expected {self._M.shape}")
-        d0, nr = self._d0, self._nr
-        for b0, b1, v in self._diag_chunks(256):
-            v[...] = P[d0 + b0:d0 + nr, b0:b1]
-        for rect in self._rects:
-            row0, col0, p, q = rect
-            for c0, c1, v in self._rect_chunks(rect, 256):
-                v[...] = P[row0:row0 + p, col0 + c0:col0 + c1]
+        if "P_block" in state:          # else: read into p_chunks() by the caller
+            P = np.asarray(state["P_block"])
+            if P.shape != self._M.shape:
+                raise KalmanError(f"Kalman checkpoint P block has shape {P.shape}, "
+                                  f"expected {self._M.shape}")
+            d0, nr = self._d0, self._nr
+            for b0, b1, v in self._diag_chunks(256):
+                v[...] = P[d0 + b0:d0 + nr, b0:b1]
+            for rect in self._rects:
+                row0, col0, p, q = rect
+                for c0, c1, v in self._rect_chunks(rect, 256):
+                    v[...] = P[row0:row0 + p, col0 + c0:col0 + c1]
         Y = np.asarray(state["Y_pending"], dtype=np.float64)
         k = Y.shape[1]
         cap = max(k, self.fold_every)
@@ -1020,6 +1057,43 @@ class KalmanFilter:
         ly, ll = state.get("last_Y"), state.get("last_L")
         self._last_Y = None if ly is None else np.array(ly, order="F")
         self._last_L = None if ll is None else np.array(ll)
+
+
+def status_line(st, kalman_type):
+    """One line of ``updater.000.out`` from a status dict (n2p2's format)."""
+    keys = ["Pdiag", "Poffdiag", "Pasym", "Kmean", "q"]
+    keys += ["eta"] if kalman_type == STANDARD else ["lambda", "kgamma"]
+    return (f"{int(st['epoch']):10d} {st['nupdates']:10d}"
+            + "".join(f" {st[k]:16.8E}" for k in keys) + "\n")
+
+
+def _check_observation(n, w, H, xi):
+    """Validated (H column-major (n, m), ξ (m,)) of an update."""
+    if (not isinstance(w, np.ndarray) or w.dtype != np.float64
+            or w.shape != (n,) or not w.flags["C_CONTIGUOUS"]
+            or not w.flags["WRITEABLE"]):
+        raise KalmanError("w must be a writeable contiguous float64 array "
+                          f"of shape ({n},)")
+    H = np.asarray(H, dtype=np.float64)
+    if H.ndim == 1:
+        H = H.reshape(n, 1)
+    if H.ndim != 2 or H.shape[0] != n or H.shape[1] < 1:
+        raise KalmanError(f"H must have shape ({n}, m) (got {H.shape})")
+    m = H.shape[1]
+    xi = np.asarray(xi, dtype=np.float64).reshape(-1)
+    if xi.shape != (m,):
+        raise KalmanError(f"xi must have {m} values (got {xi.size})")
+    return np.asfortranarray(H), xi
+
+
+def _cholesky(A, done):
+    """Lower Cholesky factor of the innovation matrix A (update ``done`` + 1)."""
+    try:
+        return np.linalg.cholesky(A)
+    except np.linalg.LinAlgError as exc:
+        raise KalmanError(
+            f"Kalman update {done + 1}: A = HᵀPH + R is not positive definite "
+            f"(diag {np.diag(A)}); is P or H finite?") from exc
 
 
 def _right_solve_lt(X, L):

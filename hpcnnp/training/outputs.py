@@ -10,11 +10,11 @@ restarted run never leaves lines of epochs that are not in its checkpoint.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
+from hpcnnp.fileio import atomic_open
 from hpcnnp.training.updaters import file_header
 
 __all__ = ["learning_curve_header", "learning_curve_line", "timing_header",
@@ -32,12 +32,10 @@ _METRICS = {"energy": ENERGY_METRICS, "force": FORCE_METRICS}
 
 
 def write_text(path, lines):
-    """Write a text file atomically (temporary file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+    """Write a text file atomically (:func:`hpcnnp.fileio.atomic_open`: temporary file
+    + rename, removed on any error; OSError -> OutputError naming the file)."""
+    with atomic_open(path, "w") as f:
         f.writelines(lines)
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------ learning curve

@@ -1,4 +1,5 @@
-"""Weight updaters: the Kalman filter (:mod:`hpcnnp.training.kalman`) and n2p2's
+"""Weight updaters: the Kalman filter (:mod:`hpcnnp.training.kalman`, decoupled:
+:mod:`hpcnnp.training.decoupled`) and n2p2's
 gradient descent (fixed step or Adam), behind one interface:
 
 ``update(w, H, xi)`` (w changed in place), ``status_line(epoch)``,
@@ -11,6 +12,7 @@ import math
 
 import numpy as np
 
+from hpcnnp.training.decoupled import DecoupledKalmanFilter
 from hpcnnp.training.kalman import KalmanFilter
 
 __all__ = ["GradientDescent", "make_updater", "file_header"]
@@ -113,12 +115,15 @@ class GradientDescent:
 
 
 def make_updater(cfg, n_weights, updates_per_epoch, comm, distributed=True,
-                 fold_every=16):
-    """The updater of ``cfg`` (:class:`TrainConfig`) for a state of ``n_weights``."""
+                 fold_every=16, groups=None):
+    """The updater of ``cfg`` (:class:`TrainConfig`) for a state of ``n_weights``;
+    ``groups``: decoupled Kalman filter with these index ranges (more than one)."""
     if cfg.updater_type == 1:
-        k = dict(cfg.kalman)
-        return KalmanFilter(n_weights, updates_per_epoch=updates_per_epoch, comm=comm,
-                            distributed=distributed, fold_every=fold_every, **k)
+        k = dict(cfg.kalman, updates_per_epoch=updates_per_epoch, comm=comm,
+                 distributed=distributed, fold_every=fold_every)
+        if groups is not None and len(groups) > 1:
+            return DecoupledKalmanFilter(groups, **k)
+        return KalmanFilter(n_weights, **k)
     g = cfg.gradient
     if g["type"] == 0:
         return GradientDescent(n_weights, 0, g["eta"])

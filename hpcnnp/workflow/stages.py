@@ -24,50 +24,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import yaml
 
+from hpcnnp import structures as st
+from hpcnnp.config.training import TRAINING_DEFAULTS  # noqa: F401  (moved there)
 from hpcnnp.errors import HpcnnpError
-
-#: training keywords the main job writes unless the project overrides them
-#: (n2p2 names; the Kalman settings of n2p2's examples)
-TRAINING_DEFAULTS = {
-    "epochs": 10,
-    "random_seed": 12345,
-    "test_fraction": 0.1,
-    "use_short_forces": "",
-    "updater_type": 1,
-    "parallel_mode": 0,
-    "jacobian_mode": 1,
-    "update_strategy": 0,
-    "selection_mode": 2,
-    "task_batch_size_energy": 1,
-    "task_batch_size_force": 1,
-    "memorize_symfunc_results": "",
-    "short_energy_fraction": 1.0,
-    "short_force_fraction": 0.05,
-    "short_energy_error_threshold": 0.0,
-    "short_force_error_threshold": 1.0,
-    "rmse_threshold_trials": 3,
-    # n2p2's examples use 10; on hot AIMD-like data (and in the synth5_A recovery,
-    # benchmarks/recover_synth5.py) 10 makes the force RMSE diverge within 1-2 epochs
-    # while 1 converges (issue #3 note)
-    "force_weight": 1.0,
-    "weights_min": -1.0,
-    "weights_max": 1.0,
-    "normalize_data_set": "ref",
-    "write_weights_epoch": 1,
-    "write_trainpoints": 1,
-    "write_trainforces": 1,
-    "kalman_type": 0,
-    "kalman_epsilon": 1.0e-2,
-    "kalman_q0": 0.01,
-    "kalman_qtau": 2.302,
-    "kalman_qmin": 1.0e-6,
-    "kalman_eta": 0.01,
-    "kalman_etatau": 2.302,
-    "kalman_etamax": 1.0,
-}
+from hpcnnp.structures import substitute  # noqa: F401  (moved there)
 
 
 class StageError(HpcnnpError):
@@ -140,36 +102,11 @@ def stage_sample(ctx):
     p = ctx.project
     d = ctx.path("sample")
     d.mkdir(exist_ok=True)
-    camp = dict(p["campaign"])
-    camp.setdefault("name", p["name"])
-    camp["output"] = "dataset.h5"
-    camp["workdir"] = "campaign.work"
-    camp.setdefault("site", p["site"])
-    camp["labeler"] = p["labeler"]
-    camp["scale"] = p["scale"] * camp.get("scale", 1.0)
-    camp.setdefault("seed", p["seed"])
+    camp = p.campaign_data()
     (d / "campaign.yaml").write_text(yaml.safe_dump(camp, sort_keys=False))
     ctx.hpcnnp("sample", "campaign.yaml", "--resume", stage="sample", cwd=d)
     ctx.hpcnnp("dataset", "export", "dataset.h5", "-o", "input.data", stage="sample", cwd=d)
     return {"data": str(d / "input.data")}
-
-
-def _input_nn_text(p):
-    net = p["network"]
-    train = dict(TRAINING_DEFAULTS)
-    train["random_seed"] = p["seed"]
-    train.update(p["training"])
-    els = p["elements"]
-    lines = [f"# input.nn written by hpcnnp run for project '{p['name']}'",
-             f"number_of_elements {len(els)}", f"elements {' '.join(els)}",
-             "cutoff_type 6 0.0", "scale_symmetry_functions", "center_symmetry_functions",
-             "scale_min_short -1.0", "scale_max_short 1.0",
-             f"global_hidden_layers_short {len(net['hidden'])}",
-             f"global_nodes_short {' '.join(map(str, net['hidden']))}",
-             f"global_activation_short {net['activation']}"]
-    for k, v in train.items():
-        lines.append(f"{k} {v}".rstrip())
-    return "\n".join(lines) + "\n"
 
 
 def stage_descriptors(ctx):
@@ -177,7 +114,7 @@ def stage_descriptors(ctx):
     p = ctx.project
     d = ctx.path("potential_setup")
     d.mkdir(exist_ok=True)
-    (d / "input.nn").write_text(_input_nn_text(p))
+    (d / "input.nn").write_text(p.input_nn_text())
     ctx.hpcnnp("sfgen", "--preset", p["descriptors"]["preset"], "--append-to", "input.nn",
                "--replace", stage="descriptors", cwd=d)
     shutil.copy2(ctx.path("sample", "input.data"), d / "input.data")
@@ -238,12 +175,8 @@ def stage_active(ctx):
     p = ctx.project
     d = ctx.path("active")
     d.mkdir(exist_ok=True)
-    cfg = dict(p["active"])
-    cfg.setdefault("data", str(ctx.path("potential_setup", "input.data")))
-    cfg.setdefault("settings", str(ctx.path("potential_setup", "input.nn")))
-    cfg.setdefault("labeler", p["labeler"])
-    cfg.setdefault("site", p["site"])
-    iterations = cfg.pop("iterations", 1)
+    cfg, iterations = p.active_data(ctx.path("potential_setup", "input.data"),
+                                    ctx.path("potential_setup", "input.nn"))
     (d / "active.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     ctx.hpcnnp("active", "active.yaml", "--iterations", iterations, "--resume",
                stage="active", cwd=d)
@@ -262,25 +195,7 @@ def _md_stage(ctx, name, builder):
         tmp = struct.with_suffix(".tmp.extxyz")
         write(tmp, atoms)
         os.replace(tmp, struct)
-    T = spec.get("temperature", 1500)
-    protocol = {
-        "structure": "structure.extxyz",
-        "potential": str(ctx.path("train")),
-        "output": "run",
-        "timestep": spec.get("timestep", 1.0),
-        "seed": p["seed"],
-        "dump_stride": spec.get("dump_stride", 50),
-        "thermo_stride": spec.get("dump_stride", 50),
-        "segment": spec.get("segment", "1 ps"),
-        "trajectory": {"file": "traj.h5", "fields": ["position", "image", "velocity"]},
-        "pair": {"showewsum": spec.get("dump_stride", 50)},
-        "zbl": spec.get("zbl"),
-        "stages": [
-            {"type": "minimize", "ftol": 1.0e-2, "maxiter": spec.get("minimize_steps", 200)},
-            {"type": "heat", "T0": 300, "T1": T, "time": spec.get("heat_time", "1 ps")},
-            {"type": "nvt", "T": T, "time": spec.get("time", "2 ps")},
-        ],
-    }
+    protocol = p.md_protocol(name, "structure.extxyz", ctx.path("train"))
     (d / "protocol.yaml").write_text(yaml.safe_dump(protocol, sort_keys=False))
     args = ["md", "protocol.yaml"]
     if (d / "run").exists():
@@ -290,40 +205,13 @@ def _md_stage(ctx, name, builder):
 
 
 def _build_interface(spec, seed):
-    from hpcnnp import structures as st
-    return st.interface(st.llzo_cubic(), (0, 0, 1), st.lco(), (1, 0, 4),
-                        natoms=spec.get("natoms", 900))
+    return st.llzo_lco_interface(natoms=spec.get("natoms", 900))
 
 
 def _build_gb(spec, seed):
-    from hpcnnp import structures as st
-    axis, plane = {13: ((0, 0, 1), (2, 3, 0)), 17: ((0, 0, 1), (5, 3, 0)),
-                   33: ((0, 1, 1), (5, 2, -2)), 19: ((1, 1, 1), (3, 2, -5))}[spec.get("sigma", 13)]
-    atoms = st.grain_boundary(st.llzo_cubic(), axis=axis, plane=plane,
-                              natoms=spec.get("natoms", 700))
+    atoms = st.llzo_tilt_gb(sigma=spec.get("sigma", 13), natoms=spec.get("natoms", 700))
     if spec.get("dopant"):
         substitute(atoms, seed=seed, **spec["dopant"])
-    return atoms
-
-
-def substitute(atoms, element="Co", site="La", count=1, seed=0):
-    """Replace ``count`` randomly chosen (seeded) ``site`` atoms by ``element`` in place.
-
-    Uniform over the whole cell, so a segregation profile measured afterwards comes
-    from the MD and not from the start structure.  Meant for isovalent substitution
-    (Co3+ on La3+, the default): charge neutrality is the caller's business.  The
-    substitution is recorded in ``atoms.info["substitution"]``.
-    """
-    sym = np.array(atoms.get_chemical_symbols(), dtype=object)
-    hosts = np.flatnonzero(sym == site)
-    count = int(count)
-    if not 0 < count <= len(hosts):
-        raise StageError(f"production gb dopant: count {count} must be 1..{len(hosts)} "
-                         f"(number of {site} atoms in the cell)")
-    chosen = np.random.default_rng(seed).choice(hosts, count, replace=False)
-    sym[chosen] = element
-    atoms.set_chemical_symbols(list(sym))
-    atoms.info["substitution"] = f"{count} {element} on {site} (random, seed {seed})"
     return atoms
 
 

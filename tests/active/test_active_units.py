@@ -152,11 +152,12 @@ def test_active_labelers_and_recorded_failures(toy):
     from hpcnnp.active.labeling import label_batch, label_batch_to_file, make_labeler
     from hpcnnp.calculator import HDNNPCalculator
 
-    assert isinstance(make_labeler("hdnnp", {"potential": str(toy / "teacher")}),
+    # one labeler table (hpcnnp.sampling.labelers): the checked calculator wraps the engine
+    assert isinstance(make_labeler("hdnnp", {"potential": str(toy / "teacher")}).inner,
                       HDNNPCalculator)
     with pytest.raises(HpcnnpError, match="cannot import"):
         make_labeler("no_such_module_xyz:f")
-    with pytest.raises(HpcnnpError, match="labeler 'hdnnp'"):
+    with pytest.raises(HpcnnpError, match="labeler hdnnp: unknown option"):
         make_labeler("hdnnp", {"nonsense": 1})
     # EMT knows O but not Li: the Li frame fails and is recorded, the O frame is labelled
     _, lio = _teacher_and_frame(toy)
@@ -209,16 +210,18 @@ def _copy_inputs(toy, folder):
      "selection.sigma_high: must be larger than selection.sigma_low"),
     (("sigma_low: 0.05", "sigma_low: low"), 10, "selection.sigma_low: must be a number"),
     (("temperatures: [600, 1200]", "temperatures: [600, -5]"), 8,
-     "exploration.temperatures: every temperature must be a number > 0"),
-    (("- file: start.data", "- fiel: start.data"), 6, "needs exactly one of file, builder"),
-    (("- file: start.data", "- file: missing.data"), 6, "file not found"),
+     "exploration.temperatures.1: must be > 0 K (got -5)"),
+    (("- file: start.data", "- fiel: start.data"), 7,
+     "exploration.structures.0: needs exactly one of file, builder"),
+    (("- file: start.data", "- file: missing.data"), 7,
+     "exploration.structures.0.file: file not found"),
     (("labeler:", "labeller:"), 12, "labeller: unknown key"),
     (("input_nn: input.nn", "input_nn: nowhere.nn"), 2, "input_nn: file not found"),
     (("options: {potential: teacher}", "options: {potential: nowhere}"), 14,
      "potential folder not found"),
-    (("name: hdnnp\n  options: {potential: teacher}", "name: emt\n  bogus: 1"), 12,
-     "labeler: labeler emt: unknown option(s) bogus"),
-    (("name: hdnnp", "name: nonesuch"), 12, "unknown labeler 'nonesuch'"),
+    (("name: hdnnp\n  options: {potential: teacher}", "name: emt\n  bogus: 1"), 14,
+     "labeler.bogus: labeler emt has no option 'bogus'"),
+    (("name: hdnnp", "name: nonesuch"), 13, "labeler.name: unknown labeler 'nonesuch'"),
     (("input_nn: input.nn", "input_nn: input.nn\nsettings: input.nn"), 3,
      "settings: given twice"),
 ])

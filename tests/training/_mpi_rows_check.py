@@ -55,11 +55,17 @@ class RecordingTrainer(Trainer):
 
             upd.update = wrapped
 
-    def _candidate_terms(self, p, k):
-        res = super()._candidate_terms(p, k)
-        _, _, s, a, c = res
-        self._picked.append((int(s.index), int(a), int(c)))
-        return res
+    def _create_updaters_and_report(self):
+        super()._create_updaters_and_report()
+        terms = self.step.candidate_terms
+
+        def recorded(p, k):
+            res = terms(p, k)
+            _, _, s, a, c = res
+            self._picked.append((int(s.index), int(a), int(c)))
+            return res
+
+        self.step.candidate_terms = recorded
 
     def update(self, p):
         self._picked, self._seen = [], []

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from hpcnnp.cli import main
-from hpcnnp.errors import InputFileError
+from hpcnnp.errors import HpcnnpError, InputFileError
 from hpcnnp.workflow import stages as stages_mod
 from hpcnnp.workflow.project import load_project
 
@@ -140,5 +140,5 @@ def test_gb_of_the_example_is_co_doped_isovalently_with_its_planes():
     assert atoms.info["planes"] and "Co on La" in atoms.info["substitution"]
     again = stages_mod._build_gb(spec, seed=3)
     assert again.get_chemical_symbols() == sym                 # seeded
-    with pytest.raises(stages_mod.StageError, match="count"):
+    with pytest.raises(HpcnnpError, match="count"):
         stages_mod.substitute(atoms.copy(), site="La", count=10**6)

@@ -13,6 +13,7 @@ import sys
 
 from hpcnnp import __version__
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.mpi import launcher_rank
 from hpcnnp.signals import Terminated, exit_status, terminate_gracefully
 
 #: sub-command name -> module in hpcnnp.commands (imported when the CLI starts)
@@ -54,7 +55,9 @@ def main(argv=None):
         with terminate_gracefully(f"hpcnnp {args.command}"):
             return int(args.func(args) or 0)
     except HpcnnpError as exc:
-        print(f"hpcnnp {args.command}: error: {exc}", file=sys.stderr)
+        # an error raised on every MPI rank (hpcnnp.mpi) is printed once, by rank 0
+        if not getattr(exc, "collective", False) or launcher_rank() == 0:
+            print(f"hpcnnp {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except Terminated as exc:       # the signal handler printed the line
         return exit_status(exc)

@@ -18,13 +18,13 @@ Atomic outputs
     reason (``No space left on device``, ``Read-only file system``).
 
 Folder lock
-    :func:`folder_lock` takes an exclusive lock on ``FOLDER/.hpcnnp.lock`` for the
-    duration of a command, so that two runs cannot mix their files in one output or
-    work folder; the second one stops at once with a message naming the first (command,
-    pid, host, start time).  The lock is a POSIX record lock (``fcntl.lockf``): the
-    kernel releases it when the holder dies, even by SIGKILL, so there are no stale
-    locks; it also works on NFS and on Lustre mounted with ``flock``.  Under MPI only
-    rank 0 takes it.
+    :func:`folder_lock` takes an exclusive lock on ``FOLDER/.hpcnnp.lock`` (removed
+    again at the end) for the duration of a command, so that two runs cannot mix their
+    files in one output or work folder; the second one stops at once with a message
+    naming the first (command, pid, host, start time).  The lock is a POSIX record lock
+    (``fcntl.lockf``): the kernel releases it when the holder dies, even by SIGKILL, so
+    there are no stale locks; it also works on NFS and on Lustre mounted with ``flock``.
+    Under MPI only rank 0 takes it.
 
 Stale temporary files
     A process killed by SIGKILL cannot remove its temporary files.
@@ -131,16 +131,21 @@ def atomic_path(path, *, executable=False, fsync=True):
 
 
 @contextlib.contextmanager
-def atomic_open(path, mode="w", *, encoding="utf-8", newline="\n", executable=False):
+def atomic_open(path, mode="w", *, encoding="utf-8", errors="strict", newline="\n",
+                executable=False):
     """Yield an open file (``mode`` ``"w"`` or ``"wb"``) that replaces ``path`` when
-    the block ends without error (see :func:`atomic_path`)."""
+    the block ends without error (see :func:`atomic_path`).
+
+    ``errors="surrogateescape"`` writes back undecodable bytes of text read with it
+    (comments of n2p2 files in another encoding) unchanged.
+    """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open: mode must be 'w' or 'wb', got {mode!r}")
     with atomic_path(path, executable=executable, fsync=False) as tmp:
         if mode == "wb":
             fh = open(tmp, "xb")
         else:
-            fh = open(tmp, "x", encoding=encoding, newline=newline)
+            fh = open(tmp, "x", encoding=encoding, errors=errors, newline=newline)
         try:
             yield fh
             fh.flush()
@@ -151,11 +156,10 @@ def atomic_open(path, mode="w", *, encoding="utf-8", newline="\n", executable=Fa
 
 def _close_quietly(fh):
     """Close a file whose buffered data may not fit on the disk any more."""
-    try:
+    # io objects release their descriptor even when the final flush fails;
+    # closing the number again could close a file opened since by someone else
+    with contextlib.suppress(OSError):
         fh.close()
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.close(fh.fileno())
 
 
 def write_atomic(path, data, executable=False):
@@ -172,52 +176,118 @@ def write_atomic(path, data, executable=False):
         fh.write(data)
 
 
+class _PendingFile:
+    """A temporary file of :class:`AtomicFiles`: a file object whose :meth:`close`
+    flushes and (optionally) fsyncs; usable as a context manager."""
+
+    def __init__(self, fh, fsync):
+        self._fh = fh
+        self.fsync = fsync
+
+    def __getattr__(self, name):
+        return getattr(self._fh, name)
+
+    @property
+    def closed(self):
+        return self._fh.closed
+
+    def close(self):
+        """Flush, fsync (unless ``fsync=False``) and close; raises OSError."""
+        if self._fh.closed:
+            return
+        try:
+            self._fh.flush()
+            if self.fsync:
+                os.fsync(self._fh.fileno())
+        finally:
+            _close_quietly(self._fh)
+
+    def finish(self, sync=True):
+        """Close; without ``sync`` (after an error) quietly, without flushing checks."""
+        if sync:
+            self.close()
+        else:
+            _close_quietly(self._fh)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.finish(sync=exc_type is None)
+        return False
+
+
 class AtomicFiles:
     """Several output files in ``folder`` that replace their targets together.
 
-    :meth:`open` creates a temporary file per name; :meth:`commit` fsyncs them all and
-    renames them into place; :meth:`abort` (or leaving a ``with`` block by an
+    :meth:`open` creates a temporary file per name (the caller may close it when done
+    -- with thousands of files -- or leave that to :meth:`commit`); :meth:`reserve`
+    gives a temporary path for writers that want a file name; :meth:`commit` fsyncs
+    and renames them all into place; :meth:`abort` (or leaving a ``with`` block by an
     exception) removes them.  Neither abort nor a failed commit leaves a temporary file
     behind, even when closing a file fails because the disk is full.
     """
 
     def __init__(self, folder):
         self.folder = Path(folder)
-        self.files = {}                         # name -> (tmp path, file object)
+        self.files = {}                 # name -> (tmp path, _PendingFile or None, fsync)
 
-    def open(self, name, binary=False):
+    def open(self, name, binary=False, errors="strict", fsync=True):
+        """A new temporary file for ``name`` (text: UTF-8, ``\\n``; ``errors`` as for
+        :func:`open`; ``fsync=False`` for files that need not survive a power cut)."""
         tmp = temp_path(self.folder / name)
+        self.files[name] = (tmp, None, fsync)       # registered first: abort() removes it
         try:
             fh = open(tmp, "xb") if binary else open(tmp, "x", encoding="utf-8",
-                                                      newline="\n")
+                                                      errors=errors, newline="\n")
         except OSError as exc:
+            del self.files[name]
             raise output_error(self.folder / name, exc) from None
-        self.files[name] = (tmp, fh)
-        return fh
+        pending = _PendingFile(fh, fsync)
+        self.files[name] = (tmp, pending, fsync)
+        return pending
+
+    def reserve(self, name, fsync=True):
+        """A temporary path for ``name`` that the caller creates (h5py, numpy ...)."""
+        tmp = temp_path(self.folder / name)
+        self.files[name] = (tmp, None, fsync)
+        return tmp
 
     @property
     def paths(self):
         """Final paths of the files opened so far."""
         return [self.folder / name for name in self.files]
 
-    def commit(self):
-        """fsync and rename every file into place (removes all on an error)."""
+    def commit(self, last=None):
+        """fsync and rename every file into place, ``last`` after all others (its
+        presence then means the set is complete).  Removes all on an error.
+        Returns the final paths."""
+        names = [n for n in self.files if n != last] + ([last] if last in self.files else [])
+        name = None
         try:
-            for name, (tmp, fh) in self.files.items():
-                fh.flush()
-                os.fsync(fh.fileno())
-                fh.close()
-            for name, (tmp, _) in self.files.items():
-                os.replace(tmp, self.folder / name)
+            for name, (tmp, fh, fsync) in self.files.items():
+                if fh is not None:
+                    fh.close()
+                elif fsync:
+                    _fsync_path(tmp)
+            done = []
+            for name in names:
+                os.replace(self.files[name][0], self.folder / name)
+                done.append(self.folder / name)
         except OSError as exc:
             self.abort()
-            raise output_error(self.folder / name, exc) from None
+            raise output_error(self.folder / (name or ""), exc) from None
+        except BaseException:           # interrupted: what is not renamed yet goes
+            self.abort()
+            raise
         self.files = {}
+        return done
 
     def abort(self):
         """Close and remove every temporary file; never raises."""
-        for tmp, fh in self.files.values():
-            _close_quietly(fh)
+        for tmp, fh, _ in self.files.values():
+            if fh is not None:
+                fh.finish(sync=False)
             _unlink_quietly(tmp)
         self.files = {}
 
@@ -261,12 +331,12 @@ class FolderLock:
         self.command = command
         self.fd = None
         self.key = None
+        self.created = False
 
     def acquire(self):
-        import fcntl
-
         folder = self.folder
         try:
+            self.created = not folder.exists()
             folder.mkdir(parents=True, exist_ok=True)
         except FileExistsError:
             raise OutputError(folder, "exists and is not a folder") from None
@@ -279,32 +349,51 @@ class FolderLock:
         if held is not None:
             FolderLock._held[self.key] = (held[0], held[1] + 1)
             return self
-        path = folder / LOCK_FILE
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as exc:
-            raise output_error(folder, exc, "cannot write into the folder") from None
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            holder = _read_holder(fd)
-            os.close(fd)
-            if exc.errno in (errno.EACCES, errno.EAGAIN):
-                raise FolderBusyError(
-                    f"{folder}: in use by another hpcnnp process ({holder or 'unknown'}); "
-                    "wait until it has finished, or use another folder") from None
-            raise output_error(folder, exc, "cannot lock the folder") from None
+        fd = self._lock_file(folder / LOCK_FILE)
         info = (f"{self.command}, pid {os.getpid()} on {socket.gethostname()}, since "
                 f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n").encode()
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, info, 0)
         except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(folder / LOCK_FILE)
             os.close(fd)
             raise output_error(folder, exc, "cannot write into the folder") from None
         self.fd = fd
         FolderLock._held[self.key] = (self, 1)
         return self
+
+    def _lock_file(self, path):
+        """Open and lock ``path``; retried when a releasing holder removed the file
+        between our open and our lock (then we would hold a lock on a dead file)."""
+        import fcntl
+
+        for _ in range(100):
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as exc:
+                raise output_error(path.parent, exc, "cannot write into the folder") from None
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                holder = _read_holder(fd)
+                os.close(fd)
+                if exc.errno in (errno.EACCES, errno.EAGAIN):
+                    raise FolderBusyError(
+                        f"{path.parent}: in use by another hpcnnp process "
+                        f"({holder or 'unknown'}); wait until it has finished, or use "
+                        "another folder") from None
+                raise output_error(path.parent, exc, "cannot lock the folder") from None
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                return fd
+            os.close(fd)
+        raise FolderBusyError(f"{path.parent}: cannot take the lock ({path} keeps "
+                              "changing)")
 
     def release(self):
         held = FolderLock._held.get(self.key)
@@ -316,10 +405,14 @@ class FolderLock:
             return
         del FolderLock._held[self.key]
         if lock.fd is not None:
+            # removed while still held, so that nobody can lock the old file after us
             with contextlib.suppress(OSError):
-                os.ftruncate(lock.fd, 0)
+                os.unlink(lock.folder / LOCK_FILE)
             os.close(lock.fd)       # releases the lock
             lock.fd = None
+            if lock.created:        # a run that wrote nothing leaves no empty folder
+                with contextlib.suppress(OSError):
+                    os.rmdir(lock.folder)
 
     def __enter__(self):
         return self.acquire()
@@ -342,7 +435,8 @@ def folder_lock(folder, command="hpcnnp", comm=None):
     Parameters
     ----------
     folder : path
-        Output or work folder (created if missing).
+        Output or work folder (created if missing, and removed again at the end if it
+        is still empty: a run that failed before writing leaves nothing behind).
     command : str
         Written into the lock file, so that a second process can name the first.
     comm : mpi4py communicator, optional
@@ -379,8 +473,9 @@ def folder_lock(folder, command="hpcnnp", comm=None):
 def remove_stale_temps(folder, names=None):
     """Remove hpcnnp's temporary files in ``folder`` left by processes that died.
 
-    A file is removed when the process id in its name does not run on this host.  Call it while holding the folder's lock, so that no other
-    hpcnnp process on another host writes into the folder.
+    A file is removed when the process id in its name does not run on this host.  Call
+    it while holding the folder's lock, so that no other hpcnnp process on another host
+    writes into the folder.
 
     Parameters
     ----------

@@ -43,9 +43,10 @@ from pathlib import Path
 
 from hpcnnp.errors import HpcnnpError
 
-__all__ = ["LAUNCHER_VARS", "launched", "launcher_size", "world", "rank_size",
+__all__ = ["LAUNCHER_VARS", "launched", "launcher_size", "launcher_rank", "world",
+           "rank_size",
            "RankError", "InconsistentRanksError", "agree", "collective",
-           "run_collectively", "FileDigest", "check_consistency", "options_items",
+           "run_collectively", "abort_job", "FileDigest", "check_consistency", "options_items",
            "EXIT_INPUT", "EXIT_ABORT"]
 
 #: environment variables set by MPI launchers: MPICH/Hydra and Intel MPI (PMI_*),
@@ -80,6 +81,16 @@ def launcher_size():
         if value.isdigit():
             return int(value)
     return None
+
+
+def launcher_rank():
+    """This process's rank according to the launcher's environment (0 if unknown)."""
+    for var in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PALS_RANKID",
+                "SLURM_PROCID"):
+        value = os.environ.get(var, "")
+        if value.isdigit():
+            return int(value)
+    return 0
 
 
 def world(use_mpi=None):
@@ -240,21 +251,30 @@ def run_collectively(comm, command, fn, *args, stream=None, grace=None, **kwargs
         raise
     except BaseException as exc:
         if getattr(exc, "collective", False) or _all_failed(errcomm, grace):
-            if rank == 0:
-                raise
+            if rank == 0 or isinstance(exc, KeyboardInterrupt):
+                raise               # a signal: every rank exits with its status (143)
             return EXIT_INPUT
-        if isinstance(exc, HpcnnpError):
-            stream.write(f"{command}: error on MPI rank {rank} (aborting the job): {exc}\n")
-        elif isinstance(exc, KeyboardInterrupt):
-            stream.write(f"{command}: interrupted on MPI rank {rank} (aborting the job)\n")
-        else:
-            import traceback
-            stream.write(f"{command}: unexpected error on MPI rank {rank} (aborting the "
-                         "job):\n")
-            traceback.print_exc(file=stream)
-        stream.flush()
-        _abort(comm, EXIT_INPUT if isinstance(exc, HpcnnpError) else EXIT_ABORT)
+        abort_job(comm, command, exc, stream)
         raise                                    # pragma: no cover - after Abort
+
+
+def abort_job(comm, command, exc, stream=None):
+    """End an MPI job because of ``exc`` on this rank: one line naming the rank (a
+    traceback if ``exc`` is not an :class:`HpcnnpError`), then ``MPI_Abort``.  For an
+    error the other ranks cannot share (they wait in a collective call or in LAMMPS);
+    never returns."""
+    stream = sys.stderr if stream is None else stream
+    rank = comm.Get_rank()
+    if isinstance(exc, HpcnnpError):
+        stream.write(f"{command}: error on MPI rank {rank} (aborting the job): {exc}\n")
+    elif isinstance(exc, KeyboardInterrupt):
+        stream.write(f"{command}: interrupted on MPI rank {rank} (aborting the job)\n")
+    else:
+        import traceback
+        stream.write(f"{command}: unexpected error on MPI rank {rank} (aborting the job):\n")
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=stream)
+    stream.flush()
+    _abort(comm, EXIT_INPUT if isinstance(exc, HpcnnpError) else EXIT_ABORT)
 
 
 def _all_failed(errcomm, grace):
@@ -326,7 +346,11 @@ class FileDigest:
 
 
 def options_items(args, skip=("func",)):
-    """``{"--name": value}`` of an argparse namespace, for :func:`check_consistency`."""
+    """``{"--name": value}`` of an argparse namespace, for :func:`check_consistency`.
+
+    Put file items (:class:`FileDigest`) in after these: an option naming a file then
+    compares the file's content, not only its name.
+    """
     return {"--" + k.replace("_", "-"): v for k, v in sorted(vars(args).items())
             if k not in skip and not callable(v)}
 

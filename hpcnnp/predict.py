@@ -15,13 +15,13 @@ Faithfulness to n2p2
 Every *reference* number n2p2 prints went through n2p2's own arithmetic (wrapping of
 periodic positions into the cell, removal and re-addition of the ``atom_energy``
 offsets, conversion to the normalised units of ``mean_energy``/``conv_energy``/
-``conv_length`` and back); :class:`N2p2Structure` repeats that arithmetic operation by
-operation, so these columns (positions, lattice, ``Eref``, ``fRef`` ...) come out
-bit-identical to n2p2's files.  n2p2's default build (``-O3 -march=native`` on an
-FMA-capable x86-64, as for ``shared/refdata``) lets GCC contract ``a*b + c`` into fused
-multiply-adds; the emulation does the same (``contract=True``, correctly rounded
-:func:`fma`).  The *NNP* numbers (energies, forces) are hpcnnp's own and agree with
-n2p2's to ~1e-15 relative (the last of the 17 printed digits may differ).
+``conv_length`` and back); :class:`~hpcnnp.io.n2p2_reference.N2p2Structure` repeats that
+arithmetic operation by operation, so these columns (positions, lattice, ``Eref``,
+``fRef`` ...) come out bit-identical to n2p2's files.  n2p2's default build
+(``-O3 -march=native`` on an FMA-capable x86-64, as for ``shared/refdata``) lets GCC contract
+``a*b + c`` into fused multiply-adds; the emulation does the same (``contract=True``,
+correctly rounded :func:`fma`).  The *NNP* numbers (energies, forces) are hpcnnp's own
+and agree with n2p2's to ~1e-15 relative (the last of the 17 printed digits may differ).
 
 Output conventions (all as n2p2 writes them)
 --------------------------------------------
@@ -42,30 +42,52 @@ Output conventions (all as n2p2 writes them)
   value/min/max at full precision.
 
 Every file is written to a temporary file in the output folder and moved into place
-only when the whole data set has been evaluated: a failure (bad input, interrupt)
-leaves the previous files untouched and no partial file behind.
+only when the whole data set has been evaluated: a failure (bad input, a full disk,
+Ctrl-C or SIGTERM) leaves the previous files untouched and no partial file behind; the
+temporary files of a run killed by SIGKILL are removed by the next run.  The output
+folder is locked while a prediction writes into it (two runs cannot mix their files).
+
+Under MPI (``mpiexec -n P hpcnnp predict``) rank 0 reads the file and hands out the
+structures (``k`` to rank ``k % P``, in rounds of ``8 P``), gathers the results and
+writes every file in file order, so the files equal a serial run's.
+
+The n2p2 file formats live in :mod:`hpcnnp.io.n2p2_output`, the reference arithmetic
+in :mod:`hpcnnp.io.n2p2_reference`; their names are importable from here as before.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import math
-import os
-import re
-import struct
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
+from hpcnnp import mpi
 from hpcnnp.errors import HpcnnpError, InputFileError, StructureError
+from hpcnnp.fileio import AtomicFiles, folder_lock, output_error, remove_stale_temps
+from hpcnnp.io import n2p2
+from hpcnnp.io.n2p2 import count_structures  # noqa: F401  (trainer.py imports it from here)
+from hpcnnp.io.n2p2_output import (  # noqa: F401
+    energy_comp_header,
+    energy_out_header,
+    file_header,
+    forces_comp_header,
+    format_output_structure,
+    nnatoms_out_header,
+    nnforces_out_header,
+)
+from hpcnnp.io.n2p2_reference import N2p2Structure, fma, n2p2_inverse_box, n2p2_remap  # noqa: F401
 
 __all__ = [
     "predict_dataset", "PredictionSummary", "ExtrapolationSummary", "ErrorMetrics",
-    "N2p2Structure", "Progress", "count_structures", "file_header", "fma",
+    "N2p2Structure", "count_structures", "file_header", "fma",
     "n2p2_inverse_box", "n2p2_remap", "OUTPUT_FILES", "PER_STRUCTURE_FILES",
     "EXTRAPOLATION_FILE",
 ]
@@ -76,347 +98,6 @@ OUTPUT_FILES = ("energy.comp", "forces.comp", "output.data")
 PER_STRUCTURE_FILES = ("energy.out", "nnatoms.out", "nnforces.out")
 #: all extrapolation warnings, CSV
 EXTRAPOLATION_FILE = "extrapolation.csv"
-
-
-# ---------------------------------------------------------------------------------------
-# Correctly rounded fused multiply-add (Python < 3.13 has no math.fma)
-# ---------------------------------------------------------------------------------------
-#
-# Boldo & Melquiond, "Emulation of FMA and correctly rounded sums: proved algorithms
-# using rounding to odd", IEEE Trans. Comput. 57, 462 (2008): with the exact product
-# a*b = uh + ul (Dekker/Veltkamp) and c + uh = th + tl (Knuth's TwoSum),
-# RN(th + RO(tl + ul)) is the correctly rounded a*b + c (no overflow/underflow).
-
-_SPLITTER = 134217729.0          # 2**27 + 1
-
-
-def _two_sum(a, b):
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
-
-
-def _two_prod(a, b):
-    p = a * b
-    c = _SPLITTER * a
-    ah = c - (c - a)
-    al = a - ah
-    c = _SPLITTER * b
-    bh = c - (c - b)
-    bl = b - bh
-    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
-
-
-def _fma_scalar(a, b, c):
-    uh, ul = _two_prod(a, b)
-    th, tl = _two_sum(c, uh)
-    v, e = _two_sum(tl, ul)
-    if e != 0.0 and not struct.unpack("<q", struct.pack("<d", v))[0] & 1:
-        v = math.nextafter(v, math.inf if e > 0.0 else -math.inf)
-    return th + v
-
-
-def fma(a, b, c):
-    """Correctly rounded ``a*b + c`` (one rounding), for floats or numpy arrays.
-
-    Exact as long as nothing overflows and ``a*b`` is not subnormal (always the case
-    for positions, cells and energies).
-    """
-    if all(isinstance(x, float) for x in (a, b, c)):
-        return _fma_scalar(a, b, c)
-    a, b, c = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (a, b, c)))
-    uh, ul = _two_prod(a, b)
-    th, tl = _two_sum(c, uh)
-    v, e = _two_sum(tl, ul)
-    even = (v.view(np.int64) & 1) == 0
-    v = np.where((e != 0.0) & even, np.nextafter(v, np.where(e > 0.0, np.inf, -np.inf)), v)
-    return th + v
-
-
-def _madd(a, b, c, contract):
-    """``a*b + c`` as n2p2 computes it (fused when compiled with FMA contraction)."""
-    return fma(a, b, c) if contract else a * b + c
-
-
-# ---------------------------------------------------------------------------------------
-# n2p2's structure arithmetic
-# ---------------------------------------------------------------------------------------
-
-def n2p2_inverse_box(cell, contract=True):
-    """n2p2's ``Structure::calculateInverseBox`` (rows of ``cell`` = lattice vectors).
-
-    Returns the (3, 3) inverse with n2p2's operation order (cofactors ``a*b - c*d``,
-    a determinant from six triple products), so that :func:`n2p2_remap` reproduces
-    n2p2's wrapped positions bit for bit.
-    """
-    b = [[float(x) for x in row] for row in np.asarray(cell, dtype=float)]
-
-    def cof(p, q, r, s):                        # p*q - r*s
-        return _madd(-r, s, p * q, contract)
-
-    t = [(b[0][0] * b[1][1], b[2][2], 1.0), (b[1][0] * b[2][1], b[0][2], 1.0),
-         (b[2][0] * b[0][1], b[1][2], 1.0), (b[2][0] * b[1][1], b[0][2], -1.0),
-         (b[0][0] * b[2][1], b[1][2], -1.0), (b[1][0] * b[0][1], b[2][2], -1.0)]
-    det = t[0][0] * t[0][1]
-    for m, z, sign in t[1:]:
-        det = _madd(sign * m, z, det, contract)
-    inv = 1.0 / det
-    ib = [[cof(b[1][1], b[2][2], b[2][1], b[1][2]), cof(b[2][1], b[0][2], b[0][1], b[2][2]),
-           cof(b[0][1], b[1][2], b[1][1], b[0][2])],
-          [cof(b[2][0], b[1][2], b[1][0], b[2][2]), cof(b[0][0], b[2][2], b[2][0], b[0][2]),
-           cof(b[1][0], b[0][2], b[0][0], b[1][2])],
-          [cof(b[1][0], b[2][1], b[2][0], b[1][1]), cof(b[2][0], b[0][1], b[0][0], b[2][1]),
-           cof(b[0][0], b[1][1], b[1][0], b[0][1])]]
-    return np.array(ib) * inv
-
-
-def _combine(coef, vectors, contract):
-    """sum_k coef[:, k] * vectors[k] in n2p2's order ((c0 v0 + c1 v1) + c2 v2)."""
-    v = np.asarray(vectors, dtype=float)
-    out = coef[:, 0:1] * v[0]
-    out = _madd(coef[:, 1:2], v[1], out, contract)
-    return _madd(coef[:, 2:3], v[2], out, contract)
-
-
-def n2p2_remap(positions, cell, contract=True):
-    """Wrap positions into the cell exactly as n2p2's ``Structure::remap`` does.
-
-    Fractional coordinates f = r · invbox are mapped to [0, 1) (``f -= (int) f`` above
-    1, ``f += 1 - (int) f`` below 0, 1 -> 0) and converted back, r = f · box.
-    """
-    pos = np.asarray(positions, dtype=float).reshape(-1, 3)
-    if len(pos) == 0:
-        return pos.copy()
-    frac = _combine(pos, n2p2_inverse_box(cell, contract), contract)
-    frac = np.where(frac > 1.0, frac - np.trunc(frac), frac)
-    frac = np.where(frac < 0.0, frac + (1.0 - np.trunc(frac)), frac)
-    frac = np.where(frac == 1.0, 0.0, frac)
-    return _combine(frac, np.asarray(cell, dtype=float), contract)
-
-
-@dataclass
-class N2p2Structure:
-    """One structure of ``input.data`` after n2p2's reading and unit round trip.
-
-    Built by :meth:`from_atoms`; the attributes are what n2p2 prints as reference
-    values (physical units unless named ``*_int``).
-
-    Attributes
-    ----------
-    index : int
-        0-based structure index in the file.
-    symbols : list of str
-    numbers : ndarray (N,) of int
-    periodic : bool
-    positions : ndarray (N, 3)
-        Wrapped into the cell (periodic), as the NNP is evaluated.
-    positions_out, cell_out : ndarray
-        As n2p2 writes them (after the round trip through normalised units).
-    cell : ndarray (3, 3)
-    comment : str
-    charges_ref : ndarray (N,)
-        Atomic reference charges (column 5 of the atom lines).
-    energy_ref_int : float
-        Reference energy without offsets in internal units (= physical without
-        normalisation).
-    energy_ref_predict : float
-        Reference energy as nnp-predict prints it (``energy.out``, offsets added).
-    energy_ref_dataset : float
-        Reference energy as nnp-dataset prints it (``energy.comp``, offsets added).
-    offset : float
-        Sum of the atomic energy offsets (``E_offset``).
-    forces_ref, forces_ref_int : ndarray (N, 3)
-        Reference forces (physical after the round trip; internal units).
-    """
-
-    index: int
-    line: int
-    symbols: list
-    numbers: np.ndarray
-    periodic: bool
-    positions: np.ndarray
-    positions_out: np.ndarray
-    cell: np.ndarray
-    cell_out: np.ndarray
-    comment: str
-    charges_ref: np.ndarray
-    energy_ref_int: float
-    energy_ref_predict: float
-    energy_ref_dataset: float
-    offset: float
-    forces_ref: np.ndarray
-    forces_ref_int: np.ndarray
-
-    @classmethod
-    def from_atoms(cls, atoms, potential, index=None, contract=True):
-        """Prepare an :class:`ase.Atoms` from :func:`hpcnnp.io.n2p2.iter_data`.
-
-        ``potential`` supplies elements, ``atom_energy`` offsets and normalisation.
-        """
-        info = atoms.info
-        index = info.get("n2p2_index", 0) if index is None else index
-        symbols = atoms.get_chemical_symbols()
-        n = len(symbols)
-        periodic = bool(np.asarray(atoms.get_pbc()).all())
-        pos = np.array(atoms.get_positions(), dtype=float)
-        cell = np.array(atoms.get_cell(), dtype=float)
-        if periodic:
-            pos = n2p2_remap(pos, cell, contract)
-        results = getattr(atoms.calc, "results", None) or {}
-        e_file = float(results.get("energy", 0.0) or 0.0)
-        f_file = results.get("forces")
-        f_file = np.zeros((n, 3)) if f_file is None else np.array(f_file, dtype=float)
-
-        counts = Counter(symbols)
-        offsets = [(float(counts.get(el, 0)), potential.atom_energy[el])
-                   for el in potential.elements]
-        e_ref = e_file                                  # removeEnergyOffset
-        for cnt, off in offsets:
-            e_ref = _madd(-cnt, off, e_ref, contract)
-        offset = 0.0                                    # getEnergyOffset
-        for cnt, off in offsets:
-            offset = _madd(cnt, off, offset, contract)
-
-        norm = potential.settings.normalization
-        pos_out, cell_out, f_ref, f_int = pos, cell, f_file, f_file
-        if norm:
-            mu, c_e, c_l = norm
-            e_int = _madd(-float(n), mu, e_ref, contract) * c_e
-            e_phys = _madd(float(n), mu, e_int / c_e, contract)
-            a = c_e / c_l
-            f_int = f_file * a
-            f_ref = f_int * (1.0 / a)
-            pos_out = (pos * c_l) * (1.0 / c_l)
-            cell_out = (cell * c_l) * (1.0 / c_l) if periodic else cell
-            e_dataset = e_phys + offset
-        else:
-            e_int = e_phys = e_ref
-            e_dataset = None
-        e_predict = e_phys                              # addEnergyOffset(ref)
-        for cnt, off in offsets:
-            e_predict = _madd(cnt, off, e_predict, contract)
-        if e_dataset is None:                           # getEnergyWithOffset
-            e_dataset = e_predict
-        return cls(index=index, line=info.get("n2p2_line", 0), symbols=symbols,
-                   numbers=np.asarray(atoms.get_atomic_numbers()), periodic=periodic,
-                   positions=pos, positions_out=pos_out, cell=cell, cell_out=cell_out,
-                   comment=str(info.get("comment", "")),
-                   charges_ref=np.asarray(atoms.get_initial_charges(), dtype=float),
-                   energy_ref_int=e_int, energy_ref_predict=e_predict,
-                   energy_ref_dataset=e_dataset, offset=offset,
-                   forces_ref=f_ref, forces_ref_int=f_int)
-
-    def atoms(self):
-        """The structure to evaluate (:class:`ase.Atoms`, wrapped positions)."""
-        from ase import Atoms
-        return Atoms(symbols=self.symbols, positions=self.positions,
-                     cell=self.cell if self.periodic else np.zeros((3, 3)),
-                     pbc=self.periodic)
-
-
-# ---------------------------------------------------------------------------------------
-# n2p2 file headers and lines
-# ---------------------------------------------------------------------------------------
-
-def file_header(title, columns):
-    """n2p2's ``createFileHeader``: ``columns`` = [(width, name, description), ...]."""
-    sep = "#" * 80 + "\n"
-    out = [sep] + [f"# {t}\n" for t in ([title] if isinstance(title, str) else title)]
-    out.append(sep)
-    width_names = max(len(name) for _, name, _ in columns)
-    out.append(f"# {'Col':<4} {'Name':<{width_names}} Description\n")
-    out.append(sep)
-    for i, (_, name, info) in enumerate(columns, start=1):
-        out.append(f"# {i:<4} {name:<{width_names}} {info}\n")
-    width_data = sum(w + 1 for w, _, _ in columns) - 1
-    out.append("#" * width_data + "\n" if width_data > 80 else sep)
-    numbers, names = ["#"], ["#"]
-    for i, (w, name, _) in enumerate(columns):
-        n = w - 2 if i == 0 else w
-        numbers.append(f" {i + 1:>{n}}")
-        names.append(f" {name[:n]:>{n}}")
-    out.append("".join(numbers) + "\n")
-    out.append("".join(names) + "\n")
-    out.append("#" * width_data + "\n")
-    return "".join(out)
-
-
-def energy_comp_header(normalized):
-    cols = [(10, "index", "Structure index."),
-            (10, "N", "Number of atoms in structure."),
-            (16, "Eref_phys", "Reference potential energy (physical units, atomic energy "
-                              "offsets added)."),
-            (16, "Ennp_phys", "NNP potential energy (physical units, atomic energy "
-                              "offsets added).")]
-    if normalized:
-        cols += [(16, "Eref_int", "Reference potential energy (internal units)."),
-                 (16, "Ennp_int", "NNP potential energy (internal units).")]
-    return file_header("Energy comparison.", cols)
-
-
-def forces_comp_header(normalized):
-    cols = [(10, "index_s", "Structure index."),
-            (10, "index_a", "Atom index (x, y, z components in consecutive lines)."),
-            (16, "Fref_phys", "Reference force (physical units)."),
-            (16, "Fnnp_phys", "NNP force (physical units).")]
-    if normalized:
-        cols += [(16, "Fref_int", "Reference force (internal units)."),
-                 (16, "Fnnp_int", "NNP force (internal units).")]
-    return file_header("Force comparison.", cols)
-
-
-_CONF = (10, "conf", "Configuration index (starting with 1).")
-
-
-def energy_out_header():
-    return file_header("Energy comparison.", [
-        _CONF, (10, "natoms", "Number of atoms in configuration."),
-        (24, "Eref", "Reference potential energy."),
-        (24, "Ennp", "Potential energy predicted by NNP."),
-        (24, "Ediff", "Difference in energy per atom between reference and NNP "
-                      "prediction."),
-        (24, "E_offset", "Sum of atomic offset energies (included in column Ennp).")])
-
-
-def nnatoms_out_header():
-    return file_header("Energy contributions calculated from NNP.", [
-        _CONF, (10, "index", "Atom index (starting with 1)."),
-        (3, "Z", "Nuclear charge of atom."),
-        (24, "Qref", "Reference atomic charge."), (24, "Qnnp", "NNP atomic charge."),
-        (24, "Eref_atom", "Reference atomic energy contribution."),
-        (24, "Ennp_atom", "Atomic energy contribution (physical units, no mean or "
-                          "offset energy added).")])
-
-
-def nnforces_out_header():
-    return file_header("Atomic force comparison (ordered by atom index).", [
-        _CONF, (10, "index", "Atom index (starting with 1)."),
-        (24, "fxRef", "Reference force in x direction."),
-        (24, "fyRef", "Reference force in y direction."),
-        (24, "fzRef", "Reference force in z direction."),
-        (24, "fx", "Force in x direction."), (24, "fy", "Force in y direction."),
-        (24, "fz", "Force in z direction.")])
-
-
-_ATOM_LINE = ("atom %24.16E %24.16E %24.16E %2s %24.16E %24.16E %24.16E %24.16E "
-              "%24.16E\n")
-
-
-def format_output_structure(s: N2p2Structure, energy, forces, charges=None):
-    """One structure in n2p2's ``Structure::writeToFile`` format (NNP values)."""
-    n = len(s.symbols)
-    forces = np.zeros((n, 3)) if forces is None else np.asarray(forces, dtype=float)
-    charges = np.zeros(n) if charges is None else np.asarray(charges, dtype=float)
-    out = ["begin\n", f"comment {s.comment}\n"]
-    if s.periodic:
-        out += ["lattice %24.16E %24.16E %24.16E\n" % tuple(v) for v in s.cell_out.tolist()]
-    out += [_ATOM_LINE % (r[0], r[1], r[2], el, q, 0.0, f[0], f[1], f[2])
-            for r, el, q, f in zip(s.positions_out.tolist(), s.symbols, charges.tolist(),
-                                   forces.tolist())]
-    out.append("energy %24.16E\n" % energy)
-    out.append("charge %24.16E\n" % float(charges.sum()))
-    out.append("end\n")
-    return "".join(out)
 
 
 # ---------------------------------------------------------------------------------------
@@ -553,118 +234,6 @@ class ExtrapolationSummary:
 
 
 # ---------------------------------------------------------------------------------------
-# Progress and structure counting
-# ---------------------------------------------------------------------------------------
-
-_BEGIN_RE = re.compile(rb"^[ \t]*begin(?=[ \t\r\n]|$)", re.MULTILINE)
-
-
-def count_structures(path, chunk_size=1 << 24):
-    """Number of ``begin`` lines of an ``input.data`` (fast, no parsing)."""
-    count = 0
-    tail = b""
-    with open(path, "rb") as f:
-        while True:
-            chunk = f.read(chunk_size)
-            if not chunk:
-                break
-            block = tail + chunk
-            cut = block.rfind(b"\n") + 1
-            count += len(_BEGIN_RE.findall(block, 0, cut))
-            tail = block[cut:]
-    if tail:
-        count += len(_BEGIN_RE.findall(tail))
-    return count
-
-
-class Progress:
-    """Prints a progress line every ``every`` structures or ``seconds`` seconds.
-
-    Parameters
-    ----------
-    total : int or None
-        Number of structures (None: rate without ETA).
-    stream : file, default sys.stderr
-    """
-
-    def __init__(self, total=None, every=100, seconds=10.0, stream=None):
-        self.total = total
-        self.every = every
-        self.seconds = seconds
-        self.stream = sys.stderr if stream is None else stream
-        self.start = self.last = time.perf_counter()
-        self.last_count = 0
-
-    def update(self, done, atoms):
-        now = time.perf_counter()
-        if ((self.every and done - self.last_count >= self.every)
-                or (self.seconds and now - self.last >= self.seconds)):
-            self.last, self.last_count = now, done
-            self.stream.write(self.line(done, atoms, now) + "\n")
-            self.stream.flush()
-
-    def line(self, done, atoms, now=None):
-        elapsed = (now or time.perf_counter()) - self.start
-        rate = done / elapsed if elapsed > 0 else 0.0
-        text = f"hpcnnp predict: {done}"
-        if self.total:
-            text += f"/{self.total} structures ({100.0 * done / self.total:5.1f} %)"
-        else:
-            text += " structures"
-        text += (f", {atoms} atoms, {rate:.2f} structures/s, "
-                 f"{atoms / elapsed if elapsed > 0 else 0.0:.0f} atoms/s, "
-                 f"elapsed {_hms(elapsed)}")
-        if self.total and rate > 0:
-            text += f", ETA {_hms((self.total - done) / rate)}"
-        return text
-
-
-def _hms(seconds):
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h:d}:{m:02d}:{s:02d}"
-
-
-# ---------------------------------------------------------------------------------------
-# Atomic output files
-# ---------------------------------------------------------------------------------------
-
-class _AtomicFiles:
-    """Temporary files in ``folder``, renamed to their names by :meth:`commit`."""
-
-    def __init__(self, folder):
-        self.folder = Path(folder)
-        self.files = {}                     # name -> (tmp path, file object)
-
-    def open(self, name):
-        tmp = self.folder / f".{name}.tmp.{os.getpid()}.{os.urandom(4).hex()}"
-        fh = open(tmp, "x", encoding="utf-8", newline="\n")
-        self.files[name] = (tmp, fh)
-        return fh
-
-    def commit(self):
-        for name, (tmp, fh) in self.files.items():
-            fh.flush()
-            os.fsync(fh.fileno())
-            fh.close()
-        for name, (tmp, _) in self.files.items():
-            os.replace(tmp, self.folder / name)
-        self.files = {}
-
-    def abort(self):
-        for tmp, fh in self.files.values():
-            try:
-                fh.close()
-            finally:
-                try:
-                    os.unlink(tmp)
-                except FileNotFoundError:
-                    pass
-        self.files = {}
-
-
-# ---------------------------------------------------------------------------------------
 # The data-set prediction
 # ---------------------------------------------------------------------------------------
 
@@ -702,9 +271,199 @@ def _warnings_of(potential, atoms, result, k):
     return result.warnings
 
 
+@dataclass
+class _Record:
+    """One evaluated structure: the text of every output file and the numbers for the
+    error metrics (built on any rank, written by rank 0 in structure order)."""
+
+    k: int
+    n: int
+    texts: dict
+    warnings: list
+    e_ref: float
+    e_nnp: float
+    f_ref: np.ndarray | None
+    f_nnp: np.ndarray | None
+
+
+class _Evaluator:
+    """Evaluates structure ``k`` of the data set into a :class:`_Record`."""
+
+    def __init__(self, potential, data, forces, per_structure, contract, max_warnings):
+        self.potential = potential
+        self.data = data
+        self.forces = forces
+        self.per_structure = per_structure
+        self.contract = contract
+        self.max_warnings = max_warnings
+        norm = potential.settings.normalization
+        self.normalized = bool(norm)
+        self.c_e, self.c_l = (norm[1:] if norm else (1.0, 1.0))
+
+    def __call__(self, k, raw):
+        s = N2p2Structure.from_atoms(raw, self.potential, index=k, contract=self.contract)
+        atoms = s.atoms()
+        n = len(atoms)
+        if n == 0:
+            raise InputFileError(self.data, s.line, f"structure {k + 1} has no atoms")
+        try:
+            res = self.potential.compute(atoms, forces=self.forces, stress=False,
+                                         max_warnings=self.max_warnings, structure_index=k)
+        except StructureError as exc:
+            raise InputFileError(self.data, s.line, f"structure {k + 1}: {exc}") from None
+        warnings = _warnings_of(self.potential, atoms, res, k)
+        f_nnp = res.forces if self.forces else None
+        texts = {"energy.comp": self._energy_comp(k, n, s, res),
+                 "output.data": format_output_structure(s, res.energy, f_nnp),
+                 EXTRAPOLATION_FILE: _csv_rows(
+                     [k, w.atom, w.element, w.sf, w.sf_type, repr(w.value), repr(w.min),
+                      repr(w.max)] for w in warnings)}
+        if self.forces:
+            texts["forces.comp"] = self._forces_comp(k, s, f_nnp)
+        if self.per_structure:
+            texts.update(self._per_structure(k, n, s, res, f_nnp))
+        return _Record(k=k, n=n, texts=texts, warnings=warnings, e_ref=s.energy_ref_dataset,
+                       e_nnp=res.energy, f_ref=s.forces_ref if self.forces else None,
+                       f_nnp=f_nnp)
+
+    def _energy_comp(self, k, n, s, res):
+        if self.normalized:
+            e_nnp_int = float(res.nn_energies.sum()) * self.c_e
+            return ("%10d %10d %16.8E %16.8E %16.8E %16.8E\n"
+                    % (k, n, s.energy_ref_dataset, res.energy, s.energy_ref_int, e_nnp_int))
+        return "%10d %10d %16.8E %16.8E\n" % (k, n, s.energy_ref_dataset, res.energy)
+
+    def _forces_comp(self, k, s, f_nnp):
+        if self.normalized:
+            c_e, c_l = self.c_e, self.c_l
+            f_int = f_nnp * (c_e / c_l)
+            ref_phys = (s.forces_ref_int * c_l) / c_e
+            cols = np.stack([ref_phys.ravel(), f_nnp.ravel(), s.forces_ref_int.ravel(),
+                             f_int.ravel()], axis=1)
+            fmt = "%10d %10d %16.8E %16.8E %16.8E %16.8E\n"
+        else:
+            cols = np.stack([s.forces_ref.ravel(), f_nnp.ravel()], axis=1)
+            fmt = "%10d %10d %16.8E %16.8E\n"
+        return "".join(fmt % ((k, i // 3) + tuple(row)) for i, row in enumerate(cols.tolist()))
+
+    def _per_structure(self, k, n, s, res, f_nnp):
+        conf = k + 1
+        out = {"energy.out": "%10d %10d %24.16E %24.16E %24.16E %24.16E\n"
+                             % (conf, n, s.energy_ref_predict, res.energy,
+                                (s.energy_ref_predict - res.energy) / n if n else 0.0,
+                                s.offset),
+               "nnatoms.out": "".join(
+                   "%10d %10d %3d %24.16E %24.16E %24.16E %24.16E\n"
+                   % (conf, i + 1, z, q, 0.0, 0.0, e)
+                   for i, (z, q, e) in enumerate(zip(s.numbers.tolist(),
+                                                     s.charges_ref.tolist(),
+                                                     res.nn_energies.tolist())))}
+        if self.forces:
+            out["nnforces.out"] = "".join(
+                "%10d %10d %24.16E %24.16E %24.16E %24.16E %24.16E %24.16E\n"
+                % ((conf, i + 1) + tuple(fr) + tuple(fn))
+                for i, (fr, fn) in enumerate(zip(s.forces_ref.tolist(), f_nnp.tolist())))
+        return out
+
+
+def _csv_rows(rows):
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
+
+
+def _file_names(forces, per_structure):
+    """Output files in the order they are opened."""
+    names = ["energy.comp"] + (["forces.comp"] if forces else []) + ["output.data",
+                                                                      EXTRAPOLATION_FILE]
+    if per_structure:
+        names += ["energy.out", "nnatoms.out"] + (["nnforces.out"] if forces else [])
+    return names
+
+
+def _headers(normalized):
+    return {"energy.comp": energy_comp_header(normalized),
+            "forces.comp": forces_comp_header(normalized),
+            "output.data": "",
+            EXTRAPOLATION_FILE: "structure,atom,element,sf,type,value,min,max\n",
+            "energy.out": energy_out_header(), "nnatoms.out": nnatoms_out_header(),
+            "nnforces.out": nnforces_out_header()}
+
+
+#: structures per rank and round of the parallel prediction
+BATCH = 8
+
+
+def _records(evaluate, data, elements, comm, stop=lambda: False, batch=BATCH):
+    """Yield the :class:`_Record` of every structure in file order (rank 0; other
+    ranks yield nothing) until ``stop()`` (asked on rank 0) says so.
+
+    Under MPI rank 0 reads the file (one reader) and hands out rounds of
+    ``size * batch`` structures, structure ``k`` to rank ``k % size``; it gathers the
+    round's records and yields them in file order (one writer).  An error on any rank
+    -- the first in file order, or a read error of rank 0 -- is raised on every rank.
+    """
+    if comm is None:
+        yield from _serial_records(evaluate, data, elements, stop)
+        return
+    rank, size = mpi.rank_size(comm)
+    structures = enumerate(n2p2.iter_data(data, elements)) if rank == 0 else None
+    while True:
+        parts = _next_round(structures, size, batch, stop) if rank == 0 else None
+        status = comm.bcast(parts if isinstance(parts, str) or parts is None else None,
+                            root=0)
+        if status == "done":
+            return
+        if status is not None:
+            raise mpi.RankError(status)
+        records, error = _evaluate_part(evaluate, comm.scatter(parts, root=0))
+        gathered = comm.gather((records, error and (error[0], str(error[1]))), root=0)
+        first = None
+        if rank == 0:
+            errors = sorted(e for _, e in gathered if e is not None)
+            first = errors[0][1] if errors else None
+        first = comm.bcast(first, root=0)
+        if first is not None:
+            if error is not None and str(error[1]) == first:
+                error[1].collective = True
+                raise error[1]
+            raise mpi.RankError(first)
+        if rank == 0:
+            yield from sorted((r for recs, _ in gathered for r in recs), key=lambda r: r.k)
+
+
+def _serial_records(evaluate, data, elements, stop):
+    for k, raw in enumerate(n2p2.iter_data(data, elements)):
+        if stop():
+            return
+        yield evaluate(k, raw)
+
+
+def _next_round(structures, size, batch, stop):
+    """Rank 0: the next round's structures per rank, "done", or a read error's text."""
+    if stop():
+        return "done"
+    try:
+        chunk = list(islice(structures, size * batch))
+    except HpcnnpError as exc:
+        return str(exc)
+    return [chunk[r::size] for r in range(size)] if chunk else "done"
+
+
+def _evaluate_part(evaluate, part):
+    """Records of one rank's structures, stopping at the first error ``(k, exc)``."""
+    records = []
+    for k, raw in part:
+        try:
+            records.append(evaluate(k, raw))
+        except HpcnnpError as exc:
+            return records, (k, exc)
+    return records, None
+
+
 def predict_dataset(potential, data="input.data", output_dir=".", *, forces=None,
                     per_structure=False, show_warnings=False, warnings_stream=None,
-                    progress=None, contract=True, max_warnings=10000):
+                    progress=None, contract=True, max_warnings=10000, comm=None):
     """Evaluate every structure of ``data`` and write n2p2's output files.
 
     Parameters
@@ -712,9 +471,11 @@ def predict_dataset(potential, data="input.data", output_dir=".", *, forces=None
     potential : Potential or path
         A loaded :class:`~hpcnnp.potential.Potential` or an n2p2 potential folder.
     data : path
-        ``input.data`` (streamed: one structure in memory at a time).
+        ``input.data`` (streamed: a round of ``8 P`` structures in memory at a time).
     output_dir : path
-        Folder for the files (created if missing).
+        Folder for the files (created if missing); locked for the run
+        (:func:`hpcnnp.fileio.folder_lock`), temporary files of killed earlier runs in
+        it are removed.
     forces : bool or None
         Predict forces (``forces.comp``, forces in ``output.data``); None = as
         nnp-dataset: when ``input.nn`` has ``use_short_forces`` (or with
@@ -725,12 +486,16 @@ def predict_dataset(potential, data="input.data", output_dir=".", *, forces=None
         Print every extrapolation warning (n2p2's line) to ``warnings_stream``
         (default stderr); they are always counted and written to
         ``extrapolation.csv``.
-    progress : Progress or None
-        Progress reporter (``update(structures_done, atoms_done)``).
+    progress : hpcnnp.progress.Progress or None
+        Progress reporter (structures done; atoms done as a second count; rank 0).
     contract : bool
         Emulate n2p2's fused multiply-adds in its reference arithmetic (see module doc).
     max_warnings : int
         Warnings kept per evaluation before a structure is re-evaluated to get all.
+    comm : mpi4py communicator, optional
+        Split the structures over the ranks (structure ``k`` on rank ``k % size``);
+        rank 0 reads the file and writes every file, in file order: the files are
+        identical to a serial run's.  Collective; every rank returns the same summary.
 
     Returns
     -------
@@ -739,11 +504,11 @@ def predict_dataset(potential, data="input.data", output_dir=".", *, forces=None
     Raises
     ------
     HpcnnpError
-        Missing/inconsistent potential, unreadable or bad ``input.data`` (file and
-        line named), a structure the engine cannot evaluate.  No output file is
-        changed then.
+        Missing/inconsistent potential, unreadable, empty or bad ``input.data`` (file
+        and line named), a structure the engine cannot evaluate, an output folder that
+        cannot be written (:class:`~hpcnnp.errors.OutputError`: full disk, read-only).
+        No output file is changed then and no temporary file is left.
     """
-    from hpcnnp.io import n2p2
     from hpcnnp.potential import Potential
 
     t0 = time.perf_counter()
@@ -755,125 +520,113 @@ def predict_dataset(potential, data="input.data", output_dir=".", *, forces=None
     if not data.is_file():
         raise InputFileError(data, None, "file not found" if not data.exists()
                              else "is not a regular file")
-    settings = potential.settings
-    normalized = bool(settings.normalization)
     if forces is None:
-        forces = bool(settings.get_flag("use_short_forces") or per_structure)
-    c_e, c_l = (settings.normalization[1:] if normalized else (1.0, 1.0))
-    f_to_int = c_e / c_l
+        forces = bool(potential.settings.get_flag("use_short_forces") or per_structure)
+    evaluate = _Evaluator(potential, data, forces, per_structure, contract, max_warnings)
     out_dir = Path(output_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputFileError(out_dir, None, f"cannot create output folder: "
-                                            f"{exc.strerror}") from None
-    warn_stream = sys.stderr if warnings_stream is None else warnings_stream
+    names = _file_names(forces, per_structure)
+    with folder_lock(out_dir, "hpcnnp predict", comm):
+        if mpi.rank_size(comm)[0] == 0:
+            remove_stale_temps(out_dir)
+        summary = _write_outputs(evaluate, data, out_dir, names, comm, progress,
+                                 show_warnings, warnings_stream)
+    summary.elapsed = time.perf_counter() - t0
+    return summary
 
-    errors = ErrorMetrics(settings.normalization)
-    extra = ExtrapolationSummary()
-    files = _AtomicFiles(out_dir)
-    n_struct = n_atoms = 0
-    try:
+
+class _Outputs:
+    """Rank 0's side of a prediction: the output files, the error metrics and the
+    extrapolation summary, fed one record at a time in file order.  A write error
+    (full disk) is kept in :attr:`error` and stops the run (``stop()``)."""
+
+    def __init__(self, evaluate, out_dir, names, progress, show_warnings, warn_stream):
+        self.evaluate = evaluate
+        self.out_dir = out_dir
+        self.errors = ErrorMetrics(evaluate.potential.settings.normalization)
+        self.extra = ExtrapolationSummary()
+        self.progress = progress
+        self.warn_stream = warn_stream if show_warnings else None
+        self.files = AtomicFiles(out_dir)
+        self.n_struct = self.n_atoms = 0
+        self.error = None
+        headers = _headers(evaluate.normalized)
         try:
-            f_energy = files.open("energy.comp")
-            f_forces = files.open("forces.comp") if forces else None
-            f_data = files.open("output.data")
-            f_extra = files.open(EXTRAPOLATION_FILE)
-            if per_structure:
-                f_eout = files.open("energy.out")
-                f_aout = files.open("nnatoms.out")
-                f_fout = files.open("nnforces.out") if forces else None
+            self.handles = {n: self.files.open(n, errors="surrogateescape") for n in names}
+            for name, fh in self.handles.items():
+                fh.write(headers[name])
+        except (OSError, HpcnnpError) as exc:
+            self._fail(exc)
+        except BaseException:           # Ctrl-C / SIGTERM while opening: no temp file left
+            self.files.abort()
+            raise
+
+    def _fail(self, exc):
+        if self.error is None:
+            self.error = exc if isinstance(exc, HpcnnpError) else \
+                output_error(getattr(exc, "filename", None) or self.out_dir, exc)
+        self.files.abort()
+
+    def stop(self):
+        return self.error is not None
+
+    def add(self, rec):
+        if self.error is not None:
+            return
+        try:
+            for name, text in rec.texts.items():
+                self.handles[name].write(text)
         except OSError as exc:
-            raise InputFileError(out_dir, None, f"cannot write: {exc.strerror}") from None
-        f_energy.write(energy_comp_header(normalized))
-        if forces:
-            f_forces.write(forces_comp_header(normalized))
-        csv_out = csv.writer(f_extra, lineterminator="\n")
-        csv_out.writerow(["structure", "atom", "element", "sf", "type", "value", "min",
-                          "max"])
-        if per_structure:
-            f_eout.write(energy_out_header())
-            f_aout.write(nnatoms_out_header())
-            if forces:
-                f_fout.write(nnforces_out_header())
+            self._fail(exc)
+            return
+        self.extra.add(rec.warnings)
+        if self.warn_stream is not None:
+            for w in rec.warnings:
+                self.warn_stream.write(w.n2p2_line() + "\n")
+        self.errors.add_energy(rec.e_ref, rec.e_nnp, rec.n)
+        if rec.f_nnp is not None:
+            self.errors.add_forces(rec.f_ref, rec.f_nnp)
+        self.n_struct += 1
+        self.n_atoms += rec.n
+        if self.progress is not None:
+            self.progress.update(self.n_struct, counts={"atoms": self.n_atoms})
 
-        for k, raw in enumerate(n2p2.iter_data(data, potential.elements)):
-            s = N2p2Structure.from_atoms(raw, potential, index=k, contract=contract)
-            atoms = s.atoms()
-            n = len(atoms)
-            if n == 0:
-                raise InputFileError(data, s.line, f"structure {k + 1} has no atoms")
-            try:
-                res = potential.compute(atoms, forces=forces, stress=False,
-                                        max_warnings=max_warnings, structure_index=k)
-            except StructureError as exc:
-                raise InputFileError(data, s.line, f"structure {k + 1}: {exc}") from None
-            warnings = _warnings_of(potential, atoms, res, k)
-            extra.add(warnings)
-            for w in warnings:
-                csv_out.writerow([k, w.atom, w.element, w.sf, w.sf_type,
-                                  repr(w.value), repr(w.min), repr(w.max)])
-                if show_warnings:
-                    warn_stream.write(w.n2p2_line() + "\n")
+    def finish(self, data):
+        """Commit the files and return the summary; raises the first error."""
+        if self.error is None and self.n_struct == 0:
+            self._fail(InputFileError(data, None, "no structures (the file is empty or has "
+                                                  "no 'begin' line); nothing to predict"))
+        if self.error is not None:
+            raise self.error
+        written = self.files.paths
+        self.files.commit()
+        return PredictionSummary(
+            n_structures=self.n_struct, n_atoms=self.n_atoms, forces=self.evaluate.forces,
+            energy_errors=self.errors.energy(),
+            force_errors=self.errors.forces() if self.evaluate.forces else None,
+            errors=self.errors, extrapolation=self.extra, files=written)
 
-            e_nnp = res.energy
-            e_nnp_int = float(res.nn_energies.sum()) * c_e
-            errors.add_energy(s.energy_ref_dataset, e_nnp, n)
-            if normalized:
-                f_energy.write("%10d %10d %16.8E %16.8E %16.8E %16.8E\n"
-                               % (k, n, s.energy_ref_dataset, e_nnp, s.energy_ref_int,
-                                  e_nnp_int))
-            else:
-                f_energy.write("%10d %10d %16.8E %16.8E\n" % (k, n, s.energy_ref_dataset,
-                                                               e_nnp))
-            f_nnp = res.forces if forces else None
-            if forces:
-                errors.add_forces(s.forces_ref, f_nnp)
-                if normalized:
-                    f_int = f_nnp * f_to_int
-                    ref_phys = (s.forces_ref_int * c_l) / c_e
-                    cols = np.stack([ref_phys.ravel(), f_nnp.ravel(),
-                                     s.forces_ref_int.ravel(), f_int.ravel()], axis=1)
-                    fmt = "%10d %10d %16.8E %16.8E %16.8E %16.8E\n"
-                else:
-                    cols = np.stack([s.forces_ref.ravel(), f_nnp.ravel()], axis=1)
-                    fmt = "%10d %10d %16.8E %16.8E\n"
-                f_forces.write("".join(fmt % ((k, i // 3) + tuple(row))
-                                       for i, row in enumerate(cols.tolist())))
-            f_data.write(format_output_structure(s, e_nnp, f_nnp))
-            if per_structure:
-                conf = k + 1
-                f_eout.write("%10d %10d %24.16E %24.16E %24.16E %24.16E\n"
-                             % (conf, n, s.energy_ref_predict, e_nnp,
-                                (s.energy_ref_predict - e_nnp) / n if n else 0.0,
-                                s.offset))
-                f_aout.write("".join(
-                    "%10d %10d %3d %24.16E %24.16E %24.16E %24.16E\n"
-                    % (conf, i + 1, z, q, 0.0, 0.0, e)
-                    for i, (z, q, e) in enumerate(zip(s.numbers.tolist(),
-                                                      s.charges_ref.tolist(),
-                                                      res.nn_energies.tolist()))))
-                if forces:
-                    f_fout.write("".join(
-                        "%10d %10d %24.16E %24.16E %24.16E %24.16E %24.16E %24.16E\n"
-                        % ((conf, i + 1) + tuple(fr) + tuple(fn))
-                        for i, (fr, fn) in enumerate(zip(s.forces_ref.tolist(),
-                                                         f_nnp.tolist()))))
-            n_struct += 1
-            n_atoms += n
-            if progress is not None:
-                progress.update(n_struct, n_atoms)
-        written = [out_dir / name for name in files.files]
-        files.commit()
-    except OSError as exc:
-        files.abort()
-        raise InputFileError(getattr(exc, "filename", None) or out_dir, None,
-                             f"I/O error: {exc.strerror or exc}") from None
+
+def _write_outputs(evaluate, data, out_dir, names, comm, progress, show_warnings,
+                   warnings_stream):
+    """Stream the records into rank 0's temporary files and commit them at the end
+    (collective: an error of rank 0's files is raised on every rank)."""
+    rank = mpi.rank_size(comm)[0]
+    warn_stream = sys.stderr if warnings_stream is None else warnings_stream
+    sink = _Outputs(evaluate, out_dir, names, progress, show_warnings, warn_stream) \
+        if rank == 0 else None
+    stop = sink.stop if sink is not None else (lambda: False)
+    try:
+        for rec in _records(evaluate, data, evaluate.potential.elements, comm, stop):
+            sink.add(rec)
     except BaseException:
-        files.abort()
+        if sink is not None:
+            sink.files.abort()
         raise
-    return PredictionSummary(
-        n_structures=n_struct, n_atoms=n_atoms, forces=forces,
-        energy_errors=errors.energy(), force_errors=errors.forces() if forces else None,
-        errors=errors, extrapolation=extra, files=written,
-        elapsed=time.perf_counter() - t0)
+    summary = error = None
+    if sink is not None:
+        try:
+            summary = sink.finish(data)
+        except HpcnnpError as exc:
+            error = exc
+    mpi.agree(comm, error)
+    return summary if comm is None else comm.bcast(summary, root=0)

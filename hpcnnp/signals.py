@@ -16,7 +16,6 @@ Commands with their own handling keep it: training installs its own SIGTERM hand
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 import threading
@@ -42,17 +41,10 @@ def exit_status(exc):
     return 128 + getattr(exc, "signum", signal.SIGINT)
 
 
-def _is_rank0():
-    for var in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID"):
-        value = os.environ.get(var)
-        if value is not None:
-            return value == "0"
-    return True
-
-
 def announce(command, signum, doing="stopping", stream=None):
     """Print ``COMMAND: received SIGTERM, DOING`` (rank 0 only under MPI)."""
-    if not _is_rank0():
+    from hpcnnp.mpi import launcher_rank
+    if launcher_rank() != 0:
         return
     stream = sys.stderr if stream is None else stream
     try:

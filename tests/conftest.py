@@ -17,6 +17,8 @@ REFDATA = Path(os.environ.get("HPCNNP_REFDATA", REPO.parent / "shared" / "refdat
 def pytest_configure(config):
     config.addinivalue_line("markers", "mpi: test that runs a program under mpiexec -n 2")
     config.addinivalue_line("markers", "slow: test that takes more than ~20 s")
+    config.addinivalue_line("markers", "slurm: test that submits jobs to a real Slurm "
+                            "cluster (tests/slurm/cluster.py)")
 
 
 @pytest.fixture(scope="session")

@@ -86,15 +86,32 @@ def test_abort_survives_close_failure(tmp_path):
     fh.write("x" * 100)
 
     class Broken:
+        """A file whose last flush fails: the descriptor is released anyway."""
+
+        closed = False
+
         def close(self):
+            fh.close()
+            self.closed = True
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        def fileno(self):
-            return fh.fileno()
-
     tmp = files.files["a"][0]
-    files.files["a"] = (tmp, Broken())
+    files.files["a"] = (tmp, fileio._PendingFile(Broken(), True), True)
     files.abort()                          # does not raise
+    assert _temps(tmp_path) == [] and fh.closed
+
+
+def test_atomic_files_closed_early_reserved_and_last(tmp_path):
+    files = fileio.AtomicFiles(tmp_path)
+    with files.open("histo.1", fsync=False) as fh:      # closed before the commit
+        fh.write("h")
+    fileio.write_atomic(tmp_path / "ignored", "")       # unrelated file
+    tmp = files.reserve("scaling.data")
+    tmp.write_text("s")
+    done = files.commit(last="scaling.data")
+    assert [p.name for p in done] == ["histo.1", "scaling.data"]
+    assert (tmp_path / "histo.1").read_text() == "h"
+    assert (tmp_path / "scaling.data").read_text() == "s"
     assert _temps(tmp_path) == []
 
 
@@ -148,3 +165,16 @@ def test_remove_stale_temps(tmp_path):
     removed = fileio.remove_stale_temps(tmp_path)
     assert sorted(p.name for p in removed) == sorted([stale.name, old_style.name])
     assert live.exists() and other.exists()
+
+
+def test_lock_removes_a_folder_it_created_if_empty(tmp_path):
+    with fileio.folder_lock(tmp_path / "new"):
+        assert (tmp_path / "new" / fileio.LOCK_FILE).exists()
+    assert not (tmp_path / "new").exists()
+    with fileio.folder_lock(tmp_path / "kept"):
+        (tmp_path / "kept" / "result").write_text("x")
+    assert os.listdir(tmp_path / "kept") == ["result"]
+    (tmp_path / "existing").mkdir()
+    with fileio.folder_lock(tmp_path / "existing"):
+        pass
+    assert (tmp_path / "existing").is_dir()

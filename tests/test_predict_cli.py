@@ -338,7 +338,7 @@ def test_bad_atom_line(refdata, tmp_path, capsys):
     rc, out, err = _run(capsys, "-p", refdata / "synth5_A" / "potential", "-d", bad,
                         "-o", out_dir)
     assert rc == 2 and "bad.data:6:" in err
-    assert _only(out_dir)
+    assert not out_dir.exists()                 # nothing written, not even the folder
 
 
 def test_element_not_in_potential(refdata, tmp_path, capsys):

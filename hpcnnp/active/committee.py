@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.fileio import write_atomic
 
 __all__ = ["committee_disagreement", "committee_evaluate", "load_committee",
            "prepare_member", "train_member", "member_done", "MEMBER_MARKER"]
@@ -357,9 +358,7 @@ def train_member(folder, data, scaling, blas_threads=None):
     info = {"folder": str(folder), "seed": None if seed is None else int(seed.split()[0]),
             "epochs": int(summary["epochs"]), "errors": errors, "inputs": key,
             "elapsed": float(summary["elapsed"])}
-    tmp = folder / (MEMBER_MARKER + ".tmp")
-    tmp.write_text(json.dumps(info, indent=1))
-    os.replace(tmp, folder / MEMBER_MARKER)
+    write_atomic(folder / MEMBER_MARKER, json.dumps(info, indent=1))
     # the member is final (the marker makes re-runs skip it): its checkpoint -- the
     # Kalman covariance, 8 N_w^2 bytes, ~0.9 GB for the demo's 10-10 networks -- is
     # not needed any more

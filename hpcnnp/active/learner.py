@@ -56,6 +56,7 @@ from hpcnnp.active.labeling import label_batch_to_file
 from hpcnnp.active.selection import (diversity_filter, draw_test_frames, failure_precursors,
                                      select_frames, structure_fingerprint)
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.fileio import atomic_open, atomic_path, write_atomic
 
 __all__ = ["ActiveLearner", "ActiveInterrupted", "STEPS", "MARKER"]
 
@@ -299,9 +300,8 @@ class ActiveLearner:
         if path.is_file():
             return ase.io.read(path, index=":")
         images = starting_structures(self.cfg["exploration.structures"], self.cfg["data"])
-        tmp = path.with_name(path.name + ".tmp")
-        ase.io.write(tmp, images, format="extxyz")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            ase.io.write(tmp, images, format="extxyz")
         return ase.io.read(path, index=":")
 
     def step_explore(self, n, folder):
@@ -548,10 +548,8 @@ class ActiveLearner:
     def step_retrain(self, n, folder):
         data = folder / "input.data"
         if not data.is_file():
-            tmp = folder / "input.data.tmp"
-            tmp.write_text(self.data_path(n).read_text()
-                           + (self.step_dir(n, "label") / "labelled.data").read_text())
-            os.replace(tmp, data)
+            write_atomic(data, self.data_path(n).read_bytes()
+                         + (self.step_dir(n, "label") / "labelled.data").read_bytes())
         warm = self.committee_dirs(n) if self.cfg["committee.warm_start"] else None
         summary = self._train_committee(folder, data, n + 1, warm_from=warm)
         # the explored frames as the retrained committee sees them
@@ -779,14 +777,11 @@ def _count_structures(path):
 
 
 def _write_rows(path, columns, rows):
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_open(path, newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
         w.writeheader()
         for r in rows:
             w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
-    os.replace(tmp, path)
 
 
 def _read_rows(path):

@@ -19,10 +19,11 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
+
+from hpcnnp.fileio import atomic_open, atomic_path, write_atomic
 
 __all__ = ["write_json", "read_json", "sigma_histogram", "CSV_COLUMNS", "write_csv",
            "plot_histogram", "plot_summary"]
@@ -60,10 +61,7 @@ CSV_COLUMNS = {
 
 def write_json(path, obj):
     """Write JSON atomically (temporary file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=_default))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(obj, indent=1, default=_default))
 
 
 def read_json(path):
@@ -102,8 +100,7 @@ def sigma_histogram(sigma_f, sigma_low, sigma_high, bins=30):
 def write_csv(path, records):
     """``active-learning.csv``: one row per record (atomic write)."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_open(path, newline="") as f:
         w = csv.writer(f)
         w.writerow(list(CSV_COLUMNS))
         for r in records:
@@ -116,7 +113,6 @@ def write_csv(path, records):
                 row.append("" if v is None or (isinstance(v, float) and math.isnan(v))
                            else (f"{v:.6g}" if isinstance(v, float) else v))
             w.writerow(row)
-    os.replace(tmp, path)
 
 
 def _figure(**kw):
@@ -149,7 +145,8 @@ def plot_histogram(path, record, sigma_after=None):
                  f"{c['candidate']} candidates, {c['failed']} failed")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     return path
 
 
@@ -204,5 +201,6 @@ def plot_summary(path, records, sigma=None):
         a.set_xlabel("iteration")
         a.set_xticks(it)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     return path

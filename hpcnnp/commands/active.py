@@ -11,6 +11,8 @@ import argparse
 import sys
 
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.fileio import folder_lock
+from hpcnnp.hpc.reaper import DriverGuard
 
 
 def _epilog():
@@ -77,7 +79,9 @@ def run(args):
     if not args.resume and learner.iteration_dir(0).exists():
         raise HpcnnpError(f"{learner.workdir} already holds a campaign (iteration_000); "
                           "use --resume to continue it or choose another workdir")
-    summary = learner.run(args.iterations)
+    # one campaign driver per work folder; no worker outlives it
+    with DriverGuard("hpcnnp active"), folder_lock(learner.workdir, "hpcnnp active"):
+        summary = learner.run(args.iterations)
     if not args.quiet:
         print(f"status: {summary['status']} after {summary['iterations']} iteration(s); "
               f"final potential: {summary['final_potential']}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hpcnnp import mpi
 from hpcnnp.analysis.pipeline import AnalysisRequest, analyze_trajectory
 from hpcnnp.mpi import rank_size, world
 
@@ -101,6 +102,9 @@ def run(args):
         cutoff=args.cutoff, r_max=args.r_max, nbins=args.nbins, fit_window=args.fit_window)
     comm = world()
     rank, _ = rank_size(comm)
+    # a stale trajectory or other options on one rank: one error instead of a hang
+    mpi.check_consistency(comm, {**mpi.options_items(args),
+                                 "trajectory": mpi.FileDigest(str(args.trajectory))})
     result = analyze_trajectory(args.trajectory, args.output_dir, req, start=args.start,
                                 stop=args.stop, step=args.step, comm=comm,
                                 progress=args.progress)

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from hpcnnp import mpi
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.fileio import folder_lock
 
 _EPILOG = """\
 run folder ('output' of the protocol; default: <protocol name> beside the file):
@@ -18,6 +21,12 @@ run folder ('output' of the protocol; default: <protocol name> beside the file):
                warnings) every dump_stride steps
   state.json   last complete segment; restart/  LAMMPS restart files
   log.lammps   LAMMPS log;  data.lammps  starting structure
+
+the run folder is locked while the run writes into it; under MPI the ranks first
+compare the protocol, the structure, the potential files and the options and stop
+with an error naming the rank that differs.  --resume checks that the trajectory
+still holds the frames state.json records, and continues with stages appended to
+the protocol after the run had finished.
 
 examples:
   hpcnnp md protocol.yaml
@@ -57,49 +66,48 @@ def register(subparsers):
 
 def run(args):
     """Execute ``hpcnnp md``; returns the exit code."""
+    comm = mpi.world() if args.engine == "hpcnnp" else None
+    return mpi.run_collectively(comm, "hpcnnp md", _run, args, comm)
+
+
+def _consistency_items(args, protocol):
+    """Protocol, structure and potential files and the options, compared across ranks."""
+    items = mpi.options_items(args)
+    items["protocol"] = mpi.FileDigest(str(args.protocol))
+    items["structure"] = mpi.FileDigest(str(protocol.structure))
+    pot = Path(protocol.potential)
+    for path in [pot / "input.nn", pot / "scaling.data"] + sorted(pot.glob("weights.*.data")):
+        items[path.name] = mpi.FileDigest(str(path))
+    return items
+
+
+def _run(args, comm):
     from hpcnnp.md.protocol import load_protocol
 
-    rank, comm = 0, None
-    if args.engine == "hpcnnp":
+    mpi.check_consistency(comm, {**mpi.options_items(args),
+                                 "protocol": mpi.FileDigest(str(args.protocol))})
+    protocol = load_protocol(args.protocol)
+    if args.engine == "n2p2":
+        from hpcnnp.md.driver import write_lammps_input
+        path = write_lammps_input(protocol, engine="n2p2")
+        print(f"hpcnnp md: wrote {path} and {path.with_name('data.lammps')} "
+              f"(pair_style hdnnp); run it there with a LAMMPS built with ML-HDNNP, "
+              "e.g. mpirun -n N lmp -in in.lammps", file=sys.stderr)
+        return 0
+    from hpcnnp.md.driver import MDAbort, run_protocol
+    mpi.check_consistency(comm, _consistency_items(args, protocol))
+    if args.until_ns is not None and args.until_ns <= 0:
+        raise HpcnnpError("--until-ns must be > 0")
+    # one run per output folder (chained segment jobs of one run never overlap)
+    with folder_lock(protocol.output, "hpcnnp md", comm):
         try:
-            from mpi4py import MPI
-            comm = MPI.COMM_WORLD
-            rank = comm.Get_rank()
-        except ImportError:  # pragma: no cover
-            pass
-    try:
-        protocol = load_protocol(args.protocol)
-        if args.engine == "n2p2":
-            from hpcnnp.md.driver import write_lammps_input
-            path = write_lammps_input(protocol, engine="n2p2")
-            print(f"hpcnnp md: wrote {path} and {path.with_name('data.lammps')} "
-                  f"(pair_style hdnnp); run it there with a LAMMPS built with ML-HDNNP, "
-                  "e.g. mpirun -n N lmp -in in.lammps", file=sys.stderr)
-            return 0
-        from hpcnnp.md.driver import MDAbort, run_protocol
-        try:
-            if args.until_ns is not None and args.until_ns <= 0:
-                raise HpcnnpError("--until-ns must be > 0")
             run_protocol(protocol, resume=args.resume, comm=comm,
                          progress_interval=args.progress_interval, until_ns=args.until_ns)
         except MDAbort as exc:
-            if comm is not None and comm.Get_size() > 1:
-                # raised on one rank only: the others wait in LAMMPS
-                print(f"hpcnnp md: error (rank {rank}): {exc}", file=sys.stderr, flush=True)
-                comm.Abort(2)
+            if comm is not None:
+                # raised on one rank only: the others wait inside LAMMPS
+                mpi.abort_job(comm, "hpcnnp md", exc)
             raise
-    except HpcnnpError:
-        if rank != 0:
-            return 2             # rank 0 prints the (same) message
-        raise
-    except Exception:
-        if comm is not None and comm.Get_size() > 1:
-            # an unexpected error on some ranks: abort rather than leave others waiting
-            import traceback
-            traceback.print_exc()
-            sys.stderr.flush()
-            comm.Abort(3)
-        raise
     return 0
 
 

@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from hpcnnp import mpi
 from hpcnnp.errors import HpcnnpError, InputFileError
+from hpcnnp.io.n2p2 import count_structures
+from hpcnnp.potential import Potential
+from hpcnnp.predict import predict_dataset
+from hpcnnp.progress import Progress
 
 _EPILOG = """\
 files written into --output-dir (each replaced atomically at the end of the run):
@@ -23,9 +29,15 @@ files written into --output-dir (each replaced atomically at the end of the run)
   1-based structure index):
   energy.out  nnatoms.out  nnforces.out
 
+MPI: mpiexec -n P hpcnnp predict ... evaluates structure k on rank k % P; rank 0
+writes every file (identical to a serial run's).  The ranks first compare the
+potential files, the data and the options and stop with an error naming the rank
+that differs.  The output folder is locked while the run writes into it.
+
 examples:
   hpcnnp predict                                  # potential and input.data in .
   hpcnnp predict --potential pot --data test.data --output-dir pred --per-structure
+  mpiexec -n 4 hpcnnp predict --data big.data --output-dir pred
 """
 
 
@@ -97,42 +109,61 @@ def _check(args):
 
 def run(args):
     """Execute ``hpcnnp predict``; returns the exit code (0)."""
-    from pathlib import Path
+    comm = mpi.world()
+    return mpi.run_collectively(comm, "hpcnnp predict", _run, args, comm)
 
-    from hpcnnp.potential import Potential
-    from hpcnnp.predict import Progress, count_structures, predict_dataset
 
+def _inputs(args):
+    """What every MPI rank must agree on: the potential's files, the data, options."""
+    pot = Path(args.potential)
+    items = mpi.options_items(args)          # file contents below: same key wins
+    items.update({name: mpi.FileDigest(str(pot / name))
+                  for name in ("input.nn", "scaling.data")})
+    items.update({p.name: mpi.FileDigest(str(p)) for p in sorted(pot.glob("weights.*.data"))})
+    items["--data"] = mpi.FileDigest(str(args.data))
+    return items
+
+
+def _run(args, comm):
+    rank = mpi.rank_size(comm)[0]
     _check(args)
+    mpi.check_consistency(comm, _inputs(args))
     potential = Potential.from_n2p2(args.potential)
     data = Path(args.data)
     progress = None
-    if not args.quiet and (args.progress_every or args.progress_seconds):
+    if rank == 0 and not args.quiet and (args.progress_every or args.progress_seconds):
         total = None
         if not args.no_count and data.is_file():
             try:
                 total = count_structures(data)
             except OSError as exc:
                 raise InputFileError(data, None, f"cannot read: {exc.strerror}") from None
-        progress = Progress(total, every=args.progress_every,
-                            seconds=args.progress_seconds, stream=sys.stderr)
+        progress = Progress("hpcnnp predict", total, unit="structures", out=sys.stderr,
+                            every=args.progress_every,
+                            interval=args.progress_seconds or float("inf"))
     summary = predict_dataset(potential, data, args.output_dir, forces=args.forces,
                               per_structure=args.per_structure,
-                              show_warnings=args.show_warnings, progress=progress,
-                              contract=args.contract)
+                              show_warnings=args.show_warnings and rank == 0,
+                              progress=progress, contract=args.contract, comm=comm)
+    if rank == 0:
+        _report(summary, potential, args, mpi.rank_size(comm)[1])
+    return 0
+
+
+def _report(summary, potential, args, ranks):
     out = sys.stdout
     rate = summary.n_structures / summary.elapsed if summary.elapsed > 0 else 0.0
     out.write(f"hpcnnp predict: {summary.n_structures} structures, {summary.n_atoms} "
               f"atoms in {summary.elapsed:.2f} s ({rate:.2f} structures/s, "
               f"{summary.n_atoms / summary.elapsed if summary.elapsed > 0 else 0:.0f} "
-              f"atoms/s); {'energies and forces' if summary.forces else 'energies only'}"
-              "\n")
+              f"atoms/s{f' on {ranks} MPI ranks' if ranks > 1 else ''}); "
+              f"{'energies and forces' if summary.forces else 'energies only'}\n")
     out.write("Error metrics for energies" + (" and forces" if summary.forces else "")
               + " (reference columns of the input):\n")
     out.write(summary.errors.table(forces=summary.forces) + "\n")
     out.write(summary.extrapolation.table(potential.elements, top=args.top) + "\n")
     out.write("Files: " + " ".join(str(p) for p in summary.files) + "\n")
     out.flush()
-    return 0
 
 
 __all__ = ["register", "run"]

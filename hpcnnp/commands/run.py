@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import time
 
+from hpcnnp.fileio import folder_lock
+from hpcnnp.hpc.reaper import DriverGuard
+
 
 def register(subparsers):
     p = subparsers.add_parser(
@@ -49,7 +52,9 @@ def run(args):
     def log(msg):
         print(f"hpcnnp run [{time.time() - t0:7.0f} s] {msg}", flush=True)
 
-    report = run_project(project, ranks=args.ranks, only=args.only, log=log)
+    # one main job per work folder; no stage process outlives it (SIGTERM/SIGKILL)
+    with DriverGuard("hpcnnp run"), folder_lock(project.workdir, "hpcnnp run"):
+        report = run_project(project, ranks=args.ranks, only=args.only, log=log)
     if report:
         log(f"report: {report}")
     return 0

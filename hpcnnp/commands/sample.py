@@ -11,6 +11,7 @@ import json
 import sys
 
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.hpc.reaper import DriverGuard
 
 _EPILOG = """\
 the campaign file (YAML) lists structure classes x temperatures x snapshot counts,
@@ -31,7 +32,10 @@ failed ones and continues interrupted ones from their checkpoint; nothing is
 duplicated or lost.  --scale 2 doubles every snapshot count by adding
 trajectories (finished ones are kept).
 
-exit status: 0 all tasks finished, 1 some tasks failed (listed), 2 bad input.
+exit status: 0 all tasks finished, 1 some tasks failed (listed), 2 bad input,
+143 SIGTERM (130 Ctrl-C).  On SIGTERM, SIGINT or SIGHUP the driver stops its Parsl
+interchange and workers (SIGTERM, then SIGKILL after 3 s) and exits within 8 s;
+if the driver itself is killed (SIGKILL), a watcher process ends them within ~4 s.
 
 examples:
   hpcnnp sample examples/campaigns/llzo_lco_laptop.yaml
@@ -88,7 +92,9 @@ def run(args):
                   f"{task.md['snapshots']} snapshots")
         print(json.dumps(counts), file=sys.stderr)
         return 0
-    report = cp.run_campaign(args.campaign, site=args.site, resume=args.resume,
-                             scale=args.scale, output=args.output, workdir=args.workdir,
-                             progress_interval=args.progress_interval)
+    with DriverGuard("hpcnnp sample"):          # no worker outlives the driver
+        report = cp.run_campaign(args.campaign, site=args.site, resume=args.resume,
+                                 scale=args.scale, output=args.output,
+                                 workdir=args.workdir,
+                                 progress_interval=args.progress_interval)
     return 0 if report.ok else 1

@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import traceback
 import warnings
 
+from hpcnnp import mpi
 from hpcnnp.descriptors import scaling
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.fileio import folder_lock
 
 _EPILOG = f"""\
 files written into --output-dir (default: the current folder), each replaced
@@ -34,7 +35,9 @@ Progress lines go to standard error every --progress-interval seconds.
 
 MPI: mpiexec -n P hpcnnp scale ... evaluates structure k on rank k % P (every rank
 reads the file); min/max/histograms are reduced exactly, mean/sigma with Chan's
-formula in rank order (agree with a serial run to a few ulp).
+formula in rank order (agree with a serial run to a few ulp).  The ranks first
+compare input.nn, input.data and the options (NBINS included) and stop with an error
+naming the rank that differs.  The output folder is locked during the run.
 
 examples:
   hpcnnp scale 500                       # ./input.nn + ./input.data -> ./scaling.data ...
@@ -91,32 +94,6 @@ def register(subparsers):
     return p
 
 
-#: environment variables set by MPI launchers (MPICH/Hydra, Intel MPI, Open MPI, PMIx,
-#: Slurm's PMI); without any of them mpi4py is not even imported, so that the command
-#: also runs where MPI_Init outside a launcher fails (e.g. Cray login nodes)
-_LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE",
-                  "MPI_LOCALNRANKS", "MV2_COMM_WORLD_SIZE")
-
-
-def _world():
-    """mpi4py's COMM_WORLD when started by an MPI launcher with more than one rank,
-    else None (serial)."""
-    if not any(os.environ.get(v) for v in _LAUNCHER_VARS):
-        return None
-    try:
-        from mpi4py import MPI
-    except ImportError:
-        sizes = [os.environ.get(v, "") for v in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE",
-                                                 "MV2_COMM_WORLD_SIZE")]
-        if any(x.isdigit() and int(x) > 1 for x in sizes):
-            raise HpcnnpError("started by an MPI launcher with several ranks, but mpi4py "
-                              "is not installed (pip install mpi4py): every rank would "
-                              "do the whole job") from None
-        return None
-    comm = MPI.COMM_WORLD
-    return comm if comm.Get_size() > 1 else None
-
-
 def _nbins(text):
     try:
         value = int(text)
@@ -129,24 +106,19 @@ def _nbins(text):
 
 def run(args):
     """Execute ``hpcnnp scale``; returns the exit code."""
-    comm = _world()
-    rank = comm.Get_rank() if comm is not None else 0
-    try:
+    comm = mpi.world()
+    return mpi.run_collectively(comm, "hpcnnp scale", _checked_run, args, comm)
+
+
+def _checked_run(args, comm):
+    mpi.check_consistency(comm, {**mpi.options_items(args),
+                                 "--settings": mpi.FileDigest(args.settings),
+                                 "--data": mpi.FileDigest(args.data)})
+    rank = mpi.rank_size(comm)[0]
+    if args.dry_run:
         return _run(args, comm, rank)
-    except HpcnnpError:
-        if rank == 0:
-            raise               # cli.main prints the one-line message, exit code 2
-        return 2                # the same error on every rank: rank 0 reports it
-    except BaseException:
-        if comm is None:
-            raise
-        # An unexpected failure on one rank would leave the others waiting in a
-        # collective: report it and abort the whole job.
-        sys.stderr.write(f"hpcnnp scale: rank {rank}: unexpected error:\n")
-        traceback.print_exc()
-        sys.stderr.flush()
-        comm.Abort(1)
-        raise
+    with folder_lock(args.output_dir, "hpcnnp scale", comm):
+        return _run(args, comm, rank)
 
 
 def _run(args, comm, rank):
@@ -164,12 +136,6 @@ def _run(args, comm, rank):
         sys.stderr.write(line + "\n")
         sys.stderr.flush()
 
-    if not args.dry_run:
-        problem = _check_output_dir(args.output_dir) if rank == 0 else None
-        if comm is not None:
-            problem = comm.bcast(problem, root=0)
-        if problem:
-            raise HpcnnpError(problem)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", scaling.ScalingWarning)
         result = scaling.run_scaling(
@@ -189,21 +155,6 @@ def _run(args, comm, rank):
                   f"{sum(result.n_atoms.values())} atoms -> "
                   f"{os.path.join(args.output_dir, scaling.SCALING_FILE)}", file=sys.stderr)
     return 0
-
-
-def _check_output_dir(folder):
-    """Why the output folder cannot be written (checked before the heavy work), or None."""
-    if os.path.exists(folder) and not os.path.isdir(folder):
-        return f"{folder}: --output-dir exists and is not a folder"
-    probe = folder
-    while not os.path.exists(probe):
-        parent = os.path.dirname(os.path.abspath(probe))
-        if parent == os.path.abspath(probe):
-            break
-        probe = parent
-    if not os.access(probe, os.W_OK | os.X_OK):
-        return f"{folder}: output folder is not writable"
-    return None
 
 
 __all__ = ["register", "run"]

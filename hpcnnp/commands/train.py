@@ -8,13 +8,16 @@ layout), serially or with ``mpiexec -n N hpcnnp train``.  See
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from hpcnnp.errors import HpcnnpError
+from hpcnnp import mpi
+from hpcnnp.errors import HpcnnpError, InputFileError
+from hpcnnp.fileio import folder_lock, output_error
 
 _EPILOG = """\
 files written into --output-dir (n2p2's names and formats, n2p2-formats.md §12):
@@ -50,6 +53,11 @@ memory: before the filter is allocated every rank estimates its peak memory (pri
 the log); the run stops with one message when the ranks of a node need more than the
 node has available (--no-memory-check to try anyway).  SF derivatives are recomputed per
 update candidate (--cache-structures, --sf-cache-mb) unless memorize_symfunc_results.
+
+the output folder is locked while training writes into it (a second hpcnnp train in
+the same folder stops at once, naming the first); under MPI the ranks first compare
+input.nn, input.data, scaling.data, the weights beside input.nn and the options, and
+stop with an error naming the rank that differs.
 
 examples:
   hpcnnp train
@@ -141,38 +149,65 @@ def run(args):
     # imported here, not at the top: ``hpcnnp --help`` and the other sub-commands do
     # not pay for numpy/scipy/ASE/MPI start-up
     from hpcnnp.training.comm import get_comm
-    from hpcnnp.training.trainer import EXIT_SIGTERM, Trainer, TrainingInterrupted
 
     comm = get_comm()
-    trainer = Trainer(settings=args.settings, data=args.data, scaling=args.scaling,
-                      output_dir=args.output_dir, comm=comm, restart=args.restart,
-                      checkpoint_dir=False if args.no_checkpoint else args.checkpoint,
-                      distributed_kalman=not args.replicated_kalman,
-                      check_sync=args.check_sync, epochs=args.epochs,
-                      fold_every=args.fold_every, plots=not args.no_plots,
-                      stream=None if args.quiet else sys.stdout,
-                      cache_structures=args.cache_structures,
-                      blas_threads=args.blas_threads,
-                      checkpoint_every=args.checkpoint_every,
-                      sf_cache_mb=args.sf_cache_mb,
-                      memory_check=not args.no_memory_check)
-    try:
-        trainer.run()
-    except TrainingInterrupted:
-        return EXIT_SIGTERM
-    except HpcnnpError:
-        # input errors are detected collectively: every rank raises the same one
-        if comm.rank != 0:
-            return 2            # rank 0 reports it
-        raise
-    except BaseException:
-        if comm.parallel:       # an unexpected error on one rank: do not leave the
-            import traceback    # others waiting in a collective call
-            traceback.print_exc()
-            sys.stderr.flush()
-            comm.comm.Abort(1)
-        raise
+    return mpi.run_collectively(comm.comm, "hpcnnp train", _train, args, comm)
+
+
+def _input_files(args):
+    """The input files; a folder or a missing file is an error naming it."""
+    files = {"--settings": Path(args.settings), "--data": Path(args.data),
+             "--scaling": Path(args.scaling)}
+    for option, path in files.items():
+        if path.is_dir():
+            raise InputFileError(path, None, f"is a folder, not a file (give the file, "
+                                             f"e.g. {option} {path / path.name})"
+                                 if option == "--data" else
+                                 f"is a folder, not a file ({option} names a file)")
+    return files
+
+
+def _consistency_items(args, files):
+    """What every MPI rank must agree on: inputs (content), weights, options."""
+    items = mpi.options_items(args)
+    items.update({option: mpi.FileDigest(str(path)) for option, path in files.items()})
+    for path in sorted(files["--settings"].parent.glob("weights.*.data")):
+        items[path.name] = mpi.FileDigest(str(path))
+    return items
+
+
+def _train(args, comm):
+    from hpcnnp.training.trainer import EXIT_SIGTERM, Trainer, TrainingInterrupted
+
+    files = _input_files(args)
+    mpi.check_consistency(comm.comm, _consistency_items(args, files))
+    with folder_lock(args.output_dir, "hpcnnp train", comm.comm):
+        try:
+            trainer = Trainer(settings=args.settings, data=args.data, scaling=args.scaling,
+                              output_dir=args.output_dir, comm=comm, restart=args.restart,
+                              checkpoint_dir=False if args.no_checkpoint else args.checkpoint,
+                              distributed_kalman=not args.replicated_kalman,
+                              check_sync=args.check_sync, epochs=args.epochs,
+                              fold_every=args.fold_every, plots=not args.no_plots,
+                              stream=None if args.quiet else sys.stdout,
+                              cache_structures=args.cache_structures,
+                              blas_threads=args.blas_threads,
+                              checkpoint_every=args.checkpoint_every,
+                              sf_cache_mb=args.sf_cache_mb,
+                              memory_check=not args.no_memory_check)
+            trainer.run()
+        except TrainingInterrupted:
+            return EXIT_SIGTERM
+        except OSError as exc:
+            raise _io_error(exc, args.output_dir) from None
     return 0
+
+
+def _io_error(exc, output_dir):
+    """One clear line for an OSError escaping the trainer (full disk, read-only ...)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+        return output_error(exc.filename or output_dir, exc)
+    return HpcnnpError(f"{exc.filename or output_dir}: {exc.strerror or exc}")
 
 
 def run_n2p2(args):

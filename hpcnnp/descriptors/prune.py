@@ -15,11 +15,11 @@ recomputed (``hpcnnp scale``).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from hpcnnp.fileio import write_atomic
 from hpcnnp.io.n2p2 import read_scaling, read_settings
 
 PRUNE_MARK = "#pruned (range < {:g}): "
@@ -84,7 +84,5 @@ def _prune(settings, scaling, is_bad, mark, rule, output):
     lines = settings.read_text().splitlines(keepends=True)
     out_lines = [mark + line if i + 1 in drop_lines else line for i, line in enumerate(lines)]
     target = Path(output) if output else settings
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text("".join(out_lines))
-    os.replace(tmp, target)
+    write_atomic(target, "".join(out_lines))
     return counts

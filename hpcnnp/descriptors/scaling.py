@@ -101,6 +101,8 @@ from pathlib import Path
 import numpy as np
 
 from hpcnnp.errors import HpcnnpError, InputFileError, StructureError
+from hpcnnp.fileio import AtomicFiles
+from hpcnnp.progress import Progress
 
 __all__ = [
     "DEFAULT_NBINS", "SCALING_FILE", "NEIGHBOR_HISTO_FILE", "NEIGHBOR_OUT_FILE",
@@ -281,7 +283,7 @@ def histogram_counts(values, edges, active=None, chunk_values=1 << 21):
 
 
 def _file_header(title, columns):
-    from hpcnnp.predict import file_header
+    from hpcnnp.io.n2p2_output import file_header
     return file_header(title, columns)
 
 
@@ -457,6 +459,8 @@ class _ValueStore:
 class ScalingResult:
     """What :func:`run_scaling` / :func:`compute_scaling` return (same on every rank).
 
+    Attributes
+    ----------
     elements : list of str, n2p2 order
     statistics : dict element -> (n_sf, 4) array (min, max, mean, sigma); None after a
         dry run
@@ -493,45 +497,6 @@ class ScalingResult:
     log: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)
     nbins: int = DEFAULT_NBINS
-
-
-# ---------------------------------------------------------------------------------------
-# Progress and byte counting
-# ---------------------------------------------------------------------------------------
-
-def _hms(seconds):
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h:d}:{m:02d}:{s:02d}"
-
-
-class _Progress:
-    def __init__(self, label, total, interval, emit):
-        self.label = label
-        self.total = total
-        self.interval = interval
-        self.emit = emit
-        self.start = self.last = time.perf_counter()
-
-    def update(self, done):
-        if self.emit is None or not self.interval:
-            return
-        now = time.perf_counter()
-        if now - self.last < self.interval:
-            return
-        self.last = now
-        elapsed = now - self.start
-        rate = done / elapsed if elapsed > 0 else 0.0
-        text = f"{self.label}: {done}"
-        if self.total:
-            text += f"/{self.total} structures ({100.0 * done / self.total:5.1f} %)"
-        else:
-            text += " structures"
-        text += f", {rate:.2f} structures/s, elapsed {_hms(elapsed)}"
-        if self.total and rate > 0:
-            text += f", ETA {_hms(max(self.total - done, 0) / rate)}"
-        self.emit(text)
 
 
 # ---------------------------------------------------------------------------------------
@@ -639,6 +604,13 @@ class ScalingRun:
             if self._log_cb is not None:
                 self._log_cb(line)
 
+    def _progress(self, what, total):
+        """Progress reporter of one pass over the structures (rank 0 reports)."""
+        lines = bool(self._progress_cb and self.progress_interval)
+        return Progress(f"hpcnnp scale: {what}", total=total, unit="structures",
+                        out=self._progress_cb if lines else False, comm=self.c,
+                        interval=self.progress_interval or float("inf"))
+
     def _structures(self):
         """(index, atoms) for every structure of the file; atoms is None for the
         structures of other ranks, which are only delimited, not parsed (parse errors
@@ -678,7 +650,7 @@ class ScalingRun:
         total = None
         if self.c.rank == 0:
             try:
-                from hpcnnp.predict import count_structures
+                from hpcnnp.io.n2p2 import count_structures
                 total = count_structures(self.data)
             except (OSError, ImportError):
                 total = None
@@ -694,8 +666,7 @@ class ScalingRun:
         dep = self._neighbor_sf_counts()        # (central, neighbour element) -> SFs
         n_sf = np.array([self.n_sf[el] for el in self.elements], dtype=np.int64)
         self._nbr = []                                      # (k, elem, counts) owned
-        progress = _Progress("hpcnnp scale: pass 1 (neighbour lists)", total,
-                             self.progress_interval, self._progress_cb)
+        progress = self._progress("pass 1 (neighbour lists)", total)
         err = None
         count = 0
         try:
@@ -741,6 +712,9 @@ class ScalingRun:
             if err is None or (getattr(exc, "line", None) or 0) < (err.line or 0):
                 err = exc
         err = _first_error(self.c, err)
+        if err is None:
+            progress.update(count)
+        progress.close(ok=err is None)
         if err is not None:
             raise err
         if count == 0:
@@ -889,8 +863,7 @@ class ScalingRun:
         fdata = None
         if self.function_data:
             fdata = self._fdata = _BlockFile(self.spill_dir)
-        progress = _Progress("hpcnnp scale: pass 2 (symmetry functions)", self.n_structures,
-                             self.progress_interval, self._progress_cb)
+        progress = self._progress("pass 2 (symmetry functions)", self.n_structures)
         err = None
         try:
             for k, atoms in self._structures():
@@ -920,6 +893,9 @@ class ScalingRun:
         except HpcnnpError as exc:
             err = exc
         err = _first_error(self.c, err)
+        if err is None:
+            progress.update(self.n_structures)
+        progress.close(ok=err is None)
         if err is not None:
             self.close()
             raise err
@@ -1038,7 +1014,7 @@ class ScalingRun:
         messages so that no rank is left waiting, and every rank raises the error."""
         out = Path(output_dir)
         c = self.c
-        files = _AtomicSet(out) if c.rank == 0 else None
+        files = AtomicFiles(out) if c.rank == 0 else None
         err = None
         written = []
         try:
@@ -1065,14 +1041,13 @@ class ScalingRun:
                          + f", {LOG_FILE}")
                 with files.open(LOG_FILE) as fh:
                     fh.write("\n".join(self.log_lines) + "\n")
-                files.set_last(SCALING_FILE)
-                written = files.commit()
+                written = files.commit(last=SCALING_FILE)   # complete set: scaling.data
         except OSError as exc:
             err = exc
         except HpcnnpError as exc:
             err = exc
         finally:
-            if files is not None and files.pending:
+            if files is not None and files.files:
                 files.abort()
             if self._fdata is not None:
                 self._fdata.close()
@@ -1275,72 +1250,6 @@ class _BlockFile:
         if self.f is not None:
             self.f.close()
             self.f = None
-
-
-class _AtomicSet:
-    """Files written to temporaries in ``folder`` and renamed together by commit()."""
-
-    def __init__(self, folder):
-        self.folder = Path(folder)
-        self.pending = {}           # name -> tmp path
-        self.sync = {}
-        self.last = None
-
-    def reserve(self, name, fsync=True):
-        tmp = self.folder / f".{name}.tmp.{os.getpid()}.{os.urandom(4).hex()}"
-        self.pending[name] = tmp
-        self.sync[name] = fsync
-        return tmp
-
-    def open(self, name, fsync=True):
-        tmp = self.reserve(name, fsync)
-        return _SyncedFile(open(tmp, "x", encoding="utf-8", newline="\n"), fsync)
-
-    def set_last(self, name):
-        self.last = name
-
-    def commit(self):
-        names = [n for n in self.pending if n != self.last]
-        if self.last in self.pending:
-            names.append(self.last)
-        done = []
-        for name in names:
-            os.replace(self.pending.pop(name), self.folder / name)
-            done.append(self.folder / name)
-        return done
-
-    def abort(self):
-        for tmp in self.pending.values():
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-        self.pending = {}
-
-
-class _SyncedFile:
-    def __init__(self, fh, fsync):
-        self.fh = fh
-        self.fsync = fsync
-
-    def write(self, text):
-        return self.fh.write(text)
-
-    def __enter__(self):
-        return self
-
-    def finish(self, sync=True):
-        try:
-            if sync:
-                self.fh.flush()
-                if self.fsync:
-                    os.fsync(self.fh.fileno())
-        finally:
-            self.fh.close()
-
-    def __exit__(self, *exc):
-        self.finish(sync=exc[0] is None)
-        return False
 
 
 # ---------------------------------------------------------------------------------------

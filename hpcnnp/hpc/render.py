@@ -34,8 +34,14 @@ from pathlib import Path
 
 from hpcnnp import __version__
 from hpcnnp.errors import HpcnnpError
-from hpcnnp.hpc.sites import (SCHEDULERS, _positive_int, jobs_dir, load_site, parse_walltime,
-                              walltime_minutes)
+from hpcnnp.hpc.sites import (
+    SCHEDULERS,
+    _positive_int,
+    jobs_dir,
+    load_site,
+    parse_walltime,
+    walltime_minutes,
+)
 from hpcnnp.hpc.templates import render_text
 
 #: most segments one chain may have
@@ -106,6 +112,21 @@ def _write_atomic(path, text, executable=True):
     write_atomic(path, text, executable=executable)
 
 
+#: characters that must not reach a batch script inside a file name: a line break
+#: would end a comment or a command there and make the rest a command of its own
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _shell_safe(path, what):
+    """``path`` unchanged, or an HpcnnpError if it cannot be put into a shell script
+    (control characters: newline, carriage return, escape, ...)."""
+    text = str(path)
+    if _UNSAFE.search(text):
+        raise HpcnnpError(f"{what} {text!r} contains a line break or another control "
+                          "character, which cannot go into a batch script safely; rename it")
+    return path
+
+
 def render_jobs(site, nodes, walltime=None, command=None, protocol=None, total_time_ns=None,
                 segment_ns=None, out_dir=None, account=None, queue=None, *,
                 ranks_per_node=None, threads=1, launch="mpi", workdir=None, venv=None,
@@ -166,45 +187,62 @@ def render_jobs(site, nodes, walltime=None, command=None, protocol=None, total_t
     account = site.resolve_account(account)
     queue = site.resolve_queue(queue)
     site.check_request(nodes, seconds, queue)
-    if (command is None) == (protocol is None):
-        raise HpcnnpError("give either a protocol (MD segment chain) or a command (one job)")
     if launch not in LAUNCH_MODES:
         raise HpcnnpError(f"launch must be one of {', '.join(LAUNCH_MODES)}, got {launch!r}")
     if out_dir is None:
         raise HpcnnpError("no output folder given")
+    for value, what in ((protocol, "protocol file"), (workdir, "work folder"),
+                        (out_dir, "output folder"), (venv, "Python environment"),
+                        (job_name, "job name")):
+        if value is not None:
+            _shell_safe(value, what)
+    what = _what_to_run(command, protocol, total_time_ns, segment_ns, job_name)
+    values = site.values(nodes=nodes, ranks_per_node=ranks_per_node, threads=threads,
+                         walltime=seconds, account=account, queue=queue, venv=venv)
+    workdir = _shell_safe(Path(workdir or os.getcwd()).expanduser().resolve(), "work folder")
+    out_dir = _shell_safe(Path(out_dir).expanduser().resolve(), "output folder")
+    _shell_safe(site.path, "site file")
+    values.update(_script_values(site, values, nodes, seconds, launch, workdir))
+    if what["protocol"] is not None:
+        scripts = _chain_scripts(site, values, what)
+    else:
+        scripts = _single_job_scripts(site, values, what, nodes)
+    return _write_scripts(scripts, out_dir)
 
+
+def _what_to_run(command, protocol, total_time_ns, segment_ns, job_name):
+    """Checked payload: ``{"protocol", "bounds", "command", "base"}`` (base = job name)."""
+    if (command is None) == (protocol is None):
+        raise HpcnnpError("give either a protocol (MD segment chain) or a command (one job)")
     if protocol is not None:
         protocol = Path(protocol).expanduser().resolve()
         if not protocol.is_file():
             raise HpcnnpError(f"protocol file {protocol} does not exist")
         if total_time_ns is None or segment_ns is None:
             raise HpcnnpError("an MD chain needs the total time and the segment length (ns)")
-        bounds = segment_bounds(total_time_ns, segment_ns)
-        base = _job_name(job_name or protocol.stem)
-    else:
-        if not isinstance(command, str) or not command.strip():
-            raise HpcnnpError("the command is empty")
-        if "\n" in command or "\r" in command:
-            raise HpcnnpError("the command must be a single line")
-        if total_time_ns is not None or segment_ns is not None:
-            raise HpcnnpError("total time and segment length apply only to an MD chain "
-                              "(with a protocol)")
-        base = _job_name(job_name or "-".join(command.split()[:2]))
+        return {"protocol": protocol, "bounds": segment_bounds(total_time_ns, segment_ns),
+                "command": None, "base": _job_name(job_name or protocol.stem)}
+    if not isinstance(command, str) or not command.strip():
+        raise HpcnnpError("the command is empty")
+    if "\n" in command or "\r" in command:
+        raise HpcnnpError("the command must be a single line")
+    if total_time_ns is not None or segment_ns is not None:
+        raise HpcnnpError("total time and segment length apply only to an MD chain "
+                          "(with a protocol)")
+    return {"protocol": None, "bounds": None, "command": command.strip(),
+            "base": _job_name(job_name or "-".join(command.split()[:2]))}
 
-    values = site.values(nodes=nodes, ranks_per_node=ranks_per_node, threads=threads,
-                         walltime=seconds, account=account, queue=queue, venv=venv)
+
+def _script_values(site, values, nodes, seconds, launch, workdir):
+    """Placeholder values shared by every script of one rendering."""
     ranks_per_node, threads = values["ranks_per_node"], values["threads"]
     prefix = ""
     if launch == "mpi":
         argv = site.mpi_command(nodes * ranks_per_node, ranks_per_node, threads,
                                 venv=values["venv"])
         prefix = shlex.join(argv) + " "
-    workdir = Path(workdir or os.getcwd()).expanduser().resolve()
-    out_dir = Path(out_dir).expanduser().resolve()
-    scheduler = site.scheduler
-    info = SCHEDULERS[scheduler]
-
-    values.update({
+    info = SCHEDULERS[site.scheduler]
+    return {
         "site": site.name,
         "site_file": str(site.path),
         "site_ref": shlex.quote(site.name if site.path.parent == jobs_dir() / "sites"
@@ -215,43 +253,56 @@ def render_jobs(site, nodes, walltime=None, command=None, protocol=None, total_t
         "setup_lines": "\n".join(site.environment_lines(values)[len(site.modules):]),
         "launch": prefix,
         "walltime_hhmm": _hhmm(seconds),
-        "submit_function": _render(f"submit/{scheduler}.sh.tmpl", values).rstrip("\n"),
+        "submit_function": _render(f"submit/{site.scheduler}.sh.tmpl", values).rstrip("\n"),
         "dependency": info["dependency"],
-    })
+    }
 
+
+def _job_script(site, v, body_template):
+    v["directives"] = _directives(site, v)
+    v["prologue"] = _render("prologue.sh.tmpl", v).rstrip("\n")
+    v["body"] = _render(body_template, v).rstrip("\n")
+    return _render(f"{site.scheduler}.sh.tmpl", v)
+
+
+def _chain_scripts(site, values, what):
+    """``segment_NNN.sh`` for every segment and ``submit_chain.sh``."""
+    protocol, bounds, base = what["protocol"], what["bounds"], what["base"]
+    submit = SCHEDULERS[site.scheduler]["submit"]
+    n = len(bounds)
+    width = max(3, len(str(n)))
+    names = [f"segment_{k:0{width}d}.sh" for k in range(1, n + 1)]
+    total, step = bounds[-1][1], bounds[0][1] - bounds[0][0]
     scripts = {}
-    if protocol is not None:
-        n = len(bounds)
-        width = max(3, len(str(n)))
-        names = [f"segment_{k:0{width}d}.sh" for k in range(1, n + 1)]
-        total, step = bounds[-1][1], bounds[0][1] - bounds[0][0]
-        for k, ((start, end), script) in enumerate(zip(bounds, names), 1):
-            v = dict(values, job_name=f"{base}-{k:0{width}d}", segment=k, n_segments=n,
-                     start_ns=_fmt(start), end_ns=_fmt(end), total_ns=_fmt(total),
-                     protocol=shlex.quote(str(protocol)),
-                     title=f"MD {protocol.name}: segment {k}/{n}, "
-                           f"{_fmt(start)} -> {_fmt(end)} ns",
-                     submit_hint=f"./submit_chain.sh (all segments in order); "
-                                 f"{info['submit'].format(script=script)} (this one)")
-            v["directives"] = _directives(site, v)
-            v["prologue"] = _render("prologue.sh.tmpl", v).rstrip("\n")
-            v["body"] = _render("md_segment.sh.tmpl", v).rstrip("\n")
-            scripts[script] = _render(f"{scheduler}.sh.tmpl", v)
-        chain = dict(values, n_segments=n,
-                     segment_list="\n".join(f"    {name}" for name in names),
-                     title=f"MD {protocol.name}: {_fmt(total)} ns in {n} segments of "
-                           f"{_fmt(step)} ns")
-        scripts["submit_chain.sh"] = _render("submit_chain.sh.tmpl", chain)
-    else:
-        v = dict(values, job_name=base, command=command.strip(),
-                 title=f"{command.strip()} on {nodes} node(s)",
-                 submit_hint=f"./submit.sh or {info['submit'].format(script='job.sh')}")
-        v["directives"] = _directives(site, v)
-        v["prologue"] = _render("prologue.sh.tmpl", v).rstrip("\n")
-        v["body"] = _render("command.sh.tmpl", v).rstrip("\n")
-        scripts["job.sh"] = _render(f"{scheduler}.sh.tmpl", v)
-        scripts["submit.sh"] = _render("submit_job.sh.tmpl", dict(v, script="job.sh"))
+    for k, ((start, end), script) in enumerate(zip(bounds, names), 1):
+        v = dict(values, job_name=f"{base}-{k:0{width}d}", segment=k, n_segments=n,
+                 start_ns=_fmt(start), end_ns=_fmt(end), total_ns=_fmt(total),
+                 protocol=shlex.quote(str(protocol)),
+                 title=f"MD {protocol.name}: segment {k}/{n}, "
+                       f"{_fmt(start)} -> {_fmt(end)} ns",
+                 submit_hint=f"./submit_chain.sh (all segments in order); "
+                             f"{submit.format(script=script)} (this one)")
+        scripts[script] = _job_script(site, v, "md_segment.sh.tmpl")
+    chain = dict(values, n_segments=n,
+                 segment_list="\n".join(f"    {name}" for name in names),
+                 title=f"MD {protocol.name}: {_fmt(total)} ns in {n} segments of "
+                       f"{_fmt(step)} ns")
+    scripts["submit_chain.sh"] = _render("submit_chain.sh.tmpl", chain)
+    return scripts
 
+
+def _single_job_scripts(site, values, what, nodes):
+    """``job.sh`` and ``submit.sh``."""
+    submit = SCHEDULERS[site.scheduler]["submit"]
+    v = dict(values, job_name=what["base"], command=what["command"],
+             title=f"{what['command']} on {nodes} node(s)",
+             submit_hint=f"./submit.sh or {submit.format(script='job.sh')}")
+    scripts = {"job.sh": _job_script(site, v, "command.sh.tmpl")}
+    scripts["submit.sh"] = _render("submit_job.sh.tmpl", dict(v, script="job.sh"))
+    return scripts
+
+
+def _write_scripts(scripts, out_dir):
     for name, text in scripts.items():
         if MARKER not in text:  # pragma: no cover - guards edits of the templates
             raise HpcnnpError(f"template for {name} lost the line naming hpcnnp ({MARKER!r})")

@@ -8,7 +8,8 @@ shell scripts.  Two rules cover all the logic the templates need:
 * **Lines** (:func:`render_text`): a line that refers to a value of ``None``
   is dropped (``#SBATCH --account=%{account}`` disappears when no account is
   set); a line that consists of one placeholder whose value is empty is
-  dropped too; a multi-line value is inserted as is.
+  dropped too; a multi-line value is inserted as is, except in a comment line
+  (``# ...``), where every line of it stays a comment.
 * **Tokens** (:func:`render_tokens`): the text is split like a shell command
   line and a *token* that refers to ``None`` is dropped, so write options as
   one token (``--queue=%{queue}``, not ``-q %{queue}``).
@@ -76,7 +77,12 @@ def render_text(text, values, *, source="<template>", first_line=1):
             continue
         if PLACEHOLDER.fullmatch(line.strip()) and str(values[names[0]]) == "":
             continue
-        out.append(_substitute(line, values))
+        text_line = _substitute(line, values)
+        if line.lstrip().startswith("#") and "\n" in text_line:
+            # a value with a line break in a comment: keep every line a comment, so
+            # that nothing after the break runs as a command
+            text_line = "\n# ".join(text_line.split("\n"))
+        out.append(text_line)
     return "\n".join(out) + ("\n" if text.endswith("\n") else "")
 
 

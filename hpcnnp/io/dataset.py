@@ -68,7 +68,6 @@ import datetime as _dt
 import hashlib
 import json
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +75,7 @@ from pathlib import Path
 import numpy as np
 
 from hpcnnp.errors import HpcnnpError, InputFileError
+from hpcnnp.fileio import atomic_open, atomic_path
 
 __all__ = ["FORMAT", "VERSION", "DatasetError", "Record", "Dataset", "structure_hash",
            "export_n2p2", "held_out_sets", "export_extxyz", "import_files", "read_structures", "IMPORTERS",
@@ -276,8 +276,7 @@ def _create(path):
     h5py = _h5py()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(3).hex()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["version"] = VERSION
@@ -294,12 +293,6 @@ def _create(path):
                     g.create_dataset(name, shape=(0,) + shape, maxshape=(None,) + shape,
                                      chunks=(chunk,) + shape,
                                      dtype=dtype)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 class Dataset:
@@ -738,12 +731,11 @@ def export_extxyz(dataset, path, indices=None):
     import ase.io
     ds, close = _open(dataset)
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(3).hex()}.tmp")
     try:
         idx = np.arange(len(ds)) if indices is None else np.unique(np.asarray(indices, int))
         idx = canonical_order(ds, idx)
         count = 0
-        with open(tmp, "w") as fh:
+        with atomic_open(path) as fh:
             for i, rec in _records_in_order(ds, idx):
                 atoms = rec.to_atoms()
                 atoms.info = {"structure_class": rec.structure_class,
@@ -752,13 +744,8 @@ def export_extxyz(dataset, path, indices=None):
                               "hash": rec.hash, "dataset_index": int(i)}
                 ase.io.write(fh, atoms, format="extxyz")
                 count += 1
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
         return count
     finally:
-        if tmp.exists():
-            tmp.unlink()
         if close:
             ds.close()
 
@@ -1022,8 +1009,7 @@ def filter_dataset(src, dst, sigma=5.0, energy=True, forces=True):
     with Dataset(src, "r") as ds:
         bad = find_outliers(ds, sigma, energy=energy, forces=forces)
         keep = [i for i in range(len(ds)) if i not in bad]
-        tmp = Path(dst).with_name(f".{Path(dst).name}.{os.getpid()}.tmp")
-        try:
+        with atomic_path(dst) as tmp:
             with Dataset(tmp, "a") as out:
                 batch = []
                 for rec in ds.records(keep):
@@ -1032,10 +1018,6 @@ def filter_dataset(src, dst, sigma=5.0, energy=True, forces=True):
                         out.append(batch, dedup=False)
                         batch = []
                 out.append(batch, dedup=False)
-            os.replace(tmp, dst)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
     return {"kept": len(keep), "removed": bad}
 
 

@@ -58,6 +58,9 @@ from pathlib import Path
 import numpy as np
 
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.geometry import perpendicular_widths
+from hpcnnp.progress import Progress
+from hpcnnp.units import FS_PER_NS, FS_PER_PS, SECONDS_PER_DAY, atomic_mass, atomic_masses
 
 __all__ = ["MDRun", "MDError", "MDAbort", "run_protocol", "lammps_frame",
            "write_lammps_data", "write_lammps_input", "read_structure", "prepare"]
@@ -138,14 +141,6 @@ def lammps_frame(cell):
     return q, low
 
 
-def perpendicular_widths(cell):
-    """Distances between opposite faces of the cell (Å)."""
-    cell = np.asarray(cell, dtype=np.float64)
-    vol = abs(np.linalg.det(cell))
-    return np.array([vol / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3]))
-                     for i in range(3)])
-
-
 def _is_orthogonal(low):
     return np.all(np.abs(low[np.tril_indices(3, -1)]) <= 1e-10 * np.abs(np.diag(low)).max())
 
@@ -156,8 +151,6 @@ def write_lammps_data(path, atoms, elements, q, triclinic, comment=""):
     Types follow *elements* (type k+1 = elements[k]); masses are ASE's standard
     masses; positions are wrapped into the cell (image flags 0).
     """
-    from ase.data import atomic_masses, atomic_numbers
-
     low = np.asarray(atoms.cell.array, dtype=np.float64) @ q
     low[np.triu_indices(3, 1)] = 0.0
     frac = np.linalg.solve(atoms.cell.array.T, atoms.positions.T).T
@@ -173,7 +166,7 @@ def write_lammps_data(path, atoms, elements, q, triclinic, comment=""):
     if triclinic:
         lines.append(f"{r(low[1, 0])} {r(low[2, 0])} {r(low[2, 1])} xy xz yz")
     lines += ["", "Masses", ""]
-    lines += [f"{k + 1} {r(atomic_masses[atomic_numbers[el]])}  # {el}"
+    lines += [f"{k + 1} {r(atomic_mass(el))}  # {el}"
               for k, el in enumerate(elements)]
     lines += ["", "Atoms  # atomic", ""]
     lines += [f"{i + 1} {t} {r(p[0])} {r(p[1])} {r(p[2])} 0 0 0"
@@ -182,13 +175,8 @@ def write_lammps_data(path, atoms, elements, q, triclinic, comment=""):
 
 
 def _atomic_write(path, text):
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    from hpcnnp.fileio import write_atomic
+    write_atomic(path, text)
 
 
 def _fsync_path(path):
@@ -203,9 +191,20 @@ def _fsync_path(path):
 
 
 def _q(path):
-    """A path as one LAMMPS word (quoted when it has blanks)."""
+    """A path as one LAMMPS word: quoted when it has blanks or characters LAMMPS
+    interprets (``#`` comment, ``$`` variable, ``&`` continuation, quotes); a path with
+    a line break or another control character is refused."""
     text = str(path)
-    return f'"{text}"' if any(c.isspace() for c in text) else text
+    if any(ord(c) < 32 or c == "\x7f" for c in text):
+        raise MDError(f"file name {text!r} contains a line break or another control "
+                      "character, which cannot be passed to LAMMPS; rename it")
+    if not any(c.isspace() or c in "#$&'\"" for c in text):
+        return text
+    if '"' not in text:
+        return f'"{text}"'
+    if '"""' in text:
+        raise MDError(f"file name {text!r} cannot be quoted for LAMMPS; rename it")
+    return f'"""{text}"""'
 
 
 def _lammps_message(exc):
@@ -340,6 +339,42 @@ def _velocity_command(protocol, stage):
 # The run
 # ---------------------------------------------------------------------------------------
 
+def check_trajectory(path, state):
+    """Check on ``--resume`` that the trajectory still holds what ``state.json`` says:
+    it opens, has at least ``n_frames`` complete frames, the last of them at
+    ``last_frame_step``, and its last frame reads.
+
+    Raises
+    ------
+    MDError
+        Naming the file and what is wrong, and what to do.
+    """
+    from hpcnnp.io.h5md import H5MDTrajectory
+
+    path = Path(path)
+    n, last = int(state.get("n_frames", 0)), state.get("last_frame_step")
+    fix = (f"; the run in {path.parent} cannot be resumed from it: restore the file from "
+           "a copy, or start the run again in another folder")
+    if not path.exists():
+        raise MDError(f"{path}: the trajectory of the run being resumed is missing" + fix)
+    try:
+        with H5MDTrajectory(path) as traj:
+            if traj.n_frames < n:
+                raise MDError(f"{path}: {traj.n_frames} complete frames, but state.json "
+                              f"records {n}" + fix)
+            if n and last is not None and int(traj.steps[n - 1]) != int(last):
+                raise MDError(f"{path}: frame {n} is at step {int(traj.steps[n - 1])}, "
+                              f"state.json says {last}" + fix)
+            if n:
+                traj.frame(n - 1)
+    except MDError:
+        raise
+    except Exception as exc:       # noqa: BLE001 - h5py/HDF5 errors of a damaged file
+        reason = str(exc).split("\n")[0] or type(exc).__name__
+        reason = reason[len(f"{path}: "):] if reason.startswith(f"{path}: ") else reason
+        raise MDError(f"{path}: the trajectory cannot be read ({reason})" + fix) from None
+
+
 class MDRun:
     """Run (or resume) a protocol.
 
@@ -347,7 +382,7 @@ class MDRun:
     ----------
     protocol : hpcnnp.md.protocol.Protocol
     comm : mpi4py communicator, optional
-        Default: MPI.COMM_WORLD when mpi4py is installed.
+        Default: :func:`hpcnnp.mpi.world` (None for a serial run).
     resume : bool
         Continue from ``state.json`` of the run folder (or start if there is none).
     out : file
@@ -359,11 +394,8 @@ class MDRun:
     def __init__(self, protocol, comm=None, resume=False, out=None, progress_interval=10.0,
                  until_ns=None):
         if comm is None:
-            try:
-                from mpi4py import MPI
-                comm = MPI.COMM_WORLD
-            except ImportError:  # pragma: no cover
-                comm = None
+            from hpcnnp import mpi
+            comm = mpi.world()
         self.protocol = protocol
         self.comm = comm
         self.rank = comm.Get_rank() if comm is not None else 0
@@ -383,7 +415,9 @@ class MDRun:
 
     # ------------------------------------------------------------ helpers
     def say(self, text):
-        if self.rank == 0:
+        if getattr(self, "_reporter", None) is not None:
+            self._reporter.message(text)        # (keeps a terminal's bar intact)
+        elif self.rank == 0:
             print(text, file=self.out, flush=True)
 
     def _bcast(self, obj):
@@ -455,6 +489,7 @@ class MDRun:
                               f"the run being resumed in {self.dir}; only later stages may "
                               "change")
             prep["q"] = np.array(state["rotation"])
+            check_trajectory(self.protocol.trajectory_path, state)
         (self.dir / RESTART_DIR).mkdir(parents=True, exist_ok=True)
         if state is None:
             write_lammps_data(self.dir / DATA_FILE, prep["atoms"], prep["elements"], prep["q"],
@@ -496,8 +531,7 @@ class MDRun:
 
         state = prep["state"]
         atoms = prep["atoms"].copy()
-        from ase.data import atomic_masses
-        atoms.set_masses(atomic_masses[atoms.get_atomic_numbers()])
+        atoms.set_masses(atomic_masses(atoms.get_atomic_numbers()))
         path = self.protocol.trajectory_path
         if state is None:
             meta = {"provenance": self._provenance(prep)}
@@ -622,22 +656,15 @@ class MDRun:
 
     # ------------------------------------------------------------ progress
     def _progress(self, step, label, force=False):
-        now = time.perf_counter()
-        if not force and now - self._last_print < self.progress_interval:
-            return
-        self._last_print = now
-        md_steps = self._md_steps_done
-        rate = md_steps / self._md_seconds if self._md_seconds > 0 else float("nan")
+        # rate of the MD runs alone (frames included, set-up and restarts not)
+        rate = self._md_steps_done / self._md_seconds if self._md_seconds > 0 else None
         dt = self.protocol.timestep_fs
-        ns_day = rate * dt * 1e-6 * 86400 if rate == rate else float("nan")
-        remaining = self.protocol.total_steps - step
-        eta = remaining / rate if rate and rate == rate and rate > 0 else float("nan")
-        eta_s = ("%d:%02d:%02d" % (eta // 3600, eta % 3600 // 60, eta % 60)) \
-            if eta == eta else "?"
-        self.say(f"hpcnnp md: {label} step {step}/{self.protocol.total_steps} "
-                 f"t = {step * dt / 1000.0:.3f} ps | {ns_day:.3f} ns/day, {rate:.1f} steps/s, "
-                 f"{rate * self.natoms / max(self.size, 1):.0f} atom-steps/s/rank | "
-                 f"frames {self.traj.n_frames if self.traj else 0} | ETA {eta_s}")
+        msg = f"{label.rstrip(':;')}: t = {step * dt / FS_PER_PS:.3f} ps"
+        if rate:
+            msg += (f", {rate * dt / FS_PER_NS * SECONDS_PER_DAY:.3f} ns/day, "
+                    f"{rate * self.natoms / max(self.size, 1):.0f} atom-steps/s/rank")
+        msg += f", frames {self.traj.n_frames if self.traj else 0}"
+        self._reporter.update(step, msg=msg, rate=rate, force=force)
 
     # ------------------------------------------------------------ main loop
     def run(self):
@@ -646,9 +673,16 @@ class MDRun:
         prep = self._on_root(self._prepare_root)
         self.q = np.asarray(prep["q"])
         state = prep["state"]
+        if state is not None and state.get("complete") and state["stage"] + 1 < len(p.stages):
+            # stages were appended to the protocol after the run had finished
+            self.say(f"hpcnnp md: {self.dir}: the run finished its {state['stage'] + 1} "
+                     f"stage(s); the protocol now has {len(p.stages)}: continuing with "
+                     f"stage {state['stage'] + 2} ({p.stages[state['stage'] + 1].label})")
+            state["complete"] = False
         if state is not None and state.get("complete"):
             self.say(f"hpcnnp md: {self.dir}: the run is already complete "
-                     f"({state['n_frames']} frames, step {state['step']})")
+                     f"({state['n_frames']} frames, step {state['step']}; trajectory "
+                     "checked)")
             return {"complete": True, "step": state["step"], "n_frames": state["n_frames"],
                     "already_complete": True}
         if state is not None and self.until_step is not None and \
@@ -663,7 +697,9 @@ class MDRun:
         self._prev_restart = Path(state["restart"]).name if state else None
         self._md_steps_done, self._md_seconds = 0, 0.0
         self._need_setup = True
-        self._last_print = time.perf_counter()
+        self._reporter = Progress("hpcnnp md", p.total_steps, unit="steps", out=self.out,
+                                  interval=self.progress_interval, comm=self.comm,
+                                  initial=state["step"] if state else 0)
         self._ew_last = 0.0
         try:
             self._start_lammps(prep)
@@ -703,7 +739,8 @@ class MDRun:
                 segment = self._md_stage(stage, begin, end, step, fresh, segment)
             step, fresh = end, True
             stage_i += 1
-        self._progress(step, "done:", force=True)
+        self._progress(step, "done", force=True)
+        self._reporter.close()
 
     def _minimize(self, stage, step, segment):
         fix = f"hpcnnp_box{stage.index}"
@@ -771,9 +808,8 @@ class MDRun:
             self._end_segment(segment, stage, done, step)
             dt = time.perf_counter() - t_seg
             rate = (step - s_seg) / dt if dt > 0 else float("nan")
-            self._last_print = -1e30
             self._progress(step, f"segment {segment}/{self.n_segments} {stage.label} done "
-                           f"({rate:.1f} steps/s in segment);")
+                           f"({rate:.1f} steps/s in segment)", force=True)
             if self.until_step is not None and step >= self.until_step and step < end:
                 raise _TargetReached(step)
         return segment

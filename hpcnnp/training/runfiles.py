@@ -92,7 +92,9 @@ class RunFiles:
         if not self.rank0:
             return
         with AtomicFiles(tr.output_dir) as files:
-            ftr, fte = files.open("train.data"), files.open("test.data")
+            # surrogateescape: comments with non-UTF-8 bytes are copied byte for byte
+            ftr, fte = (files.open(name, errors="surrogateescape")
+                        for name in ("train.data", "test.data"))
             for k, atoms in enumerate(n2p2.iter_data(tr.data_path, tr.elements)):
                 n2p2.write_data(ftr if tr.is_train[k] else fte, atoms)
 

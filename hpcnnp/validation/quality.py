@@ -57,10 +57,6 @@ __all__ = ["quality_factor", "relax", "lattice_constants", "elastic_constants",
            "compare_properties", "QualityTable", "PropertyRow", "EV_A3_GPA",
            "EV_A2_JM2", "PROPERTIES"]
 
-#: eV/Å³ -> GPa
-EV_A3_GPA = 160.21766208
-#: eV/Å² -> J/m²
-EV_A2_JM2 = 16.021766208
 #: property groups computed by :func:`compute_properties`, in this order
 PROPERTIES = ("lattice", "elastic", "vacancy", "surface")
 

@@ -64,7 +64,7 @@ def _bash_syntax_ok(path):
 # ---------------------------------------------------------------------------------------
 
 def test_hpc_shipped_sites_are_the_documented_ones():
-    assert SHIPPED == ["aurora", "flux", "frontier", "lassen", "local", "summit"]
+    assert SHIPPED == ["aurora", "flux", "frontier", "lassen", "local", "slurm", "summit"]
     assert set(list_sites()) >= set(SHIPPED)
 
 
@@ -245,7 +245,7 @@ def test_hpc_site_name_must_match_file_and_yaml_must_parse(tmp_path):
 
 def test_hpc_unknown_site_lists_known_ones():
     with pytest.raises(HpcnnpError, match=r"unknown site 'nosuch'.*aurora, flux, frontier, "
-                                          r"lassen, local, summit") as info:
+                                          r"lassen, local, slurm, summit") as info:
         load_site("nosuch")
     assert not isinstance(info.value, InputFileError)
     with pytest.raises(HpcnnpError, match="does not exist"):

@@ -50,7 +50,7 @@ file, the 1-based line and the problem.
 """
 
 from hpcnnp.io.n2p2._common import N2P2_ELEMENTS, element_order, weights_filename
-from hpcnnp.io.n2p2.data import iter_data, read_data, write_data
+from hpcnnp.io.n2p2.data import count_structures, iter_data, read_data, write_data
 from hpcnnp.io.n2p2.potential_files import (_SCALING_HEADER, _n_connections,  # noqa: F401
                                             read_scaling, read_weights, write_scaling,
                                             write_weights)
@@ -61,5 +61,5 @@ __all__ = [
     "N2P2_ELEMENTS", "element_order", "SymmetryFunction", "parse_symfunction",
     "Settings", "read_settings", "write_settings",
     "read_scaling", "write_scaling", "read_weights", "write_weights",
-    "weights_filename", "iter_data", "read_data", "write_data",
+    "weights_filename", "iter_data", "read_data", "write_data", "count_structures",
 ]

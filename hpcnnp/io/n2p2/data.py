@@ -7,6 +7,7 @@ See the package docstring (:mod:`hpcnnp.io.n2p2`) for the conventions of the ret
 from __future__ import annotations
 
 import os
+import re
 from itertools import islice
 from typing import Iterator
 
@@ -15,7 +16,7 @@ import numpy as np
 from hpcnnp.errors import InputFileError, StructureError
 from hpcnnp.io.n2p2._common import _Z, _atomic_write, _to_float
 
-__all__ = ["iter_data", "read_data", "write_data"]
+__all__ = ["iter_data", "read_data", "write_data", "count_structures"]
 
 # ---------------------------------------------------------------------------------------
 # input.data (§1)
@@ -416,3 +417,24 @@ def write_data(path_or_fileobj, images, append=False, neutralize=False):
     else:
         _atomic_write(path_or_fileobj, write)
 
+
+
+_BEGIN_RE = re.compile(rb"^[ \t]*begin(?=[ \t\r\n]|$)", re.MULTILINE)
+
+
+def count_structures(path, chunk_size=1 << 24):
+    """Number of ``begin`` lines of an ``input.data`` (fast, no parsing)."""
+    count = 0
+    tail = b""
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(chunk_size)
+            if not chunk:
+                break
+            block = tail + chunk
+            cut = block.rfind(b"\n") + 1
+            count += len(_BEGIN_RE.findall(block, 0, cut))
+            tail = block[cut:]
+    if tail:
+        count += len(_BEGIN_RE.findall(tail))
+    return count

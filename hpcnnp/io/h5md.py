@@ -98,8 +98,6 @@ from ase.units import create_units
 
 from hpcnnp import __version__
 from hpcnnp.io.trajectory import Trajectory, TrajectoryError
-from hpcnnp.errors import HpcnnpError
-from hpcnnp.units import EV_PER_KJ_MOL
 
 __all__ = ["H5MDWriter", "H5MDTrajectory", "H5MDError", "FIELDS", "OBSERVABLE_UNITS",
            "mdanalysis_universe", "PARTICLE_GROUP", "LEGACY_PARTICLE_GROUPS", "READ_UNITS",

@@ -50,7 +50,7 @@ from ase.optimize import BFGS
 
 from hpcnnp.errors import HpcnnpError
 from hpcnnp.structures import slab
-from hpcnnp.structures._common import FORMAL_CHARGES
+from hpcnnp.units import EV_A2_JM2, EV_A3_GPA, FORMAL_CHARGES
 
 __all__ = ["quality_factor", "relax", "lattice_constants", "elastic_constants",
            "vacancy_formation_energy", "surface_energy", "compute_properties",

@@ -44,7 +44,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase import units
 from ase.calculators.lammps import Prism
-from ase.data import atomic_masses, atomic_numbers
 from ase.md.langevinbaoab import LangevinBAOAB
 from scipy.optimize import curve_fit
 
@@ -52,6 +51,7 @@ from hpcnnp.calculator import HDNNPCalculator
 from hpcnnp.errors import HpcnnpError
 from hpcnnp.md.plugin import lammps_plugin_path, preload_mpi
 from hpcnnp.potential import Potential
+from hpcnnp.units import EV_A3_GPA, atomic_mass
 
 from .trajectory import thermalize
 

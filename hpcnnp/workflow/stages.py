@@ -296,14 +296,17 @@ def stage_md_interface(ctx):
 def stage_md_gb(ctx):
     """Production MD of a symmetric Σ-tilt grain boundary of cubic LLZO."""
     md = ctx.config.production.gb
+    return _md_stage(ctx, "gb", lambda: build_gb(md, seed=ctx.project["seed"]))
 
-    def build():
-        atoms = st.llzo_tilt_gb(sigma=md.sigma, natoms=md.natoms)
-        if md.dopant is not None:
-            st.substitute(atoms, element=md.dopant.element, site=md.dopant.site,
-                          count=md.dopant.count, seed=ctx.project["seed"])
-        return atoms
-    return _md_stage(ctx, "gb", build)
+
+def build_gb(md, seed):
+    """The GB cell of ``production.gb`` (:class:`hpcnnp.config.production` model),
+    doped at random (``seed``) as its ``dopant`` says."""
+    atoms = st.llzo_tilt_gb(sigma=md.sigma, natoms=md.natoms)
+    if md.dopant is not None:
+        st.substitute(atoms, element=md.dopant.element, site=md.dopant.site,
+                      count=md.dopant.count, seed=seed)
+    return atoms
 
 
 def stage_analysis(ctx):

@@ -12,6 +12,8 @@ import yaml
 
 from hpcnnp.cli import main
 from hpcnnp.errors import HpcnnpError, InputFileError
+from hpcnnp.structures.substitution import substitute
+from hpcnnp.workflow import runner
 from hpcnnp.workflow import stages as stages_mod
 from hpcnnp.workflow.project import load_project
 
@@ -74,14 +76,14 @@ def test_killed_run_resumes_from_last_finished_stage(tmp_path, monkeypatch):
         return fn
 
     fake = [("a", make("a")), ("b", make("b")), ("c", make("c", fail=True)), ("d", make("d"))]
-    monkeypatch.setattr(stages_mod, "STAGES", fake)
+    monkeypatch.setattr(runner, "STAGES", fake)
     path = _write(tmp_path, _example())
     project = load_project(path)
     with pytest.raises(RuntimeError, match="c killed"):
-        stages_mod.run_project(project, ranks=1, log=lambda m: None)
+        runner.run_project(project, ranks=1, log=lambda m: None)
     assert calls == ["a", "b", "c"]
     assert sorted(p.name for p in (project.workdir / ".done").iterdir()) == ["a.json", "b.json"]
-    stages_mod.run_project(project, ranks=1, log=lambda m: None)
+    runner.run_project(project, ranks=1, log=lambda m: None)
     assert calls == ["a", "b", "c", "c", "d"]          # a, b skipped on the re-run
     assert (project.workdir / "d.out").exists()
     shutil.rmtree(project.workdir)
@@ -91,7 +93,7 @@ def test_failed_production_stage_is_reported_not_fatal(tmp_path, monkeypatch):
     """A failing MD stage (e.g. a poorly trained potential loses atoms) is recorded,
     the remaining stages and the report still run, and the command fails at the end."""
     from hpcnnp.workflow.report import write_report
-    from hpcnnp.workflow.stages import StageError
+    from hpcnnp.workflow.context import StageError
 
     def ok(ctx):
         return {}
@@ -102,14 +104,14 @@ def test_failed_production_stage_is_reported_not_fatal(tmp_path, monkeypatch):
     md.__doc__ = "md"
 
     def report(ctx):
-        return {"report": str(write_report(ctx))}
+        return {"report": str(write_report(ctx, ["train", "md_interface", "report"]))}
     report.__doc__ = "report"
 
-    monkeypatch.setattr(stages_mod, "STAGES", [("train", ok), ("md_interface", md),
+    monkeypatch.setattr(runner, "STAGES", [("train", ok), ("md_interface", md),
                                                ("report", report)])
     project = load_project(_write(tmp_path, _example()))
     with pytest.raises(StageError, match="md_interface"):
-        stages_mod.run_project(project, ranks=1, log=lambda m: None)
+        runner.run_project(project, ranks=1, log=lambda m: None)
     text = (project.workdir / "report.md").read_text()
     assert "**failed**: LAMMPS: Lost atoms" in text
     assert (project.workdir / ".done" / "train.json").exists()
@@ -120,9 +122,9 @@ def test_failed_production_stage_is_reported_not_fatal(tmp_path, monkeypatch):
         calls.append("md")
         return {}
     md_ok.__doc__ = "md"
-    monkeypatch.setattr(stages_mod, "STAGES", [("train", ok), ("md_interface", md_ok),
+    monkeypatch.setattr(runner, "STAGES", [("train", ok), ("md_interface", md_ok),
                                                ("report", report)])
-    stages_mod.run_project(project, ranks=1, log=lambda m: None)
+    runner.run_project(project, ranks=1, log=lambda m: None)
     assert calls == ["md"]
     assert "Lost atoms" not in (project.workdir / "report.md").read_text()
 
@@ -130,15 +132,15 @@ def test_failed_production_stage_is_reported_not_fatal(tmp_path, monkeypatch):
 def test_gb_of_the_example_is_co_doped_isovalently_with_its_planes():
     """The demo GB carries Co (Co3+ on La3+, random) so that the analysis stage has a
     segregation profile to measure; the builder's plane metadata survive."""
-    spec = _example()["production"]["gb"]
-    atoms = stages_mod._build_gb(spec, seed=3)
+    spec = load_project(EXAMPLE).config.production.gb
+    atoms = stages_mod.build_gb(spec, seed=3)
     sym = atoms.get_chemical_symbols()
-    n_co = spec["dopant"]["count"]
+    n_co = spec.dopant.count
     assert sym.count("Co") == n_co
     # isovalent: La + Co = 3/2 Zr (LLZO La3Zr2), Li and O untouched
     assert 2 * (sym.count("La") + sym.count("Co")) == 3 * sym.count("Zr")
     assert atoms.info["planes"] and "Co on La" in atoms.info["substitution"]
-    again = stages_mod._build_gb(spec, seed=3)
+    again = stages_mod.build_gb(spec, seed=3)
     assert again.get_chemical_symbols() == sym                 # seeded
     with pytest.raises(HpcnnpError, match="count"):
-        stages_mod.substitute(atoms.copy(), site="La", count=10**6)
+        substitute(atoms.copy(), site="La", count=10**6)

@@ -95,7 +95,8 @@ class Project:
                     cfg[key] = getattr(checked, key)
             if checked.labeler is not None:
                 cfg["labeler"] = {"name": checked.labeler.name, "options": checked.labeler.options,
-                                  "batch": checked.labeler.batch}
+                                  "batch": checked.labeler.batch,
+                                  "max_force": checked.labeler.max_force}
         cfg.setdefault("data", str(data))
         if "input_nn" not in cfg and "settings" not in cfg:
             cfg["settings"] = str(settings)

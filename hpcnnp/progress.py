@@ -235,7 +235,7 @@ def event(kind, stage, **fields):
     -------
     dict : the event (also when no file is set)
     """
-    ev = {"t": round(time.time(), 3), "kind": kind, "stage": stage}
+    ev = {"t": round(time.time(), 3), "kind": kind, "stage": stage, "pid": os.getpid()}
     ev.update({k: _clean(v) for k, v in fields.items()})
     path = os.environ.get(EVENTS_ENV)
     if path:

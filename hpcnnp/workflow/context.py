@@ -12,11 +12,13 @@ output goes to ``logs/<stage>.log``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -144,6 +146,39 @@ class Context:
                              f"{proc.returncode} after {time.time() - t0:.0f} s: "
                              f"{why[:300]} (log: {logf})")
         return logf
+
+    @contextlib.contextmanager
+    def follow(self, stage):
+        """Work the driver does in-process for ``stage`` (and the Parsl workers and
+        MPI children it starts, which inherit the environment) reports through
+        ``logs/<stage>.events.jsonl``; while the block runs, the events of the other
+        processes (committee members training, teacher MD, ...) are shown as lines.
+        The driver's own reports are not repeated (it prints them itself)."""
+        logs = self.path("logs")
+        logs.mkdir(exist_ok=True)
+        events = logs / f"{stage}.events.jsonl"
+        old = os.environ.get(EVENTS_ENV)
+        os.environ[EVENTS_ENV] = str(events)
+        tail, stop, me = _EventTail(events), threading.Event(), os.getpid()
+
+        def show():
+            self._show([ev for ev in tail.read() if ev.get("pid") != me])
+
+        def loop():
+            while not stop.wait(POLL):
+                show()
+        watcher = threading.Thread(target=loop, name=f"events {stage}", daemon=True)
+        watcher.start()
+        try:
+            yield events
+        finally:
+            stop.set()
+            watcher.join()
+            show()
+            if old is None:
+                os.environ.pop(EVENTS_ENV, None)
+            else:
+                os.environ[EVENTS_ENV] = old
 
     def _show(self, events):
         for ev in events:

@@ -81,7 +81,8 @@ def stage_sample(ctx):
     d.mkdir(exist_ok=True)
     campaign = d / "campaign.yaml"
     write_atomic(campaign, yaml.safe_dump(ctx.project.campaign_data(), sort_keys=False))
-    report = run_campaign(campaign, resume=True, log=lambda line: ctx.log(f"    {line}"))
+    with ctx.follow("sample"):
+        report = run_campaign(campaign, resume=True, log=lambda line: ctx.log(f"    {line}"))
     if not report.ok:
         raise StageError(f"stage sample: {report.failed} of {report.tasks} sampling tasks "
                          f"failed: {next(iter(report.failures.values()), '')} "
@@ -164,7 +165,8 @@ def stage_active(ctx):
     cfg["workdir"] = str(d)
     write_atomic(d / "active.yaml", yaml.safe_dump(cfg, sort_keys=False))
     learner = ActiveLearner(cfg, stream=_Lines(ctx))
-    summary = learner.run(iterations=iterations)
+    with ctx.follow("active"):
+        summary = learner.run(iterations=iterations)
     if summary["final_committee"] is None:
         raise StageError("stage active: no iteration finished")
     return {"status": summary["status"], "iterations": summary["iterations"],
@@ -258,8 +260,9 @@ def stage_validate_md(ctx):
     out = ctx.path("validation", "teacher")
     lab = dict(ctx.project["labeler"])
     name = lab.pop("name")
-    with Dispatcher(parsl=True, site=ctx.project["site"], run_dir=out / "runinfo",
-                    log=lambda line: ctx.log(f"    {line}")) as disp:
+    with ctx.follow("validate_md"), Dispatcher(
+            parsl=True, site=ctx.project["site"], run_dir=out / "runinfo",
+            log=lambda line: ctx.log(f"    {line}")) as disp:
         summary = validate_against_teacher(ctx.path("train"), out, teacher=name,
                                            teacher_options=lab, dispatcher=disp,
                                            log=lambda line: ctx.log(f"    {line}"))

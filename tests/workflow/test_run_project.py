@@ -144,3 +144,29 @@ def test_gb_of_the_example_is_co_doped_isovalently_with_its_planes():
     assert again.get_chemical_symbols() == sym                 # seeded
     with pytest.raises(HpcnnpError, match="count"):
         substitute(atoms.copy(), site="La", count=10**6)
+
+
+def test_in_process_stage_shows_the_progress_of_its_workers(tmp_path):
+    """Committee members train in Parsl workers: their progress events reach the
+    driver's lines through ``Context.follow`` (issue #17.3); the driver's own events
+    are not printed twice."""
+    import subprocess
+    import sys
+
+    from hpcnnp.progress import Progress
+    from hpcnnp.workflow.context import Context
+
+    project = load_project(_write(tmp_path, _example()))
+    lines = []
+    ctx = Context(project, ranks=1, log=lines.append)
+    code = ("from hpcnnp.progress import Progress\n"
+            "p = Progress('hpcnnp train', total=4, unit='epochs', interval=0)\n"
+            "for k in range(1, 5):\n    p.update(k)\np.close()\n")
+    with ctx.follow("active") as events:
+        Progress("active: committee", total=1, unit="members", interval=0).update(1)
+        subprocess.run([sys.executable, "-c", code], check=True,
+                       capture_output=True)
+    assert events.exists()
+    worker = [ln for ln in lines if "hpcnnp train" in ln]
+    assert any("4/4" in ln for ln in worker), lines
+    assert not any("active: committee" in ln for ln in lines)

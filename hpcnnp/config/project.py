@@ -202,7 +202,8 @@ class ProductionMD(ConfigModel):
             "dump_stride": self.dump_stride,
             "thermo_stride": self.dump_stride,
             "segment": self.segment,
-            "trajectory": {"file": "traj.h5md", "fields": ["position", "image", "velocity"]},
+            "trajectory": {"file": "traj.h5md", "fields": ["position", "image", "velocity"],
+                           "extrapolations": "extrapolations.h5md"},
             "pair": {"showewsum": self.dump_stride},
             "zbl": None if self.zbl is None else self.zbl.model_dump(),
             "stages": [
@@ -254,6 +255,9 @@ class Production(ConfigModel):
     interface: InterfaceMD = Field(default_factory=InterfaceMD, description="the interface")
     gb: GrainBoundaryMD = Field(default_factory=GrainBoundaryMD, description="the grain "
                                 "boundary")
+    feedback_frames: number(integer=True, ge=0) = Field(
+        4, description="frames of each run that follow extrapolation warnings labelled by "
+        "the teacher and added to the data set (stage feedback; 0: none)")
 
 
 class Analysis(ConfigModel):

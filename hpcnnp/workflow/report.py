@@ -252,6 +252,23 @@ def _md_section(ctx, name, title):
     return out
 
 
+def _feedback_section(ctx):
+    info = _marker(ctx, "feedback")
+    if not info or not info.get("runs"):
+        return []
+    out = ["## Back into the data set: production frames with extrapolation warnings", ""]
+    for run, r in info["runs"].items():
+        out.append(f"- {run}: {r['frames_with_warnings']} dumped frames followed "
+                   f"extrapolation warnings; {r['labelled']} labelled by the teacher and "
+                   f"added to `data/dataset.h5` (provenance `production MD`)"
+                   + (f", {r['rejected']} rejected (teacher max force)" if r.get("rejected")
+                      else "") + (f", {r['failed']} failed" if r.get("failed") else ""))
+    out += ["", "The potential of this report was trained before these labels existed; "
+            "`hpcnnp run PROJECT --only train validate validate_md md_interface md_gb "
+            "analysis report` retrains with them.", ""]
+    return out
+
+
 def write_report(ctx, stages):
     """Write ``report.md`` (``stages``: the stage names in order); returns its path."""
     p = ctx.project
@@ -266,6 +283,7 @@ def write_report(ctx, stages):
     for name, title in (("interface", "LLZO(001)|LCO(104) interface"),
                         ("gb", "Σ-tilt grain boundary of cubic LLZO")):
         lines += _md_section(ctx, name, title)
+    lines += _feedback_section(ctx)
     lab = p["labeler"].get("name")
     lines += ["## What these numbers are", "",
               f"The reference is `{lab}`: the potential reproduces it, not experiment"

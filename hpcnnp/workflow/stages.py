@@ -36,6 +36,7 @@ import yaml
 from hpcnnp import structures as st
 from hpcnnp.active.committee import transfer_weights
 from hpcnnp.active.dispatch import Dispatcher
+from hpcnnp.active.feedback import label_production_frames
 from hpcnnp.active.learner import ActiveLearner
 from hpcnnp.analysis.pipeline import AnalysisRequest, analyze_trajectory
 from hpcnnp.descriptors.prune import prune_by_range, prune_by_tail
@@ -312,6 +313,42 @@ def build_gb(md, seed):
     return atoms
 
 
+def stage_feedback(ctx):
+    """Production frames with extrapolation warnings: teacher labels -> data set.
+
+    The frames each production run wrote after extrapolation warnings
+    (``md_*/run/extrapolations.h5md``) are labelled (at most
+    ``production.feedback_frames`` per run, spread in time) and appended to
+    ``data/dataset.h5`` with provenance ``source: production MD``: the next training
+    of the project (``hpcnnp run --only train ...``) learns them."""
+    prod = ctx.config.production
+    runs = {}
+    for name, md, cls in (("interface", prod.interface, "LLZO|LCO interface"),
+                          ("gb", prod.gb, "LLZO grain boundary")):
+        path = ctx.path(f"md_{name}", "run", "extrapolations.h5md")
+        if ctx.path(".done", f"md_{name}.json").exists():
+            runs[name] = (path, md.temperature, cls)
+    if not runs or prod.feedback_frames == 0:
+        return {"runs": {}}
+    lab = dict(ctx.project["labeler"])
+    name = lab.pop("name")
+    out = ctx.path("feedback")
+    max_force = None
+    if ctx.config.active is not None and ctx.config.active.labeler is not None:
+        max_force = ctx.config.active.labeler.max_force
+    with ctx.follow("feedback"), Dispatcher(
+            parsl=True, site=ctx.project["site"], run_dir=out / "runinfo",
+            log=lambda line: ctx.log(f"    {line}")) as disp:
+        summary = label_production_frames(runs, _dataset(ctx), name, lab, disp, out,
+                                          max_frames=prod.feedback_frames,
+                                          max_force=max_force,
+                                          log=lambda line: ctx.log(f"    {line}"))
+    for run, info in summary.items():
+        ctx.log(f"    {run}: {info['frames_with_warnings']} frames with extrapolation "
+                f"warnings, {info['labelled']} labelled into the data set")
+    return {"runs": summary}
+
+
 def stage_analysis(ctx):
     """Co segregation, Li density, profiles, RDF, Li MSD and the smallest distance.
 
@@ -349,7 +386,7 @@ def stage_report(ctx):
 
 #: stages whose failure is recorded in the report instead of stopping the job (the
 #: potential exists by then; a failed production run must not hide it)
-SOFT_STAGES = {"validate_md", "md_interface", "md_gb", "analysis"}
+SOFT_STAGES = {"validate_md", "md_interface", "md_gb", "feedback", "analysis"}
 
 #: (name, function) in pipeline order
 STAGES = [
@@ -362,6 +399,7 @@ STAGES = [
     ("validate_md", stage_validate_md),
     ("md_interface", stage_md_interface),
     ("md_gb", stage_md_gb),
+    ("feedback", stage_feedback),
     ("analysis", stage_analysis),
     ("report", stage_report),
 ]

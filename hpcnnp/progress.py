@@ -110,8 +110,11 @@ def _per_item(seconds):
 
 
 def _singular(unit):
-    return unit[:-1] if len(unit) > 3 and unit.endswith("s") and not unit.endswith("ss") \
-        else unit
+    if len(unit) <= 3 or not unit.endswith("s") or unit.endswith("ss"):
+        return unit
+    if unit.endswith(("ches", "shes", "sses", "xes")):      # batches, meshes, boxes
+        return unit[:-2]
+    return unit[:-1]
 
 
 def _number(x):

@@ -445,12 +445,16 @@ class ActiveLearner:
         counts["explored"] = len(rows)
         counts["selected"] = len(picked)
         counts["test_drawn"] = len(test_idx)
+        # the stop rule's measure: σ_F below σ_low, warnings or not (the warning rate
+        # is a criterion of its own); "accurate" frames also have no warnings
+        counts["below_low"] = int(np.sum(ok & np.isfinite(sigma)
+                                         & (sigma < c["selection.sigma_low"])))
         reasons = {}
         for i in picked:
             reasons[reason[i]] = reasons.get(reason[i], 0) + 1
         finite = sigma[np.isfinite(sigma)]
         return {"counts": counts, "reasons": reasons,
-                "fraction_accurate": counts["accurate"] / max(1, len(rows)),
+                "fraction_accurate": counts["below_low"] / max(1, len(rows)),
                 "warnings": _warning_rate(rows),
                 "sigma_f": {"mean": _finite_mean(sigma),
                             "median": float(np.median(finite)) if finite.size else None,
@@ -664,7 +668,9 @@ class ActiveLearner:
         rec.write_json(folder / "record.json", r)
         w = r["warnings"] or {}
         self.log(f"iteration {n}: {counts['explored']} frames explored, "
-                 f"{counts['accurate']} accurate ({r['fraction_accurate']:.1%}), "
+                 f"{counts.get('below_low', counts['accurate'])} below σ_low "
+                 f"({r['fraction_accurate']:.1%}; {counts['accurate']} also without "
+                 f"warnings), "
                  f"{counts['candidate']} candidates, {counts['failed']} failed, "
                  f"{r['runs_failed']} of {len(runs)} runs failed, "
                  f"{w.get('rate', 0):.2g} warnings per atom-frame, "

@@ -65,7 +65,7 @@ def _export(ctx, path):
                              seed=ctx.project["seed"])
         info = export_n2p2(ds, path, sets=sets)
         classes = {}
-        for i, cls in enumerate(ds.classes()):
+        for i, cls in enumerate(ds.classes):
             c = classes.setdefault(str(cls), {"train": 0, "test": 0})
             c[sets[i]] += 1
     info["classes"] = classes
@@ -81,7 +81,9 @@ def stage_sample(ctx):
     d = ctx.path("sample")
     d.mkdir(exist_ok=True)
     campaign = d / "campaign.yaml"
-    write_atomic(campaign, yaml.safe_dump(ctx.project.campaign_data(), sort_keys=False))
+    plan = ctx.project.campaign_data()
+    plan["output"] = str(d / "dataset.h5")       # relative outputs follow the cwd
+    write_atomic(campaign, yaml.safe_dump(plan, sort_keys=False))
     with ctx.follow("sample"):
         report = run_campaign(campaign, resume=True, log=lambda line: ctx.log(f"    {line}"))
     if not report.ok:
@@ -134,21 +136,22 @@ def stage_scale(ctx):
     settings = d / "input.nn"
     _scaling(ctx, settings, data, d, "scale")
     info = {"scaling.data": str(d / "scaling.data"), "pruned": {}}
-    if desc.prune_range > 0 or desc.prune_tail > 0:
-        if desc.prune_range > 0:
-            info["pruned"]["range"] = prune_by_range(settings, d / "scaling.data",
-                                                     desc.prune_range)
-        if desc.prune_tail > 0:
-            info["pruned"]["tail"] = prune_by_tail(settings, d / "scaling.data",
-                                                   desc.prune_tail)
+    # each rule reads a scaling.data of exactly the SFs left: statistics again after each
+    if desc.prune_range > 0:
+        info["pruned"]["range"] = prune_by_range(settings, d / "scaling.data",
+                                                 desc.prune_range)
         _scaling(ctx, settings, data, d, "scale")
+    if desc.prune_tail > 0:
+        info["pruned"]["tail"] = prune_by_tail(settings, d / "scaling.data", desc.prune_tail)
+        _scaling(ctx, settings, data, d, "scale")
+    if info["pruned"]:
         for kind, counts in info["pruned"].items():
             ctx.log(f"    pruned ({kind}): " + ", ".join(f"{el} {n}" for el, n in
                                                        counts.items()))
     settings_obj = n2p2.read_settings(settings)
     info["sf_per_element"] = {el: len(v) for el, v in
                               settings_obj.symmetry_functions.items()}
-    info["n_weights"] = sum(settings_obj.n_connections(el) for el in settings_obj.elements)
+    info["n_weights"] = sum(settings_obj.n_weights(el) for el in settings_obj.elements)
     return info
 
 

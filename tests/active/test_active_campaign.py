@@ -230,3 +230,28 @@ def test_active_selection_against_data_and_min_distance(toy, toy_cfg, toy_campai
                      for a in n2p2.read_data(learner.data_path(0))])
     d = fingerprint_distance(fps, fps) + np.eye(len(fps)) * 1e9
     assert d.min() >= 0.08 and fingerprint_distance(fps, data).min() >= 0.08
+
+
+def test_active_loop_converges_over_iterations(toy, toy_cfg, tmp_path):
+    """The loop on the toy system (#12): warm-started iterations until the stop rule
+    fires on measured quantities; the committee's disagreement on the explored
+    frames falls from iteration to iteration.  The toy teacher is a random network
+    without a repulsive core, so its MD runs end at close contacts by design:
+    ``finished_runs`` is off here."""
+    cfg = toy_cfg(toy, tmp_path, committee={"warm_start": True},
+                  exploration={"temperatures": [600, 900]},
+                  selection={"sigma_low": 0.05},
+                  stop={"max_iterations": 4, "min_iterations": 2,
+                        "accurate_fraction": 0.7, "finished_runs": False})
+    summary = ActiveLearner(cfg, stream=None).run()
+    assert summary["status"] == "converged", summary
+    assert summary["iterations"] >= 2
+    records = [json.loads((tmp_path / f"iteration_{n:03d}" / "record.json").read_text())
+               for n in range(summary["iterations"])]
+    frac = [r["fraction_accurate"] for r in records]
+    mean = [r["sigma_f"]["mean"] for r in records]
+    print(f"\nfraction below sigma_low {frac}, mean sigma_F {mean}")
+    assert frac[-1] >= 0.7 > frac[0]
+    assert mean[-1] < 0.5 * mean[0]
+    assert records[-1]["stop"] == "converged"
+    assert all(r["stop"] is None for r in records[:-1])

@@ -110,6 +110,37 @@ def _finite_mean(values):
     return float(v.mean()) if v.size else None
 
 
+class _FrameTable:
+    """The columns of an exploration's frames.csv that selection needs."""
+
+    def __init__(self, rows):
+        self.rows = rows
+        self.sigma = np.array([_float(r["sigma_f"]) for r in rows])
+        self.warn = np.array([int(float(r["n_warnings"] or 0)) for r in rows])
+        self.dmin = np.array([_float(r.get("d_min")) for r in rows])
+        self.ok = np.array([r["status"] == "ok" for r in rows], dtype=bool)
+        self.stored = np.array([int(r.get("stored", 1) or 0) == 1 for r in rows],
+                               dtype=bool)
+
+    def entry(self, i, purpose, why):
+        """One entry of selected.json."""
+        r = self.rows[i]
+        return {"index": i, "run": int(r["run"]), "frame": int(r["frame"]),
+                "name": r["name"], "temperature": _float(r["temperature"]),
+                "sigma_f": _float(r["sigma_f"]), "n_warnings": int(self.warn[i]),
+                "d_min": _float(r.get("d_min")), "purpose": purpose, "reason": why}
+
+
+def _sigma_summary(sigma):
+    """Mean, median, 90th percentile, max and the values of the finite σ_F (eV/Å)."""
+    finite = sigma[np.isfinite(sigma)]
+    return {"mean": _finite_mean(sigma),
+            "median": float(np.median(finite)) if finite.size else None,
+            "p90": float(np.percentile(finite, 90)) if finite.size else None,
+            "max": float(finite.max()) if finite.size else None,
+            "values": [float(x) for x in finite]}
+
+
 class ActiveLearner:
     """An active-learning campaign.
 
@@ -371,98 +402,90 @@ class ActiveLearner:
         """
         c = self.cfg
         rows = _read_rows(self.step_dir(n, "explore") / "frames.csv")
-        sigma = np.array([_float(r["sigma_f"]) for r in rows])
-        warn = np.array([int(float(r["n_warnings"] or 0)) for r in rows])
-        dmin = np.array([_float(r.get("d_min")) for r in rows])
-        ok = np.array([r["status"] == "ok" for r in rows])
-        stored = np.array([int(r.get("stored", 1) or 0) == 1 for r in rows])
-        sel = select_frames(sigma, warn, sigma_low=c["selection.sigma_low"],
+        f = _FrameTable(rows)
+        sel = select_frames(f.sigma, f.warn, sigma_low=c["selection.sigma_low"],
                             sigma_high=c["selection.sigma_high"],
-                            extrapolation=c["selection.extrapolation"], failed=~ok)
-        # 1. held-out test frames (random per class)
+                            extrapolation=c["selection.extrapolation"], failed=~f.ok)
         groups = {}
         for i, r in enumerate(rows):
-            if ok[i] and stored[i]:
+            if f.ok[i] and f.stored[i]:
                 groups.setdefault(r["name"], []).append(i)
         tests = draw_test_frames(groups, c["test.per_class"], self._test_counts(n),
                                  seed=[c["test.seed"], n])
         test_idx = {i for idx in tests.values() for i in idx}
-        # 2. candidates and why
-        floor = c["selection.failure_floor"]
-        reason = {}
-        for i in sel["candidate"]:
-            reason[int(i)] = "extrapolation" if sigma[i] < c["selection.sigma_low"] \
-                else "disagreement"
-        if c["selection.label_high"]:
-            for i in sel["failed"]:
-                if ok[i] and stored[i] and np.isfinite(sigma[i]) and dmin[i] >= floor:
-                    reason[int(i)] = "high disagreement"
-        forced = []
-        by_run = {}
-        for i, r in enumerate(rows):
-            by_run.setdefault(int(r["run"]), []).append(i)
-        for run, idx in sorted(by_run.items()):
-            frames = [{"status": rows[i]["status"], "stored": stored[i], "d_min": dmin[i]}
-                      for i in idx]
-            for k in failure_precursors(frames, floor, c["selection.failure_frames"]):
-                forced.append(idx[k])
-                reason[idx[k]] = "failure precursor"
-        forced = [i for i in dict.fromkeys(forced) if i not in test_idx]
+        reason, forced = self._candidates(f, sel, test_idx)
         cand = np.array(sorted(i for i in reason if i not in test_idx and i not in forced),
                         dtype=int)
         picked = list(forced[:c["selection.max_select"]])
-        room = c["selection.max_select"] - len(picked)
-        if len(cand) and room > 0:
-            pot = self._potentials_of(n)[0]
-            frames = self._frames(n, [rows[i] for i in cand])
-            fps = np.array([structure_fingerprint(pot, a) for a in frames])
-            reference = None
-            if c["selection.against_data"]:
-                from hpcnnp.io import n2p2
-                reference = np.array([structure_fingerprint(pot, a)
-                                      for a in n2p2.read_data(self.data_path(n))])
-            order = diversity_filter(fps, min_distance=c["selection.min_distance"],
-                                     max_select=room, reference=reference,
-                                     priority=np.nan_to_num(sigma[cand], nan=np.inf))
-            picked += [int(cand[k]) for k in order]
+        picked += self._diverse(n, f, cand, c["selection.max_select"] - len(picked))
         chosen = set(picked)
         out_rows = [dict(r, **{"class": sel["classes"][i], "selected": int(i in chosen),
                                "test": int(i in test_idx)})
                     for i, r in enumerate(rows)]
         _write_rows(folder / "frames.csv", _FRAME_COLUMNS + ("stored", "class", "selected",
                                                              "test"), out_rows)
-
-        def entry(i, purpose, why):
-            return {"index": i, "run": int(rows[i]["run"]), "frame": int(rows[i]["frame"]),
-                    "name": rows[i]["name"], "temperature": _float(rows[i]["temperature"]),
-                    "sigma_f": _float(rows[i]["sigma_f"]), "n_warnings": int(warn[i]),
-                    "d_min": _float(rows[i].get("d_min")), "purpose": purpose,
-                    "reason": why}
-        selected = [entry(i, "train", reason[i]) for i in picked]
-        selected += [entry(i, "test", "random draw per class") for i in sorted(test_idx)]
+        selected = [f.entry(i, "train", reason[i]) for i in picked]
+        selected += [f.entry(i, "test", "random draw per class") for i in sorted(test_idx)]
         rec.write_json(folder / "selected.json", selected)
         counts = {k: int(len(sel[k])) for k in ("accurate", "candidate", "failed")}
-        counts["explored"] = len(rows)
-        counts["selected"] = len(picked)
-        counts["test_drawn"] = len(test_idx)
+        counts.update(explored=len(rows), selected=len(picked), test_drawn=len(test_idx))
         # the stop rule's measure: σ_F below σ_low, warnings or not (the warning rate
         # is a criterion of its own); "accurate" frames also have no warnings
-        counts["below_low"] = int(np.sum(ok & np.isfinite(sigma)
-                                         & (sigma < c["selection.sigma_low"])))
+        counts["below_low"] = int(np.sum(f.ok & np.isfinite(f.sigma)
+                                         & (f.sigma < c["selection.sigma_low"])))
         reasons = {}
         for i in picked:
             reasons[reason[i]] = reasons.get(reason[i], 0) + 1
-        finite = sigma[np.isfinite(sigma)]
         return {"counts": counts, "reasons": reasons,
                 "fraction_accurate": counts["below_low"] / max(1, len(rows)),
-                "warnings": _warning_rate(rows),
-                "sigma_f": {"mean": _finite_mean(sigma),
-                            "median": float(np.median(finite)) if finite.size else None,
-                            "p90": float(np.percentile(finite, 90)) if finite.size else None,
-                            "max": float(finite.max()) if finite.size else None,
-                            "values": [float(x) for x in finite]},
-                "histogram": rec.sigma_histogram(sigma, c["selection.sigma_low"],
+                "warnings": _warning_rate(rows), "sigma_f": _sigma_summary(f.sigma),
+                "histogram": rec.sigma_histogram(f.sigma, c["selection.sigma_low"],
                                                  c["selection.sigma_high"])}
+
+    def _candidates(self, f, sel, test_idx):
+        """Why each candidate frame would be labelled, and the failure precursors
+        (always labelled), test frames excluded."""
+        c = self.cfg
+        floor = c["selection.failure_floor"]
+        reason = {}
+        for i in sel["candidate"]:
+            reason[int(i)] = "extrapolation" if f.sigma[i] < c["selection.sigma_low"] \
+                else "disagreement"
+        if c["selection.label_high"]:
+            for i in sel["failed"]:
+                if f.ok[i] and f.stored[i] and np.isfinite(f.sigma[i]) \
+                        and f.dmin[i] >= floor:
+                    reason[int(i)] = "high disagreement"
+        forced = []
+        by_run = {}
+        for i, r in enumerate(f.rows):
+            by_run.setdefault(int(r["run"]), []).append(i)
+        for run, idx in sorted(by_run.items()):
+            frames = [{"status": f.rows[i]["status"], "stored": f.stored[i],
+                       "d_min": f.dmin[i]} for i in idx]
+            for k in failure_precursors(frames, floor, c["selection.failure_frames"]):
+                forced.append(idx[k])
+                reason[idx[k]] = "failure precursor"
+        return reason, [i for i in dict.fromkeys(forced) if i not in test_idx]
+
+    def _diverse(self, n, f, cand, room):
+        """At most ``room`` of the candidate frames ``cand`` through the diversity
+        filter (highest σ_F first)."""
+        if not len(cand) or room <= 0:
+            return []
+        c = self.cfg
+        pot = self._potentials_of(n)[0]
+        frames = self._frames(n, [f.rows[i] for i in cand])
+        fps = np.array([structure_fingerprint(pot, a) for a in frames])
+        reference = None
+        if c["selection.against_data"]:
+            from hpcnnp.io import n2p2
+            reference = np.array([structure_fingerprint(pot, a)
+                                  for a in n2p2.read_data(self.data_path(n))])
+        order = diversity_filter(fps, min_distance=c["selection.min_distance"],
+                                 max_select=room, reference=reference,
+                                 priority=np.nan_to_num(f.sigma[cand], nan=np.inf))
+        return [int(cand[k]) for k in order]
 
     def _frames(self, n, rows):
         """ase.Atoms of explored frames (rows of frames.csv), with ``info`` id/comment."""

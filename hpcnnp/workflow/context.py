@@ -208,4 +208,8 @@ def _last_line(path):
     except OSError:
         return ""
     lines = [ln for ln in lines if ln and not ln.startswith("$ ")]
+    # the child's own error line beats the launcher's MPI_Abort notice after it
+    errors = [ln for ln in lines if ": error" in ln and not ln.startswith("Abort(")]
+    if errors:
+        return errors[-1]
     return lines[-1] if lines else ""

@@ -115,14 +115,14 @@ def _active_section(ctx):
            f"({len(cfg.exploration.structures)} start structures × "
            f"{len(cfg.exploration.temperatures)} temperatures, {cfg.exploration.steps} steps), "
            f"committee of {cfg.committee.size}, σ_F = max over atoms of the committee's "
-           f"force spread; accurate below σ_low = {cfg.selection.sigma_low:g} eV/Å; "
+           f"force spread, σ_low = {cfg.selection.sigma_low:g} eV/Å; "
            "selection by disagreement, extrapolation warnings and failed runs, diversity "
            "filter; labels in Parsl batches; warm-started retraining. Converged means: "
            f"≥ {cfg.stop.min_iterations} iterations, ≥ {cfg.stop.accurate_fraction:.0%} of "
-           "the explored frames accurate, every run finished"
+           "the explored frames below σ_low, every run finished"
            + (f", ≤ {cfg.stop.max_warning_rate:g} warnings per atom-frame"
               if cfg.stop.max_warning_rate is not None else "") + ".", "",
-           "| it. | explored | accurate | runs failed | warnings/atom-frame | selected | "
+           "| it. | explored | below σ_low | runs failed | warnings/atom-frame | selected | "
            "labelled (+test) | test E (meV/atom) | test F (eV/Å) | data after |",
            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:

@@ -326,6 +326,7 @@ def stage_feedback(ctx):
     of the project (``hpcnnp run --only train ...``) learns them."""
     prod = ctx.config.production
     runs = {}
+    # the class names of the production cells in the demo's exploration
     for name, md, cls in (("interface", prod.interface, "LLZO|LCO interface"),
                           ("gb", prod.gb, "LLZO grain boundary")):
         path = ctx.path(f"md_{name}", "run", "extrapolations.h5md")

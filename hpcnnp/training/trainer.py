@@ -131,6 +131,9 @@ __all__ = ["Trainer", "TrainingInterrupted", "initial_weights", "EXIT_SIGTERM"]
 #: exit code after a SIGTERM (checkpoint written): 128 + 15, as a shell reports it
 EXIT_SIGTERM = 143
 
+#: seconds into an epoch after which its updates are reported (rate, ETA)
+EPOCH_PROGRESS_S = 30.0
+
 
 class TrainingInterrupted(Exception):
     """Raised after a SIGTERM once the checkpoint is written."""
@@ -734,11 +737,19 @@ class Trainer:
         """The updates of the epoch from ``position``; returns their time.  SIGTERM:
         checkpoint after the current update, then :class:`TrainingInterrupted`."""
         t0 = time.perf_counter()
+        within = None            # an epoch longer than EPOCH_PROGRESS_S reports its updates
         while position < len(schedule):
             p = self.props[int(schedule[position])]
             self.update(p)
             self.counts[p] += 1
             position += 1
+            if within is not None:
+                within.update(position)
+            elif time.perf_counter() - t0 > EPOCH_PROGRESS_S:
+                within = Progress(f"hpcnnp train: epoch {self.epoch} updates",
+                                  total=len(schedule), unit="updates",
+                                  out=self.files.stream or False, interval=30.0,
+                                  initial=position, comm=self.comm, announce=False)
             if self.stop_after_updates and \
                     self._updates_this_process >= self.stop_after_updates:
                 raise _StopAfterUpdates()
@@ -751,6 +762,8 @@ class Trainer:
                 self.log(f"SIGTERM: {what} after update {self.count_updates}"
                          f" (epoch {self.epoch}, {position}/{len(schedule)}); exiting.")
                 self._interrupt()
+        if within is not None:
+            within.close()
         return time.perf_counter() - t0
 
     def _interrupt(self):

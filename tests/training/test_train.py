@@ -741,3 +741,24 @@ def test_restart_without_checkpoint_and_missing_n2p2(base, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert rc == 2 and "n2p2 is not installed" in err
     assert not (d / "n2p2").exists()
+
+
+def test_long_epoch_reports_its_updates(base, monkeypatch, tmp_path):
+    """An epoch that runs longer than EPOCH_PROGRESS_S reports its updates (rate, ETA)
+    as events, so that ``hpcnnp run`` shows a committee member's progress inside an
+    epoch (#17.3)."""
+    import json
+
+    from hpcnnp.progress import EVENTS_ENV
+    from hpcnnp.training import trainer as trainer_mod
+
+    events = tmp_path / "events.jsonl"
+    monkeypatch.setenv(EVENTS_ENV, str(events))
+    monkeypatch.setattr(trainer_mod, "EPOCH_PROGRESS_S", 0.0)
+    d = _run_dir(base, "epoch_progress", epochs="1")
+    _trainer(d).run()
+    evs = [json.loads(line) for line in events.read_text().splitlines()]
+    within = [e for e in evs if e["stage"] == "hpcnnp train: epoch 1 updates"]
+    assert within and within[0]["unit"] == "updates" and within[0]["total"] > 10
+    assert within[-1]["kind"] == "end" and within[-1]["ok"] is True
+    assert within[-1]["done"] == within[-1]["total"]

@@ -82,7 +82,8 @@ def stage_sample(ctx):
     d.mkdir(exist_ok=True)
     campaign = d / "campaign.yaml"
     plan = ctx.project.campaign_data()
-    plan["output"] = str(d / "dataset.h5")       # relative outputs follow the cwd
+    plan["output"] = str(d / "dataset.h5")       # relative paths would follow the cwd
+    plan["workdir"] = str(d / "campaign.work")
     write_atomic(campaign, yaml.safe_dump(plan, sort_keys=False))
     with ctx.follow("sample"):
         report = run_campaign(campaign, resume=True, log=lambda line: ctx.log(f"    {line}"))

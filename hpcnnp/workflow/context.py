@@ -182,7 +182,12 @@ class Context:
 
     def _show(self, events):
         for ev in events:
-            if ev.get("kind") in ("progress", "message", "end"):
+            kind = ev.get("kind")
+            # a finished reporter's last progress line already said it all
+            if kind == "end" and ev.get("ok") and ev.get("total") is not None \
+                    and ev.get("done") == ev.get("total"):
+                continue
+            if kind in ("progress", "message", "end"):
                 self.log(f"    {format_event(ev)[:160]}")
 
 

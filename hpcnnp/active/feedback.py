@@ -35,7 +35,7 @@ def pick_frames(n_frames, max_frames):
 
 
 def label_production_frames(runs, dataset, labeler, options, dispatcher, workdir,
-                            max_frames=4, batch=4, max_force=None, log=print):
+                            max_frames=4, batch=None, max_force=None, log=print):
     """Label frames of production runs with extrapolation warnings.
 
     Parameters
@@ -53,6 +53,9 @@ def label_production_frames(runs, dataset, labeler, options, dispatcher, workdir
         Folder of the batches (a finished batch is not labelled again).
     max_frames : int
         Frames per run at most.
+    batch : int, optional
+        Frames per labelling task (default: all in one task, labelled one after the
+        other by one worker: a production cell's label can take GBs of memory).
     max_force : float, optional
         Labels with a larger teacher force component (eV/Å) are rejected.
 
@@ -65,8 +68,9 @@ def label_production_frames(runs, dataset, labeler, options, dispatcher, workdir
     from hpcnnp.io.h5md import H5MDTrajectory
 
     workdir = Path(workdir)
+    batch = batch or 10**9
     workdir.mkdir(parents=True, exist_ok=True)
-    summary, tasks, meta = {}, [], {}
+    summary, tasks, meta, pending = {}, [], {}, []
     for name, (path, temperature, cls) in runs.items():
         path = Path(path)
         if not path.is_file():
@@ -85,9 +89,12 @@ def label_production_frames(runs, dataset, labeler, options, dispatcher, workdir
                 frames.append(a)
         summary[name] = {"frames_with_warnings": n, "labelled": 0, "rejected": 0,
                          "failed": 0}
-        for b in range(0, len(frames), batch):
-            tasks.append({"name": labeler, "options": options, "frames": frames[b:b + batch],
-                          "output": str(workdir / f"{name}_{b // batch:03d}")})
+        pending.extend(frames)
+    # batches across runs: a production cell is large, and how many a labeller holds in
+    # memory at once is what ``batch`` bounds (one batch = one task = one worker)
+    for b in range(0, len(pending), batch):
+        tasks.append({"name": labeler, "options": options, "frames": pending[b:b + batch],
+                      "output": str(workdir / f"batch_{b // batch:03d}")})
     if not tasks:
         return summary
     log(f"labelling {sum(len(t['frames']) for t in tasks)} production frames with "

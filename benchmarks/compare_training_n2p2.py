@@ -16,7 +16,8 @@ Printed per code and epoch: the code's own train/test RMSEs from its
 the common held-out set; per code: wall time, CPU time (user + sys of the code's
 processes and their children, from ``os.wait4``) and the peak RSS of its largest
 process (GNU ``/usr/bin/time -f %M``).  Files: ``<workdir>/compare.csv`` (all
-numbers of the table), ``compare.png`` (common-test learning curves of both codes) and the two run folders.
+numbers of the table), ``compare.png`` (common-test learning curves of both codes)
+and the two run folders.
 
 Data
 ----

@@ -481,7 +481,8 @@ def main(argv=None):
     st = n2p2.read_settings(base / "input.nn")
     n_w = sum(st.n_weights(el) for el in st.elements)
     keys = ("force_weight", "force_energy_ratio", "short_force_fraction", "selection_mode",
-            "jacobian_mode", "normalize_data_set", "kalman_eta", "kalman_etamax", "epochs",
+            "jacobian_mode", "normalize_data_set", "kalman_epsilon", "kalman_eta",
+            "kalman_etamax", "epochs",
             "random_seed")
     log(f"{label}: {n_pool} structures to train on, {n_test} held out; N_w {n_w} "
         f"({', '.join(f'{el} {st.n_sf(el)} SFs' for el in st.elements)}); "

@@ -29,13 +29,15 @@ that vary on the data, ``--max-tail`` rare-event pruning; N training-pool struct
 plus ``--synth5-test`` held-out ones, all labelled by the teacher).
 
 Training keywords: those of ``input.nn``, or with ``--recipe workflow`` the main
-job's defaults (:data:`hpcnnp.workflow.stages.TRAINING_DEFAULTS`), then every
+job's defaults (:data:`hpcnnp.config.training.TRAINING_DEFAULTS`), then every
 ``--set KEY=VALUE`` (``--set KEY=`` writes a flag, ``--set KEY=none`` removes it).
-The published LLZO/LCO recipe (n2p2's example Kalman settings, ``force_weight 10``,
-``force_energy_ratio 10``, ``selection_mode 2``)::
+The published LLZO/LCO recipe (n2p2's example Kalman settings with
+``kalman_epsilon 0.01``, ``force_weight 10``, ``force_energy_ratio 10``,
+``selection_mode 2``) on the demo's data, three seeds of each code (issue #12)::
 
-    python benchmarks/compare_training_n2p2.py --synth5 150 --workdir /tmp/cmp \\
-        --recipe workflow --set force_weight=10 --set force_energy_ratio=10 --epochs 4
+    python benchmarks/compare_training_n2p2.py --inputs WORK/potential_setup \\
+        --workdir /tmp/cmp --recipe workflow --set kalman_epsilon=0.01 \\
+        --set force_weight=10 --set force_energy_ratio=10 --epochs 4 --seeds 1,2,3
 
 n2p2 is found with ``--n2p2-bin DIR``, ``$N2P2_BIN`` or on PATH; without it the
 script says so and exits with code 0 (nothing is compared).  Kalman checkpoints are

@@ -10,6 +10,7 @@ code; use e.g. ``HPCNNP_MARCH=x86-64-v3`` for a build shared by AVX2 nodes,
 """
 
 import os
+import re
 import shlex
 
 import numpy
@@ -62,7 +63,16 @@ extensions = [
 
 packages = find_packages(include=["hpcnnp", "hpcnnp.*"]) + ["hpcnnp.analysis"]
 
+
+def _version():
+    """``hpcnnp.__version__``, the one place the version is written (read as text:
+    the build does not import the package it builds)."""
+    text = Path("hpcnnp", "__init__.py").read_text(encoding="utf-8")
+    return re.search(r'^__version__ = "([^"]+)"$', text, re.MULTILINE).group(1)
+
+
 setup(
+    version=_version(),
     cmdclass={"build_py": BuildPyWithSources},
     packages=packages,
     package_dir={"hpcnnp.analysis": "analysis"},

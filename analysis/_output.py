@@ -11,8 +11,6 @@ from matplotlib.figure import Figure
 
 from hpcnnp.fileio import atomic_open, atomic_path
 
-from hpcnnp.fileio import atomic_open
-
 __all__ = ["write_csv", "write_h5", "new_figure", "save_figure"]
 
 

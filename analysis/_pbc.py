@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hpcnnp.geometry import perpendicular_widths
+
 __all__ = ["perpendicular_widths", "is_orthorhombic", "fractional", "volume",
            "pairs_within", "normal_axis"]
 
@@ -15,14 +17,6 @@ __all__ = ["perpendicular_widths", "is_orthorhombic", "fractional", "volume",
 def volume(box):
     """Cell volume |det box| (Å^3); works on (3, 3) and (n, 3, 3)."""
     return np.abs(np.linalg.det(box))
-
-
-def perpendicular_widths(box):
-    """Distances between opposite faces of the cell, V / |a_j x a_k| (Å)."""
-    box = np.asarray(box, dtype=np.float64)
-    v = abs(np.linalg.det(box))
-    return np.array([v / np.linalg.norm(np.cross(box[(i + 1) % 3], box[(i + 2) % 3]))
-                     for i in range(3)])
 
 
 def is_orthorhombic(box, tol=1e-10):

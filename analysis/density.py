@@ -49,14 +49,13 @@ from pathlib import Path
 import numpy as np
 
 from hpcnnp.fileio import atomic_open
+from hpcnnp.units import BOHR
 
 from ._output import new_figure, save_figure
 from .base import AnalysisBase, AnalysisError
 
 __all__ = ["LiDensity", "BOHR"]
 
-#: Å per bohr (CODATA 2018, as in ase.units.Bohr)
-BOHR = 0.529177210903
 
 
 class LiDensity(AnalysisBase):

@@ -90,6 +90,7 @@ import warnings
 import numpy as np
 
 from hpcnnp.io.trajectory import ArrayTrajectory, unwrap_images, unwrap_nojump
+from hpcnnp.units import A2_PER_FS_TO_CM2_PER_S, KB_EV
 
 from ._output import new_figure, save_figure, write_csv
 from ._pbc import pairs_within, perpendicular_widths
@@ -99,9 +100,6 @@ from .convergence import diffusion_convergence
 
 __all__ = ["RDF", "MinimumDistance", "MSD", "Diffusivity", "arrhenius", "ArrheniusFit",
            "VDOS", "msd_fft", "msd_direct", "KB_EV", "continuous_positions"]
-
-#: Boltzmann constant (eV/K), CODATA 2018
-KB_EV = 8.617333262e-5
 
 
 # ======================================================================================
@@ -639,8 +637,8 @@ class Diffusivity:
         r.D_groups = Dg
         r.slope, r.intercept = slope, icpt
         r.fit_window = (t0, t1)
-        r.D_cm2_s = D * 0.1
-        r.D_err_cm2_s = r.D_err * 0.1
+        r.D_cm2_s = D * A2_PER_FS_TO_CM2_PER_S
+        r.D_err_cm2_s = r.D_err * A2_PER_FS_TO_CM2_PER_S
         r.species = m.species
         r.simulated_time = float(t[-1])
         r.convergence = diffusion_convergence(t, m.msd, (t0, t1), D, r.D_err)

@@ -87,7 +87,7 @@ from hpcnnp.io.n2p2_reference import N2p2Structure, fma, n2p2_inverse_box, n2p2_
 
 __all__ = [
     "predict_dataset", "PredictionSummary", "ExtrapolationSummary", "ErrorMetrics",
-    "N2p2Structure", "Progress", "count_structures", "file_header", "fma",
+    "N2p2Structure", "count_structures", "file_header", "fma",
     "n2p2_inverse_box", "n2p2_remap", "OUTPUT_FILES", "PER_STRUCTURE_FILES",
     "EXTRAPOLATION_FILE",
 ]
@@ -231,59 +231,6 @@ class ExtrapolationSummary:
                                      key=lambda kv: (-kv[1], kv[0]))[:top]:
             lines.append(f"  {el:>7} {sf:5d} {t:5d} {n:9d}")
         return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------
-# Progress and structure counting
-# ---------------------------------------------------------------------------------------
-
-class Progress:
-    """Prints a progress line every ``every`` structures or ``seconds`` seconds.
-
-    Parameters
-    ----------
-    total : int or None
-        Number of structures (None: rate without ETA).
-    stream : file, default sys.stderr
-    """
-
-    def __init__(self, total=None, every=100, seconds=10.0, stream=None):
-        self.total = total
-        self.every = every
-        self.seconds = seconds
-        self.stream = sys.stderr if stream is None else stream
-        self.start = self.last = time.perf_counter()
-        self.last_count = 0
-
-    def update(self, done, atoms):
-        now = time.perf_counter()
-        if ((self.every and done - self.last_count >= self.every)
-                or (self.seconds and now - self.last >= self.seconds)):
-            self.last, self.last_count = now, done
-            self.stream.write(self.line(done, atoms, now) + "\n")
-            self.stream.flush()
-
-    def line(self, done, atoms, now=None):
-        elapsed = (now or time.perf_counter()) - self.start
-        rate = done / elapsed if elapsed > 0 else 0.0
-        text = f"hpcnnp predict: {done}"
-        if self.total:
-            text += f"/{self.total} structures ({100.0 * done / self.total:5.1f} %)"
-        else:
-            text += " structures"
-        text += (f", {atoms} atoms, {rate:.2f} structures/s, "
-                 f"{atoms / elapsed if elapsed > 0 else 0.0:.0f} atoms/s, "
-                 f"elapsed {_hms(elapsed)}")
-        if self.total and rate > 0:
-            text += f", ETA {_hms((self.total - done) / rate)}"
-        return text
-
-
-def _hms(seconds):
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h:d}:{m:02d}:{s:02d}"
 
 
 # ---------------------------------------------------------------------------------------
@@ -539,8 +486,8 @@ def predict_dataset(potential, data="input.data", output_dir=".", *, forces=None
         Print every extrapolation warning (n2p2's line) to ``warnings_stream``
         (default stderr); they are always counted and written to
         ``extrapolation.csv``.
-    progress : Progress or None
-        Progress reporter (``update(structures_done, atoms_done)``; rank 0).
+    progress : hpcnnp.progress.Progress or None
+        Progress reporter (structures done; atoms done as a second count; rank 0).
     contract : bool
         Emulate n2p2's fused multiply-adds in its reference arithmetic (see module doc).
     max_warnings : int
@@ -641,7 +588,7 @@ class _Outputs:
         self.n_struct += 1
         self.n_atoms += rec.n
         if self.progress is not None:
-            self.progress.update(self.n_struct, self.n_atoms)
+            self.progress.update(self.n_struct, counts={"atoms": self.n_atoms})
 
     def finish(self, data):
         """Commit the files and return the summary; raises the first error."""

@@ -383,7 +383,7 @@ class Progress:
         are still written).
     interval : float, s
         At most one line (and one event) per ``interval`` seconds; 0 reports every
-        update.  The first and the last report are always made.
+        update.  The last report (``done == total``) is always made.
     every : int, optional
         Also report whenever ``every`` units were done since the last report.
     initial : int
@@ -397,13 +397,14 @@ class Progress:
     bar : bool, optional
         Force the terminal bar on/off (default: on if ``out`` is a terminal).
     announce : bool
-        Report once at creation (``0/N ... started``), so that a log says what the
-        job is doing before the first unit is done.
+        Also print a line at creation (``0/N ... started``), so that a log says what
+        the job is doing before the first unit is done (the ``start`` event is
+        always written).
     """
 
     def __init__(self, stage, total=None, unit="items", *, out=None, interval=10.0,
                  every=None, initial=0, rate_from="start", comm=None, bar=None,
-                 announce=True):
+                 announce=False):
         if rate_from not in ("start", "first"):
             raise ValueError(f"rate_from must be 'start' or 'first', not {rate_from!r}")
         if not interval >= 0:
@@ -427,8 +428,11 @@ class Progress:
         self._reported_done = None
         self._rate_override = None
         self._drawn = False            # a bar is on the terminal line
-        if self.active and announce:
-            self._report("start", force=True)
+        if self.active:
+            if announce:
+                self._report("start", force=True)
+            else:
+                event(**self._event("start"))
 
     # ------------------------------------------------------------------ numbers
     @property
@@ -534,19 +538,19 @@ class Progress:
         Parameters
         ----------
         ok : bool
-            False: the work stopped early (an error, an interrupt).
+            False: the work stopped early (an error, an interrupt); only the event
+            says so, no line is printed (the error message is the user's news).
         msg : str, optional
-            Text for the last line.
+            Text for a last line (printed also when ``ok`` is False).
         """
         if self.closed:
             return
         if self.active:
             self._msg = msg
-            if self._reported_done != self.done or msg or not ok:
-                ev = self._event("end", ok=bool(ok))
-                self._print(ev, final=True)
+            if msg or (ok and self._reported_done != self.done):
+                self._print(self._event("end", ok=bool(ok)), final=True)
             elif self.bar and self._drawn:
-                self._finish_bar()
+                self._finish_bar()      # (after an error, the error says the rest)
             event(**self._event("end", ok=bool(ok)))
         self.closed = True
 

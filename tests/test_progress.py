@@ -58,7 +58,8 @@ def test_format_duration():
 
 def test_lines_rate_eta(clock):
     out = io.StringIO()
-    p = Progress("hpcnnp predict", total=10, unit="structures", out=out, interval=0)
+    p = Progress("hpcnnp predict", total=10, unit="structures", out=out, interval=0,
+                 announce=True)
     clock.t += 4.0
     p.update(2)
     clock.t += 4.0
@@ -75,7 +76,7 @@ def test_lines_rate_eta(clock):
 
 def test_without_total(clock):
     out = io.StringIO()
-    p = Progress("scan", unit="frames", out=out, interval=0, announce=False)
+    p = Progress("scan", unit="frames", out=out, interval=0)
     clock.t += 2.0
     p.update(50)
     assert out.getvalue() == "scan: 50 frames, 25.0 frames/s, elapsed 0:00:02\n"
@@ -84,7 +85,7 @@ def test_without_total(clock):
 
 def test_throttle_by_time_and_count(clock):
     out = io.StringIO()
-    p = Progress("work", total=100, out=out, interval=10.0, announce=False)
+    p = Progress("work", total=100, out=out, interval=10.0)
     for k in range(1, 10):
         clock.t += 1.0
         assert not p.update(k)              # 9 s: nothing due
@@ -99,7 +100,7 @@ def test_throttle_by_time_and_count(clock):
     p.close()
     assert len(out.getvalue().splitlines()) == 3
     out = io.StringIO()
-    p = Progress("work", total=100, out=out, interval=1e9, every=25, announce=False)
+    p = Progress("work", total=100, out=out, interval=1e9, every=25)
     for k in range(1, 101):
         p.update(k)
     p.close()
@@ -109,7 +110,7 @@ def test_throttle_by_time_and_count(clock):
 
 def test_close_reports_the_last_state(clock):
     out = io.StringIO()
-    p = Progress("work", total=10, out=out, interval=100.0, announce=False)
+    p = Progress("work", total=10, out=out, interval=100.0)
     clock.t += 1.0
     p.update(3)
     assert out.getvalue() == ""
@@ -118,17 +119,22 @@ def test_close_reports_the_last_state(clock):
     p.close()
     assert len(out.getvalue().splitlines()) == 1
     with pytest.raises(RuntimeError):
-        with Progress("fail", total=5, out=out, interval=100.0, announce=False) as q:
+        with Progress("fail", total=5, out=out, interval=100.0) as q:
             q.update(2)
             raise RuntimeError("boom")
+    assert len(out.getvalue().splitlines()) == 1     # the error is the news, no line
+    with Progress("fail", total=5, out=out, interval=100.0) as q:
+        q.update(2)
+        q.close(ok=False, msg="interrupted")
     assert out.getvalue().splitlines()[-1].startswith("fail: 2/5 items")
-    assert out.getvalue().splitlines()[-1].endswith("stopped")
+    assert out.getvalue().splitlines()[-1].endswith("stopped | interrupted")
 
 
 def test_initial_and_rate_from_first(clock):
     out = io.StringIO()
     # a resumed run: 500 of 1000 done before; rate only over the new work
-    p = Progress("md", total=1000, unit="steps", out=out, interval=0, initial=500)
+    p = Progress("md", total=1000, unit="steps", out=out, interval=0, initial=500,
+                 announce=True)
     clock.t += 10.0
     p.update(600)
     assert p.rate == pytest.approx(10.0) and p.eta == pytest.approx(40.0)
@@ -148,7 +154,7 @@ def test_initial_and_rate_from_first(clock):
 
 def test_rate_override_counts_and_msg(clock):
     out = io.StringIO()
-    p = Progress("hpcnnp md", total=1000, unit="steps", out=out, interval=0, announce=False)
+    p = Progress("hpcnnp md", total=1000, unit="steps", out=out, interval=0)
     clock.t += 10.0
     p.update(100, rate=20.0, counts={"atom-steps": 100 * 500},
              msg="segment 1/4 nvt: t = 0.100 ps")
@@ -160,8 +166,7 @@ def test_rate_override_counts_and_msg(clock):
 
 def test_callable_out_and_callback_form(clock):
     got = []
-    p = Progress("reference MD 300 K", unit="frames", out=got.append, interval=0,
-                 announce=False)
+    p = Progress("reference MD 300 K", unit="frames", out=got.append, interval=0)
     clock.t += 1.0
     p(5, 10)                                # the progress(done, total) callback form
     assert got == ["reference MD 300 K: 5/10 frames (50.0 %), 5.00 frames/s, "
@@ -177,7 +182,7 @@ def test_quiet_out_false_still_writes_events(clock, events):
 
 def test_bar_only_on_a_terminal(clock):
     tty = Tty()
-    p = Progress("scale", total=40, unit="structures", out=tty, interval=10.0)
+    p = Progress("scale", total=40, unit="structures", out=tty, interval=10.0, announce=True)
     for k in range(1, 41):
         clock.t += 0.25                     # > TTY_INTERVAL: every update redraws
         p.update(k)
@@ -187,7 +192,7 @@ def test_bar_only_on_a_terminal(clock):
     assert text.count("\n") == 1 and text.endswith("\n")    # one line, finished
     assert "[##########..........] 20/40 structures (50.0 %)" in text
     log = io.StringIO()
-    q = Progress("scale", total=40, out=log, interval=0, announce=False)
+    q = Progress("scale", total=40, out=log, interval=0)
     q.update(1)
     assert "\r" not in log.getvalue() and "#" not in log.getvalue()
 
@@ -231,7 +236,7 @@ def test_events(clock, events):
 
 
 def test_events_are_throttled_like_lines(clock, events):
-    p = Progress("x", total=1000, out=Tty(), interval=10.0, announce=False)
+    p = Progress("x", total=1000, out=Tty(), interval=10.0)
     for k in range(1, 1000):
         clock.t += 0.05
         p.update(k)
@@ -282,19 +287,20 @@ def test_non_root_rank_is_silent(clock, events):
 
 def test_track(clock, events):
     out = io.StringIO()
-    items = list(track(range(5), "labelling", unit="structures", out=out, interval=0))
+    items = list(track(range(5), "labelling", unit="structures", out=out, interval=0,
+                       announce=True))
     assert items == list(range(5))
     lines = out.getvalue().splitlines()
     assert lines[0] == "labelling: 0/5 structures (0.0 %), started"
     assert lines[-1].startswith("labelling: 5/5 structures (100.0 %)")
     gen = (i for i in range(3))             # no len(): rate without total
-    assert list(track(gen, "scan", out=out, interval=0, announce=False)) == [0, 1, 2]
+    assert list(track(gen, "scan", out=out, interval=0)) == [0, 1, 2]
     assert out.getvalue().splitlines()[-1].startswith("scan: 3 items")
-    for x in track([1, 2, 3, 4], "early", out=out, interval=100.0, announce=False):
+    n = len(out.getvalue())
+    for x in track([1, 2, 3, 4], "early", out=out, interval=100.0):
         if x == 2:
             break
-    assert out.getvalue().splitlines()[-1].startswith("early: 1/4 items")
-    assert out.getvalue().splitlines()[-1].endswith("stopped")
+    assert len(out.getvalue()) == n
     ends = [e for e in events() if e["kind"] == "end"]
     assert [e["ok"] for e in ends] == [True, True, False]
 

@@ -107,20 +107,15 @@ def write_csv(path, records):
             w.writerow(row)
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def plot_histogram(path, record, sigma_after=None):
     """σ_F histogram of one iteration (and, if given, of the same frames as seen by
     the retrained committee) with the trust band."""
-    plt = _pyplot()
+    from matplotlib.figure import Figure    # the Agg canvas: no pyplot state
+
     h = record["histogram"]
     edges = np.asarray(h["edges"])
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     ax.stairs(h["counts"], edges, fill=True, alpha=0.5,
               label=f"committee of iteration {record['iteration']}")
     if sigma_after is not None:
@@ -139,15 +134,16 @@ def plot_histogram(path, record, sigma_after=None):
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
 def plot_summary(path, records):
     """Fraction of accurate frames, counts, mean σ_F and test errors over iterations."""
-    plt = _pyplot()
+    from matplotlib.figure import Figure
+
     it = [r["iteration"] for r in records]
-    fig, axes = plt.subplots(2, 2, figsize=(9, 6.5))
+    fig = Figure(figsize=(9, 6.5))
+    axes = fig.subplots(2, 2)
     ax = axes[0, 0]
     ax.plot(it, [r["fraction_accurate"] for r in records], "o-")
     ax.set_ylim(-0.02, 1.02)
@@ -180,5 +176,4 @@ def plot_summary(path, records):
         a.set_xticks(it)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

@@ -1,7 +1,7 @@
 """Which explored frames to label: the trust band, then a diversity filter.
 
 Trust band (after DP-GEN's trust levels)
----------------------------------------
+----------------------------------------
 With the committee's max force deviation σ_F of a frame
 (:func:`~hpcnnp.active.committee.committee_disagreement`) and two thresholds:
 

@@ -14,7 +14,8 @@ from hpcnnp import mpi
 from hpcnnp.errors import HpcnnpError, InputFileError
 from hpcnnp.io.n2p2 import count_structures
 from hpcnnp.potential import Potential
-from hpcnnp.predict import Progress, predict_dataset
+from hpcnnp.predict import predict_dataset
+from hpcnnp.progress import Progress
 
 _EPILOG = """\
 files written into --output-dir (each replaced atomically at the end of the run):
@@ -137,8 +138,9 @@ def _run(args, comm):
                 total = count_structures(data)
             except OSError as exc:
                 raise InputFileError(data, None, f"cannot read: {exc.strerror}") from None
-        progress = Progress(total, every=args.progress_every,
-                            seconds=args.progress_seconds, stream=sys.stderr)
+        progress = Progress("hpcnnp predict", total, unit="structures", out=sys.stderr,
+                            every=args.progress_every,
+                            interval=args.progress_seconds or float("inf"))
     summary = predict_dataset(potential, data, args.output_dir, forces=args.forces,
                               per_structure=args.per_structure,
                               show_warnings=args.show_warnings and rank == 0,

@@ -102,6 +102,7 @@ import numpy as np
 
 from hpcnnp.errors import HpcnnpError, InputFileError, StructureError
 from hpcnnp.fileio import AtomicFiles
+from hpcnnp.progress import Progress
 
 __all__ = [
     "DEFAULT_NBINS", "SCALING_FILE", "NEIGHBOR_HISTO_FILE", "NEIGHBOR_OUT_FILE",
@@ -458,6 +459,8 @@ class _ValueStore:
 class ScalingResult:
     """What :func:`run_scaling` / :func:`compute_scaling` return (same on every rank).
 
+    Attributes
+    ----------
     elements : list of str, n2p2 order
     statistics : dict element -> (n_sf, 4) array (min, max, mean, sigma); None after a
         dry run
@@ -494,45 +497,6 @@ class ScalingResult:
     log: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)
     nbins: int = DEFAULT_NBINS
-
-
-# ---------------------------------------------------------------------------------------
-# Progress and byte counting
-# ---------------------------------------------------------------------------------------
-
-def _hms(seconds):
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h:d}:{m:02d}:{s:02d}"
-
-
-class _Progress:
-    def __init__(self, label, total, interval, emit):
-        self.label = label
-        self.total = total
-        self.interval = interval
-        self.emit = emit
-        self.start = self.last = time.perf_counter()
-
-    def update(self, done):
-        if self.emit is None or not self.interval:
-            return
-        now = time.perf_counter()
-        if now - self.last < self.interval:
-            return
-        self.last = now
-        elapsed = now - self.start
-        rate = done / elapsed if elapsed > 0 else 0.0
-        text = f"{self.label}: {done}"
-        if self.total:
-            text += f"/{self.total} structures ({100.0 * done / self.total:5.1f} %)"
-        else:
-            text += " structures"
-        text += f", {rate:.2f} structures/s, elapsed {_hms(elapsed)}"
-        if self.total and rate > 0:
-            text += f", ETA {_hms(max(self.total - done, 0) / rate)}"
-        self.emit(text)
 
 
 # ---------------------------------------------------------------------------------------
@@ -640,6 +604,13 @@ class ScalingRun:
             if self._log_cb is not None:
                 self._log_cb(line)
 
+    def _progress(self, what, total):
+        """Progress reporter of one pass over the structures (rank 0 reports)."""
+        lines = bool(self._progress_cb and self.progress_interval)
+        return Progress(f"hpcnnp scale: {what}", total=total, unit="structures",
+                        out=self._progress_cb if lines else False, comm=self.c,
+                        interval=self.progress_interval or float("inf"))
+
     def _structures(self):
         """(index, atoms) for every structure of the file; atoms is None for the
         structures of other ranks, which are only delimited, not parsed (parse errors
@@ -695,8 +666,7 @@ class ScalingRun:
         dep = self._neighbor_sf_counts()        # (central, neighbour element) -> SFs
         n_sf = np.array([self.n_sf[el] for el in self.elements], dtype=np.int64)
         self._nbr = []                                      # (k, elem, counts) owned
-        progress = _Progress("hpcnnp scale: pass 1 (neighbour lists)", total,
-                             self.progress_interval, self._progress_cb)
+        progress = self._progress("pass 1 (neighbour lists)", total)
         err = None
         count = 0
         try:
@@ -742,6 +712,9 @@ class ScalingRun:
             if err is None or (getattr(exc, "line", None) or 0) < (err.line or 0):
                 err = exc
         err = _first_error(self.c, err)
+        if err is None:
+            progress.update(count)
+        progress.close(ok=err is None)
         if err is not None:
             raise err
         if count == 0:
@@ -890,8 +863,7 @@ class ScalingRun:
         fdata = None
         if self.function_data:
             fdata = self._fdata = _BlockFile(self.spill_dir)
-        progress = _Progress("hpcnnp scale: pass 2 (symmetry functions)", self.n_structures,
-                             self.progress_interval, self._progress_cb)
+        progress = self._progress("pass 2 (symmetry functions)", self.n_structures)
         err = None
         try:
             for k, atoms in self._structures():
@@ -921,6 +893,9 @@ class ScalingRun:
         except HpcnnpError as exc:
             err = exc
         err = _first_error(self.c, err)
+        if err is None:
+            progress.update(self.n_structures)
+        progress.close(ok=err is None)
         if err is not None:
             self.close()
             raise err

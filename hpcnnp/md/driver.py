@@ -58,6 +58,9 @@ from pathlib import Path
 import numpy as np
 
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.geometry import perpendicular_widths
+from hpcnnp.progress import Progress
+from hpcnnp.units import FS_PER_NS, FS_PER_PS, SECONDS_PER_DAY, atomic_mass, atomic_masses
 
 __all__ = ["MDRun", "MDError", "MDAbort", "run_protocol", "lammps_frame",
            "write_lammps_data", "write_lammps_input", "read_structure", "prepare"]
@@ -138,14 +141,6 @@ def lammps_frame(cell):
     return q, low
 
 
-def perpendicular_widths(cell):
-    """Distances between opposite faces of the cell (Å)."""
-    cell = np.asarray(cell, dtype=np.float64)
-    vol = abs(np.linalg.det(cell))
-    return np.array([vol / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3]))
-                     for i in range(3)])
-
-
 def _is_orthogonal(low):
     return np.all(np.abs(low[np.tril_indices(3, -1)]) <= 1e-10 * np.abs(np.diag(low)).max())
 
@@ -156,8 +151,6 @@ def write_lammps_data(path, atoms, elements, q, triclinic, comment=""):
     Types follow *elements* (type k+1 = elements[k]); masses are ASE's standard
     masses; positions are wrapped into the cell (image flags 0).
     """
-    from ase.data import atomic_masses, atomic_numbers
-
     low = np.asarray(atoms.cell.array, dtype=np.float64) @ q
     low[np.triu_indices(3, 1)] = 0.0
     frac = np.linalg.solve(atoms.cell.array.T, atoms.positions.T).T
@@ -173,7 +166,7 @@ def write_lammps_data(path, atoms, elements, q, triclinic, comment=""):
     if triclinic:
         lines.append(f"{r(low[1, 0])} {r(low[2, 0])} {r(low[2, 1])} xy xz yz")
     lines += ["", "Masses", ""]
-    lines += [f"{k + 1} {r(atomic_masses[atomic_numbers[el]])}  # {el}"
+    lines += [f"{k + 1} {r(atomic_mass(el))}  # {el}"
               for k, el in enumerate(elements)]
     lines += ["", "Atoms  # atomic", ""]
     lines += [f"{i + 1} {t} {r(p[0])} {r(p[1])} {r(p[2])} 0 0 0"
@@ -422,7 +415,9 @@ class MDRun:
 
     # ------------------------------------------------------------ helpers
     def say(self, text):
-        if self.rank == 0:
+        if getattr(self, "_reporter", None) is not None:
+            self._reporter.message(text)        # (keeps a terminal's bar intact)
+        elif self.rank == 0:
             print(text, file=self.out, flush=True)
 
     def _bcast(self, obj):
@@ -536,8 +531,7 @@ class MDRun:
 
         state = prep["state"]
         atoms = prep["atoms"].copy()
-        from ase.data import atomic_masses
-        atoms.set_masses(atomic_masses[atoms.get_atomic_numbers()])
+        atoms.set_masses(atomic_masses(atoms.get_atomic_numbers()))
         path = self.protocol.trajectory_path
         if state is None:
             meta = {"provenance": self._provenance(prep)}
@@ -662,22 +656,15 @@ class MDRun:
 
     # ------------------------------------------------------------ progress
     def _progress(self, step, label, force=False):
-        now = time.perf_counter()
-        if not force and now - self._last_print < self.progress_interval:
-            return
-        self._last_print = now
-        md_steps = self._md_steps_done
-        rate = md_steps / self._md_seconds if self._md_seconds > 0 else float("nan")
+        # rate of the MD runs alone (frames included, set-up and restarts not)
+        rate = self._md_steps_done / self._md_seconds if self._md_seconds > 0 else None
         dt = self.protocol.timestep_fs
-        ns_day = rate * dt * 1e-6 * 86400 if rate == rate else float("nan")
-        remaining = self.protocol.total_steps - step
-        eta = remaining / rate if rate and rate == rate and rate > 0 else float("nan")
-        eta_s = ("%d:%02d:%02d" % (eta // 3600, eta % 3600 // 60, eta % 60)) \
-            if eta == eta else "?"
-        self.say(f"hpcnnp md: {label} step {step}/{self.protocol.total_steps} "
-                 f"t = {step * dt / 1000.0:.3f} ps | {ns_day:.3f} ns/day, {rate:.1f} steps/s, "
-                 f"{rate * self.natoms / max(self.size, 1):.0f} atom-steps/s/rank | "
-                 f"frames {self.traj.n_frames if self.traj else 0} | ETA {eta_s}")
+        msg = f"{label.rstrip(':;')}: t = {step * dt / FS_PER_PS:.3f} ps"
+        if rate:
+            msg += (f", {rate * dt / FS_PER_NS * SECONDS_PER_DAY:.3f} ns/day, "
+                    f"{rate * self.natoms / max(self.size, 1):.0f} atom-steps/s/rank")
+        msg += f", frames {self.traj.n_frames if self.traj else 0}"
+        self._reporter.update(step, msg=msg, rate=rate, force=force)
 
     # ------------------------------------------------------------ main loop
     def run(self):
@@ -710,7 +697,9 @@ class MDRun:
         self._prev_restart = Path(state["restart"]).name if state else None
         self._md_steps_done, self._md_seconds = 0, 0.0
         self._need_setup = True
-        self._last_print = time.perf_counter()
+        self._reporter = Progress("hpcnnp md", p.total_steps, unit="steps", out=self.out,
+                                  interval=self.progress_interval, comm=self.comm,
+                                  initial=state["step"] if state else 0)
         self._ew_last = 0.0
         try:
             self._start_lammps(prep)
@@ -750,7 +739,8 @@ class MDRun:
                 segment = self._md_stage(stage, begin, end, step, fresh, segment)
             step, fresh = end, True
             stage_i += 1
-        self._progress(step, "done:", force=True)
+        self._progress(step, "done", force=True)
+        self._reporter.close()
 
     def _minimize(self, stage, step, segment):
         fix = f"hpcnnp_box{stage.index}"
@@ -818,9 +808,8 @@ class MDRun:
             self._end_segment(segment, stage, done, step)
             dt = time.perf_counter() - t_seg
             rate = (step - s_seg) / dt if dt > 0 else float("nan")
-            self._last_print = -1e30
             self._progress(step, f"segment {segment}/{self.n_segments} {stage.label} done "
-                           f"({rate:.1f} steps/s in segment);")
+                           f"({rate:.1f} steps/s in segment)", force=True)
             if self.until_step is not None and step >= self.until_step and step < end:
                 raise _TargetReached(step)
         return segment

@@ -54,11 +54,11 @@ stored once (hash deduplication in :class:`hpcnnp.io.dataset.Dataset`).
 
 Dispatch is by Parsl (one ``python_app`` call per task) on a site from
 ``jobs/sites`` (``local``: HighThroughputExecutor + LocalProvider, 2 workers by
-default), or in this process with ``site: serial`` (:mod:`.dispatch`).
+default), or in this process with ``site: serial`` (:mod:`~hpcnnp.sampling.dispatch`).
 
 This module is the driver (:func:`run_campaign`: lock, pre-flight, progress,
 resume); the campaign's parts live beside it: :mod:`hpcnnp.config.campaign`
-(the file's model), :mod:`.tasks` (planning), :mod:`.dispatch` (Parsl),
+(the file's model), :mod:`.tasks` (planning), :mod:`~hpcnnp.sampling.dispatch` (Parsl),
 :mod:`.worker` (the task body) and :mod:`.export` (into the data set).
 """
 

@@ -6,18 +6,13 @@ from collections import Counter
 
 import numpy as np
 
+from hpcnnp.geometry import perpendicular_widths
+from hpcnnp.units import ELEMENT_ORDER, FORMAL_CHARGES
+
 __all__ = [
     "FORMAL_CHARGES", "set_formal_charges", "total_charge", "provenance",
     "composition", "formula", "min_distance", "short_pairs",
 ]
-
-#: Formal oxidation states used unless a builder states otherwise
-#: (per-atom values are stored as ``atoms.get_initial_charges()``).
-FORMAL_CHARGES = {"Li": 1, "La": 3, "Zr": 4, "Co": 3, "O": -2}
-
-#: Order of elements in formulas.
-ELEMENT_ORDER = ("Li", "La", "Zr", "Co", "O")
-
 
 def set_formal_charges(atoms, overrides=None):
     """Store formal charges as initial charges (``overrides``: index -> q)."""
@@ -117,13 +112,6 @@ def unique_periodic(frac, numbers, tol=1e-3):
         if keep[i] and keep[j] and numbers[i] == numbers[j]:
             keep[j] = False
     return np.flatnonzero(keep)
-
-
-def perpendicular_widths(cell):
-    cell = np.asarray(cell, float)
-    V = abs(np.linalg.det(cell))
-    return np.array([V / np.linalg.norm(np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3]))
-                     for k in range(3)])
 
 
 def periodic_pairs(positions, cell, rcut, pbc=(True, True, True)):

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 from ase import Atoms
-from ase.data import atomic_masses, atomic_numbers
+
+from hpcnnp.units import AMU_G_CM3, atomic_mass
 
 from ._common import (ELEMENT_ORDER, FORMAL_CHARGES, composition, formula,
                       provenance, set_formal_charges, total_charge)
@@ -36,8 +37,6 @@ from .packing import PACK_MIN_DIST, random_packing
 
 __all__ = ["MIXTURE_MODELS", "mixture", "co_doped_llzo", "co_doped_amorphous",
            "amorphous", "mass_density"]
-
-AMU_G_CM3 = 1.66053907  # amu / Å^3 -> g / cm^3
 
 #: sites of LLZO that Co substitutes (co_doped_llzo, co_doped_amorphous)
 DOPANT_SITES = ("La", "Zr", "Li")
@@ -56,7 +55,7 @@ RHO_LCO = 5.05   # g/cm^3, X-ray density of lco()
 
 
 def _mass(comp):
-    return float(sum(atomic_masses[atomic_numbers[e]] * n for e, n in comp.items()))
+    return float(sum(atomic_mass(e) * n for e, n in comp.items()))
 
 
 def mass_density(atoms):

@@ -29,11 +29,11 @@ import ase.io
 import numpy as np
 from ase import Atoms
 from ase.build import bulk as _ase_bulk
-from ase.data import atomic_masses, atomic_numbers
 
 from hpcnnp.errors import HpcnnpError
+from hpcnnp.units import AMU_G_CM3, atomic_mass
 
-from .amorphous import AMU_G_CM3, DOPANT_SITES, MIXTURE_MODELS, amorphous as _amorphise
+from .amorphous import DOPANT_SITES, MIXTURE_MODELS, amorphous as _amorphise
 from .amorphous import co_doped_amorphous, co_doped_llzo, mixture
 from .crystals import lco, llzo_cubic, llzo_tetragonal, supercell
 from .grain_boundary import grain_boundary
@@ -91,7 +91,7 @@ def packing(composition, density=None, cell=None, seed=0):
     if cell is None:
         if not float(density) > 0:
             raise HpcnnpError(f"packing: density must be > 0 g/cm^3, got {density}")
-        mass = sum(atomic_masses[atomic_numbers[s]] for s in symbols)
+        mass = sum(atomic_mass(s) for s in symbols)
         length = (mass * AMU_G_CM3 / float(density)) ** (1 / 3)
         cell = np.eye(3) * length
     else:

@@ -108,6 +108,9 @@ import numpy as np
 from ase import Atoms
 from ase.spacegroup import crystal
 
+from hpcnnp.geometry import perpendicular_widths
+from hpcnnp.units import COULOMB
+
 from ._common import (FORMAL_CHARGES, formula, provenance, set_formal_charges, total_charge,
                       unique_periodic)
 
@@ -157,9 +160,6 @@ REF_LCO = ("J. Akimoto, Y. Gotoh, Y. Oosawa, J. Solid State Chem. 141, 298 (1998
 # --------------------------------------------------------------------------
 # Ewald potentials (point charges, small cells only)
 # --------------------------------------------------------------------------
-COULOMB = 14.399645  # eV Å / e^2
-
-
 def _ewald_matrix(cell, pa, pb, alpha=0.35, rcut=10.0, kcut=None):
     """Periodic Ewald pair potential psi(r_a - r_b) (1/Å) for all a in pa, b in pb.
 
@@ -174,8 +174,7 @@ def _ewald_matrix(cell, pa, pb, alpha=0.35, rcut=10.0, kcut=None):
     if kcut is None:
         kcut = 2 * alpha * np.sqrt(-np.log(1e-8))
     # real space images
-    nmax = [int(np.ceil(rcut / (V / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3])))))
-            for i in range(3)]
+    nmax = [int(n) for n in np.ceil(rcut / perpendicular_widths(cell))]
     shifts = np.array([(i, j, k) for i in range(-nmax[0], nmax[0] + 1)
                        for j in range(-nmax[1], nmax[1] + 1)
                        for k in range(-nmax[2], nmax[2] + 1)]) @ cell
@@ -486,13 +485,6 @@ def lco(a=LCO_A, c=LCO_C, z_o=LCO_ZO):
     return atoms
 
 
-def _perp_widths(cell):
-    cell = np.asarray(cell, float)
-    V = abs(np.linalg.det(cell))
-    return np.array([V / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3]))
-                     for i in range(3)])
-
-
 def supercell(atoms, natoms=None, repeat=None, max_aspect=1.5):
     """Near-cubic repetition of ``atoms`` (diagonal, keeps ``atoms.info``).
 
@@ -507,7 +499,7 @@ def supercell(atoms, natoms=None, repeat=None, max_aspect=1.5):
     if (natoms is None) == (repeat is None):
         raise ValueError("give exactly one of natoms or repeat")
     if repeat is None:
-        repeat = choose_repetitions(_perp_widths(atoms.cell), len(atoms), natoms,
+        repeat = choose_repetitions(perpendicular_widths(atoms.cell), len(atoms), natoms,
                                     max_aspect=max_aspect)
     repeat = tuple(int(r) for r in repeat)
     big = atoms.repeat(repeat)

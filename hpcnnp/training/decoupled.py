@@ -18,14 +18,14 @@ group this is the global filter, bit for bit.
 Levels (``kalman_decoupling`` in input.nn, an hpcnnp keyword; n2p2's
 decoupled filter is an unfinished pull request):
 
-==========  ===================================================================
-level       groups
-==========  ===================================================================
-``none``    one group: the global filter (default)
-``element`` the weights of each element's network (5 groups for LLZO/LCO)
-``layer``   each layer of each element's network: connections and biases of
-            layer l (15 groups for 5 elements with 2 hidden layers)
-==========  ===================================================================
+===========  ==================================================================
+level        groups
+===========  ==================================================================
+``none``     one group: the global filter (default)
+``element``  the weights of each element's network (5 groups for LLZO/LCO)
+``layer``    each layer of each element's network: connections and biases of
+             layer l (15 groups for 5 elements with 2 hidden layers)
+===========  ==================================================================
 
 Memory and work per update scale with Σ_g n_g² instead of N_w²: for
 5 × (225-20-20-1) networks (N_w = 24 805) ``element`` stores 1/5 of the

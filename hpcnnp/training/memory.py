@@ -1,7 +1,7 @@
 """Memory of a training run: the estimate printed before training starts, and the
 refusal when the ranks of a node would need more than the node has available.
 
-Per rank the peak resident memory is modelled as
+Per rank the peak resident memory is modelled as::
 
     resident now (interpreter, libraries, this rank's structures, after reading)
     + update candidates (3 int64 keys, order and error per force component)

@@ -249,9 +249,7 @@ def make_plots(folder, curve, props, names, parity=None, title="hpcnnp train"):
         offsets removed); ``force``: (index_s, index_a, comp, is_train, Fref, Fnnp).
     Returns the list of files written.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure    # Agg canvas, no pyplot state
 
     folder = Path(folder)
     files = []
@@ -262,7 +260,8 @@ def make_plots(folder, curve, props, names, parity=None, title="hpcnnp train"):
     panels = [("energy", 1, "energy RMSE per atom (data units, eV/atom)")]
     if "force" in props:
         panels.append(("force", 9, "force RMSE (data units, eV/Å)"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    fig = Figure(figsize=(5.5 * len(panels), 4))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (p, col, label) in zip(axes[0], panels):
         ep = curve[:, 0]
         for off, name, style in ((0, "train", "-o"), (1, "test", "--s")):
@@ -277,7 +276,6 @@ def make_plots(folder, curve, props, names, parity=None, title="hpcnnp train"):
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(folder / "learning-curve.png", dpi=120)
-    plt.close(fig)
     files.append(folder / "learning-curve.png")
     with open(folder / "learning-curve.csv", "w") as f:
         f.write(",".join(names) + "\n")
@@ -292,7 +290,7 @@ def make_plots(folder, curve, props, names, parity=None, title="hpcnnp train"):
                 f.write("index,set,Eref_per_atom,Ennp_per_atom\n")
                 for i, t, a, b in zip(idx, tr, ref, nnp):
                     f.write("%d,%s,%.10e,%.10e\n" % (i, "train" if t else "test", a, b))
-            _parity_png(plt, folder / "parity-energy.png", tr, ref, nnp,
+            _parity_png(folder / "parity-energy.png", tr, ref, nnp,
                         "energy per atom (data units, eV/atom; offsets removed)")
             files += [folder / "parity-energy.csv", folder / "parity-energy.png"]
         if "force" in parity:
@@ -302,16 +300,19 @@ def make_plots(folder, curve, props, names, parity=None, title="hpcnnp train"):
                 for a, b, c, t, x, y in zip(si, ai, ci, tr, ref, nnp):
                     f.write("%d,%d,%d,%s,%.10e,%.10e\n" % (a, b, c, "train" if t else "test",
                                                            x, y))
-            _parity_png(plt, folder / "parity-forces.png", tr, ref, nnp,
+            _parity_png(folder / "parity-forces.png", tr, ref, nnp,
                         "force component (data units, eV/Å)")
             files += [folder / "parity-forces.csv", folder / "parity-forces.png"]
     return files
 
 
-def _parity_png(plt, path, is_train, ref, nnp, label):
+def _parity_png(path, is_train, ref, nnp, label):
+    from matplotlib.figure import Figure
+
     is_train = np.asarray(is_train, dtype=bool)
     ref, nnp = np.asarray(ref, float), np.asarray(nnp, float)
-    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    fig = Figure(figsize=(4.6, 4.4))
+    ax = fig.subplots()
     for mask, name, mk in ((is_train, "train", "o"), (~is_train, "test", "s")):
         if mask.any():
             rmse = float(np.sqrt(np.mean((ref[mask] - nnp[mask]) ** 2)))
@@ -326,4 +327,3 @@ def _parity_png(plt, path, is_train, ref, nnp, label):
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -7,18 +7,18 @@ streams bit for bit, so a run of hpcnnp and one of n2p2 with the same
 independent numpy ``Generator`` (PCG64) streams from ``random_seed`` with
 :class:`numpy.random.SeedSequence`:
 
-===============  ==============================================================
-stream           used for (identical on all ranks unless noted)
-===============  ==============================================================
-``distribution`` which rank owns which structure (random, quotas as n2p2)
-``split``        train/test split: one uniform number per structure in file
-                 order (``u < test_fraction`` ⇒ test) — independent of the number
-                 of ranks, so 1 and N ranks train on the same training set
-``weights``      initial weights (uniform in [weights_min, weights_max))
-``schedule``     the shuffled list of energy/force updates of every epoch
-``rank``         per rank (child r of a fourth sequence): shuffling of the
-                 rank's own update-candidate lists
-===============  ==============================================================
+================  =============================================================
+stream            used for (identical on all ranks unless noted)
+================  =============================================================
+``distribution``  which rank owns which structure (random, quotas as n2p2)
+``split``         train/test split: one uniform number per structure in file
+                  order (``u < test_fraction`` ⇒ test) — independent of the number
+                  of ranks, so 1 and N ranks train on the same training set
+``weights``       initial weights (uniform in [weights_min, weights_max))
+``schedule``      the shuffled list of energy/force updates of every epoch
+``rank``          per rank (child r of a fourth sequence): shuffling of the
+                  rank's own update-candidate lists
+================  =============================================================
 
 The generator states (``bit_generator.state``) are part of the checkpoint.
 """

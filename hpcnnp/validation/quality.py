@@ -50,17 +50,13 @@ from ase.optimize import BFGS
 
 from hpcnnp.errors import HpcnnpError
 from hpcnnp.structures import slab
-from hpcnnp.structures._common import FORMAL_CHARGES
+from hpcnnp.units import EV_A2_JM2, EV_A3_GPA, FORMAL_CHARGES
 
 __all__ = ["quality_factor", "relax", "lattice_constants", "elastic_constants",
            "vacancy_formation_energy", "surface_energy", "compute_properties",
            "compare_properties", "QualityTable", "PropertyRow", "EV_A3_GPA",
            "EV_A2_JM2", "PROPERTIES"]
 
-#: eV/Å³ -> GPa
-EV_A3_GPA = 160.21766208
-#: eV/Å² -> J/m²
-EV_A2_JM2 = 16.021766208
 #: property groups computed by :func:`compute_properties`, in this order
 PROPERTIES = ("lattice", "elastic", "vacancy", "surface")
 

@@ -233,7 +233,8 @@ def _step_errors(ctx):
     results = []
     for name, path in _sets(cfg):
         t0 = time.perf_counter()
-        res = evaluate_dataset(ctx.potential, path, name, resolver)
+        res = evaluate_dataset(ctx.potential, path, name, resolver, progress=Progress(
+            f"errors: {name}", unit="structures", out=ctx.log, interval=30.0))
         ctx.log(f"errors: {name} ({path}): {res.n_structures} structures in "
                 f"{time.perf_counter() - t0:.1f} s")
         results.append(res)

@@ -44,7 +44,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase import units
 from ase.calculators.lammps import Prism
-from ase.data import atomic_masses, atomic_numbers
 from ase.md.langevinbaoab import LangevinBAOAB
 from scipy.optimize import curve_fit
 
@@ -52,6 +51,7 @@ from hpcnnp.calculator import HDNNPCalculator
 from hpcnnp.errors import HpcnnpError
 from hpcnnp.md.plugin import lammps_plugin_path, preload_mpi
 from hpcnnp.potential import Potential
+from hpcnnp.units import EV_A3_GPA, atomic_mass
 
 from .trajectory import thermalize
 
@@ -60,8 +60,6 @@ __all__ = ["lattice_parameters", "sigmoid", "fit_sigmoid", "threshold_temperatur
 
 #: default |c/a - 1| below which a bin counts as cubic
 DEFAULT_THRESHOLD = 0.005
-#: eV/Å³ in GPa
-EV_A3_GPA = 160.21766208
 
 
 def lattice_parameters(cells, repeat=(1, 1, 1), c_axis=None):
@@ -358,7 +356,7 @@ def _ramp_lammps(atoms, t0, t1, steps, calculator, potential_dir, dt, every, pre
         lmp.create_atoms(len(atoms), list(range(1, len(atoms) + 1)), types,
                          pos.ravel().tolist())
         for t, el in enumerate(els):
-            lmp.command(f"mass {t + 1} {atomic_masses[atomic_numbers[el]]}")
+            lmp.command(f"mass {t + 1} {atomic_mass(el)}")
         lmp.command(f"plugin load {plugin}")
         lmp.command(f"pair_style hpcnnp {pot.cutoff + 0.01} dir {potential_dir}")
         lmp.command("pair_coeff * * " + " ".join(els))

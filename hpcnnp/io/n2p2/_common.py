@@ -8,6 +8,7 @@ import re
 
 from hpcnnp.errors import InputFileError
 from hpcnnp.fileio import atomic_open
+from hpcnnp.units import CHEMICAL_SYMBOLS
 
 __all__ = ["N2P2_ELEMENTS", "element_order", "weights_filename"]
 
@@ -16,13 +17,7 @@ __all__ = ["N2P2_ELEMENTS", "element_order", "weights_filename"]
 # ---------------------------------------------------------------------------------------
 
 #: Element symbols n2p2 recognises, H (Z=1) ... No (Z=102); index + 1 = atomic number.
-N2P2_ELEMENTS = tuple("""
-H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As
-Se Br Kr Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm Eu Gd
-Tb Dy Ho Er Tm Yb Lu Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U Np Pu Am
-Cm Bk Cf Es Fm Md No
-""".split())
-assert len(N2P2_ELEMENTS) == 102
+N2P2_ELEMENTS = CHEMICAL_SYMBOLS[1:103]
 
 _Z = {symbol: z for z, symbol in enumerate(N2P2_ELEMENTS, start=1)}
 

@@ -4,6 +4,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_PROJECT = REPO / "examples" / "llzo_lco" / "project.yaml"
+#: a frozen copy of an earlier example project: the line edits of the tests stay valid
+#: while the demo's settings change
+FROZEN_PROJECT = Path(__file__).resolve().parent / "data" / "project.yaml"
 CAMPAIGNS = REPO / "examples" / "campaigns"
 SITES = REPO / "jobs" / "sites"
 

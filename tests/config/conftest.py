@@ -1,9 +1,9 @@
 """Fixtures of the configuration-layer tests."""
 
 import pytest
-from _config_helpers import EXAMPLE_PROJECT
+from _config_helpers import FROZEN_PROJECT
 
 
 @pytest.fixture
 def project_text():
-    return EXAMPLE_PROJECT.read_text()
+    return FROZEN_PROJECT.read_text()

@@ -12,7 +12,7 @@ from hpcnnp.cli import main
 from hpcnnp.errors import InputFileError
 from hpcnnp.workflow.project import load_project
 
-from _config_helpers import EXAMPLE_PROJECT, edit, line_of
+from _config_helpers import EXAMPLE_PROJECT, FROZEN_PROJECT, edit, line_of
 
 #: task hashes of the example project's sampling stage as planned at commit 5e66f06
 #: (before the typed layer): hpcnnp run resumes a sampling stage of an earlier run
@@ -167,4 +167,4 @@ def _write(tmp_path, text):
 
 
 def test_the_sampling_stage_plans_the_same_tasks_as_before():
-    assert [t.hash for t in load_project(EXAMPLE_PROJECT).sampling_tasks()] == PROJECT_TASKS
+    assert [t.hash for t in load_project(FROZEN_PROJECT).sampling_tasks()] == PROJECT_TASKS

@@ -174,7 +174,7 @@ def plot_summary(path, records, sigma=None):
     ax.set_ylabel("σ_F of explored frames (eV/Å)")
     ax.legend(fontsize=8)
     ax = axes[0, 1]
-    ax.plot(it, [r["fraction_accurate"] for r in records], "o-", label="fraction accurate")
+    ax.plot(it, [r["fraction_accurate"] for r in records], "o-", label="fraction below σ_low")
     ax.plot(it, [r.get("runs_failed", 0) / max(1, len(r.get("runs", []))) for r in records],
             "s--", label="fraction of runs failed")
     ax.set_ylim(-0.02, 1.02)

@@ -186,6 +186,20 @@ def _teacher_section(ctx):
     return [teacher_markdown(summary, link_prefix=_rel(ctx, path.parent) + "/")]
 
 
+def _warning_summary(traj):
+    """"N in M of K frames" from the trajectory's per-frame warning counts."""
+    from hpcnnp.io.h5md import H5MDTrajectory
+    try:
+        with H5MDTrajectory(traj) as t:
+            if "n_extrapolation_warnings" not in t.observables:
+                return "not recorded"
+            counts = t.observable("n_extrapolation_warnings")[2]
+    except Exception as exc:          # noqa: BLE001 - the report must still be written
+        return f"unknown ({exc})"
+    return (f"{int(counts.sum())} in {int((counts > 0).sum())} of {len(counts)} dumped "
+            "frames (counted since the previous frame)")
+
+
 def _md_section(ctx, name, title):
     out = [f"## Production MD and analysis: {title}", ""]
     failed = _marker(ctx, f"md_{name}", failed=True)
@@ -197,12 +211,12 @@ def _md_section(ctx, name, title):
         return out + ["*(not run)*", ""]
     st = json.loads(state.read_text())
     ps = st.get("time_ps")
+    warnings = _warning_summary(state.parent / st.get("trajectory", "traj.h5md"))
     out += [f"LAMMPS with the hpcnnp plugin, the potential alone"
             + (f" with a ZBL overlay {md.zbl.inner:g}-{md.zbl.outer:g} Å" if md.zbl else
                " (no ZBL)") + f"; {md.natoms} atoms (requested), NVT at "
             f"{md.temperature:g} K after heating from 300 K; time step {md.timestep:g} fs; "
-            f"simulated {ps} ps in total; extrapolation warnings: "
-            f"{st.get('extrapolation_warnings', '?')}.", ""]
+            f"simulated {ps} ps in total; extrapolation warnings: {warnings}.", ""]
     summ = ctx.path("analysis", name, "summary.json")
     if not summ.exists():
         return out + ["*(analysis not run)*", ""]
@@ -228,11 +242,11 @@ def _md_section(ctx, name, title):
     for key, v in sorted(nums.items()):
         if key.startswith("diffusivity_"):
             el = key.split("_", 1)[1]
-            verdict = "converged" if v["converged"] else "**not converged**"
+            verdict = ("converged" if v["converged"] else "**not converged**") + (
+                f" ({v['convergence']})" if v["convergence"] != "converged" else "")
             out.append(f"- {el} diffusivity from {v['simulated_time_fs'] / 1000:.2g} ps: "
-                       f"{v['D_cm2_s']:.2e} ± {v['D_err_cm2_s']:.1e} cm²/s — {verdict} "
-                       f"({v['convergence']}); "
-                       + ("" if v["converged"] else "do not use this number"))
+                       f"{v['D_cm2_s']:.2e} ± {v['D_err_cm2_s']:.1e} cm²/s — {verdict}"
+                       + ("" if v["converged"] else "; do not use this number"))
         if key.startswith("segregation_"):
             el = key.split("_", 1)[1]
             verdict = "converged" if v["converged"] else "**not converged**"

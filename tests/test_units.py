@@ -74,9 +74,9 @@ def test_one_home():
     from hpcnnp.analysis import density, structure
     from hpcnnp.io.n2p2 import N2P2_ELEMENTS
     from hpcnnp.structures import _common
-    from hpcnnp.validation import observables, quality, transition
+    from hpcnnp.validation import quality, transition
 
-    assert structure.KB_EV is u.KB_EV and observables.KB_EV is u.KB_EV
+    assert structure.KB_EV is u.KB_EV
     assert quality.EV_A3_GPA is u.EV_A3_GPA and transition.EV_A3_GPA is u.EV_A3_GPA
     assert density.BOHR is u.BOHR and _common.FORMAL_CHARGES is u.FORMAL_CHARGES
     assert N2P2_ELEMENTS == u.CHEMICAL_SYMBOLS[1:103]

@@ -11,7 +11,7 @@ Every part of hpcnnp that needs to know an SF type asks this table:
   line layouts of ``hdnnp_n2p2.c``); ``tests/descriptors/test_sftypes.py`` checks that
   they equal this table.
 
-How to add a type: ``docs/extending-sf-types.md``.
+How to add a type: ``docs/extending.md`` (section "A symmetry-function type").
 
 The definitions (n2p2 commit 61daa0d, ``SymFnc*.cpp``; lengths L, energies E)
 -----------------------------------------------------------------------------

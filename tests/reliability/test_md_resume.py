@@ -34,7 +34,7 @@ def test_finished_run_with_damaged_trajectory(md_inputs, tmp_path, damage):
     """Case: ``md --resume`` on a finished run said "already complete" without checking
     that the trajectory still opens."""
     folder, proto = _finished_run(md_inputs, tmp_path, [NVT])
-    traj = folder / "run" / "traj.h5"
+    traj = folder / "run" / "traj.h5md"
     if damage == "truncated":
         data = traj.read_bytes()
         traj.write_bytes(data[: len(data) // 3])
@@ -61,7 +61,7 @@ def test_stage_appended_to_a_finished_run_is_run(md_inputs, tmp_path):
     from hpcnnp.io.h5md import H5MDTrajectory
 
     folder, proto = _finished_run(md_inputs, tmp_path, [NVT])
-    with H5MDTrajectory(folder / "run" / "traj.h5") as t:
+    with H5MDTrajectory(folder / "run" / "traj.h5md") as t:
         assert list(t.steps) == [0, 10, 20]
     _protocol(folder, "p.yaml", [NVT, {"type": "nvt", "T": 600, "time": "20 steps"}],
               md_inputs)
@@ -69,7 +69,7 @@ def test_stage_appended_to_a_finished_run_is_run(md_inputs, tmp_path):
     assert res.returncode == 0, res.stderr
     assert "already complete" not in res.stdout
     assert "continuing with stage 2" in res.stdout
-    with H5MDTrajectory(folder / "run" / "traj.h5") as t:
+    with H5MDTrajectory(folder / "run" / "traj.h5md") as t:
         assert list(t.steps) == [0, 10, 20, 30, 40]
     state = json.loads((folder / "run" / "state.json").read_text())
     assert state["complete"] and state["stage"] == 1

@@ -118,7 +118,7 @@ def _wait(cluster, ids, seconds=900):
 
 def _steps(run):
     from hpcnnp.io.h5md import H5MDTrajectory
-    with H5MDTrajectory(run / "traj.h5") as t:
+    with H5MDTrajectory(run / "traj.h5md") as t:
         return [int(s) for s in t.steps]
 
 
@@ -153,7 +153,7 @@ def test_cancelled_segment_resubmitted_resumes(slurm_cluster, md_inputs, tmp_pat
     # cancel segment 2 early in its MD (frames beyond its last restart, 500 steps to go)
     deadline = time.time() + 600
     while time.time() < deadline:
-        if slurm_cluster.state(ids[1]) == "RUNNING" and (run / "traj.h5").exists():
+        if slurm_cluster.state(ids[1]) == "RUNNING" and (run / "traj.h5md").exists():
             try:
                 if max(_steps(run)) >= 800:
                     break

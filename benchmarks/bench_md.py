@@ -28,28 +28,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import _measure
 import numpy as np
 
 HERE = Path(__file__).resolve()
-
-
-def _env():
-    env = dict(os.environ)
-    lib = str(Path(sys.prefix) / "lib")
-    env["LD_LIBRARY_PATH"] = lib + os.pathsep + env.get("LD_LIBRARY_PATH", "")
-    return env
-
-
-def _mpiexec():
-    exe = Path(sys.executable).with_name("mpiexec")
-    return str(exe) if exe.exists() else "mpiexec"
 
 
 def make_potential(folder, weight_scale, seed=0):
@@ -149,8 +137,8 @@ def speed(data, pot, ranks, steps, warmup, folder):
     cmd = [sys.executable, str(HERE), "--worker", str(data), str(pot), str(steps),
            str(warmup), str(log)]
     if ranks > 1:
-        cmd = [_mpiexec(), "-n", str(ranks)] + cmd
-    res = subprocess.run(cmd, capture_output=True, text=True, env=_env())
+        cmd = [_measure.mpiexec(), "-n", str(ranks)] + cmd
+    res = subprocess.run(cmd, capture_output=True, text=True, env=_measure.env(ranks))
     rows = [line[7:] for line in res.stdout.splitlines() if line.startswith("RESULT ")]
     if res.returncode != 0 or not rows:
         raise SystemExit(f"speed run failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
@@ -180,9 +168,9 @@ def drift(folder, pot, n_atoms, temperature, equil_ps, nve_ps, ranks, zbl, name)
     proto.write_text("\n".join(lines) + "\n")
     cmd = [sys.executable, "-m", "hpcnnp.cli", "md", str(proto)]
     if ranks > 1:
-        cmd = [_mpiexec(), "-n", str(ranks)] + cmd
+        cmd = [_measure.mpiexec(), "-n", str(ranks)] + cmd
     t0 = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True, env=_env())
+    res = subprocess.run(cmd, capture_output=True, text=True, env=_measure.env(ranks))
     wall = time.perf_counter() - t0
     if res.returncode != 0:
         raise SystemExit(f"drift run failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")

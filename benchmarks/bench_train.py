@@ -48,46 +48,18 @@ sys.path.insert(0, str(REPO))
 ELEMENTS = ("Li", "La", "Zr", "O", "Co")
 FORMULA = {"Li": 56, "La": 24, "Zr": 16, "O": 96, "Co": 12}
 
-TRAIN = """
-epochs {epochs}
-updater_type 1
-parallel_mode 0
-jacobian_mode 1
-update_strategy {strategy}
-selection_mode 2
-task_batch_size_energy 1
-task_batch_size_force 1
-test_fraction 0.1
-force_weight 10.0
-short_energy_fraction 1.0
-short_force_fraction {force_fraction}
-short_energy_error_threshold 0.0
-short_force_error_threshold 1.0
-rmse_threshold_trials 3
-weights_min -1.0
-weights_max 1.0
-main_error_metric RMSEpa
-kalman_type 0
-kalman_epsilon 1.0E-2
-kalman_q0 0.01
-kalman_qtau 2.302
-kalman_qmin 1.0E-6
-kalman_eta 0.01
-kalman_etatau 2.302
-kalman_etamax 1.0
-{memorize}
-"""
+#: n2p2's Kalman settings (hpcnnp.testing.KALMAN_TRAINING) of the synth5_A reference
+#: run, without normalisation or a Nguyen-Widrow start; force_weight 10
+TRAIN = dict(force_weight=10.0, normalize_data_set=None, nguyen_widrow_weights_short=None)
 
 
 def prepare(folder, n_structures, atoms_min, atoms_max, epochs, force_fraction, strategy,
             memorize, seed=1):
     """Teacher potential + labelled LLZO-like structures + input.nn for training."""
     import numpy as np
-    from ase.calculators.singlepoint import SinglePointCalculator
 
-    from hpcnnp.io import n2p2
-    from hpcnnp.potential import Potential
-    from hpcnnp.testing import llzo_like_cell, synthetic_potential
+    from hpcnnp.testing import (label_with_potential, llzo_like_cell, synthetic_potential,
+                                with_training_settings)
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -99,16 +71,12 @@ def prepare(folder, n_structures, atoms_min, atoms_max, epochs, force_fraction, 
                                   seed=seed, structures=structures,
                                   atom_energy={"Li": -0.19, "La": -0.55, "Zr": -1.42,
                                                "O": -0.44, "Co": -1.85})
-    pot = Potential.from_n2p2(teacher)
-    for atoms in structures:
-        res = pot.compute(atoms)
-        atoms.calc = SinglePointCalculator(atoms, energy=res.energy, forces=res.forces)
-    n2p2.write_data(folder / "input.data", structures)
+    label_with_potential(structures, teacher, folder / "input.data")
     shutil.copy(teacher / "scaling.data", folder / "scaling.data")
-    text = (teacher / "input.nn").read_text()
-    text += TRAIN.format(epochs=epochs, strategy=strategy, force_fraction=force_fraction,
-                         memorize="memorize_symfunc_results" if memorize else "")
-    (folder / "input.nn").write_text(text)
+    (folder / "input.nn").write_text(with_training_settings(
+        (teacher / "input.nn").read_text(), **TRAIN, random_seed=seed, epochs=epochs,
+        update_strategy=strategy, short_force_fraction=force_fraction,
+        memorize_symfunc_results="" if memorize else None))
     return folder
 
 
@@ -146,11 +114,6 @@ def worker(folder, out_name):
     print("BENCH-RESULT " + json.dumps(res), flush=True)
 
 
-def _mpiexec():
-    exe = Path(sys.executable).parent / "mpiexec"
-    return str(exe) if exe.exists() else shutil.which("mpiexec")
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workdir", default="/tmp/hpcnnp-bench-train")
@@ -178,7 +141,7 @@ def main(argv=None):
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     results = []
     for ranks in args.ranks:
-        cmd = [_mpiexec(), "-n", str(ranks), sys.executable, str(Path(__file__).resolve()),
+        cmd = [_measure.mpiexec(), "-n", str(ranks), sys.executable, str(Path(__file__).resolve()),
                "--worker", str(folder), "--out", f"out_{ranks}"]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         line = next((ln for ln in proc.stdout.splitlines()

@@ -37,7 +37,7 @@ from hpcnnp.descriptors.sfgen import LLZO_LCO_DEFAULT, SymFuncConfig
 __all__ = ["LLZO_CELL", "LLZO_FORMULA", "LLZO_NUMBER_DENSITY", "llzo_like_cell",
            "synthetic_potential", "glorot_weights", "scaling_statistics",
            "repulsive_potential", "rocksalt_cell", "pruned_potential",
-           "KALMAN_TRAINING", "with_training_settings"]
+           "KALMAN_TRAINING", "with_training_settings", "label_with_potential"]
 
 #: cubic LLZO conventional cell: edge (Å) and content (Li56La24Zr16O96, 192 atoms)
 LLZO_CELL = 12.97
@@ -504,6 +504,38 @@ def pruned_potential(source, directory, structures, threshold=1e-4, max_tail=Non
         + f" on {len(structures)} structures\n"
         + "\n".join(report) + "\n")
     return directory
+
+
+def label_with_potential(structures, potential, data_file=None):
+    """Label ``structures`` with a potential (the teacher of a synthetic data set).
+
+    Parameters
+    ----------
+    structures : list of ase.Atoms
+        Labelled in place: a ``SinglePointCalculator`` with the potential's energy
+        (eV) and forces (eV/Å) is attached to each.
+    potential : path
+        n2p2 potential folder.
+    data_file : path, optional
+        Also write the labelled structures there in n2p2's ``input.data`` format.
+
+    Returns
+    -------
+    list of ase.Atoms
+        ``structures``.
+    """
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from hpcnnp.io import n2p2
+    from hpcnnp.potential import Potential
+
+    pot = Potential.from_n2p2(potential)
+    for atoms in structures:
+        res = pot.compute(atoms)
+        atoms.calc = SinglePointCalculator(atoms, energy=res.energy, forces=res.forces)
+    if data_file is not None:
+        n2p2.write_data(data_file, structures)
+    return structures
 
 
 #: n2p2 training keywords of the synth5_A reference run (n2p2's example Kalman settings)

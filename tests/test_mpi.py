@@ -6,7 +6,6 @@ rank aborts the job with one line naming the rank (no hang), ranks with differen
 inputs stop at once naming the rank and the difference.
 """
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,16 +16,6 @@ from hpcnnp import mpi
 from hpcnnp.errors import HpcnnpError
 
 HERE = Path(__file__).resolve().parent
-
-
-@pytest.fixture(scope="module")
-def mpiexec():
-    exe = Path(sys.executable).with_name("mpiexec")
-    exe = str(exe) if exe.exists() else shutil.which("mpiexec")
-    if not exe:
-        pytest.skip("mpiexec not found next to the Python interpreter or on PATH")
-    pytest.importorskip("mpi4py")
-    return exe
 
 
 def test_serial_without_launcher(monkeypatch):

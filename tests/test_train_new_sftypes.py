@@ -10,51 +10,27 @@ test errors several-fold (here 0.27 -> 0.013 energy units per atom and 0.76 -> 0
 force units); the written weights reproduce the reported final error.
 """
 
-import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import subprocess_env
 from _synthetic import (compact_symfunctions, random_structure, weighted_symfunctions,
                         write_synthetic_potential)
 
 from hpcnnp.io import n2p2
 from hpcnnp.potential import Potential
 
-TRAIN = """
-use_short_forces
-random_seed 7
-epochs 3
-updater_type 1
-parallel_mode 0
-jacobian_mode 1
-update_strategy 0
-selection_mode 0
-task_batch_size_energy 1
-task_batch_size_force 1
-test_fraction 0.2
-force_weight 3.0
-short_energy_fraction 1.0
-short_force_fraction 0.1
-weights_min -1.0
-weights_max 1.0
-main_error_metric RMSEpa
-write_trainpoints 0
-write_trainforces 0
-write_weights_epoch 1
-write_neuronstats 0
-kalman_type 0
-kalman_epsilon 1.0E-2
-kalman_q0 0.01
-kalman_qtau 2.302
-kalman_qmin 1.0E-6
-kalman_eta 0.01
-kalman_etatau 2.302
-kalman_etamax 1.0
-"""
+#: n2p2's Kalman settings (hpcnnp.testing.KALMAN_TRAINING) for a 3-epoch run without
+#: normalisation, error thresholds or a Nguyen-Widrow start, weights of every epoch
+TRAIN = dict(epochs=3, selection_mode=0, test_fraction=0.2, force_weight=3.0,
+             short_force_fraction=0.1, normalize_data_set=None,
+             short_energy_error_threshold=None, short_force_error_threshold=None,
+             rmse_threshold_trials=None, nguyen_widrow_weights_short=None,
+             write_trainpoints=0, write_trainforces=0, write_weights_epoch=1,
+             write_neuronstats=0)
 
 
 def _structures(rng, count):
@@ -69,7 +45,7 @@ def _structures(rng, count):
 
 
 def test_train_with_weighted_and_polynomial_sfs(tmp_path):
-    from ase.calculators.singlepoint import SinglePointCalculator
+    from hpcnnp.testing import label_with_potential, with_training_settings
 
     rng = np.random.default_rng(11)
     structures = _structures(rng, 40)
@@ -79,20 +55,16 @@ def test_train_with_weighted_and_polynomial_sfs(tmp_path):
     pot = Potential.from_n2p2(teacher)
     types = {sf.sftype for x in pot.symmetry_function_list.values() for sf in x}
     assert types == {12, 13, 20, 21, 22, 23, 24, 25}
-    for atoms in structures:
-        res = pot.compute(atoms)
-        atoms.calc = SinglePointCalculator(atoms, energy=res.energy, forces=res.forces)
     run = tmp_path / "run"
     run.mkdir()
-    n2p2.write_data(run / "input.data", structures)
+    label_with_potential(structures, teacher, run / "input.data")
     shutil.copy(teacher / "scaling.data", run / "scaling.data")
-    (run / "input.nn").write_text((teacher / "input.nn").read_text() + TRAIN)
+    (run / "input.nn").write_text(with_training_settings((teacher / "input.nn").read_text(),
+                                                         **TRAIN))
 
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-    env["LD_LIBRARY_PATH"] = str(Path(sys.prefix) / "lib") + os.pathsep + env.get(
-        "LD_LIBRARY_PATH", "")
     proc = subprocess.run([sys.executable, "-m", "hpcnnp.cli", "train", "-o", "out", "-q",
-                           "--no-plots", "--no-checkpoint"], cwd=run, env=env,
+                           "--no-plots", "--no-checkpoint"], cwd=run,
+                          env=subprocess_env(OPENBLAS_NUM_THREADS=1),
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 

@@ -166,6 +166,109 @@ def _wrap(atoms):
     return atoms.positions - image @ cell, image
 
 
+#: the H5MD observables of an evaluated frame and the frame-row keys they come from
+_OBSERVABLES = {"sigma_f": "sigma_f", "sigma_e": "sigma_e",
+                "n_extrapolation_warnings": "n_warnings", "potential_energy": "energy",
+                "temperature": "temperature"}
+
+
+def _langevin(atoms, temperature, timestep, friction, seed):
+    """Thermalised atoms and ASE's Langevin integrator (NVT, centre of mass fixed).
+
+    Parameters
+    ----------
+    atoms : ase.Atoms
+        With the driving calculator attached; momenta are set in place.
+    temperature : float, K
+    timestep : float, fs
+    friction : float, 1/fs
+    seed : int or sequence of int
+        Spawns one stream for the initial velocities and one for the noise.
+
+    Returns
+    -------
+    ase.md.langevin.Langevin
+    """
+    from ase import units
+    from ase.constraints import FixCom
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import Stationary
+    try:                                   # ASE >= 3.29
+        from ase.md.velocitydistribution import thermalize_momenta
+    except ImportError:                    # pragma: no cover - older ASE
+        from ase.md.velocitydistribution import \
+            MaxwellBoltzmannDistribution as thermalize_momenta
+
+    ss = np.random.SeedSequence(seed)
+    rng_v, rng_md = (np.random.default_rng(s) for s in ss.spawn(2))
+    thermalize_momenta(atoms, temperature_K=temperature, rng=rng_v)
+    Stationary(atoms)
+    atoms.set_constraint(FixCom())
+    return Langevin(atoms, timestep * units.fs, temperature_K=temperature,
+                    friction=friction / units.fs, rng=rng_md, fixcm=False)
+
+
+def _failed(row):
+    """``row`` marked ``failed`` with NaN committee numbers (eV/Å, eV/atom, eV)."""
+    row.update(sigma_f=float("nan"), sigma_e=float("nan"), n_warnings=0,
+               energy=float("nan"), status="failed")
+    return row
+
+
+def _evaluate_frame(potentials, atoms, frame, step, min_distance):
+    """Committee numbers of the current frame.
+
+    Parameters
+    ----------
+    potentials : list of hpcnnp.potential.Potential
+        The committee.
+    atoms : ase.Atoms
+    frame, step : int
+        Frame number and MD step.
+    min_distance : float, Å
+        Closer atoms make the frame ``failed``.
+
+    Returns
+    -------
+    row : dict
+        ``frame``, ``step``, ``temperature`` (K), ``d_min`` (Å), ``sigma_f`` (eV/Å),
+        ``sigma_e`` (eV/atom), ``n_warnings``, ``energy`` (member mean, eV), ``status``.
+    ended : str or None
+        Why the run has to stop (a failed frame), else None.
+    """
+    from hpcnnp.active.committee import committee_evaluate
+
+    row = {"frame": frame, "step": step, "temperature": float(atoms.get_temperature())}
+    try:
+        row["d_min"] = (shortest_distance(atoms) if np.isfinite(atoms.positions).all()
+                        else float("nan"))
+        if row["d_min"] < min_distance:
+            raise HpcnnpError(f"atoms closer than {min_distance} Å "
+                              f"({row['d_min']:.2f} Å)")
+        ev = committee_evaluate(potentials, atoms)
+        row.update(sigma_f=ev["sigma_f"], sigma_e=ev["sigma_e"],
+                   n_warnings=ev["n_warnings"], energy=float(ev["energies"].mean()),
+                   status="ok")
+        if not np.isfinite([ev["sigma_f"], ev["sigma_e"]]).all():
+            raise HpcnnpError("non-finite committee forces or energies")
+    except HpcnnpError as exc:
+        _failed(row)
+        return row, f"step {step}: {exc}"
+    return row, None
+
+
+def _store_frame(writer, atoms, row, timestep):
+    """Write the frame of ``row`` to the H5MD ``writer`` if its positions are finite
+    (time in ps from the step and ``timestep`` in fs); sets ``row["stored"]``."""
+    row["stored"] = bool(np.isfinite(atoms.positions).all())
+    if row["stored"]:
+        pos, image = _wrap(atoms)
+        step = row["step"]
+        writer.write_frame(step, step * timestep * 1e-3, pos, atoms.cell.array,
+                           image=image, observables={
+                               name: row[key] for name, key in _OBSERVABLES.items()})
+
+
 def explore_run(committee, atoms, temperature, steps, stride, timestep, friction, seed,
                 output, min_distance=0.5):
     """One exploration MD run; writes ``output``.h5 and ``output``.json.
@@ -200,17 +303,7 @@ def explore_run(committee, atoms, temperature, steps, stride, timestep, friction
         ``energy`` (member mean, eV), ``temperature`` K, ``status``), ``ended``
         (None or why the run stopped early), ``name``, ``temperature``.
     """
-    from ase import units
-    from ase.constraints import FixCom
-    from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import Stationary
-    try:                                   # ASE >= 3.29
-        from ase.md.velocitydistribution import thermalize_momenta
-    except ImportError:                    # pragma: no cover - older ASE
-        from ase.md.velocitydistribution import \
-            MaxwellBoltzmannDistribution as thermalize_momenta
-
-    from hpcnnp.active.committee import committee_evaluate, load_committee
+    from hpcnnp.active.committee import load_committee
     from hpcnnp.calculator import HDNNPCalculator
     from hpcnnp.io.h5md import H5MDWriter
 
@@ -224,51 +317,16 @@ def explore_run(committee, atoms, temperature, steps, stride, timestep, friction
     potentials = load_committee(committee)
     atoms = atoms.copy()
     atoms.calc = HDNNPCalculator(potentials[0])
-    ss = np.random.SeedSequence(seed)
-    rng_v, rng_md = (np.random.default_rng(s) for s in ss.spawn(2))
-    thermalize_momenta(atoms, temperature_K=temperature, rng=rng_v)
-    Stationary(atoms)
-    atoms.set_constraint(FixCom())
-    dyn = Langevin(atoms, timestep * units.fs, temperature_K=temperature,
-                   friction=friction / units.fs, rng=rng_md, fixcm=False)
-    obs = ("sigma_f", "sigma_e", "n_extrapolation_warnings", "potential_energy",
-           "temperature")
+    dyn = _langevin(atoms, temperature, timestep, friction, seed)
     frames, ended = [], None
     h5 = output.with_suffix(".h5")
-    with H5MDWriter(h5, atoms, fields=("position", "image"), observables=obs,
+    with H5MDWriter(h5, atoms, fields=("position", "image"), observables=tuple(_OBSERVABLES),
                     metadata={"temperature_K": temperature, "timestep_fs": timestep,
                               "stride": stride}) as writer:
         step = 0
         while True:
-            row = {"frame": len(frames), "step": step,
-                   "temperature": float(atoms.get_temperature())}
-            try:
-                row["d_min"] = (shortest_distance(atoms) if np.isfinite(atoms.positions).all()
-                                else float("nan"))
-                if row["d_min"] < min_distance:
-                    raise HpcnnpError(f"atoms closer than {min_distance} Å "
-                                      f"({row['d_min']:.2f} Å)")
-                ev = committee_evaluate(potentials, atoms)
-                row.update(sigma_f=ev["sigma_f"], sigma_e=ev["sigma_e"],
-                           n_warnings=ev["n_warnings"], energy=float(ev["energies"].mean()),
-                           status="ok")
-                if not np.isfinite([ev["sigma_f"], ev["sigma_e"]]).all():
-                    raise HpcnnpError("non-finite committee forces or energies")
-            except HpcnnpError as exc:
-                row.update(sigma_f=float("nan"), sigma_e=float("nan"), n_warnings=0,
-                           energy=float("nan"), status="failed")
-                ended = f"step {step}: {exc}"
-            if np.isfinite(atoms.positions).all():
-                pos, image = _wrap(atoms)
-                writer.write_frame(step, step * timestep * 1e-3, pos, atoms.cell.array,
-                                   image=image, observables={
-                                       "sigma_f": row["sigma_f"], "sigma_e": row["sigma_e"],
-                                       "n_extrapolation_warnings": row["n_warnings"],
-                                       "potential_energy": row["energy"],
-                                       "temperature": row["temperature"]})
-                row["stored"] = True
-            else:
-                row["stored"] = False
+            row, ended = _evaluate_frame(potentials, atoms, len(frames), step, min_distance)
+            _store_frame(writer, atoms, row, timestep)
             frames.append(row)
             if ended is not None or step + stride > steps:
                 break
@@ -276,12 +334,10 @@ def explore_run(committee, atoms, temperature, steps, stride, timestep, friction
                 dyn.run(stride)
             except HpcnnpError as exc:            # the engine rejected a structure
                 ended = f"after step {step}: {exc}"
-                frames.append({"frame": len(frames), "step": step + stride,
-                               "temperature": float("nan"), "d_min": float("nan"),
-                               "sigma_f": float("nan"),
-                               "sigma_e": float("nan"), "n_warnings": 0,
-                               "energy": float("nan"), "status": "failed",
-                               "stored": False})
+                row = _failed({"frame": len(frames), "step": step + stride,
+                               "temperature": float("nan"), "d_min": float("nan")})
+                row["stored"] = False
+                frames.append(row)
                 break
             step += stride
     info = {"name": atoms.info.get("name", ""), "variant": atoms.info.get("variant", ""),

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from hpcnnp import mpi
+from hpcnnp.commands._options import add_progress_interval
 from hpcnnp.errors import HpcnnpError
 from hpcnnp.fileio import folder_lock
 
@@ -58,8 +59,7 @@ def register(subparsers):
                    help="stop at the end of the segment that reaches simulated time T (ns); "
                    "with --resume each chained batch job advances the run by its share "
                    "(hpcnnp jobs render); the run is complete only when its last stage ends")
-    p.add_argument("--progress-interval", type=float, default=10.0, metavar="S",
-                   help="seconds between progress lines within a segment (default 10)")
+    add_progress_interval(p, 10.0, "within a segment")
     p.set_defaults(func=run)
     return p
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from hpcnnp import mpi
+from hpcnnp.commands._options import add_n2p2_files
 from hpcnnp.errors import HpcnnpError, InputFileError
 from hpcnnp.io.n2p2 import count_structures
 from hpcnnp.potential import Potential
@@ -57,10 +58,7 @@ def register(subparsers):
     p.add_argument("--potential", "-p", metavar="DIR", default=".",
                    help="potential folder with input.nn, scaling.data and "
                    "weights.ZZZ.data (default: the current folder, like n2p2's tools)")
-    p.add_argument("--data", "-d", metavar="FILE", default="input.data",
-                   help="structures in n2p2's input.data format (default: input.data)")
-    p.add_argument("--output-dir", "-o", metavar="DIR", default=".",
-                   help="folder for the output files, created if missing (default: .)")
+    add_n2p2_files(p)
     forces = p.add_mutually_exclusive_group()
     forces.add_argument("--forces", dest="forces", action="store_true", default=None,
                         help="predict forces (forces.comp, forces in output.data); "

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 
+from hpcnnp.commands._options import add_progress_interval
 from hpcnnp.errors import HpcnnpError
 from hpcnnp.hpc.reaper import DriverGuard
 
@@ -66,8 +67,7 @@ def register(subparsers):
                    help="multiply every snapshot count by F (overrides the file's scale)")
     p.add_argument("--output", "-o", metavar="FILE", help="data set file (overrides output:)")
     p.add_argument("--workdir", metavar="DIR", help="work folder (overrides workdir:)")
-    p.add_argument("--progress-interval", type=float, default=30.0, metavar="S",
-                   help="seconds between progress lines while tasks run (default: 30)")
+    add_progress_interval(p, 30.0, "while tasks run")
     p.add_argument("--list", action="store_true",
                    help="list the tasks with their state and exit")
     p.set_defaults(func=run)

@@ -12,6 +12,7 @@ import sys
 import warnings
 
 from hpcnnp import mpi
+from hpcnnp.commands._options import add_n2p2_files, add_progress_interval
 from hpcnnp.descriptors import scaling
 from hpcnnp.errors import HpcnnpError
 from hpcnnp.fileio import folder_lock
@@ -62,12 +63,8 @@ def register(subparsers):
     p.add_argument("nbins", nargs="?", default=str(scaling.DEFAULT_NBINS), metavar="NBINS",
                    help="number of SF histogram bins, >= 2 (n2p2's argument; "
                    f"default: {scaling.DEFAULT_NBINS})")
-    p.add_argument("--settings", "-s", metavar="FILE", default="input.nn",
-                   help="n2p2 settings with the symmetry functions (default: input.nn)")
-    p.add_argument("--data", "-d", metavar="FILE", default="input.data",
-                   help="structures in n2p2's input.data format (default: input.data)")
-    p.add_argument("--output-dir", "-o", metavar="DIR", default=".",
-                   help="folder for the output files, created if missing (default: .)")
+    add_n2p2_files(p, settings="n2p2 settings with the symmetry functions "
+                   "(default: input.nn)")
     p.add_argument("--no-histograms", action="store_true",
                    help="do not write the sf.ZZZ.SSSS.histo files (saves the memory "
                    "for the SF values, see the log)")
@@ -79,8 +76,7 @@ def register(subparsers):
     p.add_argument("--dry-run", action="store_true",
                    help="only pass 1: check all structures, print the neighbour "
                    "statistics and the memory estimate; write nothing")
-    p.add_argument("--progress-interval", type=float, default=10.0, metavar="S",
-                   help="seconds between progress lines on stderr (0: none; default: 10)")
+    add_progress_interval(p, 10.0, "on stderr", zero="none")
     p.add_argument("--cache-limit", type=float, default=scaling.DEFAULT_CACHE_LIMIT / 2**20,
                    metavar="MIB",
                    help="MiB of SF values a rank keeps in memory for the histograms; "

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from hpcnnp import mpi
+from hpcnnp.commands._options import add_n2p2_files
 from hpcnnp.errors import HpcnnpError, InputFileError
 from hpcnnp.fileio import folder_lock, output_error
 
@@ -76,15 +77,11 @@ def register(subparsers):
         "filter (or gradient descent) with n2p2's update schedule, selection modes and\n"
         "output files; MPI-parallel (mpiexec -n N), checkpoint/restart.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--settings", default="input.nn", metavar="FILE",
-                   help="settings file (default: input.nn); weights.ZZZ.data for "
-                   "use_old_weights_short are read from its folder")
-    p.add_argument("--data", default="input.data", metavar="FILE",
-                   help="structures (default: input.data)")
+    add_n2p2_files(p, settings="settings file (default: input.nn); weights.ZZZ.data for "
+                   "use_old_weights_short are read from its folder",
+                   output_dir="folder for all output files (default: .)")
     p.add_argument("--scaling", default="scaling.data", metavar="FILE",
                    help="SF scaling statistics (default: scaling.data)")
-    p.add_argument("--output-dir", "-o", default=".", metavar="DIR",
-                   help="folder for all output files (default: .)")
     p.add_argument("--restart", action="store_true",
                    help="continue from the checkpoint (same inputs and number of ranks); "
                    "gives the same weights as an uninterrupted run")

@@ -530,6 +530,118 @@ def _first_error(comm, err):
     return HpcnnpError(text)
 
 
+class _NeighbourTally:
+    """Pass-1 sums of one rank: atoms and neighbours per element, the histogram of
+    neighbour counts and the memory estimate of memorised SF values/derivatives.
+
+    Parameters
+    ----------
+    n_sf : (n_el,) int array
+        SFs per element.
+    dep : (n_el, n_el) int array
+        SFs of central element e that depend on neighbours of element q.
+    forces : bool
+        Count SF derivatives too (use_short_forces).
+    """
+
+    def __init__(self, n_sf, dep, forces):
+        n_el = len(n_sf)
+        self.n_el, self.n_sf, self.dep, self.forces = n_el, n_sf, dep, forces
+        self.n_atoms = np.zeros(n_el, dtype=np.int64)
+        self.nb_min = np.full(n_el, np.iinfo(np.int64).max, dtype=np.int64)
+        self.nb_max = np.zeros(n_el, dtype=np.int64)
+        self.nb_sum = np.zeros((n_el, n_el), dtype=np.int64)  # central x neighbour element
+        self.hist = np.zeros((1, 1 + n_el), dtype=np.int64)
+        self.mem = np.zeros(3, dtype=np.int64)       # values, derivatives compact, dense
+        self.mem_struct_max = np.zeros(1, dtype=np.int64)
+
+    def _grow_hist(self, rows):
+        if rows > self.hist.shape[0]:
+            self.hist = np.vstack([self.hist, np.zeros((rows - self.hist.shape[0],
+                                                        1 + self.n_el), dtype=np.int64)])
+
+    def add(self, elem, start, idx):
+        """Count one structure.
+
+        Parameters
+        ----------
+        elem : (n,) int64 array
+            Element index of each atom.
+        start, idx : arrays
+            Neighbour list in CSR form (first neighbour of each atom, neighbours).
+
+        Returns
+        -------
+        (n, n_el) int64 array
+            Neighbours of each element per atom.
+        """
+        n_el, n_sf = self.n_el, self.n_sf
+        n = len(elem)
+        nn = np.diff(np.asarray(start, dtype=np.int64))
+        owner = np.repeat(np.arange(n), nn)
+        per = np.bincount(owner * n_el + elem[np.asarray(idx, dtype=np.int64)],
+                          minlength=n * n_el).reshape(n, n_el)
+        self.n_atoms += np.bincount(elem, minlength=n_el)
+        np.minimum.at(self.nb_min, elem, nn)
+        np.maximum.at(self.nb_max, elem, nn)
+        np.add.at(self.nb_sum, elem, per)
+        self._grow_hist((int(nn.max()) if n else 0) + 1)
+        np.add.at(self.hist, (nn, 0), 1)
+        np.add.at(self.hist, (nn, 1 + elem), 1)
+        v = int((8 * n_sf[elem]).sum())
+        d = dd = 0
+        if self.forces:
+            d = int(24 * (n_sf[elem].sum() + (per * self.dep[elem]).sum()))
+            dd = int((24 * n_sf[elem] * (nn + 1)).sum())
+        self.mem += (v, d, dd)
+        self.mem_struct_max[0] = max(self.mem_struct_max[0], v + d)
+        return per
+
+    def reduce(self, c):
+        """Sum over the ranks of ``c`` (collective); the histogram ends on rank 0 only
+        (None elsewhere)."""
+        self.n_atoms = c.allreduce(self.n_atoms, "sum")
+        self.nb_min = c.allreduce(self.nb_min, "min")
+        self.nb_max = c.allreduce(self.nb_max, "max")
+        self.nb_sum = c.allreduce(self.nb_sum, "sum")
+        self.mem = c.allreduce(self.mem, "sum")
+        self.mem_struct_max = c.allreduce(self.mem_struct_max, "max")
+        self._grow_hist(int(c.allreduce(np.array([self.hist.shape[0]], dtype=np.int64),
+                                        "max")[0]))
+        hist = c.reduce_sum(self.hist)
+        self.hist = hist if c.rank == 0 else None
+
+    def neighbors(self, elements):
+        """Neighbour numbers per central element and for ``"all"``: ``min``, ``max``,
+        ``mean`` and ``per_element`` (mean neighbours of each element)."""
+        n_el, n_atoms, nb_min, nb_max, nb_sum = (self.n_el, self.n_atoms, self.nb_min,
+                                                 self.nb_max, self.nb_sum)
+        neighbors = {}
+        for e, el in enumerate(elements):
+            na = int(n_atoms[e])
+            neighbors[el] = dict(
+                min=int(nb_min[e]) if na else 0, max=int(nb_max[e]) if na else 0,
+                mean=float(nb_sum[e].sum()) / na if na else 0.0,
+                per_element=nb_sum[e] / na if na else np.zeros(n_el))
+        tot = int(n_atoms.sum())
+        present = n_atoms > 0
+        neighbors["all"] = dict(min=int(nb_min[present].min()) if tot else 0,
+                                max=int(nb_max.max()) if tot else 0,
+                                mean=float(nb_sum.sum()) / tot if tot else 0.0,
+                                per_element=nb_sum.sum(axis=0) / tot if tot else
+                                np.zeros(n_el))
+        return neighbors
+
+    def memory(self, count):
+        """Memory estimate (bytes) of the whole data set of ``count`` structures."""
+        mem = self.mem
+        return dict(values=int(mem[0]), derivatives=int(mem[1]),
+                    derivatives_dense=int(mem[2]), total=int(mem[0] + mem[1]),
+                    total_dense=int(mem[0] + mem[2]),
+                    per_structure_mean=float(mem[0] + mem[1]) / count,
+                    per_structure_max=int(self.mem_struct_max[0]), forces=self.forces)
+
+
 class ScalingRun:
     """One nnp-scaling run in steps: :meth:`scan` (pass 1), :meth:`compute` (pass 2),
     :meth:`write` (rank 0 writes; collective).  :func:`run_scaling` does all three.
@@ -642,11 +754,8 @@ class ScalingRun:
         return InputFileError(self.data, line, f"structure {k + 1}: {exc}")
 
     # ------------------------------------------------------------------ pass 1
-    def scan(self):
-        """Pass 1: neighbour lists of every structure (validation, neighbour
-        statistics, memory estimate).  Collective."""
-        t0 = time.perf_counter()
-        self._header()
+    def _count_structures(self):
+        """Structures in the data file (rank 0 counts; None if it cannot); collective."""
         total = None
         if self.c.rank == 0:
             try:
@@ -654,17 +763,16 @@ class ScalingRun:
                 total = count_structures(self.data)
             except (OSError, ImportError):
                 total = None
-        self.total_structures = total = self.c.bcast(total)
-        n_el = self.n_el
-        n_atoms = np.zeros(n_el, dtype=np.int64)
-        nb_min = np.full(n_el, np.iinfo(np.int64).max, dtype=np.int64)
-        nb_max = np.zeros(n_el, dtype=np.int64)
-        nb_sum = np.zeros((n_el, n_el), dtype=np.int64)     # central x neighbour element
-        hist = np.zeros((1, 1 + n_el), dtype=np.int64)
-        mem = np.zeros(3, dtype=np.int64)       # values, derivatives compact, dense
-        mem_struct_max = np.zeros(1, dtype=np.int64)
-        dep = self._neighbor_sf_counts()        # (central, neighbour element) -> SFs
+        return self.c.bcast(total)
+
+    def scan(self):
+        """Pass 1: neighbour lists of every structure (validation, neighbour
+        statistics, memory estimate).  Collective."""
+        t0 = time.perf_counter()
+        self._header()
+        self.total_structures = total = self._count_structures()
         n_sf = np.array([self.n_sf[el] for el in self.elements], dtype=np.int64)
+        tally = _NeighbourTally(n_sf, self._neighbor_sf_counts(), self.forces)
         self._nbr = []                                      # (k, elem, counts) owned
         progress = self._progress("pass 1 (neighbour lists)", total)
         err = None
@@ -683,29 +791,7 @@ class ScalingRun:
                     err = self._structure_error(atoms, k, exc)
                     continue
                 elem = np.asarray(elem, dtype=np.int64)
-                start, idx = nl.arrays()[:2]
-                n = len(elem)
-                nn = np.diff(np.asarray(start, dtype=np.int64))
-                owner = np.repeat(np.arange(n), nn)
-                per = np.bincount(owner * n_el + elem[np.asarray(idx, dtype=np.int64)],
-                                  minlength=n * n_el).reshape(n, n_el)
-                n_atoms += np.bincount(elem, minlength=n_el)
-                np.minimum.at(nb_min, elem, nn)
-                np.maximum.at(nb_max, elem, nn)
-                np.add.at(nb_sum, elem, per)
-                top = int(nn.max()) if n else 0
-                if top + 1 > hist.shape[0]:
-                    hist = np.vstack([hist, np.zeros((top + 1 - hist.shape[0], 1 + n_el),
-                                                     dtype=np.int64)])
-                np.add.at(hist, (nn, 0), 1)
-                np.add.at(hist, (nn, 1 + elem), 1)
-                v = int((8 * n_sf[elem]).sum())
-                d = dd = 0
-                if self.forces:
-                    d = int(24 * (n_sf[elem].sum() + (per * dep[elem]).sum()))
-                    dd = int((24 * n_sf[elem] * (nn + 1)).sum())
-                mem += (v, d, dd)
-                mem_struct_max[0] = max(mem_struct_max[0], v + d)
+                per = tally.add(elem, *nl.arrays()[:2])
                 if self.neighbors_out:
                     self._nbr.append((k, elem.astype(np.int16), per.astype(np.int32)))
         except HpcnnpError as exc:        # parse errors: identical on every rank
@@ -721,40 +807,11 @@ class ScalingRun:
             raise InputFileError(self.data, None, "no structures (empty file?): nothing "
                                  "to compute statistics from")
         self.n_structures = count
-        c = self.c
-        n_atoms = c.allreduce(n_atoms, "sum")
-        nb_min = c.allreduce(nb_min, "min")
-        nb_max = c.allreduce(nb_max, "max")
-        nb_sum = c.allreduce(nb_sum, "sum")
-        mem = c.allreduce(mem, "sum")
-        mem_struct_max = c.allreduce(mem_struct_max, "max")
-        rows = int(c.allreduce(np.array([hist.shape[0]], dtype=np.int64), "max")[0])
-        if hist.shape[0] < rows:
-            hist = np.vstack([hist, np.zeros((rows - hist.shape[0], 1 + n_el),
-                                             dtype=np.int64)])
-        hist = c.reduce_sum(hist)
-        self.neighbor_histogram = hist if c.rank == 0 else None
-        self.n_atoms = {el: int(n_atoms[e]) for e, el in enumerate(self.elements)}
-        neighbors = {}
-        for e, el in enumerate(self.elements):
-            na = int(n_atoms[e])
-            neighbors[el] = dict(
-                min=int(nb_min[e]) if na else 0, max=int(nb_max[e]) if na else 0,
-                mean=float(nb_sum[e].sum()) / na if na else 0.0,
-                per_element=nb_sum[e] / na if na else np.zeros(n_el))
-        tot = int(n_atoms.sum())
-        present = n_atoms > 0
-        neighbors["all"] = dict(min=int(nb_min[present].min()) if tot else 0,
-                                max=int(nb_max.max()) if tot else 0,
-                                mean=float(nb_sum.sum()) / tot if tot else 0.0,
-                                per_element=nb_sum.sum(axis=0) / tot if tot else
-                                np.zeros(n_el))
-        self.neighbors = neighbors
-        self.memory = dict(values=int(mem[0]), derivatives=int(mem[1]),
-                           derivatives_dense=int(mem[2]), total=int(mem[0] + mem[1]),
-                           total_dense=int(mem[0] + mem[2]),
-                           per_structure_mean=float(mem[0] + mem[1]) / count,
-                           per_structure_max=int(mem_struct_max[0]), forces=self.forces)
+        tally.reduce(self.c)
+        self.neighbor_histogram = tally.hist
+        self.n_atoms = {el: int(tally.n_atoms[e]) for e, el in enumerate(self.elements)}
+        self.neighbors = tally.neighbors(self.elements)
+        self.memory = tally.memory(count)
         self.timings["pass1"] = time.perf_counter() - t0
         self._log_scan()
         missing = [el for el in self.elements if self.n_atoms[el] == 0]
@@ -1184,14 +1241,9 @@ def _split_structures(path):
     ``begin`` line to the next ``end`` line, without parsing.  Stray lines before a
     ``begin`` (or at the end of the file) stay with the following block, so that
     :func:`hpcnnp.io.n2p2.iter_data` reports them when the block is parsed."""
-    try:
-        f = open(path, "r", encoding="utf-8", errors="surrogateescape")
-    except FileNotFoundError:
-        raise InputFileError(path, None, "file not found") from None
-    except IsADirectoryError:
-        raise InputFileError(path, None, "is a directory, not a file") from None
-    except OSError as exc:
-        raise InputFileError(path, None, f"cannot read: {exc.strerror}") from None
+    from hpcnnp.io.n2p2.data import open_text
+
+    f = open_text(path)[0]
     with f:
         buf, first, in_block = [], 1, False
         for number, line in enumerate(f, start=1):

@@ -76,6 +76,7 @@ import numpy as np
 
 from hpcnnp.errors import HpcnnpError, InputFileError
 from hpcnnp.fileio import atomic_open, atomic_path
+from hpcnnp.io.jsonvalues import json_default
 
 __all__ = ["FORMAT", "VERSION", "DatasetError", "Record", "Dataset", "structure_hash",
            "export_n2p2", "held_out_sets", "export_extxyz", "import_files", "read_structures", "IMPORTERS",
@@ -116,21 +117,7 @@ def structure_hash(numbers, positions, cell, pbc=(True, True, True), decimals=HA
 
 
 def _json(obj):
-    return json.dumps(obj, sort_keys=True, default=_json_default, ensure_ascii=False)
-
-
-def _json_default(obj):
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    return repr(obj)
+    return json.dumps(obj, sort_keys=True, default=json_default, ensure_ascii=False)
 
 
 @dataclass

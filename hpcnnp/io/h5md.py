@@ -88,7 +88,6 @@ from __future__ import annotations
 import getpass
 import json
 import os
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -97,6 +96,7 @@ from ase.data import atomic_masses, atomic_numbers, chemical_symbols
 from ase.units import create_units
 
 from hpcnnp import __version__
+from hpcnnp.io.jsonvalues import json_default
 from hpcnnp.io.trajectory import Trajectory, TrajectoryError
 
 __all__ = ["H5MDWriter", "H5MDTrajectory", "H5MDError", "FIELDS", "OBSERVABLE_UNITS",
@@ -161,21 +161,9 @@ class H5MDError(TrajectoryError):
     """A trajectory file that cannot be written or read as asked (names the file)."""
 
 
-def _json_default(obj):
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    return repr(obj)
-
-
 def metadata_json(info):
     """JSON text of a metadata dict (NumPy values become lists/numbers)."""
-    return json.dumps(info or {}, default=_json_default, sort_keys=True)
+    return json.dumps(info or {}, default=json_default, sort_keys=True)
 
 
 def _str_attr(value):

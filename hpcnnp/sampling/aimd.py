@@ -309,6 +309,101 @@ def _instant_temperature(atoms):
 # The driver
 # ---------------------------------------------------------------------------------------
 
+def _start_or_resume(atoms, s, rng, state_path):
+    """Initial velocities, or the saved state of an interrupted run.
+
+    Parameters
+    ----------
+    atoms : ase.Atoms
+        The trajectory's atoms (momenta set in place on a fresh start).
+    s : MDSettings
+    rng : numpy.random.Generator
+        Draws the Maxwell-Boltzmann velocities at ``s.temperature`` (K).
+    state_path : path or None
+        ``state.npz`` of the run folder; ``None`` without a folder.
+
+    Returns
+    -------
+    step : int
+        MD step to go on from (0 on a fresh start).
+    thermostat_state : dict
+        The thermostat's saved state (empty on a fresh start).
+    next_snapshot : int
+        Index of the next snapshot to take.
+    """
+    if state_path is not None and state_path.is_file():
+        step, thermo_state, extra = load_md_state(state_path, atoms)
+        return step, thermo_state, int(extra["next_snapshot"])
+    from ase.md import velocitydistribution as vd
+    if hasattr(vd, "thermalize_momenta"):            # ASE >= 3.28
+        vd.thermalize_momenta(atoms, temperature_K=s.temperature, rng=rng)
+    else:  # pragma: no cover
+        vd.MaxwellBoltzmannDistribution(atoms, temperature_K=s.temperature, rng=rng)
+    vd.Stationary(atoms)
+    return 0, {}, 0
+
+
+def _next_stop(step, s, snap_steps, next_snap):
+    """The next step to stop at: the next multiple of ``s.interval`` or the next
+    snapshot step, at most ``s.total_steps``."""
+    stop = min(s.total_steps, (step // s.interval + 1) * s.interval)
+    if next_snap < len(snap_steps):
+        stop = min(stop, snap_steps[next_snap])
+    return stop
+
+
+def _checked_temperature(atoms, s, step, name):
+    """Instantaneous temperature (K) of ``atoms``.
+
+    Raises
+    ------
+    LabelingError
+        The temperature is not finite or above ``s.max_temperature_factor`` times
+        the target ``s.temperature`` (a trajectory that blew up).
+    """
+    t_inst = _instant_temperature(atoms)
+    if not np.isfinite(t_inst) or t_inst > s.max_temperature_factor * s.temperature:
+        raise LabelingError(name, "md", f"trajectory blew up at step {step}: "
+                            f"instantaneous temperature {t_inst:.0f} K > "
+                            f"{s.max_temperature_factor} x {s.temperature} K "
+                            "(try a smaller timestep)")
+    return t_inst
+
+
+def _snapshot(atoms, calc, index, step, timestep, t_inst):
+    """One labelled snapshot of the trajectory.
+
+    Parameters
+    ----------
+    atoms : ase.Atoms
+        With ``calc`` attached.
+    calc : ase.calculators.calculator.Calculator
+        The labeler; its free energy is taken where it has one (force-consistent).
+    index, step : int
+        Snapshot number and MD step.
+    timestep : float, fs
+    t_inst : float, K
+        Instantaneous temperature.
+
+    Returns
+    -------
+    dict
+        ``index``, ``numbers``, ``positions`` (Å), ``cell`` (Å), ``pbc``,
+        ``energy`` (eV), ``forces`` (eV/Å), ``stress`` (eV/Å^3, Voigt; empty if the
+        labeler has none), ``step``, ``time_fs``, ``temperature_inst`` (K).
+    """
+    energy = float(atoms.get_potential_energy(force_consistent=True)
+                   if "free_energy" in calc.implemented_properties
+                   else atoms.get_potential_energy())
+    forces = np.array(atoms.get_forces(), dtype=float)
+    stress = calc.results.get("stress")
+    return dict(index=index, numbers=atoms.numbers.copy(),
+                positions=atoms.positions.copy(), cell=np.array(atoms.cell),
+                pbc=atoms.pbc.copy(), energy=energy, forces=forces,
+                stress=np.array(stress, float) if stress is not None else np.zeros(0),
+                step=step, time_fs=step * timestep, temperature_inst=t_inst)
+
+
 def run_aimd(atoms, calc, settings, directory=None, log=None):
     """Run (or continue) one NVT trajectory and take snapshots.
 
@@ -347,66 +442,32 @@ def run_aimd(atoms, calc, settings, directory=None, log=None):
     directory = None if directory is None else Path(directory)
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
-    memory = []
-    step, next_snap, resumed_from = 0, 0, 0
-    thermo_state = {}
     state_path = directory / STATE_FILE if directory is not None else None
-    if state_path is not None and state_path.is_file():
-        step, thermo_state, extra = load_md_state(state_path, atoms)
-        next_snap = int(extra["next_snapshot"])
-        resumed_from = step
-    else:
-        from ase.md import velocitydistribution as vd
-        if hasattr(vd, "thermalize_momenta"):            # ASE >= 3.28
-            vd.thermalize_momenta(atoms, temperature_K=s.temperature, rng=rng)
-        else:  # pragma: no cover
-            vd.MaxwellBoltzmannDistribution(atoms, temperature_K=s.temperature, rng=rng)
-        vd.Stationary(atoms)
+    step, thermo_state, next_snap = _start_or_resume(atoms, s, rng, state_path)
+    resumed_from = step
     dyn = make(atoms, s, rng)
     set_state(dyn, rng, thermo_state)
     snap_steps = s.snapshot_steps()
     total = s.total_steps
     calls0 = getattr(calc, "n_calls", 0)
-    lines = []
+    memory, lines = [], []
 
     def say(text):
         lines.append(text)
         if log is not None:
             log(text)
 
-    def save_state():
-        if state_path is None:
-            return
-        save_md_state(state_path, atoms, step, get_state(dyn, rng), next_snapshot=next_snap)
-
     say(f"{'resume' if resumed_from else 'start'} {s.thermostat} NVT T={s.temperature} K "
         f"dt={s.timestep} fs at step {step}/{total}, snapshot {next_snap}/{s.snapshots}")
     t_chunk = time.perf_counter()
     while step < total:
-        # next stop: the next multiple of the interval or the next snapshot step
-        stop = min(total, (step // s.interval + 1) * s.interval)
-        if next_snap < len(snap_steps):
-            stop = min(stop, snap_steps[next_snap])
+        stop = _next_stop(step, s, snap_steps, next_snap)
         while step < stop:
             dyn.step()
             step += 1
-        t_inst = _instant_temperature(atoms)
-        if not np.isfinite(t_inst) or t_inst > s.max_temperature_factor * s.temperature:
-            raise LabelingError(name, "md", f"trajectory blew up at step {step}: "
-                                f"instantaneous temperature {t_inst:.0f} K > "
-                                f"{s.max_temperature_factor} x {s.temperature} K "
-                                "(try a smaller timestep)")
+        t_inst = _checked_temperature(atoms, s, step, name)
         if next_snap < len(snap_steps) and step == snap_steps[next_snap]:
-            energy = float(atoms.get_potential_energy(force_consistent=True)
-                           if "free_energy" in calc.implemented_properties
-                           else atoms.get_potential_energy())
-            forces = np.array(atoms.get_forces(), dtype=float)
-            stress = calc.results.get("stress")
-            snap = dict(index=next_snap, numbers=atoms.numbers.copy(),
-                        positions=atoms.positions.copy(), cell=np.array(atoms.cell),
-                        pbc=atoms.pbc.copy(), energy=energy, forces=forces,
-                        stress=np.array(stress, float) if stress is not None else np.zeros(0),
-                        step=step, time_fs=step * s.timestep, temperature_inst=t_inst)
+            snap = _snapshot(atoms, calc, next_snap, step, s.timestep, t_inst)
             if directory is not None:
                 _atomic_npz(_snapshot_path(directory, next_snap), **snap)
             snap["stress"] = snap["stress"] if snap["stress"].size == 6 else None
@@ -414,9 +475,11 @@ def run_aimd(atoms, calc, settings, directory=None, log=None):
             next_snap += 1
             now = time.perf_counter()
             say(f"snapshot {next_snap}/{s.snapshots} step {step} T_inst={t_inst:.0f} K "
-                f"E={energy:.4f} eV ({(now - t_chunk):.1f} s)")
+                f"E={snap['energy']:.4f} eV ({(now - t_chunk):.1f} s)")
             t_chunk = now
-        save_state()
+        if state_path is not None:
+            save_md_state(state_path, atoms, step, get_state(dyn, rng),
+                          next_snapshot=next_snap)
         if s.walltime is not None and time.perf_counter() - t_start > s.walltime \
                 and step < total:
             raise LabelingError(name, "timeout", f"task walltime {s.walltime} s exceeded at "

@@ -221,6 +221,184 @@ def _frac_dist(f1, f2, a):
     return np.linalg.norm(d * a, axis=-1)
 
 
+def _octahedral_cages(D):
+    """Octahedral cages of the garnet: pairs (i, j) of 96h sites (indices >= 24 into
+    the 120 Li sites) closer than 1 Å, from the site distance matrix ``D`` (Å)."""
+    n = len(D)
+    cages = []
+    seen = set()
+    for i in range(24, n):
+        if i in seen:
+            continue
+        j = [k for k in range(24, n) if k != i and D[i, k] < 1.0]
+        assert len(j) == 1
+        cages.append((i, j[0]))
+        seen.update((i, j[0]))
+    return cages
+
+
+def _tetragonal_occupation(sites, D, excl, partner, phi, psi):
+    """Li56 occupation of the tetragonal-type ordering (boolean over the 120 sites).
+
+    The 8 tetrahedral sites of 8a type (1/8-type coordinate on z) are filled, then in
+    each octahedral cage the site the tetrahedra allow (the lower-energy one of the
+    two if both are allowed), always together with its body-centring partner.
+
+    Parameters
+    ----------
+    sites : (120, 3) array
+        Fractional coordinates of the 24d and 96h sites.
+    D : (120, 120) array, Å
+        Site distances.
+    excl : (120, 120) bool array
+        Sites that exclude each other.
+    partner : (120,) int array
+        Body-centring partner of each site.
+    phi, psi : arrays
+        Framework site potential and site-site pair potential (Ewald, e/Å).
+    """
+    n = len(sites)
+    occ = np.zeros(n, bool)
+    for i in range(24):
+        if abs((sites[i, 2] * 8) % 2 - 1) < 1e-6:
+            occ[i] = True
+    assert occ.sum() == 8
+    for i, j in sorted(_octahedral_cages(D)):
+        if occ[i] or occ[j]:
+            continue
+        oki = not np.any(excl[i] & occ)
+        okj = not np.any(excl[j] & occ)
+        if oki and okj:
+            # keep body-centring: decide pair (i, partner[i]) together
+            ei = phi[i] + psi[i, occ].sum()
+            ej = phi[j] + psi[j, occ].sum()
+            pick = i if ei <= ej else j
+        else:
+            pick = i if oki else j
+        occ[pick] = True
+        occ[partner[pick]] = True
+    assert occ.sum() == 56 and not np.any(excl[occ][:, occ])
+    return occ
+
+
+class _PairModel:
+    """Li ordering on body-centred site pairs: exclusions, Ewald energy, integer-
+    programming starts and simulated annealing (the body-centring is kept).
+
+    Parameters
+    ----------
+    excl : (n, n) bool array
+        Sites that exclude each other.
+    partner : (n,) int array
+        Body-centring partner of each site.
+    phi, psi : arrays
+        Framework site potential and site-site pair potential (Ewald, e/Å).
+    labels : list of str
+        Wyckoff label of each site (``"24d"`` or ``"96h"``).
+    occ : (n,) bool array
+        Occupation that fixes the number of occupied pairs.
+    """
+
+    def __init__(self, excl, partner, phi, psi, labels, occ):
+        n = len(partner)
+        self.pairs = pairs = sorted({tuple(sorted((i, int(partner[i])))) for i in range(n)})
+        pid = np.empty(n, int)
+        for k, (i, j) in enumerate(pairs):
+            pid[i] = pid[j] = k
+        self.npair = npair = len(pairs)
+        self.P = P = np.array(pairs)
+        self.pexcl = np.zeros((npair, npair), bool)
+        for k, (i, j) in enumerate(pairs):
+            for s in (i, j):
+                self.pexcl[k, pid[np.flatnonzero(excl[s])]] = True
+        # pair energies (both members)
+        self.pphi = phi[P].sum(1)
+        self.ppsi = np.zeros((npair, npair))
+        for a_ in range(2):
+            for b_ in range(2):
+                self.ppsi += psi[np.ix_(P[:, a_], P[:, b_])]
+        self.start = np.zeros(npair, bool)
+        self.start[pid[np.flatnonzero(occ)]] = True
+        self.npocc = int(self.start.sum())
+        self.is_tet_pair = np.array([labels[i] == "24d" for i, _ in pairs], float)
+        self.n_sites = n
+
+    def energy(self, po):
+        """Ewald energy (eV) of the pair occupation ``po``."""
+        idx = np.flatnonzero(po)
+        return COULOMB * (self.pphi[idx].sum() + 0.5 * (self.ppsi[np.ix_(idx, idx)].sum()
+                                                        - self.ppsi[idx, idx].sum()))
+
+    def milp_start(self, rs, n_tet_pairs):
+        """Random exclusion-free configuration with a given number of 24d pairs
+        (random linear objective, exact integer program); None if there is none."""
+        from scipy.optimize import Bounds, LinearConstraint, milp
+        npair = self.npair
+        ii, jj = np.nonzero(np.triu(self.pexcl, 1))
+        A = np.zeros((len(ii), npair))
+        A[np.arange(len(ii)), ii] = 1
+        A[np.arange(len(ii)), jj] = 1
+        res = milp(-rs.random(npair),
+                   constraints=[LinearConstraint(A, 0, 1),
+                                LinearConstraint(np.ones((1, npair)), self.npocc, self.npocc),
+                                LinearConstraint(self.is_tet_pair[None], n_tet_pairs,
+                                                 n_tet_pairs)],
+                   integrality=np.ones(npair), bounds=Bounds(0, 1))
+        if not res.success:
+            return None
+        return res.x > 0.5
+
+    def _move(self, po, rng):
+        """Trial move: occupy a random free pair, vacate the pairs it excludes and
+        restore the pair count; None if no exclusion-free refill exists."""
+        npair, pexcl = self.npair, self.pexcl
+        new = po.copy()
+        add = rng.choice(np.flatnonzero(~new))
+        conflict = np.flatnonzero(pexcl[add] & new)
+        new[conflict] = False
+        new[add] = True
+        deficit = self.npocc - int(new.sum())
+        if deficit < 0:
+            drop = rng.choice(np.flatnonzero(new & (np.arange(npair) != add)), -deficit,
+                              replace=False)
+            new[drop] = False
+        elif deficit > 0:
+            for _ in range(deficit):
+                free = np.flatnonzero(~new & ~np.any(pexcl[:, new], axis=1))
+                if len(free) == 0:
+                    return None
+                new[rng.choice(free)] = True
+        return new
+
+    def anneal(self, po, T0, T1, n_steps, rng):
+        """Simulated annealing from ``po``, temperature (eV) geometric from T0 to T1.
+
+        Returns
+        -------
+        (float, numpy.ndarray)
+            The lowest energy seen (eV) and its pair occupation.
+        """
+        E = self.energy(po)
+        best = (E, po.copy())
+        for step in range(n_steps):
+            T = T0 * (T1 / T0) ** (step / max(1, n_steps - 1))
+            new = self._move(po, rng)
+            if new is None:
+                continue
+            En = self.energy(new)
+            if En <= E or rng.random() < np.exp(-(En - E) / T):
+                po, E = new, En
+                if E < best[0] - 1e-9:
+                    best = (E, po.copy())
+        return best
+
+    def occupation(self, po):
+        """Site occupation (boolean over the sites) of the pair occupation ``po``."""
+        occ = np.zeros(self.n_sites, bool)
+        occ[self.P[po].ravel()] = True
+        return occ
+
+
 @lru_cache(maxsize=32)
 def _li_ordering(a, ordering, seed, d_excl, n_steps, n_starts):
     """Occupied Li site indices (into the 120 24d+96h sites) + Ewald energy."""
@@ -243,38 +421,7 @@ def _li_ordering(a, ordering, seed, d_excl, n_steps, n_starts):
         idx = np.flatnonzero(occ)
         return COULOMB * (phi[idx].sum() + 0.5 * psi[np.ix_(idx, idx)].sum())
 
-    # tetragonal start: 8a-type tetrahedra (1/8-type coordinate on z)
-    occ = np.zeros(n, bool)
-    for i in range(24):
-        if abs((sites[i, 2] * 8) % 2 - 1) < 1e-6:
-            occ[i] = True
-    assert occ.sum() == 8
-    # octahedral cages = pairs of 96h sites closer than 1 Å
-    cages = []
-    seen = set()
-    for i in range(24, n):
-        if i in seen:
-            continue
-        j = [k for k in range(24, n) if k != i and D[i, k] < 1.0]
-        assert len(j) == 1
-        cages.append((i, j[0]))
-        seen.update((i, j[0]))
-    # choose per cage the site allowed by the tetrahedra, lowest energy if both
-    for i, j in sorted(cages):
-        if occ[i] or occ[j]:
-            continue
-        oki = not np.any(excl[i] & occ)
-        okj = not np.any(excl[j] & occ)
-        if oki and okj:
-            # keep body-centring: decide pair (i, partner[i]) together
-            ei = phi[i] + psi[i, occ].sum()
-            ej = phi[j] + psi[j, occ].sum()
-            pick = i if ei <= ej else j
-        else:
-            pick = i if oki else j
-        occ[pick] = True
-        occ[partner[pick]] = True
-    assert occ.sum() == 56 and not np.any(excl[occ][:, occ])
+    occ = _tetragonal_occupation(sites, D, excl, partner, phi, psi)
     if ordering == "tetragonal":
         return tuple(np.flatnonzero(occ)), energy(occ)
     if ordering not in ("search", "random"):
@@ -282,96 +429,20 @@ def _li_ordering(a, ordering, seed, d_excl, n_steps, n_starts):
 
     # simulated annealing on body-centred pairs
     rng = np.random.default_rng(seed)
-    pairs = sorted({tuple(sorted((i, int(partner[i])))) for i in range(n)})
-    pid = np.empty(n, int)
-    for k, (i, j) in enumerate(pairs):
-        pid[i] = pid[j] = k
-    npair = len(pairs)
-    P = np.array(pairs)
-    pexcl = np.zeros((npair, npair), bool)
-    for k, (i, j) in enumerate(pairs):
-        for s in (i, j):
-            pexcl[k, pid[np.flatnonzero(excl[s])]] = True
-    # pair energies (both members)
-    pphi = phi[P].sum(1)
-    ppsi = np.zeros((npair, npair))
-    for a_ in range(2):
-        for b_ in range(2):
-            ppsi += psi[np.ix_(P[:, a_], P[:, b_])]
-    pocc = np.zeros(npair, bool)
-    pocc[pid[np.flatnonzero(occ)]] = True
-    npocc = int(pocc.sum())
-
-    def penergy(po):
-        idx = np.flatnonzero(po)
-        return COULOMB * (pphi[idx].sum() + 0.5 * (ppsi[np.ix_(idx, idx)].sum()
-                                                   - ppsi[idx, idx].sum()))
-
-    is_tet_pair = np.array([labels[i] == "24d" for i, _ in pairs], float)
-
-    def milp_start(rs, n_tet_pairs):
-        """Random exclusion-free configuration with a given number of 24d pairs
-        (random linear objective, exact integer program)."""
-        from scipy.optimize import Bounds, LinearConstraint, milp
-        ii, jj = np.nonzero(np.triu(pexcl, 1))
-        A = np.zeros((len(ii), npair))
-        A[np.arange(len(ii)), ii] = 1
-        A[np.arange(len(ii)), jj] = 1
-        res = milp(-rs.random(npair),
-                   constraints=[LinearConstraint(A, 0, 1),
-                                LinearConstraint(np.ones((1, npair)), npocc, npocc),
-                                LinearConstraint(is_tet_pair[None], n_tet_pairs, n_tet_pairs)],
-                   integrality=np.ones(npair), bounds=Bounds(0, 1))
-        if not res.success:
-            return None
-        return res.x > 0.5
-
-    def anneal(po, T0, T1):
-        E = penergy(po)
-        best = (E, po.copy())
-        for step in range(n_steps):
-            T = T0 * (T1 / T0) ** (step / max(1, n_steps - 1))
-            new = po.copy()
-            add = rng.choice(np.flatnonzero(~new))
-            conflict = np.flatnonzero(pexcl[add] & new)
-            new[conflict] = False
-            new[add] = True
-            deficit = npocc - int(new.sum())
-            if deficit < 0:
-                drop = rng.choice(np.flatnonzero(new & (np.arange(npair) != add)), -deficit,
-                                  replace=False)
-                new[drop] = False
-            elif deficit > 0:
-                ok = True
-                for _ in range(deficit):
-                    free = np.flatnonzero(~new & ~np.any(pexcl[:, new], axis=1))
-                    if len(free) == 0:
-                        ok = False
-                        break
-                    new[rng.choice(free)] = True
-                if not ok:
-                    continue
-            En = penergy(new)
-            if En <= E or rng.random() < np.exp(-(En - E) / T):
-                po, E = new, En
-                if E < best[0] - 1e-9:
-                    best = (E, po.copy())
-        return best
-
+    model = _PairModel(excl, partner, phi, psi, labels, occ)
     # 56 Li fit with 8..13 Li on 24d (exact integer programming); with the
     # body-centring kept: 8, 10 or 12 (4, 5, 6 pairs)
     tet_pairs = (4, 5, 6)
     if ordering == "random":
-        pocc = milp_start(rng, int(rng.choice(tet_pairs)))
+        pocc = model.milp_start(rng, int(rng.choice(tet_pairs)))
     else:
-        results = [anneal(pocc, 2.0, 0.01)]
+        results = [model.anneal(model.start, 2.0, 0.01, n_steps, rng)]
         for k in range(n_starts):
-            start = milp_start(rng, tet_pairs[k % len(tet_pairs)])
+            start = model.milp_start(rng, tet_pairs[k % len(tet_pairs)])
             if start is not None:
-                results.append(anneal(start, 2.0, 0.01))
+                results.append(model.anneal(start, 2.0, 0.01, n_steps, rng))
         pocc = min(results, key=lambda r: r[0])[1]
-    occ = np.zeros(n, bool)
-    occ[P[pocc].ravel()] = True
+    occ = model.occupation(pocc)
     assert occ.sum() == 56 and not np.any(excl[occ][:, occ])
     return tuple(np.flatnonzero(occ)), energy(occ)
 

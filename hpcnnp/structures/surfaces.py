@@ -464,6 +464,140 @@ def _interface_size(w1, w2, ns, nf, ds, df, natoms, gap, Lmin_s, Lmin_f, max_asp
     return best
 
 
+def _lattice_matches(so, fo, natoms, max_strain, max_area):
+    """In-plane supercell matches of the film onto the substrate.
+
+    Without ``max_area`` the search area starts at 1.5 x that of a cube of
+    ``natoms`` atoms (at least 4 substrate cells) and doubles, up to six times,
+    until a match is found.
+
+    Parameters
+    ----------
+    so, fo : Oriented
+        Substrate and film oriented along their planes.
+    natoms : int
+        Target size.
+    max_strain : float
+        Largest allowed |principal strain| of the film.
+    max_area : float or None, Å^2
+        Fixed largest supercell area.
+
+    Returns
+    -------
+    list of dict
+        :func:`find_matches` rows.
+    """
+    v_at = 0.5 * (abs(np.linalg.det(so.A)) / so.n + abs(np.linalg.det(fo.A)) / fo.n)
+    A_target = (natoms * v_at) ** (2.0 / 3.0)
+    limit = max_area if max_area is not None else max(1.5 * A_target, 4 * so.frame.area)
+    matches = []
+    for _ in range(6):
+        matches = find_matches(so.frame.a1, so.frame.a2, fo.frame.a1, fo.frame.a2,
+                               limit, max_strain)
+        if matches or max_area is not None:
+            break
+        limit *= 2
+    if not matches:
+        raise ValueError(f"no supercell match with strain <= {max_strain} and area <= "
+                         f"{limit:.0f} Å^2")
+    return matches
+
+
+def _choose_match(so, fo, matches, natoms, gap, min_thickness, max_aspect, size_tolerance):
+    """The match and cell size :func:`interface` builds.
+
+    For each match the fewest-atom cell (:func:`_interface_size`) is found; among
+    those within (1 + ``size_tolerance``) x max(natoms, smallest cell) atoms the
+    lowest strain (0.5 % bins) wins, then the aspect limit, then the size.
+
+    Parameters
+    ----------
+    so, fo : Oriented
+    matches : list of dict
+    natoms : int
+    gap, min_thickness : float, Å
+    max_aspect, size_tolerance : float
+
+    Returns
+    -------
+    match : dict
+    size : tuple
+        :func:`_interface_size` result ``(key, (r1, r2, Ls, Lf), atoms, aspect)``.
+    """
+    ds, df = so.frame.d, fo.frame.d
+    Lmin_s = max(1, int(np.ceil(min_thickness / ds - 1e-9)))
+    Lmin_f = max(1, int(np.ceil(min_thickness / df - 1e-9)))
+    cands = []
+    for m in matches:
+        Ms = np.array(m["M_sub"])
+        c1 = Ms[0, 0] * so.frame.a1 + Ms[0, 1] * so.frame.a2
+        c2 = Ms[1, 0] * so.frame.a1 + Ms[1, 1] * so.frame.a2
+        w1, w2 = _perp2(c1, c2)
+        size = _interface_size(w1, w2, so.n * m["n_sub"], fo.n * m["n_film"], ds, df,
+                               natoms, gap, Lmin_s, Lmin_f, max_aspect)
+        cands.append((m, size))
+    smallest = min(c[1][2] for c in cands)
+    cap = (1 + size_tolerance) * max(natoms, smallest)
+    pool = [c for c in cands if c[1][2] <= cap]
+    # strain in 0.5 % bins first, then box shape, then size
+    return min(pool, key=lambda c: (int(c[0]["max_strain"] / 0.005), c[1][0][0],
+                                    c[1][2], c[0]["max_strain"], c[0]["area"]))
+
+
+def _block(ori, shift, layers, M):
+    """Slab block of ``layers`` layers cut at ``shift``, repeated in plane by the
+    2x2 integer matrix ``M``: positions (Å), numbers, charges (e), cell vectors."""
+    pos, num, q = _layer_positions(ori, shift, layers)
+    return _inplane_supercell(pos, num, q, ori.frame.a1, ori.frame.a2, M)
+
+
+def _strain_onto(fpos, C1, C2, F1, F2, shift):
+    """Strain the film block's in-plane positions onto the substrate cell (C1, C2)
+    and shift them by ``shift`` (fractions of C1, C2); in place.
+
+    Returns
+    -------
+    numpy.ndarray
+        The 2x2 deformation gradient (lab frame).
+    """
+    U = np.array([C1[:2], C2[:2]]).T
+    V = np.array([F1[:2], F2[:2]]).T
+    F = U @ np.linalg.inv(V)
+    fpos[:, :2] = fpos[:, :2] @ F.T
+    fpos[:, :2] += shift[0] * C1[:2] + shift[1] * C2[:2]
+    return F
+
+
+def _film_strain(F, C1, C2, F1, F2, C1r, C2r, best, Ms_tot, Mf_tot):
+    """``info["strain"]`` of an interface: strain components in the frame with x
+    along C1, principal strains, strain along both cell vectors, film rotation
+    (degrees), areas (Å^2) and the supercell matrices."""
+    ang = np.arctan2(C1[1], C1[0])
+    Rz = np.array([[np.cos(-ang), -np.sin(-ang)], [np.sin(-ang), np.cos(-ang)]])
+    eps, princ, rot = _strain(Rz @ F @ Rz.T)
+    area = float(abs(np.cross(C1r, C2r)[2]))
+    return dict(
+        eps_xx=float(eps[0, 0]), eps_yy=float(eps[1, 1]), eps_xy=float(eps[0, 1]),
+        principal=[float(x) for x in princ], max_abs=float(np.abs(princ).max()),
+        along_a=float(np.linalg.norm(C1) / np.linalg.norm(F1) - 1),
+        along_b=float(np.linalg.norm(C2) / np.linalg.norm(F2) - 1),
+        angle_change_deg=float(np.degrees(
+            np.arccos(C1[:2] @ C2[:2] / np.linalg.norm(C1) / np.linalg.norm(C2))
+            - np.arccos(F1[:2] @ F2[:2] / np.linalg.norm(F1) / np.linalg.norm(F2)))),
+        film_rotation_deg=rot, matched_area=best["area"], area=area,
+        film_area_unstrained=float(abs(np.cross(F1, F2)[2])),
+        M_substrate=Ms_tot.tolist(), M_film=Mf_tot.tolist(),
+        applied_to="film (in-plane; film thickness unchanged)",
+    )
+
+
+def _slab_record(atoms, hkl, layers, d, thickness, numbers, termination):
+    """Provenance of one slab of an interface (thickness, d in Å)."""
+    return dict(material=_material(atoms), hkl=tuple(int(x) for x in hkl), layers=layers,
+                d_spacing=d, thickness=thickness, natoms=int(len(numbers)),
+                formula=formula(composition_from_numbers(numbers)), termination=termination)
+
+
 def interface(substrate, sub_hkl, film, film_hkl, natoms=17000, max_strain=0.03,
               gap=2.0, min_thickness=6.0, max_aspect=2.0, max_area=None,
               shift=(0.0, 0.0), sub_termination=None, film_termination=None,
@@ -510,92 +644,28 @@ def interface(substrate, sub_hkl, film, film_hkl, natoms=17000, max_strain=0.03,
         sterm["shift"] = float(sub_termination)
     if film_termination is not None:
         fterm["shift"] = float(film_termination)
-    v_at = 0.5 * (abs(np.linalg.det(so.A)) / so.n + abs(np.linalg.det(fo.A)) / fo.n)
-    A_target = (natoms * v_at) ** (2.0 / 3.0)
-    limit = max_area if max_area is not None else max(1.5 * A_target, 4 * so.frame.area)
-    matches = []
-    for _ in range(6):
-        matches = find_matches(so.frame.a1, so.frame.a2, fo.frame.a1, fo.frame.a2,
-                               limit, max_strain)
-        if matches or max_area is not None:
-            break
-        limit *= 2
-    if not matches:
-        raise ValueError(f"no supercell match with strain <= {max_strain} and area <= "
-                         f"{limit:.0f} Å^2")
-    ds, df = so.frame.d, fo.frame.d
-    Lmin_s = max(1, int(np.ceil(min_thickness / ds - 1e-9)))
-    Lmin_f = max(1, int(np.ceil(min_thickness / df - 1e-9)))
-    cands = []
-    for m in matches:
-        Ms = np.array(m["M_sub"])
-        c1 = Ms[0, 0] * so.frame.a1 + Ms[0, 1] * so.frame.a2
-        c2 = Ms[1, 0] * so.frame.a1 + Ms[1, 1] * so.frame.a2
-        w1, w2 = _perp2(c1, c2)
-        size = _interface_size(w1, w2, so.n * m["n_sub"], fo.n * m["n_film"], ds, df,
-                               natoms, gap, Lmin_s, Lmin_f, max_aspect)
-        cands.append((m, size))
-    smallest = min(c[1][2] for c in cands)
-    cap = (1 + size_tolerance) * max(natoms, smallest)
-    pool = [c for c in cands if c[1][2] <= cap]
-    # strain in 0.5 % bins first, then box shape, then size
-    best, size = min(pool, key=lambda c: (int(c[0]["max_strain"] / 0.005), c[1][0][0],
-                                          c[1][2], c[0]["max_strain"], c[0]["area"]))
+    matches = _lattice_matches(so, fo, natoms, max_strain, max_area)
+    best, size = _choose_match(so, fo, matches, natoms, gap, min_thickness, max_aspect,
+                               size_tolerance)
     r1, r2, Ls, Lf = size[1]
-    Ms = np.array(best["M_sub"])
-    Mf = np.array(best["M_film"])
-
-    # substrate block
-    spos, snum, sq = _layer_positions(so, sterm["shift"], Ls)
-    Ms_tot = np.array([[r1, 0], [0, r2]]) @ Ms
-    spos, snum, sq, C1, C2 = _inplane_supercell(spos, snum, sq, so.frame.a1, so.frame.a2,
-                                                Ms_tot)
-    # film block, strained onto the substrate cell
-    fpos, fnum, fq = _layer_positions(fo, fterm["shift"], Lf)
-    Mf_tot = np.array([[r1, 0], [0, r2]]) @ Mf
-    fpos, fnum, fq, F1, F2 = _inplane_supercell(fpos, fnum, fq, fo.frame.a1, fo.frame.a2,
-                                                Mf_tot)
-    U = np.array([C1[:2], C2[:2]]).T
-    V = np.array([F1[:2], F2[:2]]).T
-    F = U @ np.linalg.inv(V)
-    fpos[:, :2] = fpos[:, :2] @ F.T
-    fpos[:, :2] += shift[0] * C1[:2] + shift[1] * C2[:2]
+    Ms_tot = np.array([[r1, 0], [0, r2]]) @ np.array(best["M_sub"])
+    Mf_tot = np.array([[r1, 0], [0, r2]]) @ np.array(best["M_film"])
+    spos, snum, sq, C1, C2 = _block(so, sterm["shift"], Ls, Ms_tot)
+    fpos, fnum, fq, F1, F2 = _block(fo, fterm["shift"], Lf, Mf_tot)
+    F = _strain_onto(fpos, C1, C2, F1, F2, shift)
     fpos = _wrap_inplane(fpos, C1, C2)
     # stack
     spos[:, 2] -= spos[:, 2].min()
     top_s = spos[:, 2].max()
     fpos[:, 2] += top_s + gap - fpos[:, 2].min()
     top_f = fpos[:, 2].max()
-    cz = top_f + gap
-    pos = np.vstack([spos, fpos])
-    num = np.r_[snum, fnum]
-    q = np.r_[sq, fq]
     # lateral frame with C1 along x
-    pos, C1r, C2r = _rotate_to_x(pos, C1, C2)
-    ang = np.arctan2(C1[1], C1[0])
-    Rz = np.array([[np.cos(-ang), -np.sin(-ang)], [np.sin(-ang), np.cos(-ang)]])
-    atoms = Atoms(numbers=num, positions=pos, cell=[C1r, C2r, [0, 0, cz]], pbc=True)
-    atoms.set_initial_charges(q)
+    pos, C1r, C2r = _rotate_to_x(np.vstack([spos, fpos]), C1, C2)
+    atoms = Atoms(numbers=np.r_[snum, fnum], positions=pos, cell=[C1r, C2r, [0, 0, top_f + gap]],
+                  pbc=True)
+    atoms.set_initial_charges(np.r_[sq, fq])
     atoms.wrap()
-    eps, princ, rot = _strain(Rz @ F @ Rz.T)
-    area = float(abs(np.cross(C1r, C2r)[2]))
-    strain = dict(
-        eps_xx=float(eps[0, 0]), eps_yy=float(eps[1, 1]), eps_xy=float(eps[0, 1]),
-        principal=[float(x) for x in princ], max_abs=float(np.abs(princ).max()),
-        along_a=float(np.linalg.norm(C1) / np.linalg.norm(F1) - 1),
-        along_b=float(np.linalg.norm(C2) / np.linalg.norm(F2) - 1),
-        angle_change_deg=float(np.degrees(
-            np.arccos(C1[:2] @ C2[:2] / np.linalg.norm(C1) / np.linalg.norm(C2))
-            - np.arccos(F1[:2] @ F2[:2] / np.linalg.norm(F1) / np.linalg.norm(F2)))),
-        film_rotation_deg=rot, matched_area=best["area"], area=area,
-        film_area_unstrained=float(abs(np.cross(F1, F2)[2])),
-        M_substrate=Ms_tot.tolist(), M_film=Mf_tot.tolist(),
-        applied_to="film (in-plane; film thickness unchanged)",
-    )
-    z_if1 = top_s + gap / 2
-    z_if2 = top_f + gap / 2
     smat, fmat = _material(substrate), _material(film)
-    sc = f"interface {smat}({_hkl_str(sub_hkl)})|{fmat}({_hkl_str(film_hkl)})"
     provenance(
         atoms, builder="interface",
         parameters=dict(sub_hkl=tuple(int(x) for x in sub_hkl),
@@ -604,19 +674,16 @@ def interface(substrate, sub_hkl, film, film_hkl, natoms=17000, max_strain=0.03,
                         max_aspect=max_aspect, shift=tuple(shift)),
         reference="; ".join(x for x in (substrate.info.get("reference", ""),
                                          film.info.get("reference", "")) if x),
-        structure_class=sc,
-        planes=[dict(normal=(0.0, 0.0, 1.0), position=float(z_if1),
+        structure_class=(f"interface {smat}({_hkl_str(sub_hkl)})|"
+                         f"{fmat}({_hkl_str(film_hkl)})"),
+        planes=[dict(normal=(0.0, 0.0, 1.0), position=float(top_s + gap / 2),
                      kind=f"{smat} top | {fmat} bottom"),
-                dict(normal=(0.0, 0.0, 1.0), position=float(z_if2),
+                dict(normal=(0.0, 0.0, 1.0), position=float(top_f + gap / 2),
                      kind=f"{fmat} top | {smat} bottom (through PBC)")],
-        strain=strain, gap=gap,
-        substrate=dict(material=smat, hkl=tuple(int(x) for x in sub_hkl), layers=Ls,
-                       d_spacing=ds, thickness=float(top_s), natoms=int(len(snum)),
-                       formula=formula(composition_from_numbers(snum)), termination=sterm),
-        film=dict(material=fmat, hkl=tuple(int(x) for x in film_hkl), layers=Lf,
-                  d_spacing=df, thickness=float(top_f - (top_s + gap)),
-                  natoms=int(len(fnum)), formula=formula(composition_from_numbers(fnum)),
-                  termination=fterm),
+        strain=_film_strain(F, C1, C2, F1, F2, C1r, C2r, best, Ms_tot, Mf_tot), gap=gap,
+        substrate=_slab_record(substrate, sub_hkl, Ls, so.frame.d, float(top_s), snum, sterm),
+        film=_slab_record(film, film_hkl, Lf, fo.frame.d, float(top_f - (top_s + gap)),
+                          fnum, fterm),
         lateral_repetition=(r1, r2), n_matches_found=len(matches),
         aspect_ratio=float(size[3]), aspect_limit_met=not size[0][0],
     )

@@ -53,7 +53,12 @@ def _subplots(nrows=1, ncols=1, figsize=(6.4, 4.8)):
     return fig, axes
 
 
-def _save(fig, path):
+def _save(fig, path, title=""):
+    """Lay out ``fig`` (with ``title`` above all panels) and write it as PNG to
+    ``path`` atomically; returns the path."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -68,6 +73,24 @@ def _grid(n, ncols=3, size=(3.6, 3.0)):
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
     return fig, axes.ravel()[:n]
+
+
+def _label(ax, xlabel, ylabel, title, legend=None):
+    """Axis labels and title of one panel; a legend at location ``legend`` if given."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if legend:
+        ax.legend(loc=legend)
+
+
+def _reference_vs_model(ax, x, ref, model, key, labels):
+    """Curve ``key`` of the reference and, where it has one, of the model on ``ax``
+    (``labels``: legend entries of both)."""
+    ax.plot(x, ref[key], label=labels[0], **REF_STYLE)
+    if key in model:
+        ax.plot(x, model[key], label=labels[1], **ML_STYLE)
+    ax.legend(loc="upper right")
 
 
 def _diag(ax, lo, hi):
@@ -118,17 +141,15 @@ def parity_plot(sets, cls, path, max_points=50000, seed=0):
         f_lo, f_hi = min(f_lo, fr.min(), fp.min()), max(f_hi, fr.max(), fp.max())
     _diag(ax_e, e_lo, e_hi)
     _diag(ax_f, f_lo, f_hi)
-    ax_e.set_xlabel("reference energy / eV atom$^{-1}$")
-    ax_e.set_ylabel("HDNNP energy / eV atom$^{-1}$")
-    ax_e.set_title(f"{cls}: energy per atom")
-    ax_f.set_xlabel("reference force component / eV Å$^{-1}$")
-    ax_f.set_ylabel("HDNNP force component / eV Å$^{-1}$")
-    ax_f.set_title(f"{cls}: force components" +
-                   (f" (≤ {max_points} points per set drawn)" if thinned else ""))
+    _label(ax_e, "reference energy / eV atom$^{-1}$", "HDNNP energy / eV atom$^{-1}$",
+           f"{cls}: energy per atom")
+    _label(ax_f, "reference force component / eV Å$^{-1}$",
+           "HDNNP force component / eV Å$^{-1}$",
+           f"{cls}: force components"
+           + (f" (≤ {max_points} points per set drawn)" if thinned else ""))
     for ax, scale in ((ax_e, 1.5), (ax_f, 4)):
         ax.legend(loc="upper left", framealpha=0.9, markerscale=scale)
         ax.tick_params(axis="x", labelrotation=30)
-    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -138,17 +159,9 @@ def rdf_plot(r, g_ref, g_ml, path, title="", labels=("reference", "HDNNP")):
     pairs = list(g_ref)
     fig, axes = _grid(len(pairs))
     for ax, p in zip(axes, pairs):
-        ax.plot(r, g_ref[p], label=labels[0], **REF_STYLE)
-        if p in g_ml:
-            ax.plot(r, g_ml[p], label=labels[1], **ML_STYLE)
-        ax.set_title(f"{p[0]}–{p[1]}")
-        ax.set_xlabel("r / Å")
-        ax.set_ylabel("g(r)")
-        ax.legend(loc="upper right")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return _save(fig, path)
+        _reference_vs_model(ax, r, g_ref, g_ml, p, labels)
+        _label(ax, "r / Å", "g(r)", f"{p[0]}–{p[1]}")
+    return _save(fig, path, title)
 
 
 @styled
@@ -161,18 +174,10 @@ def vdos_plot(nu, d_ref, d_ml, path, title="", labels=("reference", "HDNNP"), nu
         cum = np.cumsum(tot) / max(np.sum(tot), 1e-300)
         nu_max = float(nu[min(np.searchsorted(cum, 0.995) + 1, len(nu) - 1)]) * 1.1
     for ax, k in zip(axes, keys):
-        ax.plot(nu, d_ref[k], label=labels[0], **REF_STYLE)
-        if k in d_ml:
-            ax.plot(nu, d_ml[k], label=labels[1], **ML_STYLE)
+        _reference_vs_model(ax, nu, d_ref, d_ml, k, labels)
         ax.set_xlim(0, nu_max)
-        ax.set_title("all atoms" if k == "total" else k)
-        ax.set_xlabel("frequency / THz")
-        ax.set_ylabel("vDOS / THz$^{-1}$")
-        ax.legend(loc="upper right")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return _save(fig, path)
+        _label(ax, "frequency / THz", "vDOS / THz$^{-1}$", "all atoms" if k == "total" else k)
+    return _save(fig, path, title)
 
 
 @styled
@@ -194,11 +199,9 @@ def msd_plot(results_ref, results_ml, path, labels=("reference", "HDNNP")):
             tt = np.asarray(res.fit_window, dtype=float)
             ax.plot(tt / 1000.0, res.slope * tt + res.intercept, color=style["color"],
                     lw=3.0, alpha=0.35)
-        ax.set_xlabel("t / ps")
-        ax.set_ylabel(f"MSD({rr.species}) / Å²")
-        ax.set_title(f"{rr.species} at {rr.temperature:g} K (fit window: thick lines)")
-        ax.legend(loc="upper left")
-    fig.tight_layout()
+        _label(ax, "t / ps", f"MSD({rr.species}) / Å²",
+               f"{rr.species} at {rr.temperature:g} K (fit window: thick lines)",
+               legend="upper left")
     return _save(fig, path)
 
 
@@ -226,11 +229,8 @@ def arrhenius_plot(data, path, species="Li"):
             tt = np.linspace(T.min() * 0.97, T.max() * 1.03, 50)
             ax.plot(1000.0 / tt, np.log10(fit(tt)), color=style["color"], ls=style["ls"],
                     lw=1.2)
-    ax.set_xlabel("1000 K / T")
-    ax.set_ylabel(f"log$_{{10}}$(D$_{{{species}}}$ / cm² s$^{{-1}}$)")
-    ax.set_title(f"{species} tracer diffusivity (Arrhenius)")
-    ax.legend(loc="lower left")
-    fig.tight_layout()
+    _label(ax, "1000 K / T", f"log$_{{10}}$(D$_{{{species}}}$ / cm² s$^{{-1}}$)",
+           f"{species} tracer diffusivity (Arrhenius)", legend="lower left")
     return _save(fig, path)
 
 
@@ -260,13 +260,7 @@ def transition_plot(result, path, label="HDNNP", reference=None):
             ax2.axvline(res.Tc, color=c, lw=0.9, ls=":",
                         label=f"{lab}: T$_c$ = {res.Tc:.0f} K ({res.criterion_short})")
     ax2.axhline(1.0, color="0.4", lw=0.8)
-    ax1.set_xlabel("T / K")
-    ax1.set_ylabel("lattice parameter / Å")
-    ax1.set_title("lattice parameters (per conventional cell)")
-    ax1.legend(loc="best")
-    ax2.set_xlabel("T / K")
-    ax2.set_ylabel("c / a")
-    ax2.set_title("tetragonal → cubic: c/a")
-    ax2.legend(loc="best")
-    fig.tight_layout()
+    _label(ax1, "T / K", "lattice parameter / Å", "lattice parameters (per conventional cell)",
+           legend="best")
+    _label(ax2, "T / K", "c / a", "tetragonal → cubic: c/a", legend="best")
     return _save(fig, path)

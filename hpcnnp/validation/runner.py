@@ -211,6 +211,14 @@ def _check_elements(ctx, symbols, where):
                           f"potential ({' '.join(ctx.potential.elements)})")
 
 
+def _start_structure(ctx, path, default, what):
+    """The periodic structure in ``path``, else ``default()``; its elements must be
+    the potential's (``what`` names it in errors)."""
+    atoms = _read_structure(path, what) if path else default()
+    _check_elements(ctx, atoms.get_chemical_symbols(), what)
+    return atoms
+
+
 # ---------------------------------------------------------------------------------------
 # steps
 # ---------------------------------------------------------------------------------------
@@ -355,11 +363,19 @@ def _trajectory_pairs(ctx):
 
 
 def _md_structure(ctx):
-    cfg = ctx.cfg
-    atoms = (_read_structure(cfg.md_structure, "MD start structure") if cfg.md_structure
-             else llzo_cubic())
-    _check_elements(ctx, atoms.get_chemical_symbols(), "MD start structure")
-    return atoms
+    return _start_structure(ctx, ctx.cfg.md_structure, llzo_cubic, "MD start structure")
+
+
+def _comparison_rows(rows, formats):
+    """Table rows of a reference-vs-potential benchmark: temperature (K), the key
+    (pair or element) and three numbers in ``formats``."""
+    return [(f"{r[1]:g}", r[2], *(fmt(x, f) for x, f in zip(r[3:6], formats))) for r in rows]
+
+
+def _plot_links(ctx, pairs, kind):
+    """Markdown links to the ``kind`` plots (``KIND/KIND_LABEL.png``) of the pairs."""
+    return ", ".join(f"[{p.label}]({ctx.rel(ctx.out / kind / f'{kind}_{p.label}.png')})"
+                     for p in pairs)
 
 
 def _step_rdf(ctx):
@@ -367,15 +383,11 @@ def _step_rdf(ctx):
     header, rows, files = rdf_benchmark(pairs, ctx.out / "rdf", r_max=ctx.cfg.rdf_rmax)
     ctx.files += files
     table = md_table(["T / K", "pair", "first peak ref / Å", "first peak HDNNP / Å",
-                      "rel. L2 difference"],
-                     [(f"{r[1]:g}", r[2], fmt(r[3], ".2f"), fmt(r[4], ".2f"),
-                       fmt(r[5], ".3f")) for r in rows])
-    links = ", ".join(f"[{p.label}]({ctx.rel(ctx.out / 'rdf' / f'rdf_{p.label}.png')})"
-                      for p in pairs)
+                      "rel. L2 difference"], _comparison_rows(rows, (".2f", ".2f", ".3f")))
     return ("## Partial radial distribution functions\n\n"
             "Reference trajectory vs MD with the potential at the same temperature; "
             "relative L2 difference = sqrt(∫(g_ML − g_ref)² dr / ∫g_ref² dr).\n\n"
-            + table + f"\nPlots: {links}.\n")
+            + table + f"\nPlots: {_plot_links(ctx, pairs, 'rdf')}.\n")
 
 
 def _step_vdos(ctx):
@@ -384,13 +396,11 @@ def _step_vdos(ctx):
     ctx.files += files
     table = md_table(["T / K", "element", "overlap ∫min(D_ref, D_ML)dν",
                       "⟨ν⟩ ref / THz", "⟨ν⟩ HDNNP / THz"],
-                     [(f"{r[1]:g}", r[2], fmt(r[3], ".3f"), fmt(r[4], ".2f"),
-                       fmt(r[5], ".2f")) for r in rows])
-    links = ", ".join(f"[{p.label}]({ctx.rel(ctx.out / 'vdos' / f'vdos_{p.label}.png')})"
-                      for p in pairs)
+                     _comparison_rows(rows, (".3f", ".2f", ".2f")))
     return ("## Vibrational density of states\n\n"
             "Fourier transform of the velocity autocorrelation (Hann window), unit area; "
-            "overlap 1 = identical spectra.\n\n" + table + f"\nPlots: {links}.\n")
+            "overlap 1 = identical spectra.\n\n" + table
+            + f"\nPlots: {_plot_links(ctx, pairs, 'vdos')}.\n")
 
 
 def _step_diffusion(ctx):
@@ -438,11 +448,8 @@ def _transition_engine(cfg):
 
 def _step_transition(ctx):
     cfg = ctx.cfg
-    if cfg.transition_structure:
-        atoms = _read_structure(cfg.transition_structure, "transition start structure")
-    else:
-        atoms = llzo_tetragonal()
-    _check_elements(ctx, atoms.get_chemical_symbols(), "transition start structure")
+    atoms = _start_structure(ctx, cfg.transition_structure, llzo_tetragonal,
+                             "transition start structure")
     rep = tuple(int(x) for x in cfg.transition_repeat)
     if rep != (1, 1, 1):
         atoms = atoms.repeat(rep)
@@ -492,11 +499,8 @@ def _step_transition(ctx):
 
 def _step_quality(ctx):
     cfg = ctx.cfg
-    if cfg.quality_structure:
-        bulk = _read_structure(cfg.quality_structure, "quality-factor structure")
-    else:
-        bulk = llzo_cubic()
-    _check_elements(ctx, bulk.get_chemical_symbols(), "quality-factor structure")
+    bulk = _start_structure(ctx, cfg.quality_structure, llzo_cubic,
+                            "quality-factor structure")
     try:
         mu = float(cfg.vacancy_mu)
     except ValueError:

@@ -6,84 +6,42 @@ the reference method; the initial data are 10 configurations within 0.05 Å of o
 6-6 networks and train a few epochs, which takes ~2 s per member on one core.
 """
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _synthetic import random_structure, write_synthetic_potential
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _synthetic():
-    spec = importlib.util.spec_from_file_location("_hpcnnp_active_synthetic",
-                                                  REPO / "tests" / "_synthetic.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-TRAIN_KEYWORDS = """
-use_short_forces
-random_seed 1
-epochs 6
-updater_type 1
-parallel_mode 0
-jacobian_mode 1
-update_strategy 0
-selection_mode 2
-task_batch_size_energy 1
-task_batch_size_force 1
-test_fraction 0.1
-force_weight 3.0
-short_energy_fraction 1.0
-short_force_fraction 0.1
-short_energy_error_threshold 0.0
-short_force_error_threshold 1.0
-rmse_threshold_trials 3
-weights_min -1.0
-weights_max 1.0
-kalman_type 0
-kalman_epsilon 1.0E-2
-kalman_q0 0.01
-kalman_qtau 2.302
-kalman_qmin 1.0E-6
-kalman_eta 0.01
-kalman_etatau 2.302
-kalman_etamax 1.0
-"""
+#: the students' training: n2p2's Kalman settings (hpcnnp.testing.KALMAN_TRAINING)
+#: without normalisation, 6 epochs
+TRAINING = dict(random_seed=1, epochs=6, force_weight=3.0, short_force_fraction=0.1,
+                normalize_data_set=None, nguyen_widrow_weights_short=None,
+                main_error_metric=None)
 
 
 def make_toy(root):
     """Teacher potential, labelled data, input.nn template and starting structure."""
-    from ase.calculators.singlepoint import SinglePointCalculator
-
     from hpcnnp.io import n2p2
-    from hpcnnp.potential import Potential
+    from hpcnnp.testing import label_with_potential, with_training_settings
 
-    syn = _synthetic()
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(1)
     edge = (16 / 0.035) ** (1.0 / 3.0)
     cell = np.diag([edge] * 3)
-    base = syn.random_structure(rng, 16, cell=cell, min_distance=1.6)
+    base = random_structure(rng, 16, cell=cell, min_distance=1.6)
     data = []
     for _ in range(10):
         a = base.copy()
         a.positions += rng.normal(0.0, 0.05, a.positions.shape)
         data.append(a)
-    wide = [syn.random_structure(rng, 16, cell=cell, min_distance=1.4) for _ in range(10)]
-    teacher = syn.write_synthetic_potential(root / "teacher", wide + data, nodes=(8, 8),
-                                            seed=3, output_scale=0.3)
-    pot = Potential.from_n2p2(teacher)
-    for a in data:
-        r = pot.compute(a)
-        a.calc = SinglePointCalculator(a, energy=r.energy, forces=r.forces)
-    n2p2.write_data(root / "input.data", data)
+    wide = [random_structure(rng, 16, cell=cell, min_distance=1.4) for _ in range(10)]
+    teacher = write_synthetic_potential(root / "teacher", wide + data, nodes=(8, 8), seed=3,
+                                        output_scale=0.3)
+    label_with_potential(data, teacher, root / "input.data")
     text = (teacher / "input.nn").read_text().replace("global_nodes_short 8 8",
                                                       "global_nodes_short 6 6")
-    (root / "input.nn").write_text(text + TRAIN_KEYWORDS)
+    (root / "input.nn").write_text(with_training_settings(text, **TRAINING))
     n2p2.write_data(root / "start.data", [base])
     return root
 

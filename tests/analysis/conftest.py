@@ -5,9 +5,6 @@ positions + image flags, box edges as 3x3 vectors, times in ps, velocities in Å
 metadata JSON in /parameters/hpcnnp).
 """
 
-import shutil
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,16 +32,3 @@ def walk_h5_nometa(tmp_path_factory, walk_data):
     d = walk_data
     write_h5md(path, d["positions"], d["box"], d["species"], image=d["image"], dt=d["dt"])
     return path
-
-
-@pytest.fixture(scope="session")
-def mpiexec():
-    exe = Path(sys.executable).with_name("mpiexec")
-    exe = str(exe) if exe.exists() else shutil.which("mpiexec")
-    if not exe:
-        pytest.skip("mpiexec not found next to the Python interpreter or on PATH")
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
-        pytest.skip("mpi4py not installed")
-    return exe

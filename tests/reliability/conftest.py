@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _reliability import _synthetic
+from _synthetic import random_cubic_structures, write_synthetic_potential
 
 
 @pytest.fixture(scope="session")
@@ -17,28 +17,13 @@ def small_potential(tmp_path_factory):
     """A Li/O potential (10 SFs per element, 6-5 network) and 16 structures of 8-14
     atoms labelled with it: ``{"pot": folder, "data": input.data, "train": folder with
     input.nn (+ training keywords), input.data and scaling.data}``."""
-    syn = _synthetic()
-    from ase.calculators.singlepoint import SinglePointCalculator
-
-    from hpcnnp.io import n2p2
-    from hpcnnp.potential import Potential
-    from hpcnnp.testing import with_training_settings
+    from hpcnnp.testing import label_with_potential, with_training_settings
 
     root = tmp_path_factory.mktemp("reliability")
-    rng = np.random.default_rng(7)
-    structures = []
-    for _ in range(16):
-        n = int(rng.integers(8, 15))
-        edge = (n / 0.035) ** (1.0 / 3.0)
-        structures.append(syn.random_structure(rng, n, cell=np.diag([edge, edge, edge]),
-                                               min_distance=1.4))
-    pot_dir = syn.write_synthetic_potential(root / "potential", structures, seed=3,
-                                            atom_energy={"Li": -1.5, "O": -2.0})
-    pot = Potential.from_n2p2(pot_dir)
-    for atoms in structures:
-        res = pot.compute(atoms)
-        atoms.calc = SinglePointCalculator(atoms, energy=res.energy, forces=res.forces)
-    n2p2.write_data(root / "input.data", structures)
+    structures = random_cubic_structures(np.random.default_rng(7), 16, 8, 14)
+    pot_dir = write_synthetic_potential(root / "potential", structures, seed=3,
+                                        atom_energy={"Li": -1.5, "O": -2.0})
+    label_with_potential(structures, pot_dir, root / "input.data")
     train = root / "train"
     train.mkdir()
     (train / "input.nn").write_text(with_training_settings(

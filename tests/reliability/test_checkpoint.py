@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
+from _reliability import env as _env
+from _synthetic import random_cubic_structures, write_synthetic_potential
 
 #: n2p2's Kalman settings (hpcnnp.testing.KALMAN_TRAINING) for a 3-epoch run
 TRAIN = dict(epochs=3, random_seed=123, test_fraction=0.2, force_weight=3.0,
@@ -24,58 +24,19 @@ TRAIN = dict(epochs=3, random_seed=123, test_fraction=0.2, force_weight=3.0,
              nguyen_widrow_weights_short=None)
 
 
-def _helpers():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_hpcnnp_tests_synthetic_ckpt",
-                                                  REPO / "tests" / "_synthetic.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """Li/O teacher (10 SFs, 8-8 networks), 40 labelled structures of 8-16 atoms."""
-    from ase.calculators.singlepoint import SinglePointCalculator
+    from hpcnnp.testing import label_with_potential, with_training_settings
 
-    from hpcnnp.io import n2p2
-    from hpcnnp.potential import Potential
-    from hpcnnp.testing import with_training_settings
-
-    h = _helpers()
     root = tmp_path_factory.mktemp("ckpt")
-    rng = np.random.default_rng(2)
-    structures = []
-    for _ in range(40):
-        n = int(rng.integers(8, 17))
-        edge = (n / 0.035) ** (1.0 / 3.0)
-        structures.append(h.random_structure(rng, n, cell=np.diag([edge] * 3),
-                                             min_distance=1.4))
-    teacher = h.write_synthetic_potential(root / "teacher", structures, nodes=(8, 8), seed=3)
-    pot = Potential.from_n2p2(teacher)
-    for atoms in structures:
-        res = pot.compute(atoms)
-        atoms.calc = SinglePointCalculator(atoms, energy=res.energy, forces=res.forces)
-    n2p2.write_data(root / "input.data", structures)
+    structures = random_cubic_structures(np.random.default_rng(2), 40, 8, 16)
+    teacher = write_synthetic_potential(root / "teacher", structures, nodes=(8, 8), seed=3)
+    label_with_potential(structures, teacher, root / "input.data")
     shutil.copy(teacher / "scaling.data", root / "scaling.data")
     (root / "input.nn").write_text(with_training_settings((teacher / "input.nn").read_text(),
                                                           **TRAIN))
     return root
-
-
-def _env(**extra):
-    env = dict(os.environ)
-    lib = str(Path(sys.executable).parent.parent / "lib")
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (lib, env.get("LD_LIBRARY_PATH"))
-                                             if p)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    env["OPENBLAS_NUM_THREADS"] = "1"
-    for k in list(env):
-        if k.startswith("HPCNNP_TRAIN_"):
-            env.pop(k)
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
 
 
 def _train(folder, *args, env=None):

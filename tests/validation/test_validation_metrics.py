@@ -1,6 +1,7 @@
 """Error metrics, structure classes and the per-class error table."""
 import numpy as np
 import pytest
+from _helpers import rejected
 
 from hpcnnp.errors import InputFileError
 from hpcnnp.validation.classes import ClassResolver, class_from_comment, slugify
@@ -43,12 +44,10 @@ def test_class_rules(tmp_path):
     m.write_text("pattern,class\n# comment line\nSigma ?5|Σ5,GB Σ5\n^any,amorphous\n")
     res = ClassResolver(m)
     assert res(a) == "GB Σ5" and res(b) == "amorphous"       # mapping wins
-    m.write_text("pattern,class\n(unclosed,x\n")
-    with pytest.raises(InputFileError, match=r"map.csv:2: bad regular expression"):
-        ClassResolver(m)
-    m.write_text("regex,name\n")
-    with pytest.raises(InputFileError, match="header must be 'pattern,class'"):
-        ClassResolver(m)
+    rejected(ClassResolver, m, "pattern,class\n(unclosed,x\n", InputFileError,
+             match=r"map.csv:2: bad regular expression")
+    rejected(ClassResolver, m, "regex,name\n", InputFileError,
+             match="header must be 'pattern,class'")
     assert slugify("GB Σ5(310)/[001]") == "GB_Sigma5_310_001"
 
 

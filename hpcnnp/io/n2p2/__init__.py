@@ -54,12 +54,12 @@ from hpcnnp.io.n2p2.data import count_structures, iter_data, read_data, write_da
 from hpcnnp.io.n2p2.potential_files import (_SCALING_HEADER, _n_connections,  # noqa: F401
                                             read_scaling, read_weights, write_scaling,
                                             write_weights)
-from hpcnnp.io.n2p2.settings import Settings, read_settings, write_settings
+from hpcnnp.io.n2p2.settings import Settings, read_settings, setting_tokens, write_settings
 from hpcnnp.io.n2p2.symfunctions import SymmetryFunction, parse_symfunction
 
 __all__ = [
     "N2P2_ELEMENTS", "element_order", "SymmetryFunction", "parse_symfunction",
-    "Settings", "read_settings", "write_settings",
+    "Settings", "read_settings", "write_settings", "setting_tokens",
     "read_scaling", "write_scaling", "read_weights", "write_weights",
     "weights_filename", "iter_data", "read_data", "write_data", "count_structures",
 ]

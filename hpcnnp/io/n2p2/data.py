@@ -131,7 +131,28 @@ def _make_atoms(block, end_line, path, allowed):
     return atoms
 
 
-def _open_text(path_or_file):
+def open_text(path_or_file):
+    """Open an n2p2 text file for reading (UTF-8; undecodable bytes kept as surrogates,
+    so that the parser can name the line).
+
+    Parameters
+    ----------
+    path_or_file : path or file object
+        A file object is passed through.
+
+    Returns
+    -------
+    file : file object
+    name : str
+        The path, or the stream's name.
+    close : bool
+        Whether the caller opened the file here and must close it.
+
+    Raises
+    ------
+    InputFileError
+        The file is missing, is a directory or cannot be read.
+    """
     if hasattr(path_or_file, "read"):
         return path_or_file, getattr(path_or_file, "name", "<stream>"), False
     path = os.fspath(path_or_file)
@@ -141,6 +162,8 @@ def _open_text(path_or_file):
         raise InputFileError(path, None, "file not found") from None
     except IsADirectoryError:
         raise InputFileError(path, None, "is a directory, not a file") from None
+    except OSError as exc:
+        raise InputFileError(path, None, f"cannot read: {exc.strerror}") from None
     return f, path, True
 
 
@@ -177,7 +200,7 @@ def iter_data(path, elements=None) -> Iterator:
             if symbol not in _Z:
                 raise ValueError(f"iter_data: unknown element {symbol!r} in 'elements'")
             allowed[symbol] = _Z[symbol]
-    f, name, close = _open_text(path)
+    f, name, close = open_text(path)
     try:
         yield from _iter_blocks(f, name, allowed)
     finally:

@@ -35,6 +35,19 @@ _SCALING_HEADER = """\
 """
 
 
+
+def _data_rows(path, lines, kind):
+    """``(line number, tokens)`` of the data lines of an n2p2 ``kind`` file (scaling,
+    weight): comment lines are skipped; an empty line is an error, as for n2p2."""
+    for number, raw in enumerate(lines, start=1):
+        if raw.startswith("#"):
+            continue
+        tokens = raw.split()
+        if not tokens:
+            raise InputFileError(path, number, f"empty line (n2p2 cannot read {kind} files "
+                                               "with empty lines)")
+        yield number, tokens
+
 def read_scaling(path, n_sf: dict, elements) -> dict[str, np.ndarray]:
     """Read ``scaling.data`` (§7).
 
@@ -58,15 +71,7 @@ def read_scaling(path, n_sf: dict, elements) -> dict[str, np.ndarray]:
     """
     path = os.fspath(path)
     lines = _read_lines(path)
-    rows = []           # (line number, tokens)
-    for number, raw in enumerate(lines, start=1):
-        if raw.startswith("#"):
-            continue
-        tokens = raw.split()
-        if not tokens:
-            raise InputFileError(path, number, "empty line (n2p2 cannot read scaling files "
-                                               "with empty lines)")
-        rows.append((number, tokens))
+    rows = list(_data_rows(path, lines, "scaling"))
     expected = sum(n_sf[e] for e in elements)
     if len(rows) != expected:
         where = rows[expected][0] if len(rows) > expected else (len(lines) or None)
@@ -166,13 +171,7 @@ def read_weights(path, n_expected: int) -> np.ndarray:
     path = os.fspath(path)
     values = []
     lines = _read_lines(path)
-    for number, raw in enumerate(lines, start=1):
-        if raw.startswith("#"):
-            continue
-        tokens = raw.split()
-        if not tokens:
-            raise InputFileError(path, number, "empty line (n2p2 cannot read weight files "
-                                               "with empty lines)")
+    for number, tokens in _data_rows(path, lines, "weight"):
         if len(values) == n_expected:
             raise InputFileError(path, number, f"more than the {n_expected} connection "
                                                "values the network needs")

@@ -14,7 +14,7 @@ from hpcnnp.io.n2p2._common import _atomic_write, _read_lines, _to_float, _to_in
 from hpcnnp.io.n2p2.potential_files import _n_connections
 from hpcnnp.io.n2p2.symfunctions import SymmetryFunction, parse_symfunction
 
-__all__ = ["Settings", "read_settings", "write_settings"]
+__all__ = ["Settings", "read_settings", "write_settings", "setting_tokens"]
 
 # ---------------------------------------------------------------------------------------
 # input.nn keywords (§2)
@@ -89,6 +89,16 @@ class _Entry:
     line: int           # 1-based
 
 
+def setting_tokens(line):
+    """Tokens of one ``input.nn`` line: keyword first, the comment (from ``#`` or ``!``)
+    removed; empty for a blank or comment line."""
+    for mark in "#!":
+        cut = line.find(mark)
+        if cut >= 0:
+            line = line[:cut]
+    return line.split()
+
+
 class Settings:
     """An n2p2 ``input.nn`` (§2): keywords plus validated derived quantities.
 
@@ -115,12 +125,7 @@ class Settings:
         self.warnings: list[str] = []
         self._entries: dict[str, list[_Entry]] = {}
         for number, raw in enumerate(self.lines, start=1):
-            text = raw
-            for mark in "#!":
-                cut = text.find(mark)
-                if cut >= 0:
-                    text = text[:cut]
-            tokens = text.split()
+            tokens = setting_tokens(raw)
             if not tokens:
                 continue
             keyword, args = tokens[0], " ".join(tokens[1:])
@@ -362,20 +367,7 @@ class Settings:
         # that rely on per-element sizes therefore behave differently in n2p2; the
         # global keywords are the portable choice.
         def overrides(keyword):
-            found = {}
-            for args, ln in self.get_all(keyword):
-                tokens = args.split()
-                if not tokens:
-                    raise InputFileError(self.path, ln, f"{keyword} needs '<element> ...'")
-                element = tokens[0]
-                if element not in self.element_index:
-                    raise InputFileError(self.path, ln, f"{keyword}: element {element!r} is "
-                                                        "not listed in 'elements'")
-                if element in found:
-                    raise InputFileError(self.path, ln, f"{keyword} for {element} given "
-                                                        f"twice (also line {found[element][1]})")
-                found[element] = (tokens[1:], ln)
-            return found
+            return self._per_element(keyword, f"{keyword} needs '<element> ...'")
 
         el_layers = overrides("element_hidden_layers_short")
         el_nodes = overrides("element_nodes_short")
@@ -454,21 +446,46 @@ class Settings:
     def atom_energy(self) -> dict[str, float]:
         """Atomic energy offsets E0 per element (``atom_energy El E0``; missing -> 0)."""
         energies = {e: 0.0 for e in self.elements}
-        seen = {}
-        for args, line in self.get_all("atom_energy"):
+        found = self._per_element(
+            "atom_energy", "expected 'atom_energy El E0'", n_tokens=2,
+            value=lambda tokens, line: _to_float(tokens[0], self.path, line, "atom_energy"))
+        energies.update({element: e0 for element, (e0, _) in found.items()})
+        return energies
+
+    def _per_element(self, keyword, usage, n_tokens=None, value=None):
+        """The lines ``keyword El ...`` of a per-element keyword, at most one per element.
+
+        Parameters
+        ----------
+        keyword : str
+        usage : str
+            Error message of a line without an element (or with a number of tokens
+            other than ``n_tokens``).
+        n_tokens : int, optional
+            Exact number of tokens, the element included.
+        value : callable(tokens, line), optional
+            Converts the tokens after the element (called line by line, so that the
+            first bad line is reported); default: the token list.
+
+        Returns
+        -------
+        dict
+            Element -> (value, line number), in the order of the file.
+        """
+        found = {}
+        for args, line in self.get_all(keyword):
             tokens = args.split()
-            if len(tokens) != 2:
-                raise InputFileError(self.path, line, "expected 'atom_energy El E0'")
+            if not tokens or (n_tokens is not None and len(tokens) != n_tokens):
+                raise InputFileError(self.path, line, usage)
             element = tokens[0]
             if element not in self.element_index:
-                raise InputFileError(self.path, line, f"atom_energy: element {element!r} is "
+                raise InputFileError(self.path, line, f"{keyword}: element {element!r} is "
                                                       "not listed in 'elements'")
-            if element in seen:
-                raise InputFileError(self.path, line, f"atom_energy for {element} given twice "
-                                                      f"(also line {seen[element]})")
-            seen[element] = line
-            energies[element] = _to_float(tokens[1], self.path, line, "atom_energy")
-        return energies
+            if element in found:
+                raise InputFileError(self.path, line, f"{keyword} for {element} given "
+                                                      f"twice (also line {found[element][1]})")
+            found[element] = (tokens[1:] if value is None else value(tokens[1:], line), line)
+        return found
 
     @cached_property
     def normalization(self):

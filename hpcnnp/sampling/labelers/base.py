@@ -10,7 +10,9 @@ result is checked and every failure becomes a :class:`LabelingError`.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import math
+import os
 import shlex
 import shutil
 import tempfile
@@ -221,6 +223,30 @@ def _launch_prefix(labeler):
         raise LabelerError(f"labeler {labeler.name}: launcher {launcher!r}: only {{ranks}} "
                            f"and {{threads}} may be filled in ({exc})") from None
     return shlex.split(text)
+
+
+def _require_package(labeler, module, install):
+    """LabelerError unless the Python package ``module`` is installed (``install``: how
+    to install it)."""
+    if importlib.util.find_spec(module) is None:
+        raise LabelerError(f"labeler {labeler.name}: the {module} package is not installed "
+                           f"({install})")
+
+
+def _folder_setting(labeler, key, env, what, hint=""):
+    """The folder given by option ``key``, else by the environment variable ``env``.
+
+    Raises
+    ------
+    LabelerError
+        Neither names an existing folder (``what``: the folder's role, e.g.
+        "pseudopotential"; ``hint`` is appended to the message).
+    """
+    folder = labeler.settings[key] or os.environ.get(env)
+    if not folder or not Path(folder).is_dir():
+        raise LabelerError(f"labeler {labeler.name}: {what} folder not found: set option "
+                           f"{key} or ${env}{hint}")
+    return Path(folder)
 
 
 def _which(labeler, program):

@@ -12,7 +12,7 @@ import importlib.util
 import os
 import warnings
 
-from .base import Labeler, LabelerError, _positive
+from .base import Labeler, _positive, _require_package
 
 __all__ = ["ChgnetLabeler"]
 
@@ -33,9 +33,7 @@ class ChgnetLabeler(Labeler):
         _positive(self, "threads")
 
     def check(self, elements=()):
-        if importlib.util.find_spec("chgnet") is None:
-            raise LabelerError("labeler chgnet: the chgnet package is not installed "
-                               "(pip install torch==<cpu wheel> chgnet)")
+        _require_package(self, "chgnet", "pip install torch==<cpu wheel> chgnet")
 
     def build(self, directory):
         self.check()

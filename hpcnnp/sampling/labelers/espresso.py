@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .base import Labeler, LabelerError, LabelingError, _check_launcher, _launch_prefix, _which
+from .base import (Labeler, LabelerError, LabelingError, _check_launcher, _launch_prefix, _which,
+                   _folder_setting)
 
 __all__ = ["EspressoLabeler"]
 
@@ -24,11 +25,7 @@ class EspressoLabeler(Labeler):
     runtime_options = ("command", "launcher", "ranks", "threads", "pseudo_dir", "timeout")
 
     def _pseudo_dir(self):
-        folder = self.settings["pseudo_dir"] or os.environ.get("ESPRESSO_PSEUDO")
-        if not folder or not Path(folder).is_dir():
-            raise LabelerError("labeler espresso: pseudopotential folder not found: set "
-                               "option pseudo_dir or $ESPRESSO_PSEUDO")
-        return Path(folder)
+        return _folder_setting(self, "pseudo_dir", "ESPRESSO_PSEUDO", "pseudopotential")
 
     def check(self, elements=()):
         _check_launcher(self)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 
-from .base import Labeler, LabelerError, LabelingError, _check_launcher, _launch_prefix, _which
+from .base import (Labeler, LabelerError, LabelingError, _check_launcher, _launch_prefix, _which,
+                   _folder_setting)
 
 __all__ = ["VaspLabeler"]
 
@@ -24,11 +24,8 @@ class VaspLabeler(Labeler):
     runtime_options = ("command", "launcher", "ranks", "threads", "pp_path", "timeout")
 
     def _pp_path(self):
-        path = self.settings["pp_path"] or os.environ.get("VASP_PP_PATH")
-        if not path or not Path(path).is_dir():
-            raise LabelerError("labeler vasp: POTCAR folder not found: set option pp_path or "
-                               "$VASP_PP_PATH to the folder holding potpaw_PBE/")
-        return Path(path)
+        return _folder_setting(self, "pp_path", "VASP_PP_PATH", "POTCAR",
+                               hint=" to the folder holding potpaw_PBE/")
 
     def check(self, elements=()):
         _check_launcher(self)

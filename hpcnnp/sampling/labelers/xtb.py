@@ -8,10 +8,9 @@ Defaults that converge on Co-doped LLZO: electronic temperature 3000 K, mixer da
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 
-from .base import Labeler, LabelerError, _positive
+from .base import Labeler, LabelerError, _positive, _require_package
 
 __all__ = ["XtbLabeler"]
 
@@ -39,9 +38,7 @@ class XtbLabeler(Labeler):
                                "(kpoints: gamma)")
 
     def check(self, elements=()):
-        if importlib.util.find_spec("tblite") is None:
-            raise LabelerError("labeler xtb: the tblite package is not installed "
-                               "(pip install tblite)")
+        _require_package(self, "tblite", "pip install tblite")
 
     def build(self, directory):
         self.check()

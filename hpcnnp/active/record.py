@@ -166,7 +166,11 @@ def plot_summary(path, records, sigma=None):
     if sigma and any(len(v) for v in sigma):
         data = [np.asarray(v, float) if len(v) else np.array([np.nan]) for v in sigma]
         ax.boxplot(data, positions=it, whis=(5, 95), showfliers=False, widths=0.5)
-    ax.plot(it, [r["sigma_f"]["median"] for r in records], "o", ms=4, label="median")
+    for key, marker in (("median", "o"), ("mean", "x")):
+        values = [r["sigma_f"].get(key) for r in records]
+        if any(v is not None for v in values):
+            ax.plot(it, [np.nan if v is None else v for v in values], marker, ms=4,
+                    label=key)
     band = records[-1]["thresholds"]
     ax.axhspan(band["sigma_low"], band["sigma_high"], color="tab:orange", alpha=0.15,
                label="candidate band")

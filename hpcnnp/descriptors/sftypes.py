@@ -24,21 +24,21 @@ a polynomial ``p1``...``p4`` (the cutoff polynomials of ``cutoff_type`` 5-8) or 
 Angles of the compact types are in degrees in ``input.nn``; their angular part uses
 the radial core (never the asymmetric variant).
 
-====  ==============================  ===============================================
-type  name                            G_i
-====  ==============================  ===============================================
-2     radial                          Σ_{j∈E1} exp(−η(r_ij−r_s)²) f_c(r_ij)
-3     angular_narrow                  2^{1−ζ} Σ_{j<k} (1+λcosθ)^ζ exp(−η Σ(r−r_s)²) Π f_c
-9     angular_wide                    as 3 without the r_jk terms
-12    weighted_radial                 Σ_j Z_j exp(−η(r_ij−r_s)²) f_c(r_ij)
-13    weighted_angular                as 3 over all pairs, times Z_j Z_k
-20    compact_radial                  Σ_{j∈E1} C(r_ij; r_l, r_c)
-21    compact_angular_narrow          Σ_{j<k} C(r_ij) C(r_ik) C(r_jk) C(θ_ijk; θ_l, θ_r)
-22    compact_angular_wide            Σ_{j<k} C(r_ij) C(r_ik) C(θ_ijk; θ_l, θ_r)
-23    weighted_compact_radial         Σ_j Z_j C(r_ij)
-24    weighted_compact_angular_narrow as 21 over all pairs, times Z_j Z_k
-25    weighted_compact_angular_wide   as 22 over all pairs, times Z_j Z_k
-====  ==============================  ===============================================
+====  ================================  ===============================================
+type  name                              G_i
+====  ================================  ===============================================
+2     radial                            Σ_{j∈E1} exp(−η(r_ij−r_s)²) f_c(r_ij)
+3     angular_narrow                    2^{1−ζ} Σ_{j<k} (1+λcosθ)^ζ exp(−η Σ(r−r_s)²) Π f_c
+9     angular_wide                      as 3 without the r_jk terms
+12    weighted_radial                   Σ_j Z_j exp(−η(r_ij−r_s)²) f_c(r_ij)
+13    weighted_angular                  as 3 over all pairs, times Z_j Z_k
+20    compact_radial                    Σ_{j∈E1} C(r_ij; r_l, r_c)
+21    compact_angular_narrow            Σ_{j<k} C(r_ij) C(r_ik) C(r_jk) C(θ_ijk; θ_l, θ_r)
+22    compact_angular_wide              Σ_{j<k} C(r_ij) C(r_ik) C(θ_ijk; θ_l, θ_r)
+23    weighted_compact_radial           Σ_j Z_j C(r_ij)
+24    weighted_compact_angular_narrow   as 21 over all pairs, times Z_j Z_k
+25    weighted_compact_angular_wide     as 22 over all pairs, times Z_j Z_k
+====  ================================  ===============================================
 
 References: Behler, J. Chem. Phys. 134, 074106 (2011), doi:10.1063/1.3553717 (2, 3, 9);
 Gastegger et al., J. Chem. Phys. 148, 241709 (2018), doi:10.1063/1.5019667 (12, 13);

@@ -10,8 +10,7 @@ How large are the errors, and where?  (:mod:`.dataset`, :mod:`.metrics`, :mod:`.
     and unseen sets, as a table in the published format
     (class | energy RMSE (R²) | force RMSE (R²)), and parity plots per class.
 
-Does MD with the potential reproduce the reference dynamics?  (:mod:`.benchmarks`,
-:mod:`.trajectory`, :mod:`.criteria`, :mod:`.teacher`)
+Does MD with the potential reproduce the reference dynamics?  (:mod:`.benchmarks`, :mod:`.trajectory`, :mod:`.criteria`, :mod:`.teacher`)
     Partial RDFs, the vDOS (Fourier transform of the velocity autocorrelation) and the
     Li MSD / tracer diffusivity with its uncertainty, reference trajectories (AIMD or
     any labeler) against MD with the potential at the same temperature, and the

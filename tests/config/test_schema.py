@@ -5,7 +5,7 @@ import json
 
 import pytest
 import yaml
-from _config_helpers import CAMPAIGNS, EXAMPLE_PROJECT, REPO, SITES, edit
+from _config_helpers import CAMPAIGNS, EXAMPLE_PROJECT, FROZEN_PROJECT, REPO, SITES, edit
 
 from hpcnnp.cli import main
 from hpcnnp.config.schema import FILE_TYPES, json_schema, schema_text
@@ -53,7 +53,7 @@ def test_protocol_written_by_the_main_job_is_valid_under_the_schema(tmp_path):
     ("network: {hidden", "netwerk: {hidden"),
 ])
 def test_schema_flags_what_the_validator_refuses(old, new):
-    data = yaml.safe_load(edit(EXAMPLE_PROJECT.read_text(), old, new))
+    data = yaml.safe_load(edit(FROZEN_PROJECT.read_text(), old, new))
     assert list(_validator("project").iter_errors(data))
 
 

@@ -191,12 +191,13 @@ def test_sample_leaves_no_worker(tmp_path, signum, limit):
 @pytest.mark.slow
 @pytest.mark.parametrize("signum, limit", [(signal.SIGTERM, 10.0), (signal.SIGKILL, 60.0)])
 def test_run_leaves_no_sample_child(tmp_path, signum, limit):
-    """Case: killing ``hpcnnp run`` orphaned its ``hpcnnp sample`` child, which kept
-    running the labeler."""
+    """Case: killing ``hpcnnp run`` orphaned its sampling workers, which kept running
+    the labeler.  (The sample stage now runs the campaign in the driver: its Parsl
+    interchange and workers are the driver's children.)"""
     (tmp_path / "project.yaml").write_text(PROJECT)
     proc, before, left = _interrupt(tmp_path, ["run", "project.yaml"],
                                     "run/sample/campaign.work/tasks/*/task.log", signum, limit)
-    assert any("hpcnnp.cli sample" in c for c in before.values()), before
+    assert any("interchange" in c for c in before.values()), before
     assert not left, f"alive {limit:.0f} s after {signum!r}: {left}"
     if signum == signal.SIGTERM:
         assert "hpcnnp run: received SIGTERM, stopping its workers" in \

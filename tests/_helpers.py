@@ -59,3 +59,10 @@ def rejected(load, path, text, error, match=None):
     with pytest.raises(error, match=match) as info:
         load(path)
     return info.value
+
+
+def random_observations(rng, n, m, count):
+    """``count`` random (Jacobian ``H`` (n, m), error ``xi`` (m,)) pairs of a Kalman
+    filter test, drawn in this order from ``rng``."""
+    for _ in range(count):
+        yield rng.standard_normal((n, m)), rng.standard_normal(m)

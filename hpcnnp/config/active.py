@@ -15,7 +15,7 @@ from typing import ClassVar, Optional
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from hpcnnp.config.base import ConfigModel, KeyProblem, OpenModel
-from hpcnnp.config.campaign import check_site
+from hpcnnp.config.campaign import site_name
 from hpcnnp.config.labeler import labeler_problem
 from hpcnnp.config.site import ParslBlocks
 from hpcnnp.config.types import (
@@ -274,13 +274,7 @@ class Parallel(ParslBlocks):
                         "Parsl apps (hpcnnp active --no-parsl: one after the other here)")
     site: str = Field("local", description="Parsl site (hpcnnp jobs sites)")
 
-    @field_validator("site")
-    @classmethod
-    def _known_site(cls, value):
-        problem = check_site(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+    _site = field_validator("site")(site_name)
 
 
 def _alias_schema(schema, cls):

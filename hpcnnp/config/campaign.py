@@ -36,7 +36,7 @@ from hpcnnp.structures.builders import (
 )
 
 __all__ = ["CampaignFile", "CampaignMD", "Resources", "SamplingEntry", "MD_DEFAULTS",
-           "SERIAL_SITE", "entry_labeler", "check_site"]
+           "SERIAL_SITE", "entry_labeler", "check_site", "site_name"]
 
 #: site name that runs the tasks in the driver process, without Parsl
 SERIAL_SITE = "serial"
@@ -51,6 +51,14 @@ def check_site(name):
     except HpcnnpError as exc:
         return str(exc)
     return None
+
+
+def site_name(value):
+    """A validator of a site key: ``value`` if it names a site, else ValueError."""
+    problem = check_site(value)
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 class CampaignMD(ConfigModel):

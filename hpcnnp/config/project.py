@@ -24,7 +24,7 @@ from pydantic import ConfigDict, Field, WithJsonSchema, field_validator, model_v
 
 from hpcnnp.config.active import ActiveFile, ActiveLabeler, Exploration, flat_spec
 from hpcnnp.config.base import ConfigModel, KeyProblem
-from hpcnnp.config.campaign import CampaignFile, check_site
+from hpcnnp.config.campaign import CampaignFile, site_name
 from hpcnnp.config.labeler import LabelerSection, as_labeler_dict, labeler_problem
 from hpcnnp.config.protocol import ZBL
 from hpcnnp.config.training import TRAINING_SCHEMA, check_training, input_nn_keywords
@@ -310,13 +310,7 @@ class ProjectFile(ConfigModel):
             info.context["project_labeler"] = as_labeler_dict(data.get("labeler"))
         return data
 
-    @field_validator("site")
-    @classmethod
-    def _site(cls, value):
-        problem = check_site(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+    _site = field_validator("site")(site_name)
 
     @model_validator(mode="after")
     def _together(self):

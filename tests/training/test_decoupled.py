@@ -6,6 +6,8 @@ import math
 import numpy as np
 import pytest
 
+from _helpers import random_observations
+
 from hpcnnp.training.decoupled import (DecoupledKalmanFilter, decoupling_groups)
 from hpcnnp.training.kalman import KalmanError, KalmanFilter
 
@@ -95,9 +97,7 @@ def test_matches_block_reference(level, kalman_type, m, fold_every):
     ref = BlockReference(groups, kalman_type)
     kf = make(groups, kalman_type, fold_every)
     w_ref, w = np.zeros(n), np.zeros(n)
-    for _ in range(25):
-        H = rng.standard_normal((n, m))
-        xi = rng.standard_normal(m)
+    for H, xi in random_observations(rng, n, m, 25):
         ref.update(w_ref, H, xi)
         kf.update(w, H, xi)
     assert relerr(w, w_ref) < 1e-12

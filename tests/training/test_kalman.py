@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _helpers import random_observations
+
 from hpcnnp.training.kalman import (KalmanError, KalmanFilter, row_partition,
                                     traffic_model)
 
@@ -79,9 +81,7 @@ def test_matches_dense_reference(n, m, kalman_type, fold_every):
     ref = DenseReference(n, kalman_type)
     kf = make(n, kalman_type, fold_every)
     w_ref, w = np.zeros(n), np.zeros(n)
-    for _ in range(30):
-        H = rng.standard_normal((n, m))
-        xi = rng.standard_normal(m)
+    for H, xi in random_observations(rng, n, m, 30):
         ref.update(w_ref, H, xi)
         kf.update(w, H, xi)
         assert kf.q == pytest.approx(ref.q, rel=1e-15)

@@ -10,13 +10,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _helpers():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_hpcnnp_tests_synthetic_mem",
-                                                  REPO / "tests" / "_synthetic.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    import _synthetic          # tests/ is on sys.path (tests/conftest.py)
+    return _synthetic
 
 
 @pytest.fixture(scope="module")

@@ -26,14 +26,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _test_helpers():
-    """tests/_synthetic.py loaded by path (tests/ is not on sys.path for this folder)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_hpcnnp_tests_synthetic",
-                                                  REPO / "tests" / "_synthetic.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    import _synthetic          # tests/ is on sys.path (tests/conftest.py)
+    return _synthetic
 
 
 _helpers = _test_helpers()

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from hpcnnp.active.labeling import label_batch_to_file
+from hpcnnp.fileio import write_atomic
 from hpcnnp.io import n2p2
 
 __all__ = ["pick_frames", "label_production_frames"]
@@ -120,5 +121,5 @@ def label_production_frames(runs, dataset, labeler, options, dispatcher, workdir
     if records:
         with Dataset(dataset, "a") as ds:
             ds.append(records, where="production MD extrapolation warnings")
-    (workdir / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_atomic(workdir / "summary.json", json.dumps(summary, indent=1))
     return summary

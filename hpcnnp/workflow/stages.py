@@ -41,7 +41,7 @@ from hpcnnp.active.learner import ActiveLearner
 from hpcnnp.analysis.pipeline import AnalysisRequest, analyze_trajectory
 from hpcnnp.descriptors.prune import prune_by_range, prune_by_tail
 from hpcnnp.descriptors.sfgen import PRESETS
-from hpcnnp.fileio import write_atomic
+from hpcnnp.fileio import atomic_path, write_atomic
 from hpcnnp.io import n2p2
 from hpcnnp.io.dataset import Dataset, export_n2p2, held_out_sets
 from hpcnnp.sampling.campaign import run_campaign
@@ -285,9 +285,8 @@ def _md_stage(ctx, name, build):
     if not struct.exists():
         from ase.io import write
         atoms = build()
-        tmp = struct.with_name(".structure.tmp.extxyz")
-        write(tmp, atoms, format="extxyz")
-        tmp.replace(struct)
+        with atomic_path(struct) as tmp:
+            write(tmp, atoms, format="extxyz")
     protocol = ctx.project.md_protocol(name, "structure.extxyz", ctx.path("train"))
     write_atomic(d / "protocol.yaml", yaml.safe_dump(protocol, sort_keys=False))
     args = ["protocol.yaml"] + (["--resume"] if (d / "run").exists() else [])

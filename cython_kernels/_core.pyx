@@ -63,6 +63,9 @@ cdef extern from "hdnnp_core.h":
                                const int *, int, double, double, char *) nogil
     int hdnnp_symmetry_functions(const hdnnp_model *, const hdnnp_nlist *, const int *,
                                  double *, int, double *, int64_t *) nogil
+    int hdnnp_symmetry_functions_target(const hdnnp_model *, const hdnnp_nlist *,
+                                        const int *, int, const int *, int, double *, int,
+                                        double *) nogil
     int64_t hdnnp_dgdr_size(const hdnnp_model *, const hdnnp_nlist *, const int *) nogil
     int64_t hdnnp_scale(const hdnnp_model *, int, const int *, double *, int, hdnnp_ew *,
                         int64_t) nogil
@@ -401,6 +404,45 @@ def symmetry_functions(Model model, NeighborList nl, elements, bint derivatives=
     if rc != 0:
         raise MemoryError("out of memory in the SF kernel")
     return np.asarray(G), np.asarray(dg)[:size], np.asarray(off)
+
+
+def symmetry_functions_target(Model model, NeighborList nl, elements, int target):
+    """The SFs a force component on atom ``target`` depends on.
+
+    Returns ``(atoms, G, dgdr)``: ``atoms`` the sorted indices of the central
+    atoms with ``target`` in their neighbourhood (``target`` itself and every
+    atom that has an image of it among its neighbours), ``G`` their raw SF
+    values (len(atoms), max_sf) and ``dgdr`` (len(atoms), max_sf, 3) their
+    derivatives with respect to the position of ``target``, all its periodic
+    images summed -- equal, bit for bit, to the sums of the matching blocks of
+    :func:`symmetry_functions` (central atom first, then the images in list
+    order), at the cost of the values of these atoms only.
+    """
+    cdef int[::1] el = _i32(elements)
+    cdef int n = nl.nl.natoms, ldg = max(model.m.maxsf, 1), rc, i, k, nsub = 0
+    cdef int64_t p
+    if not 0 <= target < n:
+        raise CoreError(f"atom {target} is not a central atom of the neighbour list")
+    if el.shape[0] < n:
+        raise CoreError("one element index per atom is needed")
+    cdef unsigned char[::1] mark = np.zeros(n, dtype=np.uint8)
+    mark[target] = 1
+    with nogil:
+        for i in range(n):
+            for p in range(nl.nl.start[i], nl.nl.start[i + 1]):
+                if nl.nl.idx[p] == target:
+                    mark[i] = 1
+                    break
+    cdef int[::1] atoms = np.flatnonzero(np.asarray(mark)).astype(np.int32)
+    nsub = atoms.shape[0]
+    cdef double[:, ::1] G = np.empty((nsub, ldg))
+    cdef double[:, :, ::1] D = np.empty((nsub, ldg, 3))
+    with nogil:
+        rc = hdnnp_symmetry_functions_target(model.m, &nl.nl, &el[0], nsub, &atoms[0],
+                                             target, &G[0, 0], ldg, &D[0, 0, 0])
+    if rc != 0:
+        raise MemoryError("out of memory in the SF kernel")
+    return np.asarray(atoms).astype(np.int64), np.asarray(G), np.asarray(D)
 
 
 def energy_forces(Model model, NeighborList nl, elements, int n_all=-1, bint forces=True,

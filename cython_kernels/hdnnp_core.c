@@ -976,6 +976,8 @@ typedef struct {
     int bcap;             /* capacity of the pair batch: ANG_CHUNK + maxnn */
     int *bj;
     int *soff;            /* per neighbour: offset of its derivative block (in SF entries) */
+    const unsigned char *tgt;  /* per neighbour: 1 if its derivative block is wanted; NULL:
+                                  every block (and the central atom's) is wanted */
     double Fi[3];
     double *fc, *dfc;     /* ncut x maxnn */
     double *tab;          /* maxrad x maxnn: exp(-eta (r - rs)^2) per neighbour */
@@ -1255,8 +1257,10 @@ static void angular_values(const hdnnp_angular_group *ag, int nb, scratch_t *w,
     /* rows of this group's members in the neighbour blocks (consecutive) */
     const int pj0 = posj[ag->sf[0]], pk0 = posk[ag->sf[0]];
     double Tc[256], Tij[256], Tik[256], Tjk[256];
+    const unsigned char *tgt = w->tgt;
     for (int n = 0; n < nb; ++n) {
         const int j = w->bj[n], k = w->bk[n];
+        if (tgt && !(tgt[j] | tgt[k])) continue;   /* touches no wanted block */
         const double rij = w->rr[j], u0 = w->ux[j], u1 = w->uy[j], u2 = w->uz[j];
         const double rik = w->brik[n], rjk = w->brjk[n], cs = w->bcs[n];
         const double *dij = D + 3 * (size_t)j, *dik = D + 3 * (size_t)k;
@@ -1389,7 +1393,11 @@ static hdnnp_nbhd atom_nbhd(const hdnnp_nlist *nl, int i, const scratch_t *w)
 }
 
 /* Radial/angular values of atom i (G zeroed by the caller); if dG != NULL
- * also the derivatives dG[slot][s][3] (slot 0 = i, slot q+1 = neighbour q). */
+ * also the derivatives dG[slot][s][3] (slot 0 = i, neighbour q at w->soff[q]).
+ * With w->tgt set (only for elements without hdnnp_sfx groups) the blocks of
+ * neighbours q with tgt[q] == 0 and the central atom's block receive only the
+ * terms of the pairs that also touch a wanted neighbour (they are scratch then);
+ * values and the wanted blocks are exactly those of the unfiltered call. */
 static void atom_sf(const hdnnp_model *m, const hdnnp_nlist *nl, int i, int ei,
                     scratch_t *w, double *G, double *dG)
 {
@@ -1416,7 +1424,7 @@ static void atom_sf(const hdnnp_model *m, const hdnnp_nlist *nl, int i, int ei,
             double *gi = dG + 3 * (size_t)rg->sf[k];
             for (int q = qa; q < qb; ++q) {
                 const double r = R[q];
-                if (r >= rg->rc) continue;
+                if (r >= rg->rc || (w->tgt && !w->tgt[q])) continue;
                 const double x = r - rs;
                 const double s = vexp(-eta * x * x) * (dfc[q] - 2.0 * eta * x * fc[q]) / r;
                 double *gj = dG + 3 * ((size_t)w->soff[q] + el->nbpos[(size_t)rg->e1 * nsf + rg->sf[k]]);
@@ -1577,6 +1585,63 @@ int hdnnp_symmetry_functions(const hdnnp_model *m, const hdnnp_nlist *nl,
         atom_sf(m, nl, i, ei, &w, Gi, dGi);
     }
     if (dgdr) dgoff[nl->natoms] = off;
+    scratch_free(&w);
+    return 0;
+}
+
+int hdnnp_symmetry_functions_target(const hdnnp_model *m, const hdnnp_nlist *nl,
+                                    const int *elem, int nsub, const int *atoms,
+                                    int target, double *G, int ldg, double *dgt)
+{
+    scratch_t w;
+    if (scratch_alloc(&w, m, nl) != 0) { scratch_free(&w); return -1; }
+    const int ne = nl->nelements, et = elem[target];
+    int64_t cap = 1;
+    for (int k = 0; k < nsub; ++k) {
+        const int64_t sz = 3 * (atom_dg_entries(m, nl, elem, atoms[k]) + m->el[elem[atoms[k]]].nsf);
+        if (sz > cap) cap = sz;
+    }
+    double *buf = (double *)malloc((size_t)cap * sizeof(double));
+    unsigned char *tgt = (unsigned char *)calloc((size_t)w.maxnn, 1);
+    if (!buf || !tgt) { free(buf); free(tgt); scratch_free(&w); return -1; }
+    for (int k = 0; k < nsub; ++k) {
+        const int i = atoms[k], ei = elem[i];
+        const hdnnp_element *el = &m->el[ei];
+        const int nsf = el->nsf, p0 = nl->start[i], nn = nl->start[i + 1] - p0;
+        const int *es = nl->estart + (size_t)i * (ne + 1), *idx = nl->idx + p0;
+        double *Gi = G + (size_t)k * ldg, *Di = dgt + 3 * (size_t)k * ldg;
+        memset(Gi, 0, (size_t)ldg * sizeof(double));
+        memset(Di, 0, 3 * (size_t)ldg * sizeof(double));
+        /* the central atom itself and elements with hdnnp_sfx groups: the complete
+         * compact layout; else the central block, one scratch block shared by the
+         * neighbours that are not the target, then a block per image of the target */
+        const int full = i == target || el->nxg > 0;
+        int so = full ? nsf : 2 * nsf;
+        for (int e = 0; e < ne; ++e)
+            for (int q = es[e]; q < es[e + 1]; ++q) {
+                tgt[q] = idx[q] == target;
+                if (full || tgt[q]) { w.soff[q] = so; so += el->nbcount[e]; }
+                else w.soff[q] = nsf;
+            }
+        memset(buf, 0, 3 * (size_t)so * sizeof(double));
+        w.tgt = full ? NULL : tgt;
+        atom_cutoffs(m, nl, i, &w);
+        atom_sf(m, nl, i, ei, &w, Gi, buf);
+        /* sum in slot order: the central atom (if it is the target), then its images */
+        if (i == target)
+            for (int s = 0; s < 3 * nsf; ++s) Di[s] += buf[s];
+        const int cnt = el->nbcount[et], *sfs = el->nbsf + (size_t)et * nsf;
+        for (int q = 0; q < nn; ++q) {
+            if (!tgt[q]) continue;
+            const double *b = buf + 3 * (size_t)w.soff[q];
+            for (int c = 0; c < cnt; ++c) {
+                double *d = Di + 3 * (size_t)sfs[c];
+                d[0] += b[3 * c]; d[1] += b[3 * c + 1]; d[2] += b[3 * c + 2];
+            }
+        }
+    }
+    free(buf);
+    free(tgt);
     scratch_free(&w);
     return 0;
 }

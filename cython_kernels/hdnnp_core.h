@@ -288,6 +288,17 @@ typedef struct {
 int hdnnp_symmetry_functions(const hdnnp_model *m, const hdnnp_nlist *nl,
                              const int *elem, double *G, int ldg,
                              double *dgdr, int64_t *dgoff);
+/* The SFs of a subset of atoms that a force component on one atom needs:
+ * for k < nsub, i = atoms[k], raw G_i (row k of G, stride ldg) and the
+ * derivative with respect to the position of atom `target`, all its images
+ * summed (dG_i,s/dr_target,c at dgt[3 (k ldg + s) + c]): the central atom's
+ * term if i == target, then the neighbour images of target in list order.
+ * Only the pairs that involve target are differentiated (the values and
+ * the sums are those of hdnnp_symmetry_functions, bit for bit); rows of
+ * atoms without target in their neighbourhood are zero.  Returns 0 or -1. */
+int hdnnp_symmetry_functions_target(const hdnnp_model *m, const hdnnp_nlist *nl,
+                                    const int *elem, int nsub, const int *atoms,
+                                    int target, double *G, int ldg, double *dgt);
 /* size needed for dgdr (doubles) */
 int64_t hdnnp_dgdr_size(const hdnnp_model *m, const hdnnp_nlist *nl, const int *elem);
 

@@ -19,6 +19,10 @@ the polynomial types 20-25 with every compact-function core (p1..p4, p1a..p4a, e
 radial intervals centred at 0 and bumps, angle intervals inside [0, 180] and centred
 at 0 or 180.
 
+The neighbourhood-only SF kernel of training's force candidates (SFs of the atoms
+around one atom a and their derivatives with respect to r_a only) is checked in the same
+places against the whole-structure kernel (bit for bit) and the same finite differences.
+
 Finite differences: central, step H = 1e-5 Å for positions, 1e-5 for strains.  The
 truncation error is ~H^2 |E'''| ~ 1e-10 and the round-off ~ eps |E| / H ~ 1e-10 (E is
 O(1-10) eV here), so a relative tolerance RTOL = 1e-6 (relative to the largest force /
@@ -229,6 +233,36 @@ def check_sf_derivatives(pot, structs, label, value_noise=0.0):
             bad = np.nonzero(err > RTOL * scale + 1.5 * value_noise / H_SF)[0]
             assert not len(bad), (f"{label} {name} atom {i}: dG/dr of SFs {bad.tolist()} "
                                   f"deviate by {err[bad]} (scale {scale[bad]})")
+        check_target_derivatives(pot, atoms, analytic, numeric,
+                                 RTOL * overall + 1.5 * value_noise / H_SF,
+                                 f"{label} {name}")
+
+
+def check_target_derivatives(pot, atoms, analytic, numeric, atol, label):
+    """The neighbourhood-only kernel of training's force candidates
+    (``_core.symmetry_functions_target``): for every atom a, the atoms that have a
+    in their neighbourhood (a itself and the owners of its images), their SFs and
+    dG_i/dr_a (images of a summed) equal the whole-structure kernel's bit for bit,
+    and the finite differences; every other atom's SFs do not depend on r_a."""
+    from hpcnnp import _core
+
+    nl, elem = pot.neighbor_list(atoms)
+    G = _core.symmetry_functions(pot._model, nl, elem)
+    start, idx, _, _ = nl.arrays()
+    n = len(atoms)
+    for a in range(n):
+        owners, Gt, Dt = _core.symmetry_functions_target(pot._model, nl, elem, a)
+        expect = {a} | {i for i in range(n) if a in idx[start[i]:start[i + 1]]}
+        assert owners.tolist() == sorted(expect), f"{label}: owners of atom {a}"
+        for i in sorted(set(range(n)) - expect):
+            assert not analytic[i][:, a].any() and np.abs(numeric[i][:, a]).max() <= atol
+        for k, i in enumerate(owners):
+            nsf = len(analytic[i])
+            assert np.array_equal(Gt[k, :nsf], G[i, :nsf]), f"{label}: G of atom {i}"
+            assert np.array_equal(Dt[k, :nsf], analytic[i][:, a]), \
+                f"{label}: dG_{i}/dr_{a} differs from the whole-structure kernel"
+            err = np.abs(Dt[k, :nsf] - numeric[i][:, a]).max()
+            assert err <= atol, f"{label}: dG_{i}/dr_{a} off the finite differences by {err}"
 
 
 # ------------------------------------------------------------------------ potentials

@@ -30,7 +30,13 @@ S neighbour slots in total (each atom itself + every neighbour image):
   in the flat array).
 
 The force Jacobian of candidate (a, c) needs exactly the slots with
-``slot_atom == a`` (see :mod:`hpcnnp.training.jacobian`).
+``slot_atom == a`` (see :mod:`hpcnnp.training.jacobian`): the SFs of the
+atoms that have a in their neighbourhood and their derivatives with respect
+to r_a (:class:`AtomSF`).  Without ``memorize_symfunc_results`` these come
+straight from the C core (:meth:`SFCache.atom`: values of a's neighbourhood,
+only the pairs that involve a differentiated, ~10x cheaper than a whole
+structure with derivatives); with it they are cut out of the memorised
+structure (:meth:`StructureSF.atom_sf`), with the same numbers bit for bit.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ import numpy as np
 from hpcnnp import _core
 from hpcnnp.errors import HpcnnpError
 
-__all__ = ["Units", "TrainStructure", "StructureSF", "SFCache", "scale_factors"]
+__all__ = ["Units", "TrainStructure", "StructureSF", "AtomSF", "SFCache", "scale_factors"]
 
 
 class Units:
@@ -132,6 +138,20 @@ def scale_factors(potential):
     return out
 
 
+class AtomSF:
+    """What a force component on atom ``atom`` needs: per element e, the atoms
+    whose SFs depend on r_atom (``owners[e]``, ascending; the atom itself and
+    every atom with an image of it among its neighbours), their scaled SFs
+    ``gs[e]`` (k_e, nsf_e) and ``dg[e]`` (k_e, nsf_e, 3) = Σ over the slots of
+    the owner that are ``atom`` (itself first, then the images in neighbour-list
+    order) of dG/dr_slot (raw SFs, 1/length).  Elements without owners: empty."""
+
+    __slots__ = ("atom", "owners", "gs", "dg")
+
+    def __init__(self, atom, owners, gs, dg):
+        self.atom, self.owners, self.gs, self.dg = int(atom), owners, gs, dg
+
+
 class StructureSF:
     """Cached symmetry functions of one structure (see the module docstring)."""
 
@@ -141,6 +161,49 @@ class StructureSF:
     @property
     def has_derivatives(self):
         return self.dg is not None
+
+    def atom_sf(self, atom, struct_elem, nb_sfs):
+        """The :class:`AtomSF` of ``atom`` cut out of the stored derivatives.
+
+        Parameters
+        ----------
+        atom : int
+        struct_elem : (n,) element index of every atom
+        nb_sfs : nb_sfs[e][q] SF indices of element e stored per neighbour of
+            element q (the C core's compact layout, :attr:`SFCache.nb_sfs`)
+        """
+        sel = np.flatnonzero(self.slot_atom == atom)
+        owners = self.slot_owner[sel]
+        oel = struct_elem[owners]
+        n_el = len(self.gs)
+        out = AtomSF(atom, [np.zeros(0, dtype=np.int64)] * n_el,
+                     [g[:0] for g in self.gs],
+                     [np.zeros((0, g.shape[1], 3)) for g in self.gs])
+        xyz = np.arange(3, dtype=np.int64)
+        for e in np.unique(oel).tolist():
+            m = oel == e
+            s_e = sel[m]
+            uo, row = np.unique(owners[m], return_inverse=True)   # owners, their rows
+            nsf = self.gs[e].shape[1]
+            V = np.zeros((len(uo), nsf, 3))
+            kinds = self.slot_kind[s_e]
+            for q in np.unique(kinds).tolist():       # the atom itself (-1) first
+                mk = kinds == q
+                cols = np.arange(nsf, dtype=np.int64) if q < 0 else nb_sfs[e][q]
+                if len(cols) == 0:
+                    continue
+                idx = (self.slot_pos[s_e[mk]][:, None, None]
+                       + np.arange(len(cols), dtype=np.int64)[None, :, None] * 3 + xyz)
+                vals = self.dg[idx]                    # (k, width, 3)
+                r = row[mk]
+                if len(np.unique(r)) == len(r):
+                    V[r[:, None], cols[None, :]] += vals
+                else:                                  # periodic images of the atom
+                    np.add.at(V, (r[:, None], cols[None, :]), vals)
+            out.owners[e] = uo
+            out.gs[e] = self.gs[e][self.local_index[uo]]
+            out.dg[e] = V
+        return out
 
 
 class SFCache:
@@ -202,6 +265,32 @@ class SFCache:
                 _, dropped = self._cache.popitem(last=False)
                 self.bytes -= dropped.nbytes
         return entry
+
+    def atom(self, struct, atom):
+        """The :class:`AtomSF` of atom ``atom`` of ``struct`` (a force candidate).
+
+        With ``memorize`` cut out of the structure's memorised derivatives; else
+        computed by the C core for the atom's neighbourhood only (not cached: a
+        candidate atom is rarely drawn twice in a row)."""
+        if self.memorize:
+            return self.get(struct, derivatives=True).atom_sf(atom, struct.elem,
+                                                              self.nb_sfs)
+        t0 = time.perf_counter()
+        pot = self.potential
+        nl, elem = pot.neighbor_list(struct.atoms)
+        atoms, G, D = _core.symmetry_functions_target(self.model, nl, elem, atom)
+        aelem = elem[atoms]
+        out = AtomSF(atom, [], [], [])
+        for e, el in enumerate(pot.elements):
+            rows = np.flatnonzero(aelem == e)
+            nsf = self.nsf[e]
+            out.owners.append(atoms[rows])
+            gs = pot._scaled_block(el, G[rows, :nsf]) if len(rows) else np.zeros((0, nsf))
+            out.gs.append(np.ascontiguousarray(gs))
+            out.dg.append(D[rows, :nsf])
+        self.time += time.perf_counter() - t0
+        self.computed += 1
+        return out
 
     def compute(self, struct, derivatives):
         pot = self.potential

@@ -12,7 +12,9 @@ Force candidate (structure s, atom a, component c)
     F_ac = −∂E/∂r*_ac = −(1/c_L) Σ_i Σ_k (∂out_i/∂G̃_ik) s_k (∂G_ik/∂r_ac)
     (G̃ = scaled SFs, s = SF scaling factor of §7, r* = c_L r internal
     positions).  Only atoms i that have a among their neighbour slots (a itself
-    included, every periodic image counted) contribute.  With the direction
+    included, every periodic image counted) contribute (their SFs and
+    Σ_{slots of i that are atom a} ∂G_i/∂r_slot are an
+    :class:`~hpcnnp.training.dataset.AtomSF`).  With the direction
     vector v_i = s ⊙ Σ_{slots of i that are atom a} ∂G_i/∂r_{slot,c}, the
     prediction is F_ac = −(1/c_L) Σ_i v_i·∂out_i/∂G̃ and the Jacobian row is
     ∂F_ac/∂w = −(1/c_L) Σ_i ∂(v_i·∂out_i/∂G̃)/∂w — one call of
@@ -121,52 +123,29 @@ def energy_terms(nets, sf):
     return energy, grads
 
 
-def force_terms(nets, sf, struct_elem, atom, comp, scale, inv_conv_length, nb_sfs):
+def force_terms(nets, asf, comp, scale, inv_conv_length):
     """(F_nnp,a,c, [∂F/∂w per element or None]) in training units.
 
     Parameters
     ----------
     nets : Networks
-    sf : StructureSF with derivatives
-    struct_elem : (n,) element index of every atom
-    atom, comp : int
-        Atom index a and Cartesian component c.
+    asf : AtomSF
+        SFs and dG/dr_a of the atoms that depend on atom a
+        (:meth:`~hpcnnp.training.dataset.SFCache.atom`).
+    comp : int
+        Cartesian component c.
     scale : list of (nsf_e,) arrays
         SF scaling factors per element.
     inv_conv_length : float
         1/c_L.
-    nb_sfs : nb_sfs[e][q] SF indices of element e stored per neighbour of element q
-        (the C core's compact derivative layout).
     """
-    sel = np.flatnonzero(sf.slot_atom == atom)
-    owners = sf.slot_owner[sel]
-    oel = struct_elem[owners]
     force = 0.0
-    grads = [None] * len(sf.gs)
-    for e in np.unique(oel).tolist():
-        m = oel == e
-        s_e = sel[m]
-        ow = owners[m]
-        uo, row = np.unique(ow, return_inverse=True)      # owners (sorted), their rows
-        nsf = sf.gs[e].shape[1]
-        V = np.zeros((len(uo), nsf))
-        kinds = sf.slot_kind[s_e]
-        for q in np.unique(kinds).tolist():
-            mk = kinds == q
-            cols = np.arange(nsf, dtype=np.int64) if q < 0 else nb_sfs[e][q]
-            if len(cols) == 0:
-                continue
-            idx = sf.slot_pos[s_e[mk]][:, None] + (np.arange(len(cols), dtype=np.int64) * 3
-                                                   + comp)
-            vals = sf.dg[idx]                              # (k, width) dG/dr_{a,c}
-            r = row[mk]
-            if len(np.unique(r)) == len(r):
-                V[r[:, None], cols[None, :]] += vals
-            else:                                          # periodic images of a
-                np.add.at(V, (r[:, None], cols[None, :]), vals)
-        V *= scale[e]
-        gs_sel = sf.gs[e][sf.local_index[uo]]
-        _, gd, D = nets.model.network_gradients(e, gs_sel, V)
+    grads = [None] * len(asf.gs)
+    for e, owners in enumerate(asf.owners):
+        if len(owners) == 0:
+            continue
+        V = asf.dg[e][:, :, comp] * scale[e]
+        _, gd, D = nets.model.network_gradients(e, asf.gs[e], V)
         force -= float(D.sum())
         grads[e] = gd * (-inv_conv_length)
     return force * inv_conv_length, grads

@@ -9,7 +9,9 @@ Per rank the peak resident memory is modelled as::
       half of the lazily allocated block is never resident)
     + the filter's work arrays (pending factors N_w × fold_every·m, X, Y, H)
     + SF cache: with ``memorize_symfunc_results`` every structure's SFs and dG/dr,
-      else at most ``capacity`` structures and ``max_bytes``
+      else the SF values of at most ``capacity`` structures and ``max_bytes``
+      (energy candidates) and one force candidate's neighbourhood (SFs and
+      dG/dr_a of at most all atoms of the largest structure)
     + Jacobian row buffers
     + the largest structure's evaluation (SFs, dE/dG, forces) and the status /
       checkpoint buffers (16 MiB + a quarter of the stored P, at most 96 MiB:
@@ -124,8 +126,8 @@ def estimate_memory(tr, baseline=None):
     if cfg.memorize:
         cache = sf_vals + sf_der
     else:
-        cache = min(sf_vals + sf_der, tr.sf.capacity * (big_v + big_d),
-                    max(tr.sf.max_bytes, big_v + big_d))
+        cache = (min(sf_vals, tr.sf.capacity * big_v, max(tr.sf.max_bytes, big_v))
+                 + 4 * big_v)
     m = max(sum(tr.rows[p]) for p in tr.props)          # observations per update
     stored, work = _filter_bytes(tr.updater_cols, cfg, tr.distributed_kalman,
                                  tr.comm.size, tr.comm.rank, tr.group_sizes, m)

@@ -99,8 +99,8 @@ def setup_lines(tr, estimates, node):
     lines += _updater_lines(tr)
     lines.append("Symmetry functions: " + (
         "memorized (memorize_symfunc_results)" if cfg.memorize else
-        f"recomputed, at most {tr.sf.capacity} structures and "
-        f"{tr.sf.max_bytes / MIB:.0f} MiB cached"))
+        f"recomputed (force candidates: the atom's neighbourhood only), values of at "
+        f"most {tr.sf.capacity} structures and {tr.sf.max_bytes / MIB:.0f} MiB cached"))
     worst = max(estimates, key=lambda e: e.total)
     lines.append("Memory estimate per rank (MiB; the rank with the largest total):")
     lines += format_estimate(worst)

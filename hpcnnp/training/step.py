@@ -43,10 +43,9 @@ class UpdateStep:
             self._t_jac += time.perf_counter() - t0
             return pred, grads, s, -1, -1
         a, comp = int(key[1]), int(key[2])
-        sfe = tr.sf.get(s, derivatives=True)
+        asf = tr.sf.atom(s, a)
         t0 = time.perf_counter()
-        pred, grads = force_terms(tr.nets, sfe, s.elem, a, comp, tr.scale,
-                                  1.0 / tr.units.conv_length, tr.sf.nb_sfs)
+        pred, grads = force_terms(tr.nets, asf, comp, tr.scale, 1.0 / tr.units.conv_length)
         self._t_jac += time.perf_counter() - t0
         return pred, grads, s, a, comp
 

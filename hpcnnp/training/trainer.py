@@ -82,7 +82,8 @@ Memory
 Before the filter is allocated every rank estimates its peak memory
 (:mod:`~hpcnnp.training.memory`), the log prints it, and the run stops with one
 message if the ranks of a node would need more than the node has available.
-Symmetry-function derivatives are recomputed per update candidate (a cache of
+Symmetry-function derivatives are recomputed per force candidate, for the
+candidate atom's neighbourhood only (SF values of energy candidates: a cache of
 ``cache_structures`` structures and ``sf_cache_mb`` MiB) unless
 ``memorize_symfunc_results`` asks to keep them all.
 

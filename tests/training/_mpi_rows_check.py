@@ -114,9 +114,8 @@ class Checker:
                     xi = s.e_ref - pred
                     frac = s.n_per_elem / s.n
                 else:
-                    sfe = ref.sf.get(s, derivatives=True)
-                    pred, grads = force_terms(ref.nets, sfe, s.elem, a, c, ref.scale,
-                                              1.0 / ref.units.conv_length, ref.sf.nb_sfs)
+                    pred, grads = force_terms(ref.nets, ref.sf.atom(s, a), c, ref.scale,
+                                              1.0 / ref.units.conv_length)
                     xi = s.f_ref[a, c] - pred
                     nn = s.nn_per_elem[a]
                     frac = nn / nn.sum() if nn.sum() > 0 else np.zeros(tr.n_el)

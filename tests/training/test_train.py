@@ -243,8 +243,8 @@ def test_jacobian_rows_match_finite_differences(tmp_path, normalization):
     cases = [(0, 0), (3, 1), (s.n - 1, 2)]
     f_rows = []
     for a, c in cases:
-        f_pred, f_grads = force_terms(tr.nets, sfe, s.elem, a, c, tr.scale,
-                                      1.0 / units.conv_length, tr.sf.nb_sfs)
+        f_pred, f_grads = force_terms(tr.nets, tr.sf.atom(s, a), c, tr.scale,
+                                      1.0 / units.conv_length)
         assert f_pred == pytest.approx(f_c[a, c], rel=1e-11, abs=1e-12)
         assert s.f_ref[a, c] == pytest.approx(s.f_phys[a, c] * units.conv_energy
                                               / units.conv_length, rel=1e-14)
@@ -271,6 +271,47 @@ def test_jacobian_rows_match_finite_differences(tmp_path, normalization):
     for k in range(len(cases)):
         assert np.abs(f_rows[k] - fd_f[k]).max() <= 1e-6 * max(1.0, np.abs(fd_f[k]).max())
         assert np.abs(fd_f[k]).max() > 1e-3          # non-trivial rows
+
+
+def test_force_candidate_neighbourhood_equals_whole_structure(tmp_path):
+    """A force candidate's SFs and dG/dr_a from the neighbourhood-only C kernel (the
+    default) equal those cut out of the whole structure's derivatives
+    (memorize_symfunc_results) bit for bit, and so do the force and its Jacobian row
+    -- also in a cell smaller than the cutoff, where images of the atom itself are
+    among its neighbours; the force is the C engine's."""
+    from types import SimpleNamespace
+
+    from hpcnnp.training.dataset import SFCache
+    from hpcnnp.training.jacobian import force_terms
+
+    tr = _fd_setup(tmp_path, (-1.3, 7.0, 2.5))
+    rng = np.random.default_rng(3)
+    small = random_structure(rng, 4, cell=[[3.5, 0.0, 0.0], [1.1, 3.4, 0.0],
+                                           [-0.8, 0.9, 3.6]], min_distance=1.5)
+    nl, elem = tr.potential.neighbor_list(small)
+    start, idx, _, _ = nl.arrays()
+    assert (idx[start[0]:start[1]] == 0).sum() >= 2           # images of atom 0 itself
+    cases = tr.structures[:2] + [SimpleNamespace(atoms=small, elem=elem, n=4, local=-1)]
+    lean, memo = SFCache(tr.potential), SFCache(tr.potential, memorize=True)
+    inv_cl = 1.0 / tr.units.conv_length
+    for s in cases:
+        _, f_c = _c_prediction(tr, s)
+        for a in range(s.n):
+            x, y = lean.atom(s, a), memo.atom(s, a)
+            for e in range(tr.n_el):
+                assert np.array_equal(x.owners[e], y.owners[e])
+                assert np.array_equal(x.gs[e], y.gs[e])
+                assert np.array_equal(x.dg[e], y.dg[e])
+            assert sum(len(o) for o in x.owners) > 1
+            for c in range(3):
+                fx, gx = force_terms(tr.nets, x, c, tr.scale, inv_cl)
+                fy, gy = force_terms(tr.nets, y, c, tr.scale, inv_cl)
+                assert fx == fy
+                assert all((u is None and v is None) or np.array_equal(u, v)
+                           for u, v in zip(gx, gy))
+                assert fx == pytest.approx(f_c[a, c], rel=1e-11, abs=1e-12)
+    assert lean.computed == sum(s.n for s in cases) and not lean._cache
+    assert memo.computed == len(cases)
 
 
 @pytest.mark.parametrize("strategy", [0, 1], ids=["combined", "element"])
@@ -312,8 +353,7 @@ def test_update_rows_force_weight_and_element_split(tmp_path, strategy):
             ref, fw, frac = s.e_ref, 1.0, s.n_per_elem / s.n
         else:
             a, c = int(key[1]), int(key[2])
-            pred, grads = force_terms(tr.nets, sfe, s.elem, a, c, tr.scale, 1.0,
-                                      tr.sf.nb_sfs)
+            pred, grads = force_terms(tr.nets, tr.sf.atom(s, a), c, tr.scale, 1.0)
             ref, fw = s.f_ref[a, c], 3.0
             frac = s.nn_per_elem[a] / s.nn_per_elem[a].sum()
         tr.update(prop)

@@ -24,7 +24,8 @@ the data), runs ``hpcnnp scale`` and prunes dead SFs of the published 225-SF set
 Model (per update, R ranks, N_w weights, m = R observations with jacobian_mode 1)::
 
     t_update = t_cand + t_KF + t_comm
-    t_cand   = trials × (SF+dG/dr of one structure + Jacobian)       measured, 1 rank
+    t_cand   = trials × (SF+dG/dr_a of the candidate atom's          measured, 1 rank
+                         neighbourhood, or SFs of the structure, + Jacobian)
                (trials: mean on 1 rank; 3, the most, with R > 1: all ranks wait
                for the slowest)
     t_KF     = max(bytes / B, flops / F)                             B, F measured here

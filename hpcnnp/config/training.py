@@ -43,7 +43,7 @@ TRAINING_KEYWORDS = {
     "write_neuronstats": TEXT, "write_trainlog": FLAG,
     "normalize_data_set": TEXT, "main_error_metric": TEXT,
     "kalman_etatau": FLOAT, "kalman_etamax": FLOAT, "kalman_lambda_short": FLOAT,
-    "kalman_nue_short": FLOAT,
+    "kalman_nue_short": FLOAT, "kalman_decoupling": TEXT,
     "use_old_weights_short": FLAG, "nguyen_widrow_weights_short": FLAG,
     "memorize_symfunc_results": FLAG, "repeated_energy_update": FLAG,
     "precondition_weights": FLAG,

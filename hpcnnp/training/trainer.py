@@ -167,10 +167,8 @@ class _blas_threads:
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
                 else (os.cpu_count() or 1)
             n = 1 if self.n_weights < 4000 else max(1, cores // self.ranks)
-        try:
-            from threadpoolctl import threadpool_limits     # optional dependency
-        except ImportError:            # pragma: no cover
-            return None
+        from threadpoolctl import threadpool_limits
+
         self._ctx = threadpool_limits(limits=int(n), user_api="blas")
         return int(n)
 

@@ -45,7 +45,8 @@ from hpcnnp.errors import HpcnnpError
 from hpcnnp.fileio import write_atomic
 from hpcnnp.structures.builders import BUILDERS
 
-__all__ = ["STRUCTURE_SOURCES", "starting_structures", "explore_run", "read_run_frames",
+__all__ = ["STRUCTURE_SOURCES", "starting_structures", "run_temperatures", "explore_run",
+           "read_run_frames",
            "evaluate_trajectory", "FRAME_STATUS"]
 
 #: status of an evaluated frame
@@ -128,9 +129,21 @@ def starting_structures(entries, data_path):
             keep = {k: atoms.info[k] for k in ("structure_class",)
                     if isinstance(atoms.info.get(k), str)}
             atoms.info = {"name": label, **keep}
+            if entry.get("temperatures"):
+                atoms.info["temperatures"] = [float(t) for t in entry["temperatures"]]
             out.append(atoms)
             out += _variants(atoms, entry, i)
     return out
+
+
+def run_temperatures(atoms, default):
+    """Temperatures (K) at which a starting structure is explored: its own
+    (``temperatures`` of its entry, kept in ``atoms.info`` through the extxyz file of
+    the starting structures) or ``default``."""
+    own = atoms.info.get("temperatures")
+    if own is None:
+        return [float(t) for t in default]
+    return [float(t) for t in np.atleast_1d(own)]
 
 
 def _variants(atoms, entry, i):

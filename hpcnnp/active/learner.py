@@ -51,7 +51,8 @@ from hpcnnp.active.committee import (committee_disagreement, load_committee, pre
                                      train_member)
 from hpcnnp.active.config import ActiveConfig, load_config
 from hpcnnp.active.dispatch import Dispatcher
-from hpcnnp.active.explore import explore_run, read_run_frames, starting_structures
+from hpcnnp.active.explore import (explore_run, read_run_frames, run_temperatures,
+                                   starting_structures)
 from hpcnnp.active.labeling import label_batch_to_file
 from hpcnnp.active.selection import (diversity_filter, draw_test_frames, failure_precursors,
                                      select_frames, structure_fingerprint)
@@ -347,7 +348,7 @@ class ActiveLearner:
                                   f"does not know ({', '.join(sorted(elements))})")
         tasks = []
         for s, atoms in enumerate(starts):
-            for T in c["exploration.temperatures"]:
+            for T in run_temperatures(atoms, c["exploration.temperatures"]):
                 r = len(tasks)
                 tasks.append({"committee": [str(p) for p in self.committee_dirs(n)],
                               "atoms": atoms, "temperature": T,

@@ -34,9 +34,10 @@ __all__ = ["ActiveFile", "flat_spec", "Committee", "Exploration", "Selection", "
            "Parallel", "SOURCE_KEYS", "resolve_path"]
 
 #: source key of an exploration.structures entry -> the keys it may have
-SOURCE_KEYS = {"file": ("file", "index", "repeat", "name", "strains"),
-               "builder": ("builder", "options", "repeat", "name", "strains"),
-               "data": ("data", "repeat", "name", "strains")}
+SOURCE_KEYS = {"file": ("file", "index", "repeat", "name", "strains", "temperatures"),
+               "builder": ("builder", "options", "repeat", "name", "strains",
+                           "temperatures"),
+               "data": ("data", "repeat", "name", "strains", "temperatures")}
 
 
 def resolve_path(value, info):
@@ -92,6 +93,15 @@ def _source_problem(i, entry, info):
             for e in strains)):
         return (i, "strains"), ("must be a list of isotropic linear strains between -0.2 "
                                 "and 0.2 (e.g. [-0.02, 0.03])")
+    temps = entry.get("temperatures")
+    if temps is not None:
+        if isinstance(temps, (int, float)) and not isinstance(temps, bool):
+            temps = entry["temperatures"] = [temps]
+        if not (isinstance(temps, list) and temps and all(
+                isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t <= 20000
+                for t in temps)):
+            return (i, "temperatures"), ("must be a temperature or a list of temperatures "
+                                         "in K (0 < T <= 20000)")
     problem = _SOURCE_CHECKS[kinds[0]](entry, info)
     return None if problem is None else ((i,) + problem[0], problem[1])
 
@@ -133,10 +143,13 @@ class Exploration(ConfigModel):
         min_length=1, description="starting structures, a list of {file: PATH, index: I} "
         "(n2p2 .data or any ASE format; index default 0), {builder: NAME, options: {...}} "
         "(a builder of hpcnnp.structures.BUILDERS) or {data: [I, ...]} (structures of "
-        "'data'); each may add repeat: [n1, n2, n3] and name: LABEL; a builder option may "
-        "itself be such an entry (interfaces, grain boundaries)")
+        "'data'); each may add repeat: [n1, n2, n3], name: LABEL, strains: [e, ...] and "
+        "temperatures: [T, ...] (K, instead of exploration.temperatures: e.g. a melt only "
+        "where the data set has one); a builder option may itself be such an entry "
+        "(interfaces, grain boundaries)")
     temperatures: list[Temperature] = Field(min_length=1, description="temperatures (K); "
-                                            "every structure runs at every temperature")
+                                            "every structure runs at every temperature "
+                                            "unless it names its own")
     steps: Count = Field(1000, description="MD steps per run")
     stride: Count = Field(10, description="every stride-th step the whole committee "
                           "evaluates the frame")

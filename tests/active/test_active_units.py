@@ -213,6 +213,8 @@ def _copy_inputs(toy, folder):
      "exploration.temperatures.1: must be > 0 K (got -5)"),
     (("- file: start.data", "- fiel: start.data"), 7,
      "exploration.structures.0: needs exactly one of file, builder"),
+    (("- file: start.data", "- {file: start.data, temperatures: [3000, -1]}"), 7,
+     "exploration.structures.0.temperatures: must be a temperature or a list"),
     (("- file: start.data", "- file: missing.data"), 7,
      "exploration.structures.0.file: file not found"),
     (("labeler:", "labeller:"), 12, "labeller: unknown key"),
@@ -299,6 +301,26 @@ def test_active_starting_structures_from_files_builders_and_data(toy):
         starting_structures([{"builder": "no_such_builder"}], None)
     with pytest.raises(HpcnnpError, match=r"data index 99 out of range"):
         starting_structures([{"data": [99]}], str(toy / "input.data"))
+
+
+def test_active_structure_temperatures_override_the_default(tmp_path):
+    """An entry's own temperatures (e.g. a melt) replace exploration.temperatures for it
+    and its strained variants, also after the extxyz round trip of the learner."""
+    import ase.io
+
+    from hpcnnp.active.explore import run_temperatures, starting_structures
+
+    entries = [{"builder": "lco", "name": "melt", "temperatures": [2500, 3000],
+                "strains": [0.03]},
+               {"builder": "lco", "name": "hot", "temperatures": [2000]},
+               {"builder": "lco", "name": "LCO"}]
+    images = starting_structures(entries, None)
+    ase.io.write(tmp_path / "s.xyz", images, format="extxyz")
+    back = ase.io.read(tmp_path / "s.xyz", index=":")
+    for imgs in (images, back):
+        assert [run_temperatures(a, [1200, 1500]) for a in imgs] == [
+            [2500.0, 3000.0], [2500.0, 3000.0], [2000.0], [1200.0, 1500.0]]
+    assert back[1].info["variant"] == "strain +3.0%"
 
 
 def test_active_warm_start_member_starts_from_old_weights(toy, tmp_path):

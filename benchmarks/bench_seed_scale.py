@@ -28,16 +28,20 @@ Model (per update, R ranks, N_w weights, m = R observations with jacobian_mode 1
                          neighbourhood, or SFs of the structure, + Jacobian)
                (trials: mean on 1 rank; 3, the most, with R > 1: all ranks wait
                for the slowest)
-    t_KF     = max(bytes / B, flops / F)                             B, F measured here
-               bytes = 8 N_w(N_w+1)/2 (one read of the stored triangle)
-                       + 2 × 8 N_w(N_w+1)/2 / fold_every (fold)
-               flops = 2 m N_w² (P H) + (fold_every·m) N_w² / fold_every (fold)
+    t_KF     = max(t_rank(R), R × bytes_rank / B)
+               t_rank(R): the local work of one rank of R (its owned blocks of P,
+                          thin factors, folds) with m = R, measured here on one core
+                          with the collectives replaced by local copies
+               bytes_rank = 8 N_w(N_w+1)/2 / R × (1 + 2 / fold_every)
+               B: the memory bandwidth the R ranks share (here R × one core's triad;
+                  a 36-rank node: --node-bandwidth, default 200 GB/s)
     t_comm   = 4 α log₂R + 8 N_w (R + 2m + 1) / β                   α, β stated
     epoch    = U_E t_update + U_F t_update + atoms × t_atom / R     (evaluation)
 
-with B and F for R ranks on a node = min(R × per-core, node limit): this machine's
-per-core bandwidth and flop rate are measured (numpy triad and dgemm on one core), a
-36-rank node is given as ``--node-bandwidth`` (GB/s) and ``--node-flops`` (GFLOP/s).
+The node's cores are taken as fast as this machine's (t_rank measured here).  The
+model is checked against the 1- and 2-rank trainings (their Kalman timers include
+the update's collectives and the ranks' waiting for each other); the node is
+projected once more with the larger measured/model ratio.
 
 Run (about 17 minutes on 2 idle cores, ≤ 14 GiB)::
 
@@ -374,10 +378,11 @@ def side_by_side(folder, k, n_e, n_f):
 
 
 # ====================================================================== model
-def machine_rates(nbytes=256 << 20):
-    """(bandwidth B, flop rate F) of one core: numpy triad (bytes/s) and dgemm."""
-    from threadpoolctl import threadpool_limits
-
+def machine_rates(n_w, ranks=(1, 2, 36), nbytes=256 << 20):
+    """What the model needs from this machine: the triad bandwidth of one core
+    (bytes/s) and the local Kalman work of one rank of R ranks
+    (:func:`rank_update_seconds`; R = 1 on all cores, R > 1 on one core each, as
+    ``hpcnnp train`` sets the BLAS threads)."""
     n = nbytes // 8
     a, b, c = np.ones(n), np.full(n, 2.0), np.full(n, 0.5)
     best = float("inf")
@@ -386,26 +391,89 @@ def machine_rates(nbytes=256 << 20):
         np.multiply(c, 3.0, out=a)
         np.add(a, b, out=a)
         best = min(best, time.perf_counter() - t)
-    bw = 5 * nbytes / best
-    m = 1500
-    x, y = np.random.default_rng(0).standard_normal((2, m, m))
-    with threadpool_limits(1, user_api="blas"):
-        best = float("inf")
-        for _ in range(3):
-            t = time.perf_counter()
-            x @ y
-            best = min(best, time.perf_counter() - t)
-    return bw, 2.0 * m ** 3 / best
+    del a, b, c
+    cores = os.cpu_count() or 1
+    t_rank = {}
+    for r in ranks:
+        t_rank[str(r)] = rank_update_seconds(n_w, r, threads=cores if r == 1 else 1)
+        print(f"  Kalman, one rank of {r} (m = {r}): {t_rank[str(r)]:.4f} s per update",
+              flush=True)
+    return {"bandwidth": 5 * nbytes / best, "t_rank": t_rank}
 
 
-def kalman_model(n_w, ranks, bandwidth, flops, fold_every=16):
-    """Seconds of one Kalman update with m = ``ranks`` observations on a machine of
-    ``bandwidth`` bytes/s and ``flops`` FLOP/s (the model of the module docstring)."""
-    tri = n_w * (n_w + 1) / 2
-    m = ranks
-    nbytes = 8 * tri + 2 * 8 * tri / fold_every
-    work = 2 * m * n_w ** 2 + m * n_w ** 2
-    return max(nbytes / bandwidth, work / flops), nbytes, work
+class _OneOfR:
+    """Stands in for the communicator of rank ``rank`` of ``size`` ranks in a process
+    alone: the collectives copy this rank's part (the others' parts are zeros or
+    copies), so :class:`~hpcnnp.training.kalman.KalmanFilter` does exactly the local
+    work of that rank -- its owned blocks of P, the thin factors, the folds -- at the
+    cost it has on a node.  The collectives themselves are :func:`comm_model`."""
+
+    def __init__(self, size, rank=0):
+        self.size, self.rank = size, rank
+
+    def Get_size(self):                                     # noqa: N802 (mpi4py names)
+        return self.size
+
+    def Get_rank(self):                                     # noqa: N802
+        return self.rank
+
+    def Allgather(self, a, buf):                            # noqa: N802
+        buf[...] = a
+
+    def Reduce_scatter(self, send, recv, recvcounts, op=None):  # noqa: N802
+        o = sum(recvcounts[:self.rank])
+        recv.reshape(-1)[:] = send.reshape(-1)[o:o + recvcounts[self.rank]]
+
+    def Allgatherv(self, out, spec):                        # noqa: N802
+        gathered, counts, displs = spec[0], spec[1], spec[2]
+        flat = gathered.reshape(-1)
+        flat[:] = 0.0
+        flat[displs[self.rank]:displs[self.rank] + counts[self.rank]] = out.reshape(-1)
+
+    def Bcast(self, w, root=0):                             # noqa: N802
+        pass
+
+
+def rank_update_seconds(n_w, ranks, updates=None, fold_every=16, threads=1, seed=0):
+    """Seconds per Kalman update of one rank of an R-rank distributed filter with m = R
+    observations (jacobian_mode 1: one per rank), its folds included, measured here on
+    ``threads`` cores; collectives excluded.  ``ranks = 1``: the serial filter."""
+    from threadpoolctl import threadpool_limits
+
+    from hpcnnp.training.kalman import KalmanFilter
+
+    updates = updates or 2 * fold_every
+    rng = np.random.default_rng(seed)
+    comm = _OneOfR(ranks) if ranks > 1 else None
+    with threadpool_limits(threads, user_api="blas"):
+        kf = KalmanFilter(n_w, epsilon=0.01, q0=0.0, qtau=0.0, qmin=0.0, eta=0.01,
+                          updates_per_epoch=updates, comm=comm, fold_every=fold_every)
+        w = np.zeros(n_w)
+        H = 1e-3 * rng.standard_normal((n_w, ranks))
+        xi = 1e-2 * rng.standard_normal(ranks)
+        kf.update(w, H, xi)                                 # first touch, warm caches
+        kf.fold()
+        t = time.perf_counter()
+        for _ in range(updates):
+            kf.update(w, H, xi)
+        dt = (time.perf_counter() - t) / updates
+        del kf
+    return dt
+
+
+def kalman_bytes(n_w, ranks, fold_every=16):
+    """Bytes one rank moves over its share of P per update (one read of the owned
+    elements for P H, a read and a write of them per fold)."""
+    owned = n_w * (n_w + 1) / 2 / ranks
+    return 8 * owned * (1 + 2 / fold_every)
+
+
+def kalman_model(n_w, ranks, t_rank, bandwidth, fold_every=16):
+    """Seconds of one Kalman update on R ranks: the measured local work of one rank
+    (``t_rank``, :func:`rank_update_seconds`) or, where the ranks share a memory
+    system of ``bandwidth`` bytes/s, the time its traffic needs -- whichever is
+    longer."""
+    return max(t_rank, ranks * kalman_bytes(n_w, ranks, fold_every) / bandwidth)
 
 
 def comm_model(n_w, ranks, alpha=20e-6, beta=5e9):
@@ -431,7 +499,7 @@ def project(results, rates, args):
     """Epoch and 84-epoch times for this machine (1, 2 ranks) and a 36-rank node."""
     r1 = results[1]
     n_w, atoms = r1["n_weights"], r1["atoms"]
-    bw, fl = rates
+    bw = rates["bandwidth"]
     cores = os.cpu_count() or 1
     pu1 = _per_update(r1)
     trials = r1["sf_computed"][0] / max(1, r1["updates"])       # SF computations/update
@@ -441,13 +509,15 @@ def project(results, rates, args):
     t_trial = load * (pu1["sf"] + pu1["jacobian"]) / max(trials, 1e-9)
     t_atom = load * r1["error0_s"] / atoms                 # evaluation, 1 rank
     rows = []
-    # R ranks use R cores of this machine (B, F = R x per core); the node gives its limits
+    # R ranks here share this machine's memory (R x one core's triad, optimistic);
+    # the node's ranks share --node-bandwidth
     here = min(2, cores)
-    for label, ranks, b_node, f_node in (
-            ("this machine, 1 rank", 1, bw, fl),
-            (f"this machine, {here} ranks", here, here * bw, here * fl),
-            ("36-rank node", 36, args.node_bandwidth * 1e9, args.node_flops * 1e9)):
-        t_kf, _, _ = kalman_model(n_w, ranks, b_node, f_node)
+    for label, ranks, b_mem in (
+            ("this machine, 1 rank", 1, cores * bw),
+            (f"this machine, {here} ranks", here, here * bw),
+            ("36-rank node", 36, args.node_bandwidth * 1e9)):
+        t_rank = rates["t_rank"][str(ranks)]
+        t_kf = kalman_model(n_w, ranks, t_rank, b_mem)
         t_comm = comm_model(n_w, ranks)
         # every rank waits for the slowest: with R > 1 ranks assume the maximum of 3
         # threshold trials somewhere (conservative)
@@ -458,6 +528,7 @@ def project(results, rates, args):
         t_eval = atoms * t_atom / ranks
         epoch = (u_e + u_f) * t_upd + t_eval
         row = {"label": label, "ranks": ranks, "t_update": t_upd, "t_kalman": t_kf,
+               "t_rank": t_rank, "t_memory": ranks * kalman_bytes(n_w, ranks) / b_mem,
                "load": load,
                "t_cand": t_cand, "t_comm": t_comm, "updates": u_e + u_f,
                "t_eval": t_eval, "epoch_s": epoch, "total_s": EPOCHS_PUBLISHED * epoch,
@@ -469,17 +540,17 @@ def project(results, rates, args):
             row["measured_cand_comm"] = load * (pu["selection"] + pu["comm"])
         rows.append(row)
     # the model's Kalman term against the measurement with the most ranks here: the
-    # node projection once more with that ratio applied (shared memory bandwidth and
-    # rank imbalance that a per-core model does not see)
+    # node projection once more with that ratio applied (what the rank emulation does
+    # not see: the ranks' collectives inside the update, their waiting for each other)
     checked = [r for r in rows if "measured_kalman" in r]
     if checked:
-        worst = max(r["measured_kalman"] / r["t_kalman"] for r in checked)
+        worst = max(1.0, max(r["measured_kalman"] / r["t_kalman"] for r in checked))
         node = dict(rows[-1])
         node["t_kalman"] *= worst
         node["t_update"] = node["t_cand"] + node["t_kalman"] + node["t_comm"]
         node["epoch_s"] = node["updates"] * node["t_update"] + node["t_eval"]
         node["total_s"] = EPOCHS_PUBLISHED * node["epoch_s"]
-        node["label"] = f"node, Kalman x {worst:.1f}"
+        node["label"] = f"node, Kalman x {worst:.2f}"
         rows.append(node)
     return rows
 
@@ -512,11 +583,11 @@ def report(prep, results, sbs, rows, rates, args):
     if sbs:
         _measure.print_side_by_side(sbs, f"{sbs['structures']} of the structures, one "
                                          "epoch, same files")
-    bw, fl = rates
-    print(f"\nmodel: one core here {bw / 1e9:.1f} GB/s (triad), {fl / 1e9:.1f} GFLOP/s "
-          f"(dgemm), x {os.cpu_count()} cores; 36-rank node {args.node_bandwidth:.0f} GB/s,"
-          f" {args.node_flops:.0f} GFLOP/s (assumed, --node-*); communication 20 us "
-          "latency, 5 GB/s (assumed)")
+    print(f"\nmodel: Kalman = max(local work of one rank, measured here with m = ranks "
+          f"observations, collectives excluded; its traffic over the shared memory); "
+          f"one core here {rates['bandwidth'] / 1e9:.1f} GB/s (triad); 36-rank node "
+          f"{args.node_bandwidth:.0f} GB/s (assumed, --node-bandwidth), cores as fast as "
+          "this machine's; communication 20 us latency, 5 GB/s (assumed)")
     if rows and rows[0].get("load", 1.0) < 1.0:
         print(f"times scaled by CPU/wall = {rows[0]['load']:.3f} of the 1-rank run "
               "(--cpu-scaled: the machine was shared)")
@@ -530,6 +601,9 @@ def report(prep, results, sbs, rows, rates, args):
               f" {r['total_s'] / 86400:>8.2f}")
     print(f"  (t_trial {rows[0]['t_trial']:.3f} s = SF+dG/dr and Jacobian of one "
           f"candidate, {rows[0]['trials']:.2f} per update on 1 rank; 3 with R > 1)")
+    for r in rows[:3]:
+        print(f"  Kalman ({r['label']}): local work of one rank {r['t_rank']:.4f} s, "
+              f"memory traffic of all ranks {r['t_memory']:.4f} s")
     for r in rows:
         if "measured_kalman" in r:
             print(f"  check ({r['label']}): Kalman model {r['t_kalman']:.3f} s, measured "
@@ -555,9 +629,6 @@ def main(argv=None):
     ap.add_argument("--no-n2p2", action="store_true")
     ap.add_argument("--node-bandwidth", type=float, default=200.0,
                     help="GB/s of a 36-core node (2 sockets DDR4/5; default 200)")
-    ap.add_argument("--node-flops", type=float, default=700.0,
-                    help="GFLOP/s of a 36-core node for the covariance kernels (default "
-                         "700: ~20 per core, what the C product kernel reaches here)")
     ap.add_argument("--reuse", action="store_true", help="keep an existing data set")
     ap.add_argument("--cpu-scaled", action="store_true",
                     help="project with the measured times scaled by CPU/wall of the "
@@ -626,7 +697,8 @@ def main(argv=None):
         return 0
     ran = ("hpcnnp" in args.stages) or ("n2p2" in args.stages and not args.no_n2p2)
     # re-printing a finished benchmark (--reuse --stages report) keeps its machine rates
-    rates = merged["rates"] if (not ran and "rates" in merged) else machine_rates()
+    rates = merged["rates"] if (not ran and "rates" in merged) else \
+        machine_rates(results[1]["n_weights"])
     rows = project(results, rates, args)
     report(prep, results, sbs, rows, rates, args)
     (folder / "results.json").write_text(json.dumps(

@@ -11,7 +11,9 @@
  *
  * Blocking: rows in blocks (row_block()) so that the H and X rows of a block stay
  * in L1/L2 while all columns stream past; within a row block, columns in
- * groups of four (four column streams of P at once).
+ * groups of four (four column streams of P at once).  m > 8 (one observation
+ * per rank of a node): a row block's columns in tiles that stay in L2 while
+ * the observations pass over them eight at a time (rect_block()).
  */
 #include <stdint.h>
 
@@ -30,8 +32,9 @@ static int64_t row_block(int m)
     return ib < 64 ? 64 : ib;
 }
 
-/* One row block (rows [0, ib)) times columns [0, q):
- *   Xi[i] += A[i, j] Hj[j],   Xj[j] += A[i, j] Hi[i]   (rows of length M).
+/* One row block (rows [0, ib)) times columns [0, q) for M of the m columns of
+ * H and X (row stride ld >= M):
+ *   Xi[i] += A[i, j] Hj[j],   Xj[j] += A[i, j] Hi[i].
  * Four columns at a time with register accumulators: the sums over i are
  * four independent chains (a single chain would be bound by FMA latency),
  * and each X row is loaded and stored once for four elements of P. */
@@ -43,14 +46,14 @@ static int64_t row_block(int m)
         double h0[M], h1[M], h2[M], h3[M];                                    \
         double s0[M], s1[M], s2[M], s3[M];                                    \
         for (int c = 0; c < (M); ++c) {                                       \
-            h0[c] = Hj[(j0 + 0) * (M) + c]; h1[c] = Hj[(j0 + 1) * (M) + c];   \
-            h2[c] = Hj[(j0 + 2) * (M) + c]; h3[c] = Hj[(j0 + 3) * (M) + c];   \
+            h0[c] = Hj[(j0 + 0) * ld + c]; h1[c] = Hj[(j0 + 1) * ld + c];     \
+            h2[c] = Hj[(j0 + 2) * ld + c]; h3[c] = Hj[(j0 + 3) * ld + c];     \
             s0[c] = s1[c] = s2[c] = s3[c] = 0.0;                              \
         }                                                                     \
         for (int64_t i = 0; i < ib; ++i) {                                    \
             const double a0 = c0[i], a1 = c1[i], a2 = c2[i], a3 = c3[i];      \
-            const double *hi = Hi + i * (M);                                  \
-            double *xi = Xi + i * (M);                                        \
+            const double *hi = Hi + i * ld;                                   \
+            double *xi = Xi + i * ld;                                         \
             _Pragma("omp simd")                                               \
             for (int c = 0; c < (M); ++c) {                                   \
                 const double h = hi[c];                                       \
@@ -60,31 +63,32 @@ static int64_t row_block(int m)
             }                                                                 \
         }                                                                     \
         for (int c = 0; c < (M); ++c) {                                       \
-            Xj[(j0 + 0) * (M) + c] += s0[c]; Xj[(j0 + 1) * (M) + c] += s1[c]; \
-            Xj[(j0 + 2) * (M) + c] += s2[c]; Xj[(j0 + 3) * (M) + c] += s3[c]; \
+            Xj[(j0 + 0) * ld + c] += s0[c]; Xj[(j0 + 1) * ld + c] += s1[c];   \
+            Xj[(j0 + 2) * ld + c] += s2[c]; Xj[(j0 + 3) * ld + c] += s3[c];   \
         }                                                                     \
     }                                                                         \
     for (; j0 < q; ++j0) {                                                    \
         const double *col = A + j0 * lda;                                     \
         double hj[M], sj[M];                                                  \
         for (int c = 0; c < (M); ++c) {                                       \
-            hj[c] = Hj[j0 * (M) + c];                                         \
+            hj[c] = Hj[j0 * ld + c];                                          \
             sj[c] = 0.0;                                                      \
         }                                                                     \
         for (int64_t i = 0; i < ib; ++i) {                                    \
             const double a = col[i];                                          \
             for (int c = 0; c < (M); ++c) {                                   \
-                Xi[i * (M) + c] += a * hj[c];                                 \
-                sj[c] += a * Hi[i * (M) + c];                                 \
+                Xi[i * ld + c] += a * hj[c];                                  \
+                sj[c] += a * Hi[i * ld + c];                                  \
             }                                                                 \
         }                                                                     \
         for (int c = 0; c < (M); ++c)                                         \
-            Xj[j0 * (M) + c] += sj[c];                                        \
+            Xj[j0 * ld + c] += sj[c];                                         \
     }
 
 #define KP_DEFINE_RECT(M)                                                     \
     static void rect_block_##M(int64_t ib, int64_t q,                         \
                                const double *restrict A, int64_t lda,         \
+                               int64_t ld,                                    \
                                const double *restrict Hi,                     \
                                const double *restrict Hj,                     \
                                double *restrict Xi, double *restrict Xj)      \
@@ -96,41 +100,50 @@ KP_DEFINE_RECT(1)
 KP_DEFINE_RECT(2)
 KP_DEFINE_RECT(3)
 KP_DEFINE_RECT(4)
+KP_DEFINE_RECT(5)
 KP_DEFINE_RECT(6)
+KP_DEFINE_RECT(7)
 KP_DEFINE_RECT(8)
 
-static void rect_block_any(int64_t ib, int64_t q, const double *A,
-                           int64_t lda, int m, const double *Hi,
-                           const double *Hj, double *Xi, double *Xj)
+/* w <= 8 of the columns of H and X (row stride ld) */
+static void rect_block_w(int w, int64_t ib, int64_t q, const double *A,
+                         int64_t lda, int64_t ld, const double *Hi,
+                         const double *Hj, double *Xi, double *Xj)
 {
-    for (int64_t j = 0; j < q; ++j) {
-        const double *col = A + j * lda;
-        const double *hj = Hj + j * m;
-        double *xj = Xj + j * m;
-        for (int64_t i = 0; i < ib; ++i) {
-            const double a = col[i];
-            const double *hi = Hi + i * m;
-            double *xi = Xi + i * m;
-            for (int c = 0; c < m; ++c) {
-                xi[c] += a * hj[c];
-                xj[c] += a * hi[c];
-            }
-        }
+    switch (w) {
+    case 1: rect_block_1(ib, q, A, lda, ld, Hi, Hj, Xi, Xj); break;
+    case 2: rect_block_2(ib, q, A, lda, ld, Hi, Hj, Xi, Xj); break;
+    case 3: rect_block_3(ib, q, A, lda, ld, Hi, Hj, Xi, Xj); break;
+    case 4: rect_block_4(ib, q, A, lda, ld, Hi, Hj, Xi, Xj); break;
+    case 5: rect_block_5(ib, q, A, lda, ld, Hi, Hj, Xi, Xj); break;
+    case 6: rect_block_6(ib, q, A, lda, ld, Hi, Hj, Xi, Xj); break;
+    case 7: rect_block_7(ib, q, A, lda, ld, Hi, Hj, Xi, Xj); break;
+    default: rect_block_8(ib, q, A, lda, ld, Hi, Hj, Xi, Xj);
     }
 }
 
+/* m > 8 (a node's ranks each contribute an observation): the columns of P
+ * in tiles that stay in L2 while the observations pass over them eight at a
+ * time, so P is still read from memory once and the register kernels above
+ * do the arithmetic (a generic loop over m runs at a quarter of their rate). */
 static void rect_block(int64_t ib, int64_t q, const double *A, int64_t lda,
                        int m, const double *Hi, const double *Hj, double *Xi,
                        double *Xj)
 {
-    switch (m) {
-    case 1: rect_block_1(ib, q, A, lda, Hi, Hj, Xi, Xj); break;
-    case 2: rect_block_2(ib, q, A, lda, Hi, Hj, Xi, Xj); break;
-    case 3: rect_block_3(ib, q, A, lda, Hi, Hj, Xi, Xj); break;
-    case 4: rect_block_4(ib, q, A, lda, Hi, Hj, Xi, Xj); break;
-    case 6: rect_block_6(ib, q, A, lda, Hi, Hj, Xi, Xj); break;
-    case 8: rect_block_8(ib, q, A, lda, Hi, Hj, Xi, Xj); break;
-    default: rect_block_any(ib, q, A, lda, m, Hi, Hj, Xi, Xj);
+    if (m <= 8) {
+        rect_block_w(m, ib, q, A, lda, m, Hi, Hj, Xi, Xj);
+        return;
+    }
+    int64_t jb = (KP_CACHE_DOUBLES / (ib > 0 ? ib : 1)) & ~(int64_t)3;
+    if (jb < 4)
+        jb = 4;
+    for (int64_t j0 = 0; j0 < q; j0 += jb) {
+        const int64_t qj = (q - j0 < jb) ? q - j0 : jb;
+        for (int c0 = 0; c0 < m; c0 += 8) {
+            const int w = (m - c0 < 8) ? m - c0 : 8;
+            rect_block_w(w, ib, qj, A + j0 * lda, lda, m, Hi + c0,
+                         Hj + j0 * m + c0, Xi + c0, Xj + j0 * m + c0);
+        }
     }
 }
 

@@ -138,6 +138,13 @@ m = 2 / 4 / 8 take 0.098 / 0.125 / 0.196 s per update with the C product
 kernel, against 0.14 / – / 0.45 s with m passes of ``dsymv``/``dgemv``;
 eight observations cost twice one.  (The C kernel is single-threaded: with
 one undivided P, m = 2 therefore still uses two multi-threaded ``dsymv``.)
+Above m = 8 (a node: one observation per rank) the kernel keeps tiles of P
+in L2 while the observations pass over them eight at a time; N_w = 24 805,
+2 ranks, folds included: m = 2 / 8 / 16 / 36 take 0.101 / 0.176 / 0.348 /
+0.836 s (a generic loop over m: 0.948 s at m = 16, 1.589 s at m = 36).  The
+work per update then grows like m (product, fold and thin factors, ≈ 6 m
+flops per owned element of P): one rank of 36 with m = 36 measured 0.072 s
+on one core here (``benchmarks/bench_seed_scale.py``, rank emulation).
 
 Threads: on a node, give every rank its share of the cores for the BLAS
 (e.g. ``OPENBLAS_NUM_THREADS=1`` with 2 ranks on 2 cores).

@@ -300,11 +300,12 @@ def test_mpi_distributed_kalman(ranks):
     assert "MPI-KALMAN-OK" in proc.stdout, proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("m", [1, 2, 3, 5, 8, 11])
+@pytest.mark.parametrize("m", [1, 2, 3, 5, 7, 8, 11, 17, 36])
 @pytest.mark.parametrize("n", [7, 256, 600])
 def test_covariance_product_kernels_match_numpy(n, m):
     """The C products over a stored triangle/rectangle of P (used for m > 1)
-    equal the dense products, blocked paths (n > 256 rows) included."""
+    equal the dense products, blocked paths (n > 256 rows; m > 8: column tiles and
+    chunks of eight observations) included."""
     from hpcnnp import _core
     rng = np.random.default_rng(n * 13 + m)
     lda = n + 5                          # a block inside a taller storage
@@ -349,3 +350,35 @@ def test_blocked_product_matches_dense_reference(m):
         kf.update(w, H, xi)
         wr = ref.update(wr, H, xi)
     assert relerr(w, wr) < 1e-10
+
+
+def test_seed_scale_rank_emulation_does_one_ranks_share(monkeypatch):
+    """benchmarks/bench_seed_scale.py projects a node from the local work of one rank
+    of R, run alone: that rank must hold exactly its 1/R of P and run whole updates
+    (m = R observations, folds) through the stand-in communicator."""
+    import importlib.util
+
+    from hpcnnp.training.kalman import KalmanFilter
+
+    bench_dir = REPO / "benchmarks"
+    monkeypatch.syspath_prepend(str(bench_dir))
+    spec = importlib.util.spec_from_file_location("bench_seed_scale",
+                                                  bench_dir / "bench_seed_scale.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    n = 301
+    for ranks in (2, 5):
+        for rank in (0, ranks - 1):
+            kf = KalmanFilter(n, epsilon=0.01, q0=0.0, qtau=0.0, qmin=0.0, eta=0.01,
+                              updates_per_epoch=4, comm=bench._OneOfR(ranks, rank),
+                              fold_every=2)
+            assert kf.distributed and kf.row_range == tuple(
+                int(o) for o in np.array_split(np.arange(n), ranks)[rank][[0, -1]] + [0, 1])
+            assert kf.p_block_bytes <= 8 * n * (n // ranks + 1)
+            w = np.zeros(n)
+            rng = np.random.default_rng(rank)
+            for _ in range(3):
+                kf.update(w, 1e-3 * rng.standard_normal((n, ranks)),
+                          1e-2 * rng.standard_normal(ranks))
+            assert np.isfinite(w).all() and np.any(w != 0.0)
+        assert bench.rank_update_seconds(n, ranks, updates=4, fold_every=2) > 0.0

@@ -12,7 +12,8 @@ import os
 from pathlib import Path
 from typing import ClassVar, Optional
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import (ConfigDict, Field, TypeAdapter, ValidationError, field_validator,
+                      model_validator)
 
 from hpcnnp.config.base import ConfigModel, KeyProblem, OpenModel
 from hpcnnp.config.campaign import site_name
@@ -93,17 +94,32 @@ def _source_problem(i, entry, info):
             for e in strains)):
         return (i, "strains"), ("must be a list of isotropic linear strains between -0.2 "
                                 "and 0.2 (e.g. [-0.02, 0.03])")
-    temps = entry.get("temperatures")
-    if temps is not None:
-        if isinstance(temps, (int, float)) and not isinstance(temps, bool):
-            temps = entry["temperatures"] = [temps]
-        if not (isinstance(temps, list) and temps and all(
-                isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t <= 20000
-                for t in temps)):
-            return (i, "temperatures"), ("must be a temperature or a list of temperatures "
-                                         "in K (0 < T <= 20000)")
+    if entry.get("temperatures") is not None:
+        problem = _temperatures_problem(entry)
+        if problem is not None:
+            return (i,) + problem[0], problem[1]
     problem = _SOURCE_CHECKS[kinds[0]](entry, info)
     return None if problem is None else ((i,) + problem[0], problem[1])
+
+
+_TEMPERATURES = TypeAdapter(list[Temperature])
+
+
+def _temperatures_problem(entry):
+    """An entry's own ``temperatures`` (one or a list, K) checked by the same type as
+    exploration.temperatures and stored as a list of floats."""
+    temps = entry["temperatures"]
+    try:
+        entry["temperatures"] = _TEMPERATURES.validate_python(
+            temps if isinstance(temps, list) else [temps])
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ("temperatures",) + tuple(err["loc"][:1]) if isinstance(temps, list) \
+            else ("temperatures",)
+        return where, err["msg"].removeprefix("Value error, ")
+    if not entry["temperatures"]:
+        return ("temperatures",), "must name at least one temperature"
+    return None
 
 
 def _data_problem(entry, info):

@@ -214,7 +214,7 @@ def _copy_inputs(toy, folder):
     (("- file: start.data", "- fiel: start.data"), 7,
      "exploration.structures.0: needs exactly one of file, builder"),
     (("- file: start.data", "- {file: start.data, temperatures: [3000, -1]}"), 7,
-     "exploration.structures.0.temperatures: must be a temperature or a list"),
+     "exploration.structures.0.temperatures.1: must be > 0 K"),
     (("- file: start.data", "- file: missing.data"), 7,
      "exploration.structures.0.file: file not found"),
     (("labeler:", "labeller:"), 12, "labeller: unknown key"),
